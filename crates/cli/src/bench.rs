@@ -1,0 +1,373 @@
+//! Benchmark programs (not tests): they print figures and append them to a file.
+//!
+//! - `bench ingest`: a real `modelshare serve` child process on loopback, concurrent HTTP
+//!   clients, batched and one-event requests; durable events/s, bytes/event on disk, peak RSS.
+//! - `bench query`: the leaderboard question over a generated lake, cold and warm, next to DuckDB
+//!   answering the same SQL on the same Parquet files in the same run.
+
+use crate::config::{BenchArgs, BenchCommand, BenchIngestArgs, BenchQueryArgs};
+use anyhow::Context;
+use modelshare_gen::GenConfig;
+use modelshare_ingest::Lake;
+use modelshare_query::{GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryConfig, QueryEngine};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.which {
+        BenchCommand::Ingest(a) => ingest(a).await,
+        BenchCommand::Query(a) => query(a).await,
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
+
+fn report(out: &Path, lines: &[String]) -> anyhow::Result<()> {
+    for l in lines {
+        println!("{l}");
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    writeln!(f, "## {}", chrono::Utc::now().to_rfc3339())?;
+    for l in lines {
+        writeln!(f, "{l}")?;
+    }
+    println!("(figures appended to {})", out.display());
+    Ok(())
+}
+
+/// Peak resident set size of a process, from /proc (kB → bytes).
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                total += e.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    total
+}
+
+struct ServerChild {
+    child: std::process::Child,
+    url: String,
+}
+
+fn start_server(dir: &Path) -> anyhow::Result<ServerChild> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("MODELSHARE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the server")?;
+    let stdout = child.stdout.take().context("no server stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .context("server did not print its address")?
+        .to_owned();
+    Ok(ServerChild { child, url })
+}
+
+fn stop_server(mut s: ServerChild) -> anyhow::Result<()> {
+    Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status()?;
+    let status = s.child.wait()?;
+    anyhow::ensure!(status.success(), "server exited with {status}");
+    Ok(())
+}
+
+/// Sends `bodies` with `clients` concurrent connections; returns elapsed time.
+async fn blast(url: &str, bodies: Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::Result<Duration> {
+    let endpoint = format!("{url}/v1/events");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, endpoint, bodies, next) =
+            (client.clone(), endpoint.clone(), Arc::clone(&bodies), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                loop {
+                    let resp = client
+                        .post(&endpoint)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    anyhow::ensure!(resp.status().is_success(), "server answered {}", resp.status());
+                    let _ = resp.bytes().await?;
+                    break;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(started.elapsed())
+}
+
+fn ndjson_bodies(cfg: &GenConfig, per_body: usize) -> Vec<Vec<u8>> {
+    let mut bodies = Vec::new();
+    let mut body = Vec::new();
+    let mut n = 0;
+    for e in modelshare_gen::events(cfg) {
+        body.extend_from_slice(modelshare_gen::to_json(&e).as_bytes());
+        body.push(b'\n');
+        n += 1;
+        if n == per_body {
+            bodies.push(std::mem::take(&mut body));
+            n = 0;
+        }
+    }
+    if !body.is_empty() {
+        bodies.push(body);
+    }
+    bodies
+}
+
+async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
+    let tmp;
+    let dir: PathBuf = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.clone()
+        }
+    };
+    let today = chrono::Utc::now().date_naive();
+    let base = GenConfig { days: 7, start: today - chrono::Days::new(7), ..GenConfig::default() };
+    println!("preparing request bodies ...");
+    let batched_cfg = GenConfig { events: args.events, seed: 1, ..base.clone() };
+    let single_cfg = GenConfig { events: args.single_requests, seed: 2, ..base };
+    let (batched, single) = tokio::task::spawn_blocking(move || {
+        (ndjson_bodies(&batched_cfg, args.batch), ndjson_bodies(&single_cfg, 1))
+    })
+    .await?;
+    let body_bytes: usize = batched.iter().map(Vec::len).sum();
+
+    let server = start_server(&dir)?;
+    let pid = server.child.id();
+    let t_batched = blast(&server.url, Arc::new(batched), args.clients.min(8)).await?;
+    let t_single = blast(&server.url, Arc::new(single), args.clients).await?;
+    let rss = peak_rss(pid).unwrap_or(0);
+    stop_server(server)?;
+    let events = args.events + args.single_requests;
+    let bytes = dir_bytes(&dir.join("events"));
+    let lines = vec![
+        format!("bench ingest on {}", machine()),
+        format!(
+            "batched: {} events in {}-event requests, {} clients: {:.0} durable events/s ({:.1} s, {:.0} MB/s of NDJSON)",
+            args.events, args.batch, args.clients.min(8),
+            args.events as f64 / t_batched.as_secs_f64(),
+            t_batched.as_secs_f64(),
+            body_bytes as f64 / 1e6 / t_batched.as_secs_f64(),
+        ),
+        format!(
+            "single: {} one-event requests, {} clients: {:.0} durable requests/s ({:.1} s)",
+            args.single_requests, args.clients,
+            args.single_requests as f64 / t_single.as_secs_f64(),
+            t_single.as_secs_f64(),
+        ),
+        format!(
+            "on disk: {bytes} bytes of Parquet for {events} events = {:.1} bytes/event",
+            bytes as f64 / events as f64
+        ),
+        format!("server peak RSS: {:.0} MiB", rss as f64 / (1 << 20) as f64),
+    ];
+    report(&args.out, &lines)?;
+    if args.dir.is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("modelshare-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The core of the leaderboard question as one SQL statement both engines run.
+fn leaderboard_sql(table: &str, period: &Period) -> String {
+    format!(
+        "SELECT model, sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens, \
+         count(*) AS requests, count(DISTINCT app_id) AS apps, sum(cost_usd) AS cost \
+         FROM {table} WHERE status = 'ok' AND date >= '{}' AND date < '{}' \
+         GROUP BY model ORDER BY tokens DESC, model LIMIT 20",
+        period.start, period.end
+    )
+}
+
+async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
+    let manifest = args.dir.join("manifest.json");
+    let have = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<modelshare_gen::Manifest>(&t).ok())
+        .is_some_and(|m| m.config.events == args.events);
+    let cfg = GenConfig { events: args.events, ..GenConfig::default() };
+    if !have {
+        if args.dir.exists() {
+            std::fs::remove_dir_all(&args.dir)
+                .with_context(|| format!("cannot clear {}", args.dir.display()))?;
+        }
+        println!("generating {} events into {} ...", args.events, args.dir.display());
+        let dir = args.dir.clone();
+        let cfg2 = cfg.clone();
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            let lake = Lake::open(&dir)?;
+            let _lock = lake.lock()?;
+            modelshare_gen::generate_to_lake(&lake, &cfg2, &|_| {}).map_err(anyhow::Error::from)
+        })
+        .await??;
+        println!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let lake = Lake::open(&args.dir)?;
+    let last_day = cfg.start + chrono::Days::new(u64::from(cfg.days.saturating_sub(1)));
+    let period = Period::containing(PeriodKind::Week, last_day);
+    let bytes = dir_bytes(&lake.events_dir());
+
+    let time_engine = |engine: QueryEngine, sql: String| async move {
+        let t = Instant::now();
+        let b = engine.sql(&sql).await?;
+        Ok::<(Duration, Vec<arrow::array::RecordBatch>), anyhow::Error>((t.elapsed(), b))
+    };
+    let sql = leaderboard_sql("events", &period);
+    let fresh = || QueryEngine::new(lake.events_dir(), None, QueryConfig::default());
+    let (cold, first) = time_engine(fresh()?, sql.clone()).await?;
+    let warm_engine = fresh()?;
+    time_engine(warm_engine.clone(), sql.clone()).await?;
+    let mut warm = Vec::new();
+    for _ in 0..args.runs {
+        warm.push(time_engine(warm_engine.clone(), sql.clone()).await?.0);
+    }
+    warm.sort();
+    let warm_median = warm[warm.len() / 2];
+    let lb_query = LeaderboardQuery {
+        period,
+        task: None,
+        by: Measure::Tokens,
+        group: GroupBy::Model,
+        limit: 20,
+    };
+    let mut full = Vec::new();
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        warm_engine.leaderboard(lb_query.clone()).await?;
+        full.push(t.elapsed());
+    }
+    full.sort();
+    let top_tokens = modelshare_query::values::u64_at(&first[0], "tokens", 0).unwrap_or(0);
+
+    let mut lines = vec![
+        format!("bench query on {}", machine()),
+        format!(
+            "lake: {} events, {} bytes of Parquet ({:.1} bytes/event); week {}..{}",
+            args.events, bytes, bytes as f64 / args.events as f64, period.start, period.end
+        ),
+        format!(
+            "modelshare (DataFusion): leaderboard SQL cold {:.1} ms (fresh engine), warm median {:.1} ms; full /v1/leaderboard (5 queries, previous week, privacy) warm median {:.1} ms",
+            ms(cold), ms(warm_median), ms(full[full.len() / 2])
+        ),
+    ];
+    match duckdb(&args, &lake, &period, top_tokens) {
+        Ok(line) => lines.push(line),
+        Err(e) => lines.push(format!("duckdb: not run ({e:#})")),
+    }
+    report(&args.out, &lines)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn duckdb(args: &BenchQueryArgs, lake: &Lake, period: &Period, top_tokens: u64) -> anyhow::Result<String> {
+    let glob = format!("{}/*/*.parquet", std::path::absolute(lake.events_dir())?.display());
+    let table = format!("read_parquet('{glob}', hive_partitioning = true)");
+    let sql = leaderboard_sql(&table, period);
+    let script = format!(
+        r#"
+import duckdb, json, time
+sql = {sql:?}
+t = time.perf_counter(); con = duckdb.connect(); rows = con.execute(sql).fetchall(); cold = time.perf_counter() - t
+warm = []
+for _ in range({runs}):
+    t = time.perf_counter(); con.execute(sql).fetchall(); warm.append(time.perf_counter() - t)
+warm.sort()
+print(json.dumps({{"cold_ms": cold * 1e3, "warm_ms": warm[len(warm) // 2] * 1e3, "top_tokens": int(rows[0][1]), "version": duckdb.__version__}}))
+"#,
+        runs = args.runs
+    );
+    let out = Command::new(&args.python)
+        .args(["-c", &script])
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .with_context(|| format!("cannot run {}", args.python))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        args.python,
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let agree = v["top_tokens"].as_u64() == Some(top_tokens);
+    Ok(format!(
+        "duckdb {}: same SQL cold {:.1} ms (new connection), warm median {:.1} ms; top model tokens {} ({})",
+        v["version"].as_str().unwrap_or("?"),
+        v["cold_ms"].as_f64().unwrap_or(f64::NAN),
+        v["warm_ms"].as_f64().unwrap_or(f64::NAN),
+        v["top_tokens"],
+        if agree { "agrees with modelshare" } else { "DIFFERS from modelshare" }
+    ))
+}

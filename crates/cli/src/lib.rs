@@ -1,0 +1,64 @@
+//! The `modelshare` command line.
+//!
+//! Layout:
+//! - [`config`]: every flag and `MODELSHARE_*` variable, grouped by concern.
+//! - [`serve`]: the HTTP server with durable ingest (`serve`, and the second half of `demo`).
+//! - [`ingest`]: NDJSON files or stdin straight into a lake.
+//! - [`query`]: ad-hoc SQL over the lake, printed as a table, CSV or JSON.
+//! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
+//! - [`bench`]: benchmark programs that print and save figures.
+
+pub mod bench;
+pub mod config;
+pub mod generate;
+pub mod ingest;
+pub mod query;
+pub mod serve;
+
+use clap::Parser;
+use config::{Cli, Command};
+use std::process::ExitCode;
+
+/// Parses the command line, runs the command, and turns failures into a message and exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => generate::demo(args).await,
+            Command::Ingest(args) => ingest::run(args).await,
+            Command::Query(args) => query::run(args).await,
+            Command::Generate(args) => generate::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MODELSHARE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

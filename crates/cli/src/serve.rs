@@ -1,0 +1,65 @@
+//! `modelshare serve`: open the lake for ingest, start the HTTP server, shut down cleanly.
+
+use crate::config::ServeArgs;
+use anyhow::Context;
+use modelshare_ingest::{Ingester, Lake};
+use modelshare_query::QueryEngine;
+use modelshare_web::AppState;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A running server's pieces, so `demo` can reuse the same start-up.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let lake = Lake::open(&args.lake.data_dir)
+        .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
+    let ingest_config = args.ingest.to_config()?;
+    let lake_for_open = lake.clone();
+    let ingester = tokio::task::spawn_blocking(move || Ingester::open(lake_for_open, ingest_config))
+        .await
+        .context("ingest start-up panicked")??;
+    let ingester = Arc::new(ingester);
+    let query = QueryEngine::new(lake.events_dir(), Some(ingester.live()), args.query.to_config())?;
+    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("modelshare listening on http://{addr} (lake: {})", lake.root().display());
+    serve_until_signal(listener, state).await?;
+    tracing::info!("flushing buffered rows before exit");
+    tokio::task::spawn_blocking(move || ingester.shutdown())
+        .await
+        .context("shutdown panicked")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves until SIGTERM or Ctrl-C, letting in-flight requests finish.
+pub async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> anyhow::Result<()> {
+    axum::serve(listener, modelshare_web::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

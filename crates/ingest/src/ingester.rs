@@ -1,0 +1,585 @@
+//! The ingest engine: one commit thread (group commit into the WAL, then the live buffer) and one
+//! flush thread (live buffer → Parquet, then WAL truncation).
+//!
+//! Why threads and not tasks: fsync and Parquet encoding block for milliseconds; keeping them on
+//! dedicated threads keeps the async runtime responsive (queries, health checks) under load.
+//!
+//! Order of a commit: filter duplicates → append to WAL → fsync → make rows visible → answer.
+//! Order of a flush: rotate WAL → stage Parquet (fsynced temp files) → publish (rename + drop
+//! rows from memory, atomically for queries) → delete WAL segments the files cover.
+
+use crate::dedup::{DedupFilter, id_hash};
+use crate::lake::{self, Lake, LakeLock};
+use crate::metrics::IngestMetrics;
+use crate::wal::{self, WalRecord, WalWriter};
+use crate::IngestError;
+use modelshare_event::live::LiveBuffer;
+use modelshare_event::schema::events_to_batch;
+use modelshare_event::Event;
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
+
+/// Tuning knobs; the defaults suit a small server.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Flush to Parquet once this many rows are buffered.
+    pub flush_rows: usize,
+    /// Flush buffered rows at least this often.
+    pub flush_interval: Duration,
+    /// Refuse new events (503) while this many rows wait in memory (flushes falling behind).
+    pub max_buffered_rows: usize,
+    /// Requests waiting for the commit thread before new ones are refused.
+    pub queue_depth: usize,
+    /// How long event ids and idempotency keys are remembered.
+    pub dedup_window: Duration,
+    /// Most idempotency keys remembered at once (oldest forgotten first).
+    pub max_idempotency_keys: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            flush_rows: 1_000_000,
+            flush_interval: Duration::from_secs(60),
+            max_buffered_rows: 4_000_000,
+            queue_depth: 4096,
+            dedup_window: Duration::from_secs(24 * 3600),
+            max_idempotency_keys: 1_000_000,
+        }
+    }
+}
+
+/// What happened to a submitted batch once it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Receipt {
+    /// Events newly stored.
+    pub stored: usize,
+    /// Events whose `event_id` was already stored (acknowledged, not stored twice).
+    pub duplicates: usize,
+}
+
+/// A request for the commit thread.
+#[derive(Debug)]
+pub struct Submission {
+    pub events: Vec<Event>,
+    pub idempotency_key: Option<String>,
+    /// Stored with the key and handed back on a retry (the HTTP layer keeps its answer here).
+    pub annotation: Option<Vec<u8>>,
+}
+
+/// An earlier answer found under an idempotency key.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub receipt: Receipt,
+    pub annotation: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct IdempotencyCache {
+    entries: HashMap<String, (Instant, Remembered)>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl IdempotencyCache {
+    fn insert(&mut self, key: String, value: Remembered, now: Instant, max: usize) {
+        self.order.push_back((now, key.clone()));
+        self.entries.insert(key, (now, value));
+        while self.entries.len() > max {
+            match self.order.pop_front() {
+                Some((_, k)) => {
+                    self.entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        while let Some((t, _)) = self.order.front() {
+            if now.duration_since(*t) <= ttl {
+                break;
+            }
+            if let Some((t, k)) = self.order.pop_front() {
+                // Only remove if the entry is the one this order slot refers to.
+                if self.entries.get(&k).is_some_and(|(at, _)| *at == t) {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+enum Command {
+    Commit(Submission, oneshot::Sender<Result<Receipt, IngestError>>),
+    /// Flush everything now and answer when it is in Parquet.
+    Flush(oneshot::Sender<Result<(), IngestError>>),
+    Shutdown,
+}
+
+struct FlushJob {
+    batches: Vec<arrow::array::RecordBatch>,
+    upto_segment: u64,
+    done: Option<oneshot::Sender<Result<(), IngestError>>>,
+    /// Signalled when the job is over (success or not), so the commit thread may start another.
+    finished: mpsc::Sender<()>,
+}
+
+/// State shared by the handle, the commit thread and the flush thread.
+#[derive(Debug)]
+struct Shared {
+    lake: Lake,
+    config: IngestConfig,
+    live: Arc<LiveBuffer>,
+    metrics: Arc<IngestMetrics>,
+    idempotency: Mutex<IdempotencyCache>,
+}
+
+/// Handle to a running ingest engine. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Ingester {
+    shared: Arc<Shared>,
+    commands: SyncSender<Command>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    _lock: LakeLock,
+}
+
+impl Ingester {
+    /// Opens the lake for writing: takes its lock, replays the WAL into Parquet, and starts the
+    /// commit and flush threads.
+    pub fn open(lake: Lake, config: IngestConfig) -> Result<Ingester, IngestError> {
+        let lock = lake.lock()?;
+        let live = Arc::new(LiveBuffer::new());
+        let metrics = Arc::new(IngestMetrics::default());
+        let shared = Arc::new(Shared {
+            lake,
+            config,
+            live,
+            metrics,
+            idempotency: Mutex::new(IdempotencyCache::default()),
+        });
+        let mut dedup = DedupFilter::new(shared.config.dedup_window);
+        let next_segment = recover(&shared, &mut dedup)?;
+        let wal = WalWriter::create(&shared.lake.wal_dir(), next_segment)?;
+
+        let (commands, command_rx) = mpsc::sync_channel(shared.config.queue_depth);
+        let (flush_tx, flush_rx) = mpsc::sync_channel::<FlushJob>(1);
+        let flush_shared = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("modelshare-flush".into())
+            .spawn(move || flush_loop(&flush_shared, flush_rx))
+            .map_err(|e| IngestError::io(shared.lake.root(), e))?;
+        let commit_shared = Arc::clone(&shared);
+        let committer = std::thread::Builder::new()
+            .name("modelshare-commit".into())
+            .spawn(move || {
+                CommitLoop { shared: commit_shared, wal, dedup, flush_tx, flush_done: None }
+                    .run(command_rx);
+            })
+            .map_err(|e| IngestError::io(shared.lake.root(), e))?;
+        Ok(Ingester {
+            shared,
+            commands,
+            threads: Mutex::new(vec![committer, flusher]),
+            _lock: lock,
+        })
+    }
+
+    /// The rows queries must see in addition to the lake's files.
+    pub fn live(&self) -> Arc<LiveBuffer> {
+        Arc::clone(&self.shared.live)
+    }
+
+    pub fn metrics(&self) -> Arc<IngestMetrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.shared.lake
+    }
+
+    /// The first answer given under `key`, if it was seen within the window.
+    pub fn remembered(&self, key: &str) -> Option<Remembered> {
+        let cache = self.shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+        cache.entries.get(key).map(|(_, r)| r.clone())
+    }
+
+    /// Makes `submission` durable. Resolves once its events are fsynced in the WAL and visible
+    /// to queries; fails fast with [`IngestError::Backpressure`] when the engine is saturated.
+    pub async fn submit(&self, submission: Submission) -> Result<Receipt, IngestError> {
+        let buffered = self.shared.live.total_rows();
+        if buffered + submission.events.len() > self.shared.config.max_buffered_rows {
+            IngestMetrics::add(&self.shared.metrics.backpressure, 1);
+            return Err(IngestError::Backpressure(format!(
+                "{buffered} rows are waiting to be written to Parquet"
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        match self.commands.try_send(Command::Commit(submission, tx)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                IngestMetrics::add(&self.shared.metrics.backpressure, 1);
+                return Err(IngestError::Backpressure("commit queue is full".into()));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(IngestError::ShuttingDown),
+        }
+        rx.await.unwrap_or(Err(IngestError::ShuttingDown))
+    }
+
+    /// Blocking variant of [`submit`](Self::submit) for command-line use (waits for room
+    /// instead of failing on a full queue).
+    pub fn submit_blocking(&self, submission: Submission) -> Result<Receipt, IngestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Commit(submission, tx))
+            .map_err(|_| IngestError::ShuttingDown)?;
+        rx.blocking_recv().unwrap_or(Err(IngestError::ShuttingDown))
+    }
+
+    /// Writes every buffered row to Parquet and waits for it (blocking).
+    pub fn flush_blocking(&self) -> Result<(), IngestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Flush(tx))
+            .map_err(|_| IngestError::ShuttingDown)?;
+        rx.blocking_recv().unwrap_or(Err(IngestError::ShuttingDown))
+    }
+
+    /// Commits what is queued, flushes everything to Parquet, and stops the threads
+    /// (blocking). Idempotent.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Ingester {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Rebuilds the duplicate filter and idempotency cache, writes replayed WAL rows to Parquet and
+/// removes the replayed segments. Returns the number of the next segment to create.
+fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError> {
+    let wal_dir = shared.lake.wal_dir();
+    let segments = wal::list_segments(&wal_dir)?;
+    let oldest_segment = segments.first().map(|s| s.0);
+    let now = Instant::now();
+
+    // Ids already in Parquet: recent files (retries within the window), and every file a flush
+    // wrote for a segment we are about to replay (a crash between publish and WAL deletion).
+    let window_start = SystemTime::now()
+        .checked_sub(shared.config.dedup_window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    for file in shared.lake.event_files()? {
+        let recent = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= window_start);
+        let covers_replay = match (flush_tag(&file), oldest_segment) {
+            (Some(tag), Some(oldest)) => tag >= oldest,
+            _ => false,
+        };
+        if recent || covers_replay {
+            for id in lake::read_event_ids(&file)? {
+                dedup.insert(id_hash(&id), now);
+            }
+        }
+    }
+
+    let mut replayed = Vec::new();
+    let mut skipped = 0usize;
+    let last = segments.len().saturating_sub(1);
+    let mut idempotency = shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+    for (i, (_, path)) in segments.iter().enumerate() {
+        for record in wal::read_segment(path, i == last)? {
+            let stored = record.events.len();
+            for e in record.events {
+                if dedup.insert(id_hash(&e.event_id), now) {
+                    replayed.push(e);
+                } else {
+                    skipped += 1;
+                }
+            }
+            if let Some(key) = record.idempotency_key {
+                let receipt = Receipt { stored, duplicates: record.duplicates as usize };
+                let remembered = Remembered { receipt, annotation: record.annotation };
+                idempotency.insert(key, remembered, now, shared.config.max_idempotency_keys);
+            }
+        }
+    }
+    drop(idempotency);
+    let next = segments.last().map_or(1, |s| s.0 + 1);
+    if !replayed.is_empty() {
+        tracing::info!(events = replayed.len(), already_in_parquet = skipped, "replayed wal");
+        let batch = events_to_batch(&replayed);
+        lake::write_batches(&shared.lake, &[batch], &flush_file_tag(next - 1))?;
+    }
+    if let Some((last_seq, _)) = segments.last() {
+        wal::remove_segments_upto(&wal_dir, *last_seq)?;
+    }
+    Ok(next)
+}
+
+/// Flush files are named `w<segment>-...`: the last WAL segment whose rows they may contain.
+fn flush_file_tag(segment: u64) -> String {
+    format!("w{segment:016}")
+}
+
+fn flush_tag(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix('w')?.get(..16)?.parse().ok()
+}
+
+struct CommitLoop {
+    shared: Arc<Shared>,
+    wal: WalWriter,
+    dedup: DedupFilter,
+    flush_tx: SyncSender<FlushJob>,
+    /// Set while a flush is in flight: its completion signal.
+    flush_done: Option<Receiver<()>>,
+}
+
+impl CommitLoop {
+    fn run(mut self, commands: Receiver<Command>) {
+        let tick = Duration::from_millis(200);
+        let mut oldest_pending: Option<Instant> = None;
+        let mut last_expiry = Instant::now();
+        loop {
+            let first = match commands.recv_timeout(tick) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
+            };
+            let mut group = Vec::new();
+            let mut flush_waiters = Vec::new();
+            let mut shutdown = false;
+            let mut pending = first;
+            // Group commit: everything already queued shares one write and one fsync.
+            while let Some(cmd) = pending.take() {
+                match cmd {
+                    Command::Commit(s, reply) => group.push((s, reply)),
+                    Command::Flush(reply) => flush_waiters.push(reply),
+                    Command::Shutdown => shutdown = true,
+                }
+                if group.len() < 4096 {
+                    pending = commands.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit(group);
+                oldest_pending.get_or_insert_with(Instant::now);
+            }
+            let now = Instant::now();
+            if now.duration_since(last_expiry) > Duration::from_secs(60) {
+                self.dedup.expire(now);
+                let ttl = self.shared.config.dedup_window;
+                self.shared
+                    .idempotency
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .expire(now, ttl);
+                last_expiry = now;
+            }
+            if shutdown || !flush_waiters.is_empty() {
+                let result = self.flush_all();
+                for w in flush_waiters {
+                    let _ = w.send(result.as_ref().map(|_| ()).map_err(clone_err));
+                }
+                oldest_pending = None;
+                if shutdown {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "final flush failed; rows stay in the wal");
+                    }
+                    return;
+                }
+                continue;
+            }
+            let pending_rows = self.shared.live.pending_rows();
+            let due = pending_rows >= self.shared.config.flush_rows
+                || oldest_pending
+                    .is_some_and(|t| pending_rows > 0 && t.elapsed() >= self.shared.config.flush_interval);
+            if due && self.start_flush(None) {
+                oldest_pending = None;
+            }
+        }
+    }
+
+    fn commit(&mut self, group: Vec<(Submission, oneshot::Sender<Result<Receipt, IngestError>>)>) {
+        let now = Instant::now();
+        let mut encoded = Vec::new();
+        let mut inserted = Vec::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut fresh_all = Vec::new();
+        let mut keys = Vec::new();
+        for (submission, reply) in group {
+            let mut fresh = Vec::with_capacity(submission.events.len());
+            let mut duplicates = 0usize;
+            for e in submission.events {
+                let h = id_hash(&e.event_id);
+                if self.dedup.insert(h, now) {
+                    inserted.push(h);
+                    fresh.push(e);
+                } else {
+                    duplicates += 1;
+                }
+            }
+            let record = WalRecord {
+                idempotency_key: submission.idempotency_key,
+                annotation: submission.annotation,
+                duplicates: duplicates as u32,
+                events: fresh,
+            };
+            record.encode_into(&mut encoded);
+            let receipt = Receipt { stored: record.events.len(), duplicates };
+            if let Some(k) = record.idempotency_key {
+                keys.push((k, Remembered { receipt, annotation: record.annotation }));
+            }
+            fresh_all.extend(record.events);
+            outcomes.push((reply, receipt));
+        }
+        let metrics = &self.shared.metrics;
+        match self.wal.append_durable(&encoded) {
+            Ok(()) => {
+                IngestMetrics::add(&metrics.wal_bytes, encoded.len() as u64);
+                IngestMetrics::add(&metrics.wal_fsyncs, 1);
+                IngestMetrics::add(&metrics.events_stored, fresh_all.len() as u64);
+                if !fresh_all.is_empty() {
+                    self.shared.live.append(events_to_batch(&fresh_all));
+                }
+                {
+                    let max = self.shared.config.max_idempotency_keys;
+                    let mut cache =
+                        self.shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+                    for (k, r) in keys {
+                        cache.insert(k, r, now, max);
+                    }
+                }
+                for (reply, receipt) in outcomes {
+                    IngestMetrics::add(&metrics.events_duplicate, receipt.duplicates as u64);
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "wal append failed; rejecting the group");
+                self.dedup.rollback(&inserted);
+                // The failed write may have left a partial record: later records must not follow
+                // it in the same segment, so move on to a fresh one.
+                if let Err(rotate_err) = self.wal.rotate() {
+                    tracing::error!(error = %rotate_err, "wal rotation after failure failed");
+                }
+                for (reply, _) in outcomes {
+                    let _ = reply.send(Err(clone_err(&e)));
+                }
+            }
+        }
+    }
+
+    /// Hands the buffered rows to the flush thread; false when a flush is still in flight.
+    fn start_flush(&mut self, done: Option<oneshot::Sender<Result<(), IngestError>>>) -> bool {
+        if let Some(rx) = &self.flush_done {
+            match rx.try_recv() {
+                Ok(()) | Err(mpsc::TryRecvError::Disconnected) => self.flush_done = None,
+                Err(mpsc::TryRecvError::Empty) => return false,
+            }
+        }
+        let upto_segment = match self.wal.rotate() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "wal rotation failed; flush postponed");
+                return false;
+            }
+        };
+        let Some(batches) = self.shared.live.begin_flush() else {
+            if let Some(d) = done {
+                let _ = d.send(Ok(()));
+            }
+            return true;
+        };
+        let (finished_tx, finished_rx) = mpsc::channel();
+        self.flush_done = Some(finished_rx);
+        let job = FlushJob { batches, upto_segment, done, finished: finished_tx };
+        if self.flush_tx.send(job).is_err() {
+            self.shared.live.abort_flush();
+            self.flush_done = None;
+            return false;
+        }
+        true
+    }
+
+    /// Waits for any flush in flight, then flushes everything buffered and waits for that too.
+    fn flush_all(&mut self) -> Result<(), IngestError> {
+        if let Some(rx) = self.flush_done.take() {
+            let _ = rx.recv();
+        }
+        let (tx, rx) = oneshot::channel();
+        if !self.start_flush(Some(tx)) {
+            return Err(IngestError::Backpressure("flush could not start".into()));
+        }
+        let result = rx.blocking_recv().unwrap_or(Err(IngestError::ShuttingDown));
+        if let Some(rx) = self.flush_done.take() {
+            let _ = rx.recv();
+        }
+        result
+    }
+}
+
+fn flush_loop(shared: &Shared, jobs: Receiver<FlushJob>) {
+    for job in jobs {
+        let started = Instant::now();
+        let rows: usize = job.batches.iter().map(|b| b.num_rows()).sum();
+        let result = flush_once(shared, &job);
+        let metrics = &shared.metrics;
+        match &result {
+            Ok(bytes) => {
+                IngestMetrics::add(&metrics.flushes, 1);
+                IngestMetrics::add(&metrics.flushed_rows, rows as u64);
+                IngestMetrics::add(&metrics.flushed_bytes, *bytes);
+                IngestMetrics::add(&metrics.flush_micros, started.elapsed().as_micros() as u64);
+                tracing::debug!(rows, bytes, ms = started.elapsed().as_millis() as u64, "flushed");
+            }
+            Err(e) => {
+                IngestMetrics::add(&metrics.flush_errors, 1);
+                tracing::error!(error = %e, rows, "flush failed; rows stay in memory and wal");
+                shared.live.abort_flush();
+            }
+        }
+        if let Some(done) = job.done {
+            let _ = done.send(result.map(|_| ()));
+        }
+        let _ = job.finished.send(());
+    }
+}
+
+fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
+    let staged = lake::stage_batches(&shared.lake, &job.batches, &flush_file_tag(job.upto_segment))?;
+    let bytes = staged.iter().map(|f| f.bytes).sum();
+    shared.live.publish_flush(|| {
+        for f in &staged {
+            f.publish()?;
+        }
+        Ok::<(), IngestError>(())
+    })?;
+    wal::remove_segments_upto(&shared.lake.wal_dir(), job.upto_segment)?;
+    Ok(bytes)
+}
+
+/// `IngestError` holds an `io::Error`, which is not `Clone`; answers to a group need copies.
+fn clone_err(e: &IngestError) -> IngestError {
+    match e {
+        IngestError::Io { path, source } => IngestError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        IngestError::Backpressure(m) => IngestError::Backpressure(m.clone()),
+        IngestError::ShuttingDown => IngestError::ShuttingDown,
+        other => IngestError::Backpressure(other.to_string()),
+    }
+}

@@ -1,0 +1,278 @@
+//! The lake directory: where things live on disk, the single-writer lock, and atomic publication
+//! of Parquet files.
+//!
+//! ```text
+//! <data-dir>/
+//!   LOCK                              held by the one process writing this lake
+//!   wal/<seq>.wal                     write-ahead log segments
+//!   events/date=YYYY-MM-DD/*.parquet  one partition per UTC day
+//! ```
+
+use crate::IngestError;
+use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use chrono::NaiveDate;
+use modelshare_event::schema::event_schema;
+use modelshare_event::{SCHEMA_VERSION, SCHEMA_VERSION_KEY};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A lake rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: PathBuf,
+}
+
+/// Held while a process writes the lake; released on drop (or when the process dies).
+#[derive(Debug)]
+pub struct LakeLock {
+    _file: File,
+}
+
+impl Lake {
+    /// Opens (creating if needed) the lake at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Lake, IngestError> {
+        let lake = Lake { root: root.into() };
+        for dir in [lake.root.clone(), lake.events_dir(), lake.wal_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
+        }
+        Ok(lake)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/events`, the table the query layer reads.
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    pub fn wal_dir(&self) -> PathBuf {
+        self.root.join("wal")
+    }
+
+    /// The directory of one day's partition.
+    pub fn partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.events_dir().join(format!("date={date}"))
+    }
+
+    /// Takes the single-writer lock, failing at once if another process holds it.
+    pub fn lock(&self) -> Result<LakeLock, IngestError> {
+        let path = self.root.join("LOCK");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| IngestError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(LakeLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(IngestError::Locked(self.root.clone())),
+            Err(fs::TryLockError::Error(e)) => Err(IngestError::io(&path, e)),
+        }
+    }
+
+    /// Every events Parquet file, sorted by path.
+    pub fn event_files(&self) -> Result<Vec<PathBuf>, IngestError> {
+        let mut files = Vec::new();
+        let dir = self.events_dir();
+        for part in fs::read_dir(&dir).map_err(|e| IngestError::io(&dir, e))? {
+            let part = part.map_err(|e| IngestError::io(&dir, e))?.path();
+            if !part.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&part).map_err(|e| IngestError::io(&part, e))? {
+                let f = f.map_err(|e| IngestError::io(&part, e))?.path();
+                if f.extension().is_some_and(|x| x == "parquet") {
+                    files.push(f);
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// A Parquet file written and fsynced under a temporary name, not yet part of the lake.
+#[derive(Debug)]
+pub struct StagedFile {
+    temp: PathBuf,
+    path: PathBuf,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+impl StagedFile {
+    /// Renames the file into place and fsyncs its directory: from here on it is in the lake.
+    pub fn publish(&self) -> Result<PathBuf, IngestError> {
+        fs::rename(&self.temp, &self.path).map_err(|e| IngestError::io(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(self.path.clone())
+    }
+
+    /// Deletes the temporary file of a flush that will not be published.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.temp);
+    }
+}
+
+/// Fsyncs a directory so a rename or create inside it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), IngestError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| IngestError::io(dir, e))
+}
+
+static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writer settings for the lake: zstd, dictionaries, page statistics, and encodings that suit
+/// each column (unique ids share prefixes; timestamps are sorted within a model).
+pub fn writer_properties() -> WriterProperties {
+    let kv = vec![KeyValue::new(SCHEMA_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_owned())];
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
+        .set_column_encoding(ColumnPath::from("event_id"), Encoding::DELTA_BYTE_ARRAY)
+        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
+        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
+        .set_key_value_metadata(Some(kv))
+        .build()
+}
+
+/// Splits rows by UTC day, sorts each day by (task, model, ts) and writes one staged Parquet
+/// file per day. `tag` becomes part of the file names (the WAL segment for a flush).
+pub fn stage_batches(
+    lake: &Lake,
+    batches: &[RecordBatch],
+    tag: &str,
+) -> Result<Vec<StagedFile>, IngestError> {
+    let mut staged = Vec::new();
+    for (date, batch) in split_by_date(batches)? {
+        match stage_one(lake, date, &batch, tag) {
+            Ok(f) => staged.push(f),
+            Err(e) => {
+                staged.into_iter().for_each(StagedFile::discard);
+                return Err(e);
+            }
+        }
+    }
+    Ok(staged)
+}
+
+/// Writes and publishes in one go, for writers that hold the lake lock and have no live buffer
+/// to coordinate with (bulk ingest, the generator).
+pub fn write_batches(
+    lake: &Lake,
+    batches: &[RecordBatch],
+    tag: &str,
+) -> Result<Vec<PathBuf>, IngestError> {
+    stage_batches(lake, batches, tag)?
+        .iter()
+        .map(StagedFile::publish)
+        .collect()
+}
+
+fn split_by_date(batches: &[RecordBatch]) -> Result<BTreeMap<NaiveDate, RecordBatch>, IngestError> {
+    let all = concat_batches(&event_schema(), batches)?;
+    let ts = all
+        .column_by_name("ts")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .ok_or(IngestError::Schema("ts column missing or not a timestamp"))?;
+    let mut rows_by_date: BTreeMap<NaiveDate, Vec<u32>> = BTreeMap::new();
+    for (i, micros) in ts.values().iter().enumerate() {
+        let date = modelshare_event::Timestamp(*micros).date();
+        rows_by_date.entry(date).or_default().push(i as u32);
+    }
+    let mut out = BTreeMap::new();
+    if rows_by_date.len() == 1 {
+        if let Some((date, _)) = rows_by_date.pop_first() {
+            out.insert(date, all);
+        }
+        return Ok(out);
+    }
+    for (date, rows) in rows_by_date {
+        let idx = arrow::array::UInt32Array::from(rows);
+        out.insert(date, take_record_batch(&all, &idx)?);
+    }
+    Ok(out)
+}
+
+fn sort_for_storage(batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
+    let col = |name: &'static str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or(IngestError::Schema("sort column missing"))
+    };
+    let columns = vec![
+        SortColumn { values: col("task")?, options: None },
+        SortColumn { values: col("model")?, options: None },
+        SortColumn { values: col("ts")?, options: None },
+    ];
+    let idx = lexsort_to_indices(&columns, None)?;
+    Ok(take_record_batch(batch, &idx)?)
+}
+
+fn stage_one(
+    lake: &Lake,
+    date: NaiveDate,
+    batch: &RecordBatch,
+    tag: &str,
+) -> Result<StagedFile, IngestError> {
+    let dir = lake.partition_dir(date);
+    fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
+    let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{tag}-{}-{n}.parquet", std::process::id());
+    let path = dir.join(&name);
+    let temp = dir.join(format!(".{name}.tmp"));
+    let sorted = sort_for_storage(batch)?;
+    let file = File::create(&temp).map_err(|e| IngestError::io(&temp, e))?;
+    let result = (|| {
+        let mut writer = ArrowWriter::try_new(&file, event_schema(), Some(writer_properties()))?;
+        writer.write(&sorted)?;
+        writer.close()?;
+        file.sync_all().map_err(|e| IngestError::io(&temp, e))?;
+        file.metadata().map_err(|e| IngestError::io(&temp, e))
+    })();
+    match result {
+        Ok(meta) => Ok(StagedFile { temp, path, rows: sorted.num_rows(), bytes: meta.len() }),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// Reads the `event_id` column of a Parquet file (to rebuild the duplicate filter on start).
+pub fn read_event_ids(path: &Path) -> Result<Vec<String>, IngestError> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id"]);
+    let reader = builder.with_projection(mask).build()?;
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let col = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or(IngestError::Schema("event_id is not a string column"))?;
+        ids.extend((0..col.len()).map(|i| col.value(i).to_owned()));
+    }
+    Ok(ids)
+}

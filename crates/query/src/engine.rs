@@ -1,0 +1,193 @@
+//! The DataFusion session over the lake.
+//!
+//! Table `events` = the Parquet files under `events/date=YYYY-MM-DD/` (a listing table whose
+//! `date` partition column prunes whole days) UNION ALL the live rows that are acknowledged but
+//! not flushed yet. Each query plans under a [`LivePin`](modelshare_event::live::LivePin), so a
+//! flush finishing mid-query can neither hide nor double a row.
+
+use crate::QueryError;
+use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::collect;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use modelshare_event::live::LiveBuffer;
+use modelshare_event::schema::event_schema;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings of the query engine.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// Longest a query may run before it is cancelled.
+    pub timeout: Duration,
+    /// Groups with fewer distinct apps are not published (folded into `other`).
+    pub min_apps: u64,
+    /// Threads DataFusion may use per query.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            timeout: Duration::from_secs(30),
+            min_apps: 5,
+            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Runs SQL over the lake plus the live buffer.
+#[derive(Debug, Clone)]
+pub struct QueryEngine {
+    events_dir: PathBuf,
+    live: Option<Arc<LiveBuffer>>,
+    runtime: Arc<RuntimeEnv>,
+    config: QueryConfig,
+    stats: Arc<QueryStats>,
+}
+
+/// Query counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    pub queries: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+    pub micros: std::sync::atomic::AtomicU64,
+}
+
+/// The schema of `events` as queries see it: the file schema plus the `date` partition.
+pub fn table_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = event_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("date", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+impl QueryEngine {
+    /// An engine over `events_dir` (the lake's `events/` directory) and, when a server is
+    /// ingesting, its live buffer.
+    pub fn new(
+        events_dir: impl Into<PathBuf>,
+        live: Option<Arc<LiveBuffer>>,
+        config: QueryConfig,
+    ) -> Result<Self, QueryError> {
+        // The default list-files cache never expires: new Parquet files would stay invisible.
+        let cache = CacheManagerConfig::default().with_list_files_cache_limit(0);
+        let runtime = RuntimeEnvBuilder::new().with_cache_manager(cache).build_arc()?;
+        Ok(QueryEngine {
+            events_dir: events_dir.into(),
+            live,
+            runtime,
+            config,
+            stats: Arc::new(QueryStats::default()),
+        })
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> Arc<QueryStats> {
+        Arc::clone(&self.stats)
+    }
+
+    fn session(&self, live_batches: Vec<RecordBatch>) -> Result<SessionContext, QueryError> {
+        let config = SessionConfig::new()
+            .with_target_partitions(self.config.target_partitions)
+            .with_information_schema(false);
+        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        let url = ListingTableUrl::parse(dir_url(&self.events_dir))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![("date".to_owned(), DataType::Utf8)]);
+        let lake = ListingTable::try_new(
+            ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(event_schema()),
+        )?;
+        let live_rows = live_batches
+            .iter()
+            .map(with_date_column)
+            .collect::<Result<Vec<_>, _>>()?;
+        let live = MemTable::try_new(table_schema(), vec![live_rows])?;
+        ctx.register_table("lake", Arc::new(lake))?;
+        ctx.register_table("live", Arc::new(live))?;
+        Ok(ctx)
+    }
+
+    /// Runs one read-only SQL statement against table `events`.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        let started = Instant::now();
+        let result = self.sql_inner(sql).await;
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.queries.fetch_add(1, Relaxed);
+        self.stats.micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        if result.is_err() {
+            self.stats.failures.fetch_add(1, Relaxed);
+        }
+        result
+    }
+
+    async fn sql_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        let pin = match &self.live {
+            Some(live) => Some(live.pin().await),
+            None => None,
+        };
+        let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
+        let ctx = self.session(batches)?;
+        // `events` is a view so filters on `date` reach the listing table and prune partitions.
+        ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
+            .await?;
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let plan = ctx
+            .sql_with_options(sql, read_only)
+            .await?
+            .create_physical_plan()
+            .await?;
+        // Files are listed during planning; from here on a flush may publish new ones.
+        drop(pin);
+        match tokio::time::timeout(self.config.timeout, collect(plan, ctx.task_ctx())).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(QueryError::Timeout(self.config.timeout)),
+        }
+    }
+}
+
+fn dir_url(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let mut s = abs.to_string_lossy().into_owned();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    s
+}
+
+/// Adds the `date` partition column (the UTC day of `ts`) to a live batch.
+fn with_date_column(batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
+    let ts = batch
+        .column_by_name("ts")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .ok_or_else(|| QueryError::Shape("live batch without ts".into()))?;
+    let dates: StringArray = ts
+        .values()
+        .iter()
+        .map(|us| Some(modelshare_event::Timestamp(*us).date().to_string()))
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(dates));
+    Ok(RecordBatch::try_new(table_schema(), columns)?)
+}
+
+/// Quotes a string as a SQL literal.
+pub fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}

@@ -1,0 +1,38 @@
+//! Queries over the lake: a DataFusion session that sees the Parquet files *and* the acknowledged
+//! rows not yet flushed, and the typed questions the API asks of it.
+//!
+//! Layout:
+//! - [`engine`]: the session (listing table with date partitions + live rows), SQL with a
+//!   timeout, and the exactly-once view of rows during flushes.
+//! - [`period`]: days, ISO weeks and months, and their predecessors.
+//! - [`leaderboard`]: models or authors ranked by tokens, requests, spend or apps, with privacy
+//!   folding into `other`.
+//! - [`share`]: share of the top models per day or week.
+//! - [`tasks`]: per-task totals and top models.
+//! - [`values`]: reading typed values out of Arrow columns.
+
+pub mod engine;
+pub mod leaderboard;
+pub mod period;
+pub mod share;
+pub mod tasks;
+pub mod values;
+
+pub use engine::{QueryConfig, QueryEngine};
+pub use leaderboard::{GroupBy, Leaderboard, LeaderboardQuery, Measure, Row, Totals};
+pub use period::{Period, PeriodKind};
+pub use share::{Granularity, ShareQuery, ShareSeries, ShareSeriesSet};
+pub use tasks::{TaskSummary, TasksOverview};
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("query failed: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("query took longer than {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("unexpected result shape: {0}")]
+    Shape(String),
+}

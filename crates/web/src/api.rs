@@ -1,0 +1,175 @@
+//! The read API: leaderboard, authors, share over time, tasks. Parameters are parsed into typed
+//! queries here; the figures come from `modelshare-query`.
+
+use crate::params::Params;
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::{Days, NaiveDate, Utc};
+use modelshare_event::Task;
+use modelshare_event::event::author_of;
+use modelshare_query::leaderboard::Figures;
+use modelshare_query::{
+    Granularity, GroupBy, Leaderboard, LeaderboardQuery, Measure, Period, PeriodKind, ShareQuery,
+};
+use serde_json::{Value, json};
+
+type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Longest range `/v1/share` answers in one request.
+pub const MAX_SHARE_DAYS: u64 = 800;
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn figures_json(f: &Figures) -> Value {
+    json!({
+        "tokens": f.tokens(),
+        "requests": f.requests,
+        "cost_usd": f.cost.as_usd(),
+        "apps": f.apps,
+    })
+}
+
+fn leaderboard_query(p: &Params, group: GroupBy) -> Result<LeaderboardQuery, ApiError> {
+    let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
+    let date = p.date("date")?.unwrap_or_else(today);
+    Ok(LeaderboardQuery {
+        period: Period::containing(kind, date),
+        task: p.get::<Task>("task")?,
+        by: p.get::<Measure>("by")?.unwrap_or(Measure::Tokens),
+        group,
+        limit: p.bounded("limit", 20, 1, 1000)?,
+    })
+}
+
+const LEADERBOARD_PARAMS: &[&str] = &["period", "date", "task", "by", "limit"];
+
+fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value {
+    let rows: Vec<Value> = lb
+        .rows
+        .iter()
+        .map(|r| {
+            let f = &r.figures;
+            let mut row = json!({
+                "rank": r.rank,
+                key_name: r.key,
+                "tokens": f.tokens(),
+                "input_tokens": f.input_tokens,
+                "output_tokens": f.output_tokens,
+                "requests": f.requests,
+                "apps": f.apps,
+                "cost_usd": f.cost.as_usd(),
+                "share": r.share,
+                "previous_share": r.previous_share,
+                "share_change": r.share_change(),
+                "usd_per_mtok": f.usd_per_mtok(),
+            });
+            if key_name == "model" {
+                row["author"] = json!(if r.rank.is_some() { author_of(&r.key) } else { "other" });
+            }
+            row
+        })
+        .collect();
+    json!({
+        "period": lb.query.period,
+        "task": lb.query.task.map(|t| t.as_str()),
+        "by": lb.query.by,
+        "totals": figures_json(&lb.totals),
+        list_name: rows,
+    })
+}
+
+/// `GET /v1/leaderboard`
+pub async fn leaderboard(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, LEADERBOARD_PARAMS)?;
+    let lb = s.query.leaderboard(leaderboard_query(&p, GroupBy::Model)?).await?;
+    Ok(Json(leaderboard_json(&lb, "model", "models")))
+}
+
+/// `GET /v1/authors`
+pub async fn authors(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, LEADERBOARD_PARAMS)?;
+    let lb = s.query.leaderboard(leaderboard_query(&p, GroupBy::Author)?).await?;
+    Ok(Json(leaderboard_json(&lb, "author", "authors")))
+}
+
+/// `GET /v1/share`
+pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, &["task", "by", "granularity", "from", "to", "top"])?;
+    let granularity = p.get::<Granularity>("granularity")?.unwrap_or(Granularity::Week);
+    let to = p.date("to")?.unwrap_or_else(today);
+    let from = p.date("from")?.unwrap_or_else(|| to - Days::new(7 * 12 - 1));
+    if from > to {
+        return Err(ApiError::InvalidParameter(format!("from ({from}) is after to ({to})")));
+    }
+    if (to - from).num_days() as u64 > MAX_SHARE_DAYS {
+        return Err(ApiError::InvalidParameter(format!(
+            "from..to spans more than {MAX_SHARE_DAYS} days"
+        )));
+    }
+    let query = ShareQuery {
+        task: p.get::<Task>("task")?,
+        by: p.get::<Measure>("by")?.unwrap_or(Measure::Tokens),
+        granularity,
+        from,
+        to,
+        top: p.bounded("top", 10, 1, 100)?,
+    };
+    let task = query.task;
+    let by = query.by;
+    let set = s.query.share(query).await?;
+    let series: Vec<Value> = set
+        .series
+        .iter()
+        .map(|x| {
+            let author = if x.key == "other" { "other" } else { author_of(&x.key) };
+            json!({ "model": x.key, "author": author, "share": x.share, "tokens": x.tokens })
+        })
+        .collect();
+    Ok(Json(json!({
+        "granularity": set.granularity,
+        "task": task.map(|t| t.as_str()),
+        "by": by,
+        "buckets": set.buckets,
+        "series": series,
+    })))
+}
+
+/// `GET /v1/tasks`
+pub async fn tasks(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, &["period", "date", "top"])?;
+    let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
+    let period = Period::containing(kind, p.date("date")?.unwrap_or_else(today));
+    let top = p.bounded("top", 5, 1, 100)?;
+    let o = s.query.tasks(period, top).await?;
+    let tasks: Vec<Value> = o
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut v = figures_json(&t.figures);
+            v["task"] = json!(t.task.as_str());
+            v["share"] = json!(t.share);
+            v["top_models"] = t
+                .top_models
+                .iter()
+                .map(|(m, f, share)| {
+                    json!({ "model": m, "author": author_of(m), "tokens": f.tokens(),
+                            "requests": f.requests, "apps": f.apps, "share": share })
+                })
+                .collect();
+            v
+        })
+        .collect();
+    let mut folded = figures_json(&o.folded);
+    folded["tasks"] = json!(o.folded_tasks);
+    folded["apps"] = Value::Null;
+    Ok(Json(json!({
+        "period": o.period,
+        "totals": figures_json(&o.totals),
+        "tasks": tasks,
+        "folded": folded,
+    })))
+}

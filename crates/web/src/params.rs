@@ -1,0 +1,72 @@
+//! Strict query-string parsing: unknown parameters, repeated parameters and bad values are
+//! errors that name the parameter and list what is accepted.
+
+use crate::ApiError;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Parsed query parameters of one request.
+#[derive(Debug)]
+pub struct Params {
+    values: HashMap<String, String>,
+}
+
+impl Params {
+    /// Checks names against `accepted` and rejects repeats.
+    pub fn new(
+        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+        accepted: &[&str],
+    ) -> Result<Params, ApiError> {
+        let Query(pairs) =
+            query.map_err(|e| ApiError::InvalidParameter(format!("malformed query string: {e}")))?;
+        let mut values = HashMap::new();
+        for (k, v) in pairs {
+            if !accepted.contains(&k.as_str()) {
+                return Err(ApiError::InvalidParameter(format!(
+                    "unknown parameter {k:?}; accepted: {}",
+                    accepted.join(", ")
+                )));
+            }
+            if values.insert(k.clone(), v).is_some() {
+                return Err(ApiError::InvalidParameter(format!("parameter {k:?} given twice")));
+            }
+        }
+        Ok(Params { values })
+    }
+
+    /// The parsed value of `name`, or `None` when absent or empty.
+    pub fn get<T: FromStr>(&self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|e| ApiError::InvalidParameter(format!("{name}: {e}"))),
+        }
+    }
+
+    /// A `YYYY-MM-DD` date parameter.
+    pub fn date(&self, name: &str) -> Result<Option<NaiveDate>, ApiError> {
+        match self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Some).map_err(|_| {
+                ApiError::InvalidParameter(format!("{name}: {v:?} is not a date (YYYY-MM-DD)"))
+            }),
+        }
+    }
+
+    /// An integer parameter within `min..=max`, with a default.
+    pub fn bounded(&self, name: &str, default: usize, min: usize, max: usize) -> Result<usize, ApiError> {
+        let v = self.get::<usize>(name)?.unwrap_or(default);
+        if !(min..=max).contains(&v) {
+            return Err(ApiError::InvalidParameter(format!("{name}: {v} is outside {min}..={max}")));
+        }
+        Ok(v)
+    }
+}
