@@ -156,11 +156,11 @@ async fn blast(url: &str, bodies: Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::
     Ok(started.elapsed())
 }
 
-fn ndjson_bodies(cfg: &GenConfig, per_body: usize) -> Vec<Vec<u8>> {
+fn ndjson_bodies(cfg: &GenConfig, per_body: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut bodies = Vec::new();
     let mut body = Vec::new();
     let mut n = 0;
-    for e in modelshare_gen::events(cfg) {
+    for e in modelshare_gen::events(cfg)? {
         body.extend_from_slice(modelshare_gen::to_json(&e).as_bytes());
         body.push(b'\n');
         n += 1;
@@ -172,7 +172,7 @@ fn ndjson_bodies(cfg: &GenConfig, per_body: usize) -> Vec<Vec<u8>> {
     if !body.is_empty() {
         bodies.push(body);
     }
-    bodies
+    Ok(bodies)
 }
 
 async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
@@ -190,9 +190,9 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     let batched_cfg = GenConfig { events: args.events, seed: 1, ..base.clone() };
     let single_cfg = GenConfig { events: args.single_requests, seed: 2, ..base };
     let (batched, single) = tokio::task::spawn_blocking(move || {
-        (ndjson_bodies(&batched_cfg, args.batch), ndjson_bodies(&single_cfg, 1))
+        Ok::<_, anyhow::Error>((ndjson_bodies(&batched_cfg, args.batch)?, ndjson_bodies(&single_cfg, 1)?))
     })
-    .await?;
+    .await??;
     let body_bytes: usize = batched.iter().map(Vec::len).sum();
 
     let server = start_server(&dir)?;
@@ -266,7 +266,6 @@ async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         tokio::task::spawn_blocking(move || {
             let lake = Lake::open(&dir)?;
-            let _lock = lake.lock()?;
             modelshare_gen::generate_to_lake(&lake, &cfg2, &|_| {}).map_err(anyhow::Error::from)
         })
         .await??;

@@ -75,8 +75,9 @@ async fn stream_to_server(url: &str, cfg: &GenConfig, batch: usize) -> anyhow::R
     let mut in_body = 0usize;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let cfg2 = cfg.clone();
+    let events = modelshare_gen::events(&cfg2)?;
     let producer = tokio::task::spawn_blocking(move || {
-        for e in modelshare_gen::events(&cfg2) {
+        for e in events {
             body.extend_from_slice(modelshare_gen::to_json(&e).as_bytes());
             body.push(b'\n');
             in_body += 1;
@@ -150,8 +151,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("generator panicked")??
     };
-    let last_day = manifest.config.start
-        + chrono::Days::new(u64::from(manifest.config.days.saturating_sub(1)));
+    let start: chrono::NaiveDate = manifest
+        .config
+        .start
+        .parse()
+        .with_context(|| format!("bad start date in {}", manifest_path.display()))?;
+    let last_day = start + chrono::Days::new(u64::from(manifest.config.days.saturating_sub(1)));
     if args.no_serve {
         println!("demo lake ready at {}; last day {last_day}", args.data_dir.display());
         return Ok(ExitCode::SUCCESS);

@@ -39,10 +39,7 @@ pub async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, modelshare_web::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")
+    modelshare_web::serve(listener, state, shutdown_signal()).await.context("server failed")
 }
 
 async fn shutdown_signal() {

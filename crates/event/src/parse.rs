@@ -52,6 +52,10 @@ impl Validator {
 
     /// Parses and validates one JSON object.
     pub fn parse(&self, json: &[u8]) -> Result<Event, EventError> {
+        // serde would also read a struct from an array, positionally; events are objects only.
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(EventError::Syntax("an event must be a JSON object".into()));
+        }
         let mut de = serde_json::Deserializer::from_slice(json);
         let raw: RawEvent = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();

@@ -1,0 +1,143 @@
+//! Shared helpers for the end-to-end tests: start the real `modelshare` binary on a random
+//! loopback port against a temporary lake, talk HTTP to it, stop or kill it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_modelshare");
+
+#[derive(Debug)]
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `modelshare serve` on `dir` with extra flags.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .env("MODELSHARE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start modelshare serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no url in {line:?}"))
+            .to_owned();
+        Server { child, url, dir: dir.to_owned(), client: reqwest::Client::new() }
+    }
+
+    pub async fn post(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.post_with(content_type, &[], body).await
+    }
+
+    pub async fn post_with(
+        &self,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/v1/events", self.url))
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn ndjson(&self, events: &[Value]) -> (u16, Value) {
+        self.post("application/x-ndjson", ndjson(events)).await
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let resp = self.client.get(format!("{}{path_and_query}", self.url)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn ndjson(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+/// A valid event; override fields with `with`.
+pub fn event(id: &str, ts: &str, app: &str, model: &str, input: u64, output: u64, cost: f64) -> Value {
+    json!({
+        "event_id": id, "ts": ts, "app_id": app, "task": "programming",
+        "model": model, "provider": model.split('/').next().unwrap(),
+        "input_tokens": input, "output_tokens": output, "cost_usd": cost,
+        "latency_ms": 800, "ttft_ms": 200, "status": "ok", "finish_reason": "stop"
+    })
+}
+
+pub fn with(mut e: Value, key: &str, value: Value) -> Value {
+    e[key] = value;
+    e
+}
+
+/// Runs `modelshare query --format json` on a lake and returns the rows.
+pub fn sql(dir: &Path, query: &str) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(["query", "--format", "json", "--data-dir"])
+        .arg(dir)
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "query failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+pub async fn wait_until(mut cond: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 5 s");
+}
