@@ -161,13 +161,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("demo lake ready at {}; last day {last_day}", args.data_dir.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let base = format!("http://{}", args.listen);
-    println!("open:");
-    println!("  {base}/v1/leaderboard?period=week&date={last_day}");
-    println!("  {base}/v1/authors?period=week&date={last_day}");
-    println!("  {base}/v1/tasks?period=week&date={last_day}");
-    println!("  {base}/v1/share?granularity=week&to={last_day}&task=programming");
-    println!("  {base}/metrics");
+    let banner = move |addr: std::net::SocketAddr| {
+        let base = format!("http://{addr}");
+        println!("demo traffic ends {last_day}; open:");
+        println!("  {base}/v1/leaderboard?period=week&date={last_day}");
+        println!("  {base}/v1/authors?period=week&date={last_day}");
+        println!("  {base}/v1/tasks?period=week&date={last_day}");
+        println!("  {base}/v1/share?granularity=week&to={last_day}&task=programming");
+        println!("  {base}/metrics");
+    };
     let serve = ServeArgs {
         lake: LakeArgs { data_dir: args.data_dir },
         listen: args.listen,
@@ -179,5 +181,5 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         query: QueryTuning { min_apps: 5, query_timeout_secs: 30 },
     };
-    crate::serve::run(serve).await
+    crate::serve::run_with_banner(serve, banner).await
 }

@@ -8,8 +8,16 @@ use modelshare_web::AppState;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// A running server's pieces, so `demo` can reuse the same start-up.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    run_with_banner(args, |_| {}).await
+}
+
+/// Starts the server; `banner` is called with the bound address (so `demo` can print URLs that
+/// name the real port).
+pub async fn run_with_banner(
+    args: ServeArgs,
+    banner: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<ExitCode> {
     let lake = Lake::open(&args.lake.data_dir)
         .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
     let ingest_config = args.ingest.to_config()?;
@@ -25,6 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
+    banner(addr);
     println!("modelshare listening on http://{addr} (lake: {})", lake.root().display());
     serve_until_signal(listener, state).await?;
     tracing::info!("flushing buffered rows before exit");

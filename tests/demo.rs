@@ -1,0 +1,84 @@
+//! `modelshare demo` on a small generated lake: it generates once, serves, and the API's
+//! figures agree exactly with SQL over the same Parquet files.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::{BIN, sql};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn start_demo(dir: &std::path::Path) -> (std::process::Child, String, String, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--events", "150000", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("MODELSHARE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut last_day = String::new();
+    loop {
+        let line = lines.next().expect("demo ended early").unwrap();
+        if let Some(rest) = line.strip_prefix("demo traffic ends ") {
+            last_day = rest.split(';').next().unwrap().to_owned();
+        }
+        seen.push(line.clone());
+        if line.contains("listening on") {
+            let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+            return (child, url, last_day, seen);
+        }
+    }
+}
+
+#[tokio::test]
+async fn demo_serves_a_generated_lake_that_matches_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, last_day, lines) = start_demo(dir.path());
+    assert!(!last_day.is_empty(), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&format!("/v1/leaderboard?period=week&date={last_day}"))));
+    let lb: Value = reqwest::get(format!("{url}/v1/leaderboard?period=week&date={last_day}&limit=1000"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let start = lb["period"]["start"].as_str().unwrap();
+    let end = lb["period"]["end"].as_str().unwrap();
+    let models = lb["models"].as_array().unwrap();
+    assert!(models.len() >= 10, "{lb}");
+    let share_sum: f64 = models.iter().map(|m| m["share"].as_f64().unwrap()).sum();
+    assert!((share_sum - 1.0).abs() < 1e-9, "{share_sum}");
+
+    let truth = sql(
+        dir.path(),
+        &format!(
+            "SELECT count(*) AS requests, sum(CAST(input_tokens AS BIGINT) + output_tokens) AS tokens, \
+             count(DISTINCT app_id) AS apps FROM events \
+             WHERE status = 'ok' AND date >= '{start}' AND date < '{end}'"
+        ),
+    );
+    assert_eq!(lb["totals"]["requests"], truth[0]["requests"]);
+    assert_eq!(lb["totals"]["tokens"], truth[0]["tokens"]);
+    assert_eq!(lb["totals"]["apps"], truth[0]["apps"]);
+    let top = models[0]["model"].as_str().unwrap();
+    let top_truth = sql(
+        dir.path(),
+        &format!(
+            "SELECT count(*) AS requests, count(DISTINCT app_id) AS apps FROM events \
+             WHERE status = 'ok' AND model = '{top}' AND date >= '{start}' AND date < '{end}'"
+        ),
+    );
+    assert_eq!(models[0]["requests"], top_truth[0]["requests"]);
+    assert_eq!(models[0]["apps"], top_truth[0]["apps"]);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // A second run reuses the lake instead of generating again.
+    let (mut child, _, _, lines) = start_demo(dir.path());
+    assert!(lines.iter().any(|l| l.starts_with("reusing the demo lake")), "{lines:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
