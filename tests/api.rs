@@ -18,22 +18,90 @@ use serde_json::{Value, json};
 fn fixture() -> Vec<Value> {
     let mut v = Vec::new();
     for i in 1..=4 {
-        v.push(event(&format!("a{i}"), "2026-11-17T10:00:00Z", &format!("app{i}"), "a/alpha", 1000, 500, 0.01));
+        v.push(event(
+            &format!("a{i}"),
+            "2026-11-17T10:00:00Z",
+            &format!("app{i}"),
+            "a/alpha",
+            1000,
+            500,
+            0.01,
+        ));
     }
-    v.push(event("a-sunday", "2026-11-22T23:59:59Z", "app1", "a/alpha", 10, 0, 0.0));
-    v.push(with(event("a-err", "2026-11-18T10:00:00Z", "app1", "a/alpha", 999, 0, 0.5), "status", json!("error")));
+    v.push(event(
+        "a-sunday",
+        "2026-11-22T23:59:59Z",
+        "app1",
+        "a/alpha",
+        10,
+        0,
+        0.0,
+    ));
+    v.push(with(
+        event(
+            "a-err",
+            "2026-11-18T10:00:00Z",
+            "app1",
+            "a/alpha",
+            999,
+            0,
+            0.5,
+        ),
+        "status",
+        json!("error"),
+    ));
     for i in 1..=3 {
-        let e = event(&format!("b{i}"), "2026-11-19T08:30:00Z", &format!("app{i}"), "b/beta", 100, 100, 0.001);
+        let e = event(
+            &format!("b{i}"),
+            "2026-11-19T08:30:00Z",
+            &format!("app{i}"),
+            "b/beta",
+            100,
+            100,
+            0.001,
+        );
         v.push(with(e, "task", json!("roleplay")));
     }
     for i in 5..=6 {
-        v.push(event(&format!("c{i}"), "2026-11-20T12:00:00Z", &format!("app{i}"), "c/gamma", 200, 200, 0.001));
+        v.push(event(
+            &format!("c{i}"),
+            "2026-11-20T12:00:00Z",
+            &format!("app{i}"),
+            "c/gamma",
+            200,
+            200,
+            0.001,
+        ));
     }
     for i in 1..=3 {
-        v.push(event(&format!("pa{i}"), "2026-11-10T00:00:00Z", &format!("app{i}"), "a/alpha", 100, 0, 0.0));
-        v.push(event(&format!("pb{i}"), "2026-11-15T23:00:00Z", &format!("app{i}"), "b/beta", 100, 0, 0.0));
+        v.push(event(
+            &format!("pa{i}"),
+            "2026-11-10T00:00:00Z",
+            &format!("app{i}"),
+            "a/alpha",
+            100,
+            0,
+            0.0,
+        ));
+        v.push(event(
+            &format!("pb{i}"),
+            "2026-11-15T23:00:00Z",
+            &format!("app{i}"),
+            "b/beta",
+            100,
+            0,
+            0.0,
+        ));
     }
-    v.push(event("b-monday", "2026-11-23T00:00:00Z", "app9", "b/beta", 7, 0, 0.0));
+    v.push(event(
+        "b-monday",
+        "2026-11-23T00:00:00Z",
+        "app9",
+        "b/beta",
+        7,
+        0,
+        0.0,
+    ));
     v
 }
 
@@ -51,10 +119,16 @@ async fn leaderboard_figures_boundaries_and_privacy() {
     let (_dir, s) = server_with_fixture().await;
     let (status, lb) = s.get("/v1/leaderboard?period=week&date=2026-11-18").await;
     assert_eq!(status, 200, "{lb}");
-    assert_eq!(lb["period"], json!({"kind": "week", "start": "2026-11-16", "end": "2026-11-23"}));
+    assert_eq!(
+        lb["period"],
+        json!({"kind": "week", "start": "2026-11-16", "end": "2026-11-23"})
+    );
     assert_eq!(lb["task"], Value::Null);
     assert_eq!(lb["by"], "tokens");
-    assert_eq!(lb["totals"], json!({"tokens": 7410, "requests": 10, "cost_usd": 0.045, "apps": 6}));
+    assert_eq!(
+        lb["totals"],
+        json!({"tokens": 7410, "requests": 10, "cost_usd": 0.045, "apps": 6})
+    );
     let models = lb["models"].as_array().unwrap();
     assert_eq!(models.len(), 3);
 
@@ -70,11 +144,20 @@ async fn leaderboard_figures_boundaries_and_privacy() {
     assert_eq!(a["cost_usd"], 0.04);
     assert!(close(a["share"].as_f64().unwrap(), 6010.0 / 7410.0));
     assert!(close(a["previous_share"].as_f64().unwrap(), 0.5));
-    assert!(close(a["share_change"].as_f64().unwrap(), 6010.0 / 7410.0 - 0.5));
-    assert!(close(a["usd_per_mtok"].as_f64().unwrap(), 0.04 * 1e6 / 6010.0));
+    assert!(close(
+        a["share_change"].as_f64().unwrap(),
+        6010.0 / 7410.0 - 0.5
+    ));
+    assert!(close(
+        a["usd_per_mtok"].as_f64().unwrap(),
+        0.04 * 1e6 / 6010.0
+    ));
 
     let b = &models[1];
-    assert_eq!((b["rank"].clone(), b["model"].clone(), b["tokens"].clone()), (json!(2), json!("b/beta"), json!(600)));
+    assert_eq!(
+        (b["rank"].clone(), b["model"].clone(), b["tokens"].clone()),
+        (json!(2), json!("b/beta"), json!(600))
+    );
     assert_eq!(b["apps"], 3);
     assert!(close(b["previous_share"].as_f64().unwrap(), 0.5));
 
@@ -90,13 +173,18 @@ async fn leaderboard_figures_boundaries_and_privacy() {
     assert!(!lb.to_string().contains("app1"));
 
     // The Monday 00:00 event belongs to the next week only.
-    let (_, next) = s.get("/v1/leaderboard?period=week&date=2026-11-23&limit=5").await;
+    let (_, next) = s
+        .get("/v1/leaderboard?period=week&date=2026-11-23&limit=5")
+        .await;
     assert_eq!(next["totals"]["tokens"], 7);
-    assert_eq!(next["models"], json!([{
-        "rank": null, "model": "other", "author": "other", "tokens": 7, "input_tokens": 7,
-        "output_tokens": 0, "requests": 1, "apps": 1, "cost_usd": 0.0, "share": 1.0,
-        "previous_share": null, "share_change": null, "usd_per_mtok": 0.0
-    }]));
+    assert_eq!(
+        next["models"],
+        json!([{
+            "rank": null, "model": "other", "author": "other", "tokens": 7, "input_tokens": 7,
+            "output_tokens": 0, "requests": 1, "apps": 1, "cost_usd": 0.0, "share": 1.0,
+            "previous_share": null, "share_change": null, "usd_per_mtok": 0.0
+        }])
+    );
 
     // Sunday 23:59:59 is in the day of the 22nd.
     let (_, day) = s.get("/v1/leaderboard?period=day&date=2026-11-22").await;
@@ -106,7 +194,9 @@ async fn leaderboard_figures_boundaries_and_privacy() {
 #[tokio::test]
 async fn measures_limits_tasks_and_authors() {
     let (_dir, s) = server_with_fixture().await;
-    let (_, lb) = s.get("/v1/leaderboard?date=2026-11-18&by=requests&limit=1").await;
+    let (_, lb) = s
+        .get("/v1/leaderboard?date=2026-11-18&by=requests&limit=1")
+        .await;
     let models = lb["models"].as_array().unwrap();
     assert_eq!(models.len(), 2, "{lb}");
     assert_eq!(models[0]["model"], "a/alpha");
@@ -124,10 +214,16 @@ async fn measures_limits_tasks_and_authors() {
     assert!(close(rp["models"][0]["share"].as_f64().unwrap(), 1.0));
 
     let (_, spend) = s.get("/v1/leaderboard?date=2026-11-18&by=spend").await;
-    assert!(close(spend["models"][0]["share"].as_f64().unwrap(), 0.04 / 0.045));
+    assert!(close(
+        spend["models"][0]["share"].as_f64().unwrap(),
+        0.04 / 0.045
+    ));
 
     let (_, apps) = s.get("/v1/leaderboard?date=2026-11-18&by=apps").await;
-    assert!(close(apps["models"][0]["share"].as_f64().unwrap(), 4.0 / 6.0));
+    assert!(close(
+        apps["models"][0]["share"].as_f64().unwrap(),
+        4.0 / 6.0
+    ));
 
     let (status, au) = s.get("/v1/authors?period=week&date=2026-11-18").await;
     assert_eq!(status, 200);
@@ -140,7 +236,10 @@ async fn measures_limits_tasks_and_authors() {
 
     let (status, month) = s.get("/v1/leaderboard?period=month&date=2026-11-30").await;
     assert_eq!(status, 200);
-    assert_eq!(month["period"], json!({"kind": "month", "start": "2026-11-01", "end": "2026-12-01"}));
+    assert_eq!(
+        month["period"],
+        json!({"kind": "month", "start": "2026-11-01", "end": "2026-12-01"})
+    );
     assert_eq!(month["totals"]["tokens"], 7410 + 600 + 7);
 }
 
@@ -156,7 +255,10 @@ async fn tasks_overview() {
     assert_eq!(tasks[0]["apps"], 6);
     assert_eq!(tasks[0]["top_models"].as_array().unwrap().len(), 1);
     assert_eq!(tasks[0]["top_models"][0]["model"], "a/alpha");
-    assert!(close(tasks[0]["top_models"][0]["share"].as_f64().unwrap(), 6010.0 / 6810.0));
+    assert!(close(
+        tasks[0]["top_models"][0]["share"].as_f64().unwrap(),
+        6010.0 / 6810.0
+    ));
     assert_eq!(tasks[1]["task"], "roleplay");
     assert_eq!(tasks[1]["tokens"], 600);
     assert_eq!(t["folded"]["tasks"], 0);
@@ -165,7 +267,9 @@ async fn tasks_overview() {
 #[tokio::test]
 async fn share_series_by_week_and_day() {
     let (_dir, s) = server_with_fixture().await;
-    let (status, sh) = s.get("/v1/share?granularity=week&from=2026-11-09&to=2026-11-22&top=5").await;
+    let (status, sh) = s
+        .get("/v1/share?granularity=week&from=2026-11-09&to=2026-11-22&top=5")
+        .await;
     assert_eq!(status, 200, "{sh}");
     assert_eq!(sh["buckets"], json!(["2026-11-09", "2026-11-16"]));
     let series = sh["series"].as_array().unwrap();
@@ -173,20 +277,33 @@ async fn share_series_by_week_and_day() {
     assert_eq!(series[0]["model"], "a/alpha");
     assert_eq!(series[0]["tokens"], json!([300, 6010]));
     assert!(close(series[0]["share"][0].as_f64().unwrap(), 0.5));
-    assert!(close(series[0]["share"][1].as_f64().unwrap(), 6010.0 / 7410.0));
+    assert!(close(
+        series[0]["share"][1].as_f64().unwrap(),
+        6010.0 / 7410.0
+    ));
     assert_eq!(series[1]["model"], "b/beta");
     assert_eq!(series[1]["tokens"], json!([300, 600]));
     assert_eq!(series[2]["model"], "other");
     assert_eq!(series[2]["tokens"], json!([0, 800]));
-    assert!(close(series[2]["share"][1].as_f64().unwrap(), 800.0 / 7410.0));
+    assert!(close(
+        series[2]["share"][1].as_f64().unwrap(),
+        800.0 / 7410.0
+    ));
 
     // Per day, no model reaches 3 apps on the 22nd or 23rd: everything is `other`.
-    let (_, day) = s.get("/v1/share?granularity=day&from=2026-11-22&to=2026-11-23").await;
+    let (_, day) = s
+        .get("/v1/share?granularity=day&from=2026-11-22&to=2026-11-23")
+        .await;
     assert_eq!(day["buckets"], json!(["2026-11-22", "2026-11-23"]));
-    assert_eq!(day["series"], json!([{"model": "other", "author": "other", "share": [1.0, 1.0], "tokens": [10, 7]}]));
+    assert_eq!(
+        day["series"],
+        json!([{"model": "other", "author": "other", "share": [1.0, 1.0], "tokens": [10, 7]}])
+    );
 
     // On the 17th alpha has 4 apps; on the 22nd it is one app, so that cell is withheld.
-    let (_, d2) = s.get("/v1/share?granularity=day&from=2026-11-17&to=2026-11-22&top=1").await;
+    let (_, d2) = s
+        .get("/v1/share?granularity=day&from=2026-11-17&to=2026-11-22&top=1")
+        .await;
     assert_eq!(d2["series"][0]["model"], "a/alpha");
     assert_eq!(d2["series"][0]["tokens"], json!([6000, 0, 0, 0, 0, null]));
     assert_eq!(d2["series"][1]["tokens"], json!([0, 0, 600, 800, 0, 10]));
@@ -209,7 +326,10 @@ async fn bad_parameters_get_json_errors() {
         ("/v1/share?from=2020-01-01&to=2026-11-01", "spans more than"),
         ("/v1/share?granularity=hour", "unknown granularity"),
         ("/v1/tasks?top=1000", "top: 1000 is outside"),
-        ("/v1/leaderboard?date=%27;DROP%20TABLE%20events;--", "is not a date"),
+        (
+            "/v1/leaderboard?date=%27;DROP%20TABLE%20events;--",
+            "is not a date",
+        ),
     ] {
         let (status, body) = s.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");
@@ -224,7 +344,10 @@ async fn bad_parameters_get_json_errors() {
     // An empty lake answers with zeros, not errors.
     let (status, lb) = s.get("/v1/leaderboard?date=2026-11-18").await;
     assert_eq!(status, 200);
-    assert_eq!(lb["totals"], json!({"tokens": 0, "requests": 0, "cost_usd": 0.0, "apps": 0}));
+    assert_eq!(
+        lb["totals"],
+        json!({"tokens": 0, "requests": 0, "cost_usd": 0.0, "apps": 0})
+    );
     assert_eq!(lb["models"], json!([]));
     let (status, h) = s.get("/healthz").await;
     assert_eq!((status, h["status"].clone()), (200, json!("ok")));

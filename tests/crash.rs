@@ -19,7 +19,15 @@ fn batch(client: usize, n: usize) -> (Vec<String>, String) {
         .enumerate()
         .map(|(i, id)| {
             let ts = format!("2026-11-{:02}T{:02}:00:00Z", 10 + (n % 10), i % 24);
-            event(id, &ts, &format!("app-{client}"), "meta/llama-3.1-8b", 10, 5, 0.000001)
+            event(
+                id,
+                &ts,
+                &format!("app-{client}"),
+                "meta/llama-3.1-8b",
+                10,
+                5,
+                0.000001,
+            )
         })
         .collect();
     (ids, ndjson(&events))
@@ -72,7 +80,11 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
     }
     let acked = acked.lock().unwrap().clone();
     let total = CLIENTS * BATCHES_PER_CLIENT * BATCH;
-    assert!(acked.len() >= 20_000 && acked.len() < total, "acked {}", acked.len());
+    assert!(
+        acked.len() >= 20_000 && acked.len() < total,
+        "acked {}",
+        acked.len()
+    );
 
     // Restart: every acknowledged event is there.
     let server = Server::start(dir.path(), &flags);
@@ -83,7 +95,10 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
         .collect();
     let lost: Vec<&String> = acked.difference(&present).take(5).collect();
     assert!(lost.is_empty(), "acknowledged events lost: {lost:?}");
-    let counts = sql(dir.path(), "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events");
+    let counts = sql(
+        dir.path(),
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events",
+    );
     assert_eq!(counts[0]["n"], counts[0]["d"], "an event is stored twice");
 
     // Clients retry everything; the lake ends with each event exactly once.
@@ -99,7 +114,10 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
     }
     server.stop();
     assert!(duplicates >= acked.len() as u64);
-    let counts = sql(dir.path(), "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events");
+    let counts = sql(
+        dir.path(),
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events",
+    );
     assert_eq!(counts[0]["n"], total as u64);
     assert_eq!(counts[0]["d"], total as u64);
 }

@@ -1,6 +1,6 @@
 //! `modelshare demo` on a small generated lake: it generates once, serves, and the API's
 //! figures agree exactly with SQL over the same Parquet files.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::zombie_processes)]
 
 mod common;
 use common::{BIN, sql};
@@ -10,7 +10,14 @@ use std::process::{Command, Stdio};
 
 fn start_demo(dir: &std::path::Path) -> (std::process::Child, String, String, Vec<String>) {
     let mut child = Command::new(BIN)
-        .args(["demo", "--events", "150000", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "demo",
+            "--events",
+            "150000",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("MODELSHARE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -27,7 +34,11 @@ fn start_demo(dir: &std::path::Path) -> (std::process::Child, String, String, Ve
         }
         seen.push(line.clone());
         if line.contains("listening on") {
-            let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap()
+                .to_owned();
             return (child, url, last_day, seen);
         }
     }
@@ -38,13 +49,19 @@ async fn demo_serves_a_generated_lake_that_matches_sql() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url, last_day, lines) = start_demo(dir.path());
     assert!(!last_day.is_empty(), "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains(&format!("/v1/leaderboard?period=week&date={last_day}"))));
-    let lb: Value = reqwest::get(format!("{url}/v1/leaderboard?period=week&date={last_day}&limit=1000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("/v1/leaderboard?period=week&date={last_day}")))
+    );
+    let lb: Value = reqwest::get(format!(
+        "{url}/v1/leaderboard?period=week&date={last_day}&limit=1000"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let start = lb["period"]["start"].as_str().unwrap();
     let end = lb["period"]["end"].as_str().unwrap();
     let models = lb["models"].as_array().unwrap();
@@ -73,12 +90,18 @@ async fn demo_serves_a_generated_lake_that_matches_sql() {
     );
     assert_eq!(models[0]["requests"], top_truth[0]["requests"]);
     assert_eq!(models[0]["apps"], top_truth[0]["apps"]);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
 
     // A second run reuses the lake instead of generating again.
     let (mut child, _, _, lines) = start_demo(dir.path());
-    assert!(lines.iter().any(|l| l.starts_with("reusing the demo lake")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("reusing the demo lake")),
+        "{lines:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

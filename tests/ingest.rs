@@ -8,7 +8,15 @@ use serde_json::{Value, json};
 use std::io::Write;
 
 fn good(id: &str) -> Value {
-    event(id, "2026-11-17T10:00:00Z", "app-1", "openai/gpt-4o", 100, 50, 0.00125)
+    event(
+        id,
+        "2026-11-17T10:00:00Z",
+        "app-1",
+        "openai/gpt-4o",
+        100,
+        50,
+        0.00125,
+    )
 }
 
 #[tokio::test]
@@ -18,11 +26,21 @@ async fn bad_events_are_reported_and_good_ones_stored() {
     let mut body = Vec::new();
     body.extend_from_slice(format!("{}\n", good("g1")).as_bytes()); // 0
     body.extend_from_slice(b"{\"event_id\": \"broken\", \n"); // 1: malformed JSON line
-    body.extend_from_slice(format!("{}\n", with(good("x2"), "input_tokens", json!("lots"))).as_bytes()); // 2
-    body.extend_from_slice(format!("{}\n", with(good("x3"), "output_tokens", json!(-4))).as_bytes()); // 3
+    body.extend_from_slice(
+        format!("{}\n", with(good("x2"), "input_tokens", json!("lots"))).as_bytes(),
+    ); // 2
+    body.extend_from_slice(
+        format!("{}\n", with(good("x3"), "output_tokens", json!(-4))).as_bytes(),
+    ); // 3
     body.extend_from_slice(b"\n   \n"); // blank lines are not events
     body.extend_from_slice(b"{\"event_id\": \"\xff\xfe\", \"ts\": 1}\n"); // 4: invalid UTF-8
-    body.extend_from_slice(format!("{}\n", with(good("x5"), "ts", json!("2099-01-01T00:00:00Z"))).as_bytes()); // 5
+    body.extend_from_slice(
+        format!(
+            "{}\n",
+            with(good("x5"), "ts", json!("2099-01-01T00:00:00Z"))
+        )
+        .as_bytes(),
+    ); // 5
     let mut missing = good("x6");
     missing.as_object_mut().unwrap().remove("app_id");
     body.extend_from_slice(format!("{missing}\n").as_bytes()); // 6
@@ -33,13 +51,35 @@ async fn bad_events_are_reported_and_good_ones_stored() {
     assert_eq!(r["rejected"], 6);
     assert_eq!(r["duplicates"], 0);
     let errors = r["errors"].as_array().unwrap();
-    let indexes: Vec<u64> = errors.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let indexes: Vec<u64> = errors
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(indexes, vec![1, 2, 3, 4, 5, 6]);
-    assert!(errors[0]["message"].as_str().unwrap().starts_with("not valid JSON"));
-    assert_eq!(errors[1]["message"], "field `input_tokens`: invalid type: string \"lots\", expected i64");
-    assert_eq!(errors[2]["message"], "field `output_tokens`: -4 is outside 0..=4294967295");
-    assert!(errors[3]["message"].as_str().unwrap().contains("UTF-8") || errors[3]["message"].as_str().unwrap().contains("unicode"), "{}", errors[3]);
-    assert_eq!(errors[4]["message"], "field `ts`: 2099-01-01T00:00:00+00:00 is more than a day in the future");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid JSON")
+    );
+    assert_eq!(
+        errors[1]["message"],
+        "field `input_tokens`: invalid type: string \"lots\", expected i64"
+    );
+    assert_eq!(
+        errors[2]["message"],
+        "field `output_tokens`: -4 is outside 0..=4294967295"
+    );
+    assert!(
+        errors[3]["message"].as_str().unwrap().contains("UTF-8")
+            || errors[3]["message"].as_str().unwrap().contains("unicode"),
+        "{}",
+        errors[3]
+    );
+    assert_eq!(
+        errors[4]["message"],
+        "field `ts`: 2099-01-01T00:00:00+00:00 is more than a day in the future"
+    );
     assert_eq!(errors[5]["message"], "missing required field `app_id`");
 
     // Acknowledged events are queryable at once, before any flush.
@@ -57,20 +97,36 @@ async fn json_bodies_and_compression() {
     assert_eq!((status, r["accepted"].clone()), (200, json!(1)), "{r}");
 
     let arr = json!([good("arr1"), {"event_id": "bad"}, good("arr2")]);
-    let (status, r) = s.post("application/json; charset=utf-8", arr.to_string()).await;
+    let (status, r) = s
+        .post("application/json; charset=utf-8", arr.to_string())
+        .await;
     assert_eq!(status, 200);
     assert_eq!(r["accepted"], 2);
-    assert_eq!(r["errors"], json!([{"index": 1, "message": "missing required field `ts`"}]));
+    assert_eq!(
+        r["errors"],
+        json!([{"index": 1, "message": "missing required field `ts`"}])
+    );
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(ndjson(&[good("gz1"), good("gz2")]).as_bytes()).unwrap();
+    gz.write_all(ndjson(&[good("gz1"), good("gz2")]).as_bytes())
+        .unwrap();
     let (status, r) = s
-        .post_with("application/x-ndjson", &[("content-encoding", "gzip")], gz.finish().unwrap())
+        .post_with(
+            "application/x-ndjson",
+            &[("content-encoding", "gzip")],
+            gz.finish().unwrap(),
+        )
         .await;
     assert_eq!((status, r["accepted"].clone()), (200, json!(2)), "{r}");
 
-    let z = zstd::encode_all(ndjson(&[good("zs1"), good("zs2"), good("zs3")]).as_bytes(), 3).unwrap();
-    let (status, r) = s.post_with("application/x-ndjson", &[("content-encoding", "zstd")], z).await;
+    let z = zstd::encode_all(
+        ndjson(&[good("zs1"), good("zs2"), good("zs3")]).as_bytes(),
+        3,
+    )
+    .unwrap();
+    let (status, r) = s
+        .post_with("application/x-ndjson", &[("content-encoding", "zstd")], z)
+        .await;
     assert_eq!((status, r["accepted"].clone()), (200, json!(3)), "{r}");
 
     let (_, lb) = s.get("/v1/leaderboard?date=2026-11-17").await;
@@ -81,18 +137,86 @@ async fn json_bodies_and_compression() {
 async fn unreadable_bodies_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--max-body-bytes", "4096"]);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
-        ("text/plain", vec![], good("a").to_string().into_bytes(), 415, "unsupported_media_type"),
-        ("application/xml", vec![], b"<e/>".to_vec(), 415, "unsupported_media_type"),
-        ("application/json", vec![], b"[{\"event_id\": 1},".to_vec(), 400, "bad_request"),
-        ("application/json", vec![], b"\"just a string\"".to_vec(), 400, "bad_request"),
-        ("application/json", vec![], b"{\"truncated\": ".to_vec(), 400, "bad_request"),
-        ("application/x-ndjson", vec![], b"".to_vec(), 400, "bad_request"),
-        ("application/x-ndjson", vec![], b"\n\n".to_vec(), 400, "bad_request"),
-        ("application/x-ndjson", vec![("content-encoding", "gzip")], b"not gzip at all".to_vec(), 400, "bad_request"),
-        ("application/x-ndjson", vec![("content-encoding", "br")], b"x".to_vec(), 415, "unsupported_media_type"),
-        ("application/x-ndjson", vec![], vec![b' '; 5000], 413, "payload_too_large"),
-        ("application/x-ndjson", vec![("idempotency-key", "")], good("k").to_string().into_bytes(), 400, "bad_request"),
+    // (content type, headers, body, expected status, expected error code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "text/plain",
+            vec![],
+            good("a").to_string().into_bytes(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/xml",
+            vec![],
+            b"<e/>".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            vec![],
+            b"[{\"event_id\": 1},".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "application/json",
+            vec![],
+            b"\"just a string\"".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "application/json",
+            vec![],
+            b"{\"truncated\": ".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "application/x-ndjson",
+            vec![],
+            b"".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "application/x-ndjson",
+            vec![],
+            b"\n\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "application/x-ndjson",
+            vec![("content-encoding", "gzip")],
+            b"not gzip at all".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "application/x-ndjson",
+            vec![("content-encoding", "br")],
+            b"x".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/x-ndjson",
+            vec![],
+            vec![b' '; 5000],
+            413,
+            "payload_too_large",
+        ),
+        (
+            "application/x-ndjson",
+            vec![("idempotency-key", "")],
+            good("k").to_string().into_bytes(),
+            400,
+            "bad_request",
+        ),
     ];
     for (ct, headers, body, want, code) in cases {
         let (status, r) = s.post_with(ct, &headers, body).await;
@@ -105,11 +229,25 @@ async fn unreadable_bodies_are_refused_whole() {
     gz.write_all(&vec![b'\n'; 1 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
     assert!(bomb.len() < 4096);
-    let (status, r) = s.post_with("application/x-ndjson", &[("content-encoding", "gzip")], bomb).await;
-    assert_eq!((status, r["error"]["code"].clone()), (413, json!("payload_too_large")));
+    let (status, r) = s
+        .post_with(
+            "application/x-ndjson",
+            &[("content-encoding", "gzip")],
+            bomb,
+        )
+        .await;
+    assert_eq!(
+        (status, r["error"]["code"].clone()),
+        (413, json!("payload_too_large"))
+    );
     // Nothing of the above was stored.
     let (_, m) = s.get("/metrics").await;
-    assert!(m.as_str().unwrap().contains("modelshare_events_accepted_total 0\n"), "{m}");
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("modelshare_events_accepted_total 0\n"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -118,8 +256,12 @@ async fn retries_count_once() {
     let s = Server::start(dir.path(), &["--min-apps", "1"]);
     let body = ndjson(&[good("r1"), good("r2"), json!({"event_id": "r3"})]);
     let key = [("idempotency-key", "batch-0001")];
-    let (s1, first) = s.post_with("application/x-ndjson", &key, body.clone()).await;
-    let (s2, second) = s.post_with("application/x-ndjson", &key, body.clone()).await;
+    let (s1, first) = s
+        .post_with("application/x-ndjson", &key, body.clone())
+        .await;
+    let (s2, second) = s
+        .post_with("application/x-ndjson", &key, body.clone())
+        .await;
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(first, second);
     assert_eq!(first["accepted"], 2);
@@ -135,7 +277,10 @@ async fn retries_count_once() {
     assert!(m.contains("modelshare_events_accepted_total 3\n"), "{m}");
     assert!(m.contains("modelshare_events_duplicate_total 2\n"), "{m}");
     assert!(m.contains("modelshare_idempotent_replays_total 1\n"), "{m}");
-    assert!(m.contains("# TYPE modelshare_wal_bytes_total counter"), "{m}");
+    assert!(
+        m.contains("# TYPE modelshare_wal_bytes_total counter"),
+        "{m}"
+    );
 
     // After a restart, the same key still answers the same and nothing is stored twice.
     s.stop();
@@ -151,7 +296,10 @@ async fn retries_count_once() {
 #[tokio::test]
 async fn backpressure_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &["--max-buffered-rows", "3", "--flush-interval-secs", "3600"]);
+    let s = Server::start(
+        dir.path(),
+        &["--max-buffered-rows", "3", "--flush-interval-secs", "3600"],
+    );
     let events: Vec<Value> = (0..5).map(|i| good(&format!("bp{i}"))).collect();
     let resp = s
         .client
@@ -174,25 +322,49 @@ async fn backpressure_answers_503_with_retry_after() {
 async fn flushes_to_parquet_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--min-apps", "1", "--flush-rows", "2"]);
-    let (_, r) = s.ndjson(&[good("f1"), good("f2"), with(good("f3"), "ts", json!("2026-11-18T00:00:00Z"))]).await;
+    let (_, r) = s
+        .ndjson(&[
+            good("f1"),
+            good("f2"),
+            with(good("f3"), "ts", json!("2026-11-18T00:00:00Z")),
+        ])
+        .await;
     assert_eq!(r["accepted"], 3);
     // Size-triggered flush: the first three rows reach Parquet without a restart.
     wait_until(async || {
         let (_, m) = s.get("/metrics").await;
-        m.as_str().unwrap().contains("modelshare_flushed_rows_total 3\n")
+        m.as_str()
+            .unwrap()
+            .contains("modelshare_flushed_rows_total 3\n")
     })
     .await;
     let (_, r) = s.ndjson(&[good("f4")]).await;
     assert_eq!(r["accepted"], 1);
     let (_, lb) = s.get("/v1/leaderboard?date=2026-11-17").await;
-    assert_eq!(lb["totals"]["requests"], 4, "flushed and buffered rows both count, once");
+    assert_eq!(
+        lb["totals"]["requests"], 4,
+        "flushed and buffered rows both count, once"
+    );
     s.stop();
-    assert_eq!(std::fs::read_dir(dir.path().join("wal")).unwrap().count(), 1, "only the empty tail segment is left");
-    let rows = sql(dir.path(), "SELECT date, count(*) AS n, sum(input_tokens) AS input FROM events GROUP BY date ORDER BY date");
-    assert_eq!(rows, vec![
-        json!({"date": "2026-11-17", "n": 3, "input": 300}),
-        json!({"date": "2026-11-18", "n": 1, "input": 100}),
-    ]);
-    let cost = sql(dir.path(), "SELECT CAST(sum(cost_usd) AS VARCHAR) AS cost FROM events");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("wal")).unwrap().count(),
+        1,
+        "only the empty tail segment is left"
+    );
+    let rows = sql(
+        dir.path(),
+        "SELECT date, count(*) AS n, sum(input_tokens) AS input FROM events GROUP BY date ORDER BY date",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            json!({"date": "2026-11-17", "n": 3, "input": 300}),
+            json!({"date": "2026-11-18", "n": 1, "input": 100}),
+        ]
+    );
+    let cost = sql(
+        dir.path(),
+        "SELECT CAST(sum(cost_usd) AS VARCHAR) AS cost FROM events",
+    );
     assert_eq!(cost, vec![json!({"cost": "0.005000"})]);
 }

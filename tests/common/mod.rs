@@ -1,6 +1,6 @@
 //! Shared helpers for the end-to-end tests: start the real `modelshare` binary on a random
 //! loopback port against a temporary lake, talk HTTP to it, stop or kill it.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -38,7 +38,12 @@ impl Server {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no url in {line:?}"))
             .to_owned();
-        Server { child, url, dir: dir.to_owned(), client: reqwest::Client::new() }
+        Server {
+            child,
+            url,
+            dir: dir.to_owned(),
+            client: reqwest::Client::new(),
+        }
     }
 
     pub async fn post(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -62,7 +67,10 @@ impl Server {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn ndjson(&self, events: &[Value]) -> (u16, Value) {
@@ -70,15 +78,26 @@ impl Server {
     }
 
     pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
-        let resp = self.client.get(format!("{}{path_and_query}", self.url)).send().await.unwrap();
+        let resp = self
+            .client
+            .get(format!("{}{path_and_query}", self.url))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "server exited with {status}");
     }
@@ -102,7 +121,15 @@ pub fn ndjson(events: &[Value]) -> String {
 }
 
 /// A valid event; override fields with `with`.
-pub fn event(id: &str, ts: &str, app: &str, model: &str, input: u64, output: u64, cost: f64) -> Value {
+pub fn event(
+    id: &str,
+    ts: &str,
+    app: &str,
+    model: &str,
+    input: u64,
+    output: u64,
+    cost: f64,
+) -> Value {
     json!({
         "event_id": id, "ts": ts, "app_id": app, "task": "programming",
         "model": model, "provider": model.split('/').next().unwrap(),
@@ -124,7 +151,11 @@ pub fn sql(dir: &Path, query: &str) -> Vec<Value> {
         .arg(query)
         .output()
         .unwrap();
-    assert!(out.status.success(), "query failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

@@ -9,7 +9,9 @@ use crate::config::{BenchArgs, BenchCommand, BenchIngestArgs, BenchQueryArgs};
 use anyhow::Context;
 use modelshare_gen::GenConfig;
 use modelshare_ingest::Lake;
-use modelshare_query::{GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryConfig, QueryEngine};
+use modelshare_query::{
+    GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryConfig, QueryEngine,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -70,7 +72,9 @@ fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -110,7 +114,9 @@ fn start_server(dir: &Path) -> anyhow::Result<ServerChild> {
 }
 
 fn stop_server(mut s: ServerChild) -> anyhow::Result<()> {
-    Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status()?;
+    Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()?;
     let status = s.child.wait()?;
     anyhow::ensure!(status.success(), "server exited with {status}");
     Ok(())
@@ -126,12 +132,18 @@ async fn blast(url: &str, bodies: Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (client, endpoint, bodies, next) =
-            (client.clone(), endpoint.clone(), Arc::clone(&bodies), Arc::clone(&next));
+        let (client, endpoint, bodies, next) = (
+            client.clone(),
+            endpoint.clone(),
+            Arc::clone(&bodies),
+            Arc::clone(&next),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<(), anyhow::Error>(());
+                };
                 loop {
                     let resp = client
                         .post(&endpoint)
@@ -143,7 +155,11 @@ async fn blast(url: &str, bodies: Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     }
-                    anyhow::ensure!(resp.status().is_success(), "server answered {}", resp.status());
+                    anyhow::ensure!(
+                        resp.status().is_success(),
+                        "server answered {}",
+                        resp.status()
+                    );
                     let _ = resp.bytes().await?;
                     break;
                 }
@@ -185,12 +201,27 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let today = chrono::Utc::now().date_naive();
-    let base = GenConfig { days: 7, start: today - chrono::Days::new(7), ..GenConfig::default() };
+    let base = GenConfig {
+        days: 7,
+        start: today - chrono::Days::new(7),
+        ..GenConfig::default()
+    };
     println!("preparing request bodies ...");
-    let batched_cfg = GenConfig { events: args.events, seed: 1, ..base.clone() };
-    let single_cfg = GenConfig { events: args.single_requests, seed: 2, ..base };
+    let batched_cfg = GenConfig {
+        events: args.events,
+        seed: 1,
+        ..base.clone()
+    };
+    let single_cfg = GenConfig {
+        events: args.single_requests,
+        seed: 2,
+        ..base
+    };
     let (batched, single) = tokio::task::spawn_blocking(move || {
-        Ok::<_, anyhow::Error>((ndjson_bodies(&batched_cfg, args.batch)?, ndjson_bodies(&single_cfg, 1)?))
+        Ok::<_, anyhow::Error>((
+            ndjson_bodies(&batched_cfg, args.batch)?,
+            ndjson_bodies(&single_cfg, 1)?,
+        ))
     })
     .await??;
     let body_bytes: usize = batched.iter().map(Vec::len).sum();
@@ -207,14 +238,17 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         format!("bench ingest on {}", machine()),
         format!(
             "batched: {} events in {}-event requests, {} clients: {:.0} durable events/s ({:.1} s, {:.0} MB/s of NDJSON)",
-            args.events, args.batch, args.clients.min(8),
+            args.events,
+            args.batch,
+            args.clients.min(8),
             args.events as f64 / t_batched.as_secs_f64(),
             t_batched.as_secs_f64(),
             body_bytes as f64 / 1e6 / t_batched.as_secs_f64(),
         ),
         format!(
             "single: {} one-event requests, {} clients: {:.0} durable requests/s ({:.1} s)",
-            args.single_requests, args.clients,
+            args.single_requests,
+            args.clients,
             args.single_requests as f64 / t_single.as_secs_f64(),
             t_single.as_secs_f64(),
         ),
@@ -254,13 +288,20 @@ async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|t| serde_json::from_str::<modelshare_gen::Manifest>(&t).ok())
         .is_some_and(|m| m.config.events == args.events);
-    let cfg = GenConfig { events: args.events, ..GenConfig::default() };
+    let cfg = GenConfig {
+        events: args.events,
+        ..GenConfig::default()
+    };
     if !have {
         if args.dir.exists() {
             std::fs::remove_dir_all(&args.dir)
                 .with_context(|| format!("cannot clear {}", args.dir.display()))?;
         }
-        println!("generating {} events into {} ...", args.events, args.dir.display());
+        println!(
+            "generating {} events into {} ...",
+            args.events,
+            args.dir.display()
+        );
         let dir = args.dir.clone();
         let cfg2 = cfg.clone();
         let started = Instant::now();
@@ -312,11 +353,17 @@ async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         format!("bench query on {}", machine()),
         format!(
             "lake: {} events, {} bytes of Parquet ({:.1} bytes/event); week {}..{}",
-            args.events, bytes, bytes as f64 / args.events as f64, period.start, period.end
+            args.events,
+            bytes,
+            bytes as f64 / args.events as f64,
+            period.start,
+            period.end
         ),
         format!(
             "modelshare (DataFusion): leaderboard SQL cold {:.1} ms (fresh engine), warm median {:.1} ms; full /v1/leaderboard (5 queries, previous week, privacy) warm median {:.1} ms",
-            ms(cold), ms(warm_median), ms(full[full.len() / 2])
+            ms(cold),
+            ms(warm_median),
+            ms(full[full.len() / 2])
         ),
     ];
     match duckdb(&args, &lake, &period, top_tokens) {
@@ -331,8 +378,16 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn duckdb(args: &BenchQueryArgs, lake: &Lake, period: &Period, top_tokens: u64) -> anyhow::Result<String> {
-    let glob = format!("{}/*/*.parquet", std::path::absolute(lake.events_dir())?.display());
+fn duckdb(
+    args: &BenchQueryArgs,
+    lake: &Lake,
+    period: &Period,
+    top_tokens: u64,
+) -> anyhow::Result<String> {
+    let glob = format!(
+        "{}/*/*.parquet",
+        std::path::absolute(lake.events_dir())?.display()
+    );
     let table = format!("read_parquet('{glob}', hive_partitioning = true)");
     let sql = leaderboard_sql(&table, period);
     let script = format!(
@@ -357,7 +412,10 @@ print(json.dumps({{"cold_ms": cold * 1e3, "warm_ms": warm[len(warm) // 2] * 1e3,
         out.status.success(),
         "{} failed: {}",
         args.python,
-        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let agree = v["top_tokens"].as_u64() == Some(top_tokens);
@@ -367,6 +425,10 @@ print(json.dumps({{"cold_ms": cold * 1e3, "warm_ms": warm[len(warm) // 2] * 1e3,
         v["cold_ms"].as_f64().unwrap_or(f64::NAN),
         v["warm_ms"].as_f64().unwrap_or(f64::NAN),
         v["top_tokens"],
-        if agree { "agrees with modelshare" } else { "DIFFERS from modelshare" }
+        if agree {
+            "agrees with modelshare"
+        } else {
+            "DIFFERS from modelshare"
+        }
     ))
 }

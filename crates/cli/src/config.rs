@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "modelshare", version, about = "Open usage analytics and revealed-preference index for LLM routing traffic")]
+#[command(
+    name = "modelshare",
+    version,
+    about = "Open usage analytics and revealed-preference index for LLM routing traffic"
+)]
 pub struct Cli {
     /// More logging (-v debug, -vv trace); MODELSHARE_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -50,7 +54,11 @@ pub struct IngestTuning {
     #[arg(long, env = "MODELSHARE_FLUSH_INTERVAL_SECS", default_value_t = 60.0)]
     pub flush_interval_secs: f64,
     /// Answer 503 while this many rows wait for Parquet (flushes falling behind).
-    #[arg(long, env = "MODELSHARE_MAX_BUFFERED_ROWS", default_value_t = 4_000_000)]
+    #[arg(
+        long,
+        env = "MODELSHARE_MAX_BUFFERED_ROWS",
+        default_value_t = 4_000_000
+    )]
     pub max_buffered_rows: usize,
 }
 

@@ -23,15 +23,14 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 fn gen_config(args: &GenerateArgs) -> GenConfig {
-    let mut cfg = GenConfig::default();
-    cfg.seed = args.seed;
-    cfg.events = args.events;
-    cfg.apps = args.apps;
-    cfg.days = args.days;
-    if let Some(start) = args.start {
-        cfg.start = start;
+    let defaults = GenConfig::default();
+    GenConfig {
+        seed: args.seed,
+        events: args.events,
+        apps: args.apps,
+        days: args.days,
+        start: args.start.unwrap_or(defaults.start),
     }
-    cfg
 }
 
 /// Generates into the lake with a progress bar; returns the manifest.
@@ -124,7 +123,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", manifest_path.display()))?;
         let m: Manifest = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a demo manifest", manifest_path.display()))?;
-        println!("reusing the demo lake at {} (delete it to regenerate)", args.data_dir.display());
+        println!(
+            "reusing the demo lake at {} (delete it to regenerate)",
+            args.data_dir.display()
+        );
         m
     } else {
         let has_events = std::fs::read_dir(args.data_dir.join("events"))
@@ -136,7 +138,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.data_dir.display()
         );
         let gen_args = GenerateArgs {
-            lake: LakeArgs { data_dir: args.data_dir.clone() },
+            lake: LakeArgs {
+                data_dir: args.data_dir.clone(),
+            },
             events: args.events,
             apps: GenConfig::default().apps,
             days: GenConfig::default().days,
@@ -158,7 +162,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("bad start date in {}", manifest_path.display()))?;
     let last_day = start + chrono::Days::new(u64::from(manifest.config.days.saturating_sub(1)));
     if args.no_serve {
-        println!("demo lake ready at {}; last day {last_day}", args.data_dir.display());
+        println!(
+            "demo lake ready at {}; last day {last_day}",
+            args.data_dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let banner = move |addr: std::net::SocketAddr| {
@@ -171,7 +178,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {base}/metrics");
     };
     let serve = ServeArgs {
-        lake: LakeArgs { data_dir: args.data_dir },
+        lake: LakeArgs {
+            data_dir: args.data_dir,
+        },
         listen: args.listen,
         max_body_bytes: modelshare_web::DEFAULT_MAX_BODY_BYTES,
         ingest: IngestTuning {
@@ -179,7 +188,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             flush_interval_secs: 60.0,
             max_buffered_rows: 4_000_000,
         },
-        query: QueryTuning { min_apps: 5, query_timeout_secs: 30 },
+        query: QueryTuning {
+            min_apps: 5,
+            query_timeout_secs: 30,
+        },
     };
     crate::serve::run_with_banner(serve, banner).await
 }

@@ -81,5 +81,9 @@ fn run_blocking(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("... and {} more rejected lines", rejected - SHOWN_ERRORS);
     }
     println!("stored {stored} events, {duplicates} duplicates skipped, {rejected} lines rejected");
-    Ok(if rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

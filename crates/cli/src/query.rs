@@ -27,7 +27,9 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             out.extend_from_slice(format!("{table}\n").as_bytes());
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             for b in &batches {
                 w.write(b)?;
             }
@@ -41,6 +43,8 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     use std::io::Write;
-    std::io::stdout().write_all(&out).context("cannot write to stdout")?;
+    std::io::stdout()
+        .write_all(&out)
+        .context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -22,11 +22,16 @@ pub async fn run_with_banner(
         .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
     let ingest_config = args.ingest.to_config()?;
     let lake_for_open = lake.clone();
-    let ingester = tokio::task::spawn_blocking(move || Ingester::open(lake_for_open, ingest_config))
-        .await
-        .context("ingest start-up panicked")??;
+    let ingester =
+        tokio::task::spawn_blocking(move || Ingester::open(lake_for_open, ingest_config))
+            .await
+            .context("ingest start-up panicked")??;
     let ingester = Arc::new(ingester);
-    let query = QueryEngine::new(lake.events_dir(), Some(ingester.live()), args.query.to_config())?;
+    let query = QueryEngine::new(
+        lake.events_dir(),
+        Some(ingester.live()),
+        args.query.to_config(),
+    )?;
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -34,7 +39,10 @@ pub async fn run_with_banner(
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     banner(addr);
-    println!("modelshare listening on http://{addr} (lake: {})", lake.root().display());
+    println!(
+        "modelshare listening on http://{addr} (lake: {})",
+        lake.root().display()
+    );
     serve_until_signal(listener, state).await?;
     tracing::info!("flushing buffered rows before exit");
     tokio::task::spawn_blocking(move || ingester.shutdown())
@@ -48,7 +56,9 @@ pub async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> anyhow::Result<()> {
-    modelshare_web::serve(listener, state, shutdown_signal()).await.context("server failed")
+    modelshare_web::serve(listener, state, shutdown_signal())
+        .await
+        .context("server failed")
 }
 
 async fn shutdown_signal() {

@@ -20,7 +20,12 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
     put_str(out, &e.model_requested);
     put_str(out, e.model.as_str());
     put_str(out, &e.provider);
-    for n in [e.input_tokens, e.output_tokens, e.reasoning_tokens, e.cached_tokens] {
+    for n in [
+        e.input_tokens,
+        e.output_tokens,
+        e.reasoning_tokens,
+        e.cached_tokens,
+    ] {
         out.extend_from_slice(&n.to_le_bytes());
     }
     out.extend_from_slice(&e.cost.0.to_le_bytes());

@@ -57,19 +57,28 @@ impl ModelSlug {
     /// Validates `author/model`: one slash, both parts non-empty, `[a-z0-9._:+-]` (case-insensitive).
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.len() > Self::MAX_LEN {
-            return Err(format!("is {} bytes long; at most {} accepted", s.len(), Self::MAX_LEN));
+            return Err(format!(
+                "is {} bytes long; at most {} accepted",
+                s.len(),
+                Self::MAX_LEN
+            ));
         }
         let Some((author, model)) = s.split_once('/') else {
-            return Err(format!("{s:?} is not an author/model slug (e.g. \"openai/gpt-4o\")"));
+            return Err(format!(
+                "{s:?} is not an author/model slug (e.g. \"openai/gpt-4o\")"
+            ));
         };
         if author.is_empty() || model.is_empty() || model.contains('/') {
-            return Err(format!("{s:?} is not an author/model slug (e.g. \"openai/gpt-4o\")"));
+            return Err(format!(
+                "{s:?} is not an author/model slug (e.g. \"openai/gpt-4o\")"
+            ));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | ':' | '+' | '-')))
-        {
-            return Err(format!("{s:?} contains {c:?}; accepted: letters, digits and . _ : + -"));
+        if let Some(c) = s.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | ':' | '+' | '-'))
+        }) {
+            return Err(format!(
+                "{s:?} contains {c:?}; accepted: letters, digits and . _ : + -"
+            ));
         }
         Ok(ModelSlug(s.to_ascii_lowercase()))
     }

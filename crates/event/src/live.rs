@@ -109,6 +109,9 @@ impl LiveBuffer {
         let mut batches = rows.flushing.clone();
         batches.extend(rows.current.iter().cloned());
         drop(rows);
-        LivePin { batches, _gate: gate }
+        LivePin {
+            batches,
+            _gate: gate,
+        }
     }
 }

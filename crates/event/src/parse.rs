@@ -21,7 +21,10 @@ pub enum EventError {
 }
 
 fn field_err(field: &str, message: impl Into<String>) -> EventError {
-    EventError::Field { field: field.to_owned(), message: message.into() }
+    EventError::Field {
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// The earliest accepted timestamp: 2020-01-01T00:00:00Z (older ones are clock bugs, not traffic).
@@ -79,7 +82,10 @@ impl Validator {
         let event_id = identifier("event_id", required("event_id", raw.event_id)?)?;
         let ts = required("ts", raw.ts)?.0;
         if ts < EARLIEST_TS {
-            return Err(field_err("ts", format!("{} is before 2020-01-01", show_ts(ts))));
+            return Err(field_err(
+                "ts",
+                format!("{} is before 2020-01-01", show_ts(ts)),
+            ));
         }
         if ts.0 > self.now.0.saturating_add(MAX_FUTURE_MICROS) {
             return Err(field_err(
@@ -108,7 +114,9 @@ impl Validator {
                 if r.len() > 32 || !r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
                     return Err(field_err(
                         "finish_reason",
-                        format!("{r:?} is not a finish reason (lowercase letters and _, at most 32)"),
+                        format!(
+                            "{r:?} is not a finish reason (lowercase letters and _, at most 32)"
+                        ),
                     ));
                 }
                 Some(r)
@@ -137,8 +145,14 @@ impl Validator {
             model_requested,
             model,
             provider,
-            input_tokens: count("input_tokens", Some(required("input_tokens", raw.input_tokens)?))?,
-            output_tokens: count("output_tokens", Some(required("output_tokens", raw.output_tokens)?))?,
+            input_tokens: count(
+                "input_tokens",
+                Some(required("input_tokens", raw.input_tokens)?),
+            )?,
+            output_tokens: count(
+                "output_tokens",
+                Some(required("output_tokens", raw.output_tokens)?),
+            )?,
             reasoning_tokens: count("reasoning_tokens", raw.reasoning_tokens)?,
             cached_tokens: count("cached_tokens", raw.cached_tokens)?,
             cost,
@@ -315,11 +329,14 @@ mod tests {
             reject(|v| v["ts"] = serde_json::json!("2019-12-31T23:59:59Z")),
             "field `ts`: 2019-12-31T23:59:59+00:00 is before 2020-01-01"
         );
-        assert!(reject(|v| v["ts"] = serde_json::json!("yesterday")).starts_with(
-            "field `ts`: \"yesterday\" is not an RFC 3339 timestamp"
-        ));
-        assert!(reject(|v| v["task"] = serde_json::json!("coding"))
-            .starts_with("field `task`: unknown task \"coding\"; accepted: programming"));
+        assert!(
+            reject(|v| v["ts"] = serde_json::json!("yesterday"))
+                .starts_with("field `ts`: \"yesterday\" is not an RFC 3339 timestamp")
+        );
+        assert!(
+            reject(|v| v["task"] = serde_json::json!("coding"))
+                .starts_with("field `task`: unknown task \"coding\"; accepted: programming")
+        );
         assert_eq!(
             reject(|v| v["cost_usd"] = serde_json::json!(-0.5)),
             "field `cost_usd`: -0.5 is outside 0..=100000 USD"
@@ -337,9 +354,15 @@ mod tests {
     #[test]
     fn syntax_errors_and_non_objects() {
         let v = Validator::at(NOW);
-        assert!(matches!(v.parse(b"{\"event_id\": "), Err(EventError::Syntax(_))));
+        assert!(matches!(
+            v.parse(b"{\"event_id\": "),
+            Err(EventError::Syntax(_))
+        ));
         assert!(matches!(v.parse(b"[1,2]"), Err(EventError::Syntax(_))));
-        assert!(matches!(v.parse(b"{} trailing"), Err(EventError::Syntax(_))));
+        assert!(matches!(
+            v.parse(b"{} trailing"),
+            Err(EventError::Syntax(_))
+        ));
         assert!(v.parse(b"{\"event_id\": \"\xff\xfe\"}").is_err());
     }
 

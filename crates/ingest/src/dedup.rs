@@ -25,7 +25,11 @@ pub fn id_hash(event_id: &str) -> u64 {
 
 impl DedupFilter {
     pub fn new(window: Duration) -> Self {
-        DedupFilter { seen: HashSet::new(), generations: VecDeque::new(), window }
+        DedupFilter {
+            seen: HashSet::new(),
+            generations: VecDeque::new(),
+            window,
+        }
     }
 
     /// Records `hash`; returns false when it was already present (a duplicate).

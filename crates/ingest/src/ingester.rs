@@ -8,14 +8,14 @@
 //! Order of a flush: rotate WAL → stage Parquet (fsynced temp files) → publish (rename + drop
 //! rows from memory, atomically for queries) → delete WAL segments the files cover.
 
+use crate::IngestError;
 use crate::dedup::{DedupFilter, id_hash};
 use crate::lake::{self, Lake, LakeLock};
 use crate::metrics::IngestMetrics;
 use crate::wal::{self, WalRecord, WalWriter};
-use crate::IngestError;
+use modelshare_event::Event;
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::events_to_batch;
-use modelshare_event::Event;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -177,8 +177,14 @@ impl Ingester {
         let committer = std::thread::Builder::new()
             .name("modelshare-commit".into())
             .spawn(move || {
-                CommitLoop { shared: commit_shared, wal, dedup, flush_tx, flush_done: None }
-                    .run(command_rx);
+                CommitLoop {
+                    shared: commit_shared,
+                    wal,
+                    dedup,
+                    flush_tx,
+                    flush_done: None,
+                }
+                .run(command_rx);
             })
             .map_err(|e| IngestError::io(shared.lake.root(), e))?;
         Ok(Ingester {
@@ -204,7 +210,11 @@ impl Ingester {
 
     /// The first answer given under `key`, if it was seen within the window.
     pub fn remembered(&self, key: &str) -> Option<Remembered> {
-        let cache = self.shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = self
+            .shared
+            .idempotency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         cache.entries.get(key).map(|(_, r)| r.clone())
     }
 
@@ -309,8 +319,14 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
                 }
             }
             if let Some(key) = record.idempotency_key {
-                let receipt = Receipt { stored, duplicates: record.duplicates as usize };
-                let remembered = Remembered { receipt, annotation: record.annotation };
+                let receipt = Receipt {
+                    stored,
+                    duplicates: record.duplicates as usize,
+                };
+                let remembered = Remembered {
+                    receipt,
+                    annotation: record.annotation,
+                };
                 idempotency.insert(key, remembered, now, shared.config.max_idempotency_keys);
             }
         }
@@ -318,7 +334,11 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
     drop(idempotency);
     let next = segments.last().map_or(1, |s| s.0 + 1);
     if !replayed.is_empty() {
-        tracing::info!(events = replayed.len(), already_in_parquet = skipped, "replayed wal");
+        tracing::info!(
+            events = replayed.len(),
+            already_in_parquet = skipped,
+            "replayed wal"
+        );
         let batch = events_to_batch(&replayed);
         lake::write_batches(&shared.lake, &[batch], &flush_file_tag(next - 1))?;
     }
@@ -404,8 +424,9 @@ impl CommitLoop {
             }
             let pending_rows = self.shared.live.pending_rows();
             let due = pending_rows >= self.shared.config.flush_rows
-                || oldest_pending
-                    .is_some_and(|t| pending_rows > 0 && t.elapsed() >= self.shared.config.flush_interval);
+                || oldest_pending.is_some_and(|t| {
+                    pending_rows > 0 && t.elapsed() >= self.shared.config.flush_interval
+                });
             if due && self.start_flush(None) {
                 oldest_pending = None;
             }
@@ -438,9 +459,18 @@ impl CommitLoop {
                 events: fresh,
             };
             record.encode_into(&mut encoded);
-            let receipt = Receipt { stored: record.events.len(), duplicates };
+            let receipt = Receipt {
+                stored: record.events.len(),
+                duplicates,
+            };
             if let Some(k) = record.idempotency_key {
-                keys.push((k, Remembered { receipt, annotation: record.annotation }));
+                keys.push((
+                    k,
+                    Remembered {
+                        receipt,
+                        annotation: record.annotation,
+                    },
+                ));
             }
             fresh_all.extend(record.events);
             outcomes.push((reply, receipt));
@@ -456,8 +486,11 @@ impl CommitLoop {
                 }
                 {
                     let max = self.shared.config.max_idempotency_keys;
-                    let mut cache =
-                        self.shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut cache = self
+                        .shared
+                        .idempotency
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
                     for (k, r) in keys {
                         cache.insert(k, r, now, max);
                     }
@@ -505,7 +538,12 @@ impl CommitLoop {
         };
         let (finished_tx, finished_rx) = mpsc::channel();
         self.flush_done = Some(finished_rx);
-        let job = FlushJob { batches, upto_segment, done, finished: finished_tx };
+        let job = FlushJob {
+            batches,
+            upto_segment,
+            done,
+            finished: finished_tx,
+        };
         if self.flush_tx.send(job).is_err() {
             self.shared.live.abort_flush();
             self.flush_done = None;
@@ -543,7 +581,12 @@ fn flush_loop(shared: &Shared, jobs: Receiver<FlushJob>) {
                 IngestMetrics::add(&metrics.flushed_rows, rows as u64);
                 IngestMetrics::add(&metrics.flushed_bytes, *bytes);
                 IngestMetrics::add(&metrics.flush_micros, started.elapsed().as_micros() as u64);
-                tracing::debug!(rows, bytes, ms = started.elapsed().as_millis() as u64, "flushed");
+                tracing::debug!(
+                    rows,
+                    bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "flushed"
+                );
             }
             Err(e) => {
                 IngestMetrics::add(&metrics.flush_errors, 1);
@@ -559,7 +602,11 @@ fn flush_loop(shared: &Shared, jobs: Receiver<FlushJob>) {
 }
 
 fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
-    let staged = lake::stage_batches(&shared.lake, &job.batches, &flush_file_tag(job.upto_segment))?;
+    let staged = lake::stage_batches(
+        &shared.lake,
+        &job.batches,
+        &flush_file_tag(job.upto_segment),
+    )?;
     let bytes = staged.iter().map(|f| f.bytes).sum();
     shared.live.publish_flush(|| {
         for f in &staged {

@@ -138,7 +138,10 @@ static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Writer settings for the lake: zstd, dictionaries, page statistics, and encodings that suit
 /// each column (unique ids share prefixes; timestamps are sorted within a model).
 pub fn writer_properties() -> WriterProperties {
-    let kv = vec![KeyValue::new(SCHEMA_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_owned())];
+    let kv = vec![KeyValue::new(
+        SCHEMA_VERSION_KEY.to_owned(),
+        SCHEMA_VERSION.to_owned(),
+    )];
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_dictionary_enabled(true)
@@ -218,9 +221,18 @@ fn sort_for_storage(batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
             .ok_or(IngestError::Schema("sort column missing"))
     };
     let columns = vec![
-        SortColumn { values: col("task")?, options: None },
-        SortColumn { values: col("model")?, options: None },
-        SortColumn { values: col("ts")?, options: None },
+        SortColumn {
+            values: col("task")?,
+            options: None,
+        },
+        SortColumn {
+            values: col("model")?,
+            options: None,
+        },
+        SortColumn {
+            values: col("ts")?,
+            options: None,
+        },
     ];
     let idx = lexsort_to_indices(&columns, None)?;
     Ok(take_record_batch(batch, &idx)?)
@@ -248,7 +260,12 @@ fn stage_one(
         file.metadata().map_err(|e| IngestError::io(&temp, e))
     })();
     match result {
-        Ok(meta) => Ok(StagedFile { temp, path, rows: sorted.num_rows(), bytes: meta.len() }),
+        Ok(meta) => Ok(StagedFile {
+            temp,
+            path,
+            rows: sorted.num_rows(),
+            bytes: meta.len(),
+        }),
         Err(e) => {
             let _ = fs::remove_file(&temp);
             Err(e)

@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the lake at {0} is in use by another modelshare process; stop it or send events to its HTTP API"
     )]
@@ -44,19 +47,24 @@ pub enum IngestError {
 
 impl IngestError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        IngestError::Io { path: path.to_owned(), source }
+        IngestError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 
     /// True when the caller should retry later (503 + Retry-After), not fix its request.
     pub fn is_retryable(&self) -> bool {
         match self {
             IngestError::Backpressure(_) | IngestError::ShuttingDown => true,
-            IngestError::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::StorageFull
-                    | std::io::ErrorKind::QuotaExceeded
-                    | std::io::ErrorKind::WouldBlock
-            ) || source.raw_os_error() == Some(28),
+            IngestError::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull
+                        | std::io::ErrorKind::QuotaExceeded
+                        | std::io::ErrorKind::WouldBlock
+                ) || source.raw_os_error() == Some(28)
+            }
             _ => false,
         }
     }

@@ -90,7 +90,12 @@ impl WalRecord {
         if !r.is_empty() {
             return Err(codec::CodecError("trailing bytes"));
         }
-        Ok(WalRecord { idempotency_key, annotation, duplicates, events })
+        Ok(WalRecord {
+            idempotency_key,
+            annotation,
+            duplicates,
+            events,
+        })
     }
 }
 
@@ -137,7 +142,11 @@ impl WalWriter {
             .and_then(|()| file.sync_all())
             .map_err(|e| IngestError::io(&path, e))?;
         sync_dir(dir)?;
-        Ok(WalWriter { dir: dir.to_owned(), seq, file })
+        Ok(WalWriter {
+            dir: dir.to_owned(),
+            seq,
+            file,
+        })
     }
 
     pub fn seq(&self) -> u64 {
@@ -179,7 +188,10 @@ pub fn read_segment(path: &Path, truncate_torn_tail: bool) -> Result<Vec<WalReco
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut buf))
         .map_err(|e| IngestError::io(path, e))?;
-    let corrupt = |message: String| IngestError::CorruptWal { path: path.to_owned(), message };
+    let corrupt = |message: String| IngestError::CorruptWal {
+        path: path.to_owned(),
+        message,
+    };
     if buf.len() < MAGIC.len() {
         // Created but the magic never reached the disk: nothing was acknowledged in it.
         if truncate_torn_tail {
@@ -221,7 +233,8 @@ pub fn read_segment(path: &Path, truncate_torn_tail: bool) -> Result<Vec<WalReco
             torn("checksum mismatch")?;
             break;
         }
-        records.push(WalRecord::decode(payload).map_err(|e| corrupt(format!("{e} at offset {pos}")))?);
+        records
+            .push(WalRecord::decode(payload).map_err(|e| corrupt(format!("{e} at offset {pos}")))?);
         pos = end;
     }
     Ok(records)
@@ -273,7 +286,10 @@ mod tests {
         record(&["c"], None).encode_into(&mut buf);
         w.append_durable(&buf).unwrap();
         let got = read_segment(&segment_path(dir.path(), 1), false).unwrap();
-        assert_eq!(got, vec![record(&["a", "b"], Some("k1")), record(&["c"], None)]);
+        assert_eq!(
+            got,
+            vec![record(&["a", "b"], Some("k1")), record(&["c"], None)]
+        );
     }
 
     #[test]
@@ -307,7 +323,10 @@ mod tests {
         let mut w = WalWriter::create(dir.path(), 7).unwrap();
         w.append_durable(&buf).unwrap();
         let path = segment_path(dir.path(), 7);
-        assert!(matches!(read_segment(&path, false), Err(IngestError::CorruptWal { .. })));
+        assert!(matches!(
+            read_segment(&path, false),
+            Err(IngestError::CorruptWal { .. })
+        ));
         assert_eq!(read_segment(&path, true).unwrap(), vec![]);
     }
 
@@ -319,7 +338,11 @@ mod tests {
         assert_eq!(w.rotate().unwrap(), 2);
         assert_eq!(w.seq(), 3);
         remove_segments_upto(dir.path(), 2).unwrap();
-        let left: Vec<u64> = list_segments(dir.path()).unwrap().into_iter().map(|s| s.0).collect();
+        let left: Vec<u64> = list_segments(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
         assert_eq!(left, vec![3]);
     }
 }

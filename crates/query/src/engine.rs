@@ -64,7 +64,11 @@ pub struct QueryStats {
 
 /// The schema of `events` as queries see it: the file schema plus the `date` partition.
 pub fn table_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = event_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = event_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new("date", DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
@@ -79,7 +83,9 @@ impl QueryEngine {
     ) -> Result<Self, QueryError> {
         // The default list-files cache never expires: new Parquet files would stay invisible.
         let cache = CacheManagerConfig::default().with_list_files_cache_limit(0);
-        let runtime = RuntimeEnvBuilder::new().with_cache_manager(cache).build_arc()?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(cache)
+            .build_arc()?;
         Ok(QueryEngine {
             events_dir: events_dir.into(),
             live,
@@ -127,7 +133,9 @@ impl QueryEngine {
         let result = self.sql_inner(sql).await;
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.queries.fetch_add(1, Relaxed);
-        self.stats.micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        self.stats
+            .micros
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
         if result.is_err() {
             self.stats.failures.fetch_add(1, Relaxed);
         }

@@ -4,10 +4,10 @@
 //! distinct apps used it in the period; the rest, and everything beyond `limit`, is one `other`
 //! row, so published shares of tokens, requests and spend add up to 1.
 
+use crate::QueryError;
 use crate::engine::{QueryEngine, sql_literal};
 use crate::period::Period;
 use crate::values::{micro_usd_at, str_at, u64_at};
-use crate::QueryError;
 use modelshare_event::{MicroUsd, Task};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -32,7 +32,9 @@ impl FromStr for Measure {
             "requests" => Ok(Measure::Requests),
             "spend" => Ok(Measure::Spend),
             "apps" => Ok(Measure::Apps),
-            _ => Err(format!("unknown measure {s:?}; accepted: tokens, requests, spend, apps")),
+            _ => Err(format!(
+                "unknown measure {s:?}; accepted: tokens, requests, spend, apps"
+            )),
         }
     }
 }
@@ -183,7 +185,11 @@ pub(crate) fn figures_at(
 }
 
 pub(crate) fn share_of(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
 }
 
 impl QueryEngine {
@@ -202,7 +208,10 @@ impl QueryEngine {
         let mut out = HashMap::new();
         for batch in self.sql(&sql).await? {
             for row in 0..batch.num_rows() {
-                out.insert(str_at(&batch, "key", row)?.to_owned(), figures_at(&batch, row)?);
+                out.insert(
+                    str_at(&batch, "key", row)?.to_owned(),
+                    figures_at(&batch, row)?,
+                );
             }
         }
         Ok(out)
@@ -263,7 +272,11 @@ impl QueryEngine {
             let rest_filter = if keys.is_empty() {
                 filter.clone()
             } else {
-                format!("{filter} AND {} NOT IN ({})", q.group.sql(), keys.join(", "))
+                format!(
+                    "{filter} AND {} NOT IN ({})",
+                    q.group.sql(),
+                    keys.join(", ")
+                )
             };
             let rest_apps = self.figures_where(&rest_filter).await?.apps;
             let mut rest = totals.minus(&listed);
@@ -276,6 +289,10 @@ impl QueryEngine {
                 previous_share: None,
             });
         }
-        Ok(Leaderboard { query: q, totals, rows })
+        Ok(Leaderboard {
+            query: q,
+            totals,
+            rows,
+        })
     }
 }

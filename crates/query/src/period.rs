@@ -53,7 +53,11 @@ impl Period {
             PeriodKind::Week => week_start(date),
             PeriodKind::Month => date.with_day(1).unwrap_or(date),
         };
-        Period { kind, start, end: Self::after(kind, start) }
+        Period {
+            kind,
+            start,
+            end: Self::after(kind, start),
+        }
     }
 
     fn after(kind: PeriodKind, start: NaiveDate) -> NaiveDate {
@@ -71,7 +75,11 @@ impl Period {
             PeriodKind::Week => self.start - Days::new(7),
             PeriodKind::Month => self.start - Months::new(1),
         };
-        Period { kind: self.kind, start, end: self.start }
+        Period {
+            kind: self.kind,
+            start,
+            end: self.start,
+        }
     }
 
     /// SQL predicate on the `date` partition column; exact because partitions are UTC days.

@@ -3,11 +3,13 @@
 //! Privacy applies per cell: a model's figure in a bucket where fewer than `min_apps` apps used
 //! it is not published (`null`) and counts towards `other` instead.
 
+use crate::QueryError;
 use crate::engine::{QueryEngine, sql_literal};
-use crate::leaderboard::{FIGURES_SQL, Figures, GroupBy, Measure, figures_at, share_of, usage_filter};
+use crate::leaderboard::{
+    FIGURES_SQL, Figures, GroupBy, Measure, figures_at, share_of, usage_filter,
+};
 use crate::period::{date_range_predicate, week_start};
 use crate::values::str_at;
-use crate::QueryError;
 use chrono::{Days, NaiveDate};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -89,7 +91,11 @@ impl QueryEngine {
         let min_apps = self.config().min_apps;
         let buckets = q.buckets();
         let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
-            return Ok(ShareSeriesSet { granularity: q.granularity, buckets, series: vec![] });
+            return Ok(ShareSeriesSet {
+                granularity: q.granularity,
+                buckets,
+                series: vec![],
+            });
         };
         let end = match q.granularity {
             Granularity::Day => *last + Days::new(1),
@@ -100,8 +106,9 @@ impl QueryEngine {
         let cells_sql = format!(
             "SELECT {bucket} AS bucket, model AS key, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1, 2"
         );
-        let totals_sql =
-            format!("SELECT {bucket} AS bucket, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1");
+        let totals_sql = format!(
+            "SELECT {bucket} AS bucket, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1"
+        );
         let range = crate::period::Period {
             kind: crate::period::PeriodKind::Day,
             start: *first,
@@ -113,8 +120,11 @@ impl QueryEngine {
             self.figures_by(GroupBy::Model, &range, q.task),
         )?;
 
-        let index: HashMap<String, usize> =
-            buckets.iter().enumerate().map(|(i, b)| (b.to_string(), i)).collect();
+        let index: HashMap<String, usize> = buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.to_string(), i))
+            .collect();
         let mut bucket_totals = vec![Figures::default(); buckets.len()];
         for batch in &totals {
             for row in 0..batch.num_rows() {
@@ -128,7 +138,9 @@ impl QueryEngine {
             for row in 0..batch.num_rows() {
                 if let Some(&i) = index.get(str_at(batch, "bucket", row)?) {
                     let key = str_at(batch, "key", row)?.to_owned();
-                    let cells = by_model.entry(key).or_insert_with(|| vec![None; buckets.len()]);
+                    let cells = by_model
+                        .entry(key)
+                        .or_insert_with(|| vec![None; buckets.len()]);
                     cells[i] = Some(figures_at(batch, row)?);
                 }
             }
@@ -136,9 +148,7 @@ impl QueryEngine {
 
         let mut top: Vec<(&String, &Figures)> =
             overall.iter().filter(|(_, f)| f.apps >= min_apps).collect();
-        top.sort_by(|a, b| {
-            b.1.measure(q.by).cmp(&a.1.measure(q.by)).then(a.0.cmp(b.0))
-        });
+        top.sort_by(|a, b| b.1.measure(q.by).cmp(&a.1.measure(q.by)).then(a.0.cmp(b.0)));
         top.truncate(q.top);
 
         let mut published = vec![0u64; buckets.len()];
@@ -146,14 +156,19 @@ impl QueryEngine {
         let mut series = Vec::with_capacity(top.len() + 1);
         for (key, _) in &top {
             let cells = by_model.get(*key);
-            let mut s = ShareSeries { key: (*key).clone(), share: vec![], tokens: vec![] };
+            let mut s = ShareSeries {
+                key: (*key).clone(),
+                share: vec![],
+                tokens: vec![],
+            };
             for (i, total) in bucket_totals.iter().enumerate() {
                 let cell = cells.and_then(|c| c[i]);
                 match cell {
                     Some(f) if f.apps >= min_apps => {
                         published[i] += f.measure(q.by);
                         published_tokens[i] += f.tokens();
-                        s.share.push(Some(share_of(f.measure(q.by), total.measure(q.by))));
+                        s.share
+                            .push(Some(share_of(f.measure(q.by), total.measure(q.by))));
                         s.tokens.push(Some(f.tokens()));
                     }
                     Some(_) => {
@@ -169,9 +184,16 @@ impl QueryEngine {
             series.push(s);
         }
 
-        let mut other = ShareSeries { key: "other".to_owned(), share: vec![], tokens: vec![] };
+        let mut other = ShareSeries {
+            key: "other".to_owned(),
+            share: vec![],
+            tokens: vec![],
+        };
         let other_apps = if q.by == Measure::Apps {
-            Some(self.other_apps_per_bucket(&q, &filter, &top, &index).await?)
+            Some(
+                self.other_apps_per_bucket(&q, &filter, &top, &index)
+                    .await?,
+            )
         } else {
             None
         };
@@ -181,10 +203,16 @@ impl QueryEngine {
                 None => total.measure(q.by).saturating_sub(published[i]),
             };
             other.share.push(Some(share_of(value, total.measure(q.by))));
-            other.tokens.push(Some(total.tokens().saturating_sub(published_tokens[i])));
+            other
+                .tokens
+                .push(Some(total.tokens().saturating_sub(published_tokens[i])));
         }
         series.push(other);
-        Ok(ShareSeriesSet { granularity: q.granularity, buckets, series })
+        Ok(ShareSeriesSet {
+            granularity: q.granularity,
+            buckets,
+            series,
+        })
     }
 
     /// Distinct apps per bucket outside the top models (apps do not subtract).

@@ -1,10 +1,10 @@
 //! Per-task overview: each task's totals and its top models in a period.
 
+use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::leaderboard::{FIGURES_SQL, Figures, figures_at, share_of, usage_filter};
 use crate::period::Period;
 use crate::values::str_at;
-use crate::QueryError;
 use modelshare_event::Task;
 use std::collections::HashMap;
 
@@ -35,7 +35,8 @@ impl QueryEngine {
     pub async fn tasks(&self, period: Period, top: usize) -> Result<TasksOverview, QueryError> {
         let min_apps = self.config().min_apps;
         let filter = usage_filter(&period.date_predicate(), None);
-        let per_task_sql = format!("SELECT task, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1");
+        let per_task_sql =
+            format!("SELECT task, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1");
         let per_cell_sql =
             format!("SELECT task, model, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1, 2");
         let (per_task, per_cell, totals) = tokio::try_join!(
@@ -46,7 +47,9 @@ impl QueryEngine {
         let mut models: HashMap<Task, Vec<(String, Figures)>> = HashMap::new();
         for batch in &per_cell {
             for row in 0..batch.num_rows() {
-                let Ok(task) = str_at(batch, "task", row)?.parse::<Task>() else { continue };
+                let Ok(task) = str_at(batch, "task", row)?.parse::<Task>() else {
+                    continue;
+                };
                 let fig = figures_at(batch, row)?;
                 if fig.apps >= min_apps {
                     let model = str_at(batch, "model", row)?.to_owned();
@@ -59,7 +62,9 @@ impl QueryEngine {
         let mut folded_tasks = 0;
         for batch in &per_task {
             for row in 0..batch.num_rows() {
-                let Ok(task) = str_at(batch, "task", row)?.parse::<Task>() else { continue };
+                let Ok(task) = str_at(batch, "task", row)?.parse::<Task>() else {
+                    continue;
+                };
                 let fig = figures_at(batch, row)?;
                 if fig.apps < min_apps {
                     folded.input_tokens += fig.input_tokens;
@@ -87,9 +92,20 @@ impl QueryEngine {
                 });
             }
         }
-        tasks.sort_by(|a, b| b.figures.tokens().cmp(&a.figures.tokens()).then(a.task.cmp(&b.task)));
+        tasks.sort_by(|a, b| {
+            b.figures
+                .tokens()
+                .cmp(&a.figures.tokens())
+                .then(a.task.cmp(&b.task))
+        });
         // Folded tasks' distinct apps cannot be summed; report none rather than a wrong number.
         folded.apps = 0;
-        Ok(TasksOverview { period, totals, tasks, folded, folded_tasks })
+        Ok(TasksOverview {
+            period,
+            totals,
+            tasks,
+            folded,
+            folded_tasks,
+        })
     }
 }

@@ -1,9 +1,7 @@
 //! Typed access to result columns, so query code never downcasts by hand.
 
 use crate::QueryError;
-use arrow::array::{
-    Array, AsArray, RecordBatch,
-};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int64Type, UInt64Type};
 use modelshare_event::MicroUsd;
 
@@ -23,7 +21,9 @@ pub fn u64_at(batch: &RecordBatch, name: &str, row: usize) -> Result<u64, QueryE
     match col.data_type() {
         DataType::Int64 => Ok(col.as_primitive::<Int64Type>().value(row).max(0) as u64),
         DataType::UInt64 => Ok(col.as_primitive::<UInt64Type>().value(row)),
-        other => Err(QueryError::Shape(format!("{name} is {other}, expected an integer"))),
+        other => Err(QueryError::Shape(format!(
+            "{name} is {other}, expected an integer"
+        ))),
     }
 }
 
@@ -40,7 +40,9 @@ pub fn micro_usd_at(batch: &RecordBatch, name: &str, row: usize) -> Result<Micro
                 .map(MicroUsd)
                 .map_err(|_| QueryError::Shape(format!("{name} overflows i64 micro-USD")))
         }
-        other => Err(QueryError::Shape(format!("{name} is {other}, expected decimal(_, 6)"))),
+        other => Err(QueryError::Shape(format!(
+            "{name} is {other}, expected decimal(_, 6)"
+        ))),
     }
 }
 
@@ -54,6 +56,8 @@ pub fn str_at<'a>(batch: &'a RecordBatch, name: &str, row: usize) -> Result<&'a 
         DataType::Utf8 => Ok(col.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => Ok(col.as_string::<i64>().value(row)),
         DataType::Utf8View => Ok(col.as_string_view().value(row)),
-        other => Err(QueryError::Shape(format!("{name} is {other}, expected a string"))),
+        other => Err(QueryError::Shape(format!(
+            "{name} is {other}, expected a string"
+        ))),
     }
 }

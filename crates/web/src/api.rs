@@ -68,7 +68,11 @@ fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value 
                 "usd_per_mtok": f.usd_per_mtok(),
             });
             if key_name == "model" {
-                row["author"] = json!(if r.rank.is_some() { author_of(&r.key) } else { "other" });
+                row["author"] = json!(if r.rank.is_some() {
+                    author_of(&r.key)
+                } else {
+                    "other"
+                });
             }
             row
         })
@@ -83,27 +87,42 @@ fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value 
 }
 
 /// `GET /v1/leaderboard`
-pub async fn leaderboard(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+pub async fn leaderboard(
+    State(s): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, LEADERBOARD_PARAMS)?;
-    let lb = s.query.leaderboard(leaderboard_query(&p, GroupBy::Model)?).await?;
+    let lb = s
+        .query
+        .leaderboard(leaderboard_query(&p, GroupBy::Model)?)
+        .await?;
     Ok(Json(leaderboard_json(&lb, "model", "models")))
 }
 
 /// `GET /v1/authors`
 pub async fn authors(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, LEADERBOARD_PARAMS)?;
-    let lb = s.query.leaderboard(leaderboard_query(&p, GroupBy::Author)?).await?;
+    let lb = s
+        .query
+        .leaderboard(leaderboard_query(&p, GroupBy::Author)?)
+        .await?;
     Ok(Json(leaderboard_json(&lb, "author", "authors")))
 }
 
 /// `GET /v1/share`
 pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, &["task", "by", "granularity", "from", "to", "top"])?;
-    let granularity = p.get::<Granularity>("granularity")?.unwrap_or(Granularity::Week);
+    let granularity = p
+        .get::<Granularity>("granularity")?
+        .unwrap_or(Granularity::Week);
     let to = p.date("to")?.unwrap_or_else(today);
-    let from = p.date("from")?.unwrap_or_else(|| to - Days::new(7 * 12 - 1));
+    let from = p
+        .date("from")?
+        .unwrap_or_else(|| to - Days::new(7 * 12 - 1));
     if from > to {
-        return Err(ApiError::InvalidParameter(format!("from ({from}) is after to ({to})")));
+        return Err(ApiError::InvalidParameter(format!(
+            "from ({from}) is after to ({to})"
+        )));
     }
     if (to - from).num_days() as u64 > MAX_SHARE_DAYS {
         return Err(ApiError::InvalidParameter(format!(
@@ -125,7 +144,11 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
         .series
         .iter()
         .map(|x| {
-            let author = if x.key == "other" { "other" } else { author_of(&x.key) };
+            let author = if x.key == "other" {
+                "other"
+            } else {
+                author_of(&x.key)
+            };
             json!({ "model": x.key, "author": author, "share": x.share, "tokens": x.tokens })
         })
         .collect();

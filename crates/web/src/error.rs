@@ -52,7 +52,8 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -76,15 +76,16 @@ pub async fn post_events(
         }
     })?;
     let key = idempotency_key(&headers)?;
-    if let Some(k) = &key {
-        if let Some(prev) = ingester.remembered(k) {
-            state.counters.idempotent_replays.fetch_add(1, Relaxed);
-            let annotation = prev
-                .annotation
-                .and_then(|a| serde_json::from_slice::<Annotation>(&a).ok())
-                .unwrap_or(Annotation { rejected: 0, errors: vec![] });
-            return Ok(answer(prev.receipt, &annotation));
-        }
+    if let Some(prev) = key.as_deref().and_then(|k| ingester.remembered(k)) {
+        state.counters.idempotent_replays.fetch_add(1, Relaxed);
+        let annotation = prev
+            .annotation
+            .and_then(|a| serde_json::from_slice::<Annotation>(&a).ok())
+            .unwrap_or(Annotation {
+                rejected: 0,
+                errors: vec![],
+            });
+        return Ok(answer(prev.receipt, &annotation));
     }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -99,7 +100,10 @@ pub async fn post_events(
     .map_err(|e| ApiError::Internal(format!("parser task failed: {e}")))??;
     let (events, errors_all) = parsed;
     let rejected = errors_all.len();
-    state.counters.events_rejected.fetch_add(rejected as u64, Relaxed);
+    state
+        .counters
+        .events_rejected
+        .fetch_add(rejected as u64, Relaxed);
     let mut errors = errors_all;
     errors.truncate(MAX_LISTED_ERRORS);
     let annotation = Annotation { rejected, errors };
@@ -108,7 +112,11 @@ pub async fn post_events(
         None => None,
     };
     let receipt = ingester
-        .submit(Submission { events, idempotency_key: key, annotation: stored_annotation })
+        .submit(Submission {
+            events,
+            idempotency_key: key,
+            annotation: stored_annotation,
+        })
         .await?;
     Ok(answer(receipt, &annotation))
 }
@@ -116,12 +124,16 @@ pub async fn post_events(
 fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     let accepted = "accepted: application/x-ndjson, application/json";
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Err(ApiError::UnsupportedMediaType(format!("missing Content-Type; {accepted}")));
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "missing Content-Type; {accepted}"
+        )));
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let mime = ct.split(';').next().unwrap_or("").trim();
     match mime {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl"
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
         | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
         "application/json" => Ok(BodyFormat::Json),
         other => Err(ApiError::UnsupportedMediaType(format!(
@@ -131,7 +143,9 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = v
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?
@@ -179,9 +193,13 @@ type Parsed = (Vec<Event>, Vec<EventErrorEntry>);
 fn parse_body(raw: &[u8], format: BodyFormat, validator: Validator) -> Result<Parsed, ApiError> {
     let mut events = Vec::new();
     let mut errors = Vec::new();
-    let mut take = |index: usize, result: Result<Event, modelshare_event::EventError>| match result {
+    let mut take = |index: usize, result: Result<Event, modelshare_event::EventError>| match result
+    {
         Ok(e) => events.push(e),
-        Err(e) => errors.push(EventErrorEntry { index, message: e.to_string() }),
+        Err(e) => errors.push(EventErrorEntry {
+            index,
+            message: e.to_string(),
+        }),
     };
     match format {
         BodyFormat::Ndjson => {
@@ -206,8 +224,10 @@ fn parse_body(raw: &[u8], format: BodyFormat, validator: Validator) -> Result<Pa
                     }
                 }
                 Some(b'{') => {
-                    let item: &serde_json::value::RawValue = serde_json::from_slice(raw)
-                        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+                    let item: &serde_json::value::RawValue =
+                        serde_json::from_slice(raw).map_err(|e| {
+                            ApiError::BadRequest(format!("body is not valid JSON: {e}"))
+                        })?;
                     take(0, validator.parse_value(item));
                 }
                 _ => {

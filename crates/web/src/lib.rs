@@ -46,7 +46,12 @@ pub struct WebCounters {
 
 impl AppState {
     pub fn new(ingester: Option<Arc<Ingester>>, query: QueryEngine, max_body_bytes: usize) -> Self {
-        AppState { ingester, query, max_body_bytes, counters: Arc::default() }
+        AppState {
+            ingester,
+            query,
+            max_body_bytes,
+            counters: Arc::default(),
+        }
     }
 }
 
@@ -73,5 +78,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -26,27 +26,112 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "modelshare_{name} {value}");
     };
     let c = &s.counters;
-    metric("ingest_requests_total", "counter", "POST /v1/events requests.", c.ingest_requests.load(Relaxed) as f64);
-    metric("events_rejected_total", "counter", "Events rejected by validation.", c.events_rejected.load(Relaxed) as f64);
-    metric("idempotent_replays_total", "counter", "Requests answered from an earlier Idempotency-Key.", c.idempotent_replays.load(Relaxed) as f64);
+    metric(
+        "ingest_requests_total",
+        "counter",
+        "POST /v1/events requests.",
+        c.ingest_requests.load(Relaxed) as f64,
+    );
+    metric(
+        "events_rejected_total",
+        "counter",
+        "Events rejected by validation.",
+        c.events_rejected.load(Relaxed) as f64,
+    );
+    metric(
+        "idempotent_replays_total",
+        "counter",
+        "Requests answered from an earlier Idempotency-Key.",
+        c.idempotent_replays.load(Relaxed) as f64,
+    );
     if let Some(ing) = &s.ingester {
         let m = ing.metrics();
         let g = IngestMetrics::get;
-        metric("events_accepted_total", "counter", "Events stored durably (fsynced).", g(&m.events_stored) as f64);
-        metric("events_duplicate_total", "counter", "Events acknowledged whose event_id was already stored.", g(&m.events_duplicate) as f64);
-        metric("wal_bytes_total", "counter", "Bytes appended to the write-ahead log.", g(&m.wal_bytes) as f64);
-        metric("wal_fsyncs_total", "counter", "Group commits (one fsync each).", g(&m.wal_fsyncs) as f64);
-        metric("flushes_total", "counter", "Parquet flushes completed.", g(&m.flushes) as f64);
-        metric("flush_errors_total", "counter", "Parquet flushes that failed (rows kept).", g(&m.flush_errors) as f64);
-        metric("flushed_rows_total", "counter", "Rows written to Parquet.", g(&m.flushed_rows) as f64);
-        metric("flushed_bytes_total", "counter", "Parquet bytes written.", g(&m.flushed_bytes) as f64);
-        metric("flush_seconds_total", "counter", "Time spent flushing.", g(&m.flush_micros) as f64 / 1e6);
-        metric("backpressure_total", "counter", "Requests refused with 503 because ingest was saturated.", g(&m.backpressure) as f64);
-        metric("buffered_rows", "gauge", "Acknowledged rows not yet in Parquet.", ing.live().total_rows() as f64);
+        metric(
+            "events_accepted_total",
+            "counter",
+            "Events stored durably (fsynced).",
+            g(&m.events_stored) as f64,
+        );
+        metric(
+            "events_duplicate_total",
+            "counter",
+            "Events acknowledged whose event_id was already stored.",
+            g(&m.events_duplicate) as f64,
+        );
+        metric(
+            "wal_bytes_total",
+            "counter",
+            "Bytes appended to the write-ahead log.",
+            g(&m.wal_bytes) as f64,
+        );
+        metric(
+            "wal_fsyncs_total",
+            "counter",
+            "Group commits (one fsync each).",
+            g(&m.wal_fsyncs) as f64,
+        );
+        metric(
+            "flushes_total",
+            "counter",
+            "Parquet flushes completed.",
+            g(&m.flushes) as f64,
+        );
+        metric(
+            "flush_errors_total",
+            "counter",
+            "Parquet flushes that failed (rows kept).",
+            g(&m.flush_errors) as f64,
+        );
+        metric(
+            "flushed_rows_total",
+            "counter",
+            "Rows written to Parquet.",
+            g(&m.flushed_rows) as f64,
+        );
+        metric(
+            "flushed_bytes_total",
+            "counter",
+            "Parquet bytes written.",
+            g(&m.flushed_bytes) as f64,
+        );
+        metric(
+            "flush_seconds_total",
+            "counter",
+            "Time spent flushing.",
+            g(&m.flush_micros) as f64 / 1e6,
+        );
+        metric(
+            "backpressure_total",
+            "counter",
+            "Requests refused with 503 because ingest was saturated.",
+            g(&m.backpressure) as f64,
+        );
+        metric(
+            "buffered_rows",
+            "gauge",
+            "Acknowledged rows not yet in Parquet.",
+            ing.live().total_rows() as f64,
+        );
     }
     let q = s.query.stats();
-    metric("queries_total", "counter", "DataFusion queries run.", q.queries.load(Relaxed) as f64);
-    metric("query_failures_total", "counter", "DataFusion queries that failed.", q.failures.load(Relaxed) as f64);
-    metric("query_seconds_total", "counter", "Time spent in DataFusion queries.", q.micros.load(Relaxed) as f64 / 1e6);
+    metric(
+        "queries_total",
+        "counter",
+        "DataFusion queries run.",
+        q.queries.load(Relaxed) as f64,
+    );
+    metric(
+        "query_failures_total",
+        "counter",
+        "DataFusion queries that failed.",
+        q.failures.load(Relaxed) as f64,
+    );
+    metric(
+        "query_seconds_total",
+        "counter",
+        "Time spent in DataFusion queries.",
+        q.micros.load(Relaxed) as f64 / 1e6,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

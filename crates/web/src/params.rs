@@ -20,8 +20,8 @@ impl Params {
         query: Result<Query<Vec<(String, String)>>, QueryRejection>,
         accepted: &[&str],
     ) -> Result<Params, ApiError> {
-        let Query(pairs) =
-            query.map_err(|e| ApiError::InvalidParameter(format!("malformed query string: {e}")))?;
+        let Query(pairs) = query
+            .map_err(|e| ApiError::InvalidParameter(format!("malformed query string: {e}")))?;
         let mut values = HashMap::new();
         for (k, v) in pairs {
             if !accepted.contains(&k.as_str()) {
@@ -31,7 +31,9 @@ impl Params {
                 )));
             }
             if values.insert(k.clone(), v).is_some() {
-                return Err(ApiError::InvalidParameter(format!("parameter {k:?} given twice")));
+                return Err(ApiError::InvalidParameter(format!(
+                    "parameter {k:?} given twice"
+                )));
             }
         }
         Ok(Params { values })
@@ -42,7 +44,12 @@ impl Params {
     where
         T::Err: std::fmt::Display,
     {
-        match self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        match self
+            .values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+        {
             None => Ok(None),
             Some(v) => v
                 .parse()
@@ -53,19 +60,34 @@ impl Params {
 
     /// A `YYYY-MM-DD` date parameter.
     pub fn date(&self, name: &str) -> Result<Option<NaiveDate>, ApiError> {
-        match self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        match self
+            .values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+        {
             None => Ok(None),
-            Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Some).map_err(|_| {
-                ApiError::InvalidParameter(format!("{name}: {v:?} is not a date (YYYY-MM-DD)"))
-            }),
+            Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| {
+                    ApiError::InvalidParameter(format!("{name}: {v:?} is not a date (YYYY-MM-DD)"))
+                }),
         }
     }
 
     /// An integer parameter within `min..=max`, with a default.
-    pub fn bounded(&self, name: &str, default: usize, min: usize, max: usize) -> Result<usize, ApiError> {
+    pub fn bounded(
+        &self,
+        name: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ApiError> {
         let v = self.get::<usize>(name)?.unwrap_or(default);
         if !(min..=max).contains(&v) {
-            return Err(ApiError::InvalidParameter(format!("{name}: {v} is outside {min}..={max}")));
+            return Err(ApiError::InvalidParameter(format!(
+                "{name}: {v} is outside {min}..={max}"
+            )));
         }
         Ok(v)
     }
