@@ -293,3 +293,79 @@ pub fn read_event_ids(path: &Path) -> Result<Vec<String>, IngestError> {
     }
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelshare_event::schema::events_to_batch;
+    use modelshare_event::{Event, MicroUsd, ModelSlug, Status, Task, Timestamp};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn event(id: &str, day: i64, task: Task, model: &str) -> Event {
+        Event {
+            event_id: id.into(),
+            ts: Timestamp(1_794_873_600_000_000 + day * 86_400_000_000 + 1000),
+            app_id: "a".into(),
+            task,
+            model_requested: model.into(),
+            model: ModelSlug::parse(model).unwrap(),
+            provider: "p".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+            reasoning_tokens: 0,
+            cached_tokens: 0,
+            cost: MicroUsd(3),
+            latency_ms: 4,
+            ttft_ms: 1,
+            status: Status::Ok,
+            finish_reason: None,
+            attempt: 0,
+        }
+    }
+
+    #[test]
+    fn writes_one_sorted_file_per_day_with_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let events = vec![
+            event("3", 0, Task::Roleplay, "z/z"),
+            event("1", 1, Task::Legal, "b/b"),
+            event("2", 0, Task::Programming, "a/a"),
+            event("4", 0, Task::Programming, "a/0"),
+        ];
+        let files = write_batches(&lake, &[events_to_batch(&events)], "t").unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files[0].starts_with(lake.partition_dir("2026-11-17".parse().unwrap())));
+        assert!(files[1].starts_with(lake.partition_dir("2026-11-18".parse().unwrap())));
+        let reader = SerializedFileReader::new(File::open(&files[0]).unwrap()).unwrap();
+        let kv = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert!(
+            kv.iter()
+                .any(|k| k.key == SCHEMA_VERSION_KEY && k.value.as_deref() == Some(SCHEMA_VERSION))
+        );
+        assert_eq!(
+            read_event_ids(&files[0]).unwrap(),
+            vec!["4", "2", "3"],
+            "sorted by task, model, ts"
+        );
+        assert_eq!(lake.event_files().unwrap(), files);
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(lake.partition_dir("2026-11-17".parse().unwrap()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let _held = lake.lock().unwrap();
+        assert!(matches!(lake.lock(), Err(IngestError::Locked(_))));
+    }
+}
