@@ -1,0 +1,248 @@
+//! Deterministic synthetic router traffic with planted, documented effects.
+//!
+//! A seed, a period, a number of apps and a number of events determine a data set completely:
+//! the same config gives the same events whatever the thread count or dependency versions. The
+//! traffic looks like a public router's: heavy-tailed app sizes, programming then roleplay
+//! carrying most tokens, sticky apps that trial alternatives and sometimes switch, real model
+//! slugs with their real catalog prices, and dated market events — a model release, real price
+//! cuts, a provider outage — whose ground truth is written to a manifest next to the data.
+//!
+//! Layout:
+//! - [`config`]: [`GenConfig`] (the demo default) and [`GenError`].
+//! - [`manifest`]: the ground-truth [`Manifest`] (`manifest.json` in the lake root).
+//! - [`wire`]: [`to_json`], the NDJSON wire format for sending events to a server.
+//! - `rng` (private): SplitMix64 / xoshiro256** and the distributions used.
+//! - `roster` (private): the models, app archetypes, task token shapes and provider speeds.
+//! - `plan` (private): the world — models and prices per day, apps and their model timelines,
+//!   the planted effects.
+//! - `emit` (private): one day of the plan → events.
+//! - this module: [`Generator`], [`events`], [`generate_to_lake`].
+
+pub mod config;
+mod emit;
+pub mod manifest;
+mod plan;
+mod rng;
+mod roster;
+pub mod wire;
+
+pub use config::{DEMO_SEED, GenConfig, GenError};
+pub use manifest::{Effect, MANIFEST_FILE, Manifest};
+pub use roster::Profile;
+pub use wire::to_json;
+
+use chrono::{Days, NaiveDate};
+use modelshare_event::Event;
+use modelshare_event::schema::EventBatchBuilder;
+use modelshare_ingest::lake::{Lake, write_batches};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Worker threads for [`generate_to_lake`] (the target machine has two cores; more threads
+/// would not change the output, only the speed).
+const THREADS: usize = 2;
+/// Rows per Arrow batch handed to the lake writer.
+const BATCH_ROWS: usize = 64 * 1024;
+/// Rows per Parquet file at most; a bigger day is written as several files.
+const FILE_ROWS: usize = 1 << 20;
+
+/// A planned data set: build once, then generate any day, in any order, on any thread.
+#[derive(Debug)]
+pub struct Generator {
+    world: plan::World,
+}
+
+impl Generator {
+    /// Plans the data set (models, prices, apps, their timelines, planted effects).
+    pub fn new(cfg: &GenConfig) -> Result<Generator, GenError> {
+        Ok(Generator {
+            world: plan::World::build(cfg)?,
+        })
+    }
+
+    pub fn config(&self) -> &GenConfig {
+        &self.world.cfg
+    }
+
+    /// The ground truth of this data set.
+    pub fn manifest(&self) -> &Manifest {
+        &self.world.manifest
+    }
+
+    /// Days in the period.
+    pub fn days(&self) -> u32 {
+        self.world.cfg.days
+    }
+
+    /// The UTC date of day `day` (0-based) of the period.
+    pub fn date(&self, day: u32) -> NaiveDate {
+        self.world.cfg.start + Days::new(u64::from(day))
+    }
+
+    /// Rows that day `day` has.
+    pub fn rows_on_day(&self, day: u32) -> u64 {
+        self.world
+            .day_counts
+            .get(day as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Visits every event of day `day` in order of request start. The event passed is a
+    /// reused scratch value (no allocation per event); clone it to keep it.
+    pub fn for_each_event(&self, day: u32, mut f: impl FnMut(&Event)) {
+        let rows = emit::day_rows(&self.world, day);
+        let order = emit::time_order(&self.world, day, &rows);
+        if let Some(mut m) = emit::Materializer::new(&self.world, day) {
+            order.iter().for_each(|&i| f(m.event(&rows[i as usize])));
+        }
+    }
+
+    /// Like [`for_each_event`](Self::for_each_event), in the lake's storage order (task, model,
+    /// ts), which lets the Parquet writer's sort run over already sorted rows.
+    fn for_each_event_in_storage_order(&self, day: u32, mut f: impl FnMut(&Event)) {
+        let rows = emit::day_rows(&self.world, day);
+        let order = emit::storage_order(&self.world, day, &rows);
+        if let Some(mut m) = emit::Materializer::new(&self.world, day) {
+            order.iter().for_each(|&i| f(m.event(&rows[i as usize])));
+        }
+    }
+
+    /// The events of day `day`.
+    pub fn day_events(&self, day: u32) -> Vec<Event> {
+        let mut out = Vec::with_capacity(self.rows_on_day(day) as usize);
+        self.for_each_event(day, |e| out.push(e.clone()));
+        out
+    }
+
+    /// Every event of the period, day by day (one day buffered at a time).
+    pub fn events(&self) -> impl Iterator<Item = Event> + '_ {
+        (0..self.days()).flat_map(|d| self.day_events(d))
+    }
+
+    /// Writes every day as Parquet into the lake (holding its writer lock), two days at a time
+    /// in parallel, then `manifest.json` into the lake root. `progress` is called with the
+    /// number of rows each finished file added (an increment, from worker threads). Returns
+    /// the number of rows written.
+    ///
+    /// The lake lock is taken here, so the caller must not hold it. Rows are added to whatever
+    /// the lake already holds; writing the same config twice duplicates every event.
+    pub fn write_to_lake(
+        &self,
+        lake: &Lake,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, GenError> {
+        let _lock = lake.lock()?;
+        let next_day = AtomicU32::new(0);
+        let stop = AtomicBool::new(false);
+        let worker = || -> Result<u64, GenError> {
+            let mut rows = 0u64;
+            let mut builder = EventBatchBuilder::with_capacity(BATCH_ROWS);
+            let mut batches = Vec::new();
+            let mut pending = 0usize;
+            let flush = |batches: &mut Vec<_>, pending: &mut usize| -> Result<(), GenError> {
+                if *pending > 0 {
+                    write_batches(lake, batches, "gen")?;
+                    progress(*pending as u64);
+                }
+                batches.clear();
+                *pending = 0;
+                Ok(())
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let day = next_day.fetch_add(1, Ordering::Relaxed);
+                if day >= self.days() {
+                    break;
+                }
+                let mut result = Ok(());
+                self.for_each_event_in_storage_order(day, |e| {
+                    builder.push(e);
+                    if builder.len() == BATCH_ROWS {
+                        pending += builder.len();
+                        batches.push(builder.finish());
+                        if pending >= FILE_ROWS && result.is_ok() {
+                            result = flush(&mut batches, &mut pending);
+                        }
+                    }
+                });
+                if !builder.is_empty() {
+                    pending += builder.len();
+                    batches.push(builder.finish());
+                }
+                rows += self.rows_on_day(day);
+                if let Err(e) = result.and_then(|()| flush(&mut batches, &mut pending)) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(rows)
+        };
+        let results: Vec<Result<u64, GenError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS).map(|_| s.spawn(worker)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(GenError::WorkerPanicked)))
+                .collect()
+        });
+        let mut total = 0;
+        for r in results {
+            total += r?;
+        }
+        self.manifest().write(lake.root())?;
+        Ok(total)
+    }
+}
+
+/// Owning iterator over a data set's events, day by day.
+#[derive(Debug)]
+pub struct EventIter {
+    generator: Generator,
+    next_day: u32,
+    buffer: std::vec::IntoIter<Event>,
+}
+
+impl EventIter {
+    /// The manifest of the data set being iterated.
+    pub fn manifest(&self) -> &Manifest {
+        self.generator.manifest()
+    }
+}
+
+impl Iterator for EventIter {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.buffer.next() {
+                return Some(e);
+            }
+            if self.next_day >= self.generator.days() {
+                return None;
+            }
+            self.buffer = self.generator.day_events(self.next_day).into_iter();
+            self.next_day += 1;
+        }
+    }
+}
+
+/// Every event of the data set `cfg` describes, in time order day by day (for streaming NDJSON
+/// to a server with [`to_json`]).
+pub fn events(cfg: &GenConfig) -> Result<EventIter, GenError> {
+    Ok(EventIter {
+        generator: Generator::new(cfg)?,
+        next_day: 0,
+        buffer: Vec::new().into_iter(),
+    })
+}
+
+/// Generates the data set `cfg` describes straight into the lake as Parquet (Arrow batches, no
+/// JSON), writes `manifest.json` into the lake root and returns the manifest. See
+/// [`Generator::write_to_lake`] for locking and progress.
+pub fn generate_to_lake(
+    lake: &Lake,
+    cfg: &GenConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Manifest, GenError> {
+    let generator = Generator::new(cfg)?;
+    generator.write_to_lake(lake, progress)?;
+    Ok(generator.manifest().clone())
+}
