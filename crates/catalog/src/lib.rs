@@ -7,8 +7,8 @@
 //! modelshare events carry; other providers' rows say who else serves a model.
 //!
 //! Layout:
-//! - [`csv`](crate::csv) (private): the quoted-field CSV reader.
-//! - [`matching`](crate::matching) (private): provider model id → OpenRouter slug normalisation.
+//! - `csv` (private): the quoted-field CSV reader.
+//! - `matching` (private): provider model id → OpenRouter slug normalisation.
 //! - this module: [`Catalog`], [`ModelInfo`], [`Price`], [`PriceRow`], [`PriceChange`],
 //!   [`CatalogError`].
 
