@@ -105,3 +105,36 @@ async fn demo_serves_a_generated_lake_that_matches_sql() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn generate_streams_ndjson_to_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start(&dir.path().join("lake"), &[]);
+    let out = Command::new(BIN)
+        .args([
+            "generate", "--events", "5000", "--apps", "200", "--days", "7", "--batch", "700",
+            "--to",
+        ])
+        .arg(&server.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("modelshare_events_accepted_total 5000\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("modelshare_events_rejected_total 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("modelshare_ingest_requests_total 8\n"),
+        "{metrics}"
+    );
+}
