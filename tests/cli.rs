@@ -11,16 +11,18 @@ use std::process::{Command, Stdio};
 fn ingest_files_and_stdin_then_query() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
+    // Sent again on stdin below, where it must count as a duplicate.
+    let e1 = event(
+        "e1",
+        "2026-11-17T10:00:00Z",
+        "app1",
+        "openai/gpt-4o",
+        10,
+        5,
+        0.001,
+    );
     let mut body = ndjson(&[
-        event(
-            "e1",
-            "2026-11-17T10:00:00Z",
-            "app1",
-            "openai/gpt-4o",
-            10,
-            5,
-            0.001,
-        ),
+        e1.clone(),
         with(
             event(
                 "e2",
@@ -76,15 +78,7 @@ fn ingest_files_and_stdin_then_query() {
         .unwrap()
         .write_all(
             ndjson(&[
-                event(
-                    "e1",
-                    "2026-11-17T10:00:00Z",
-                    "app1",
-                    "openai/gpt-4o",
-                    10,
-                    5,
-                    0.001,
-                ),
+                e1,
                 event(
                     "e3",
                     "2026-11-18T10:00:00Z",

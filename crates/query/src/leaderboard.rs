@@ -106,7 +106,7 @@ impl Figures {
         }
     }
 
-    fn plus(&self, other: &Figures) -> Figures {
+    pub(crate) fn plus(&self, other: &Figures) -> Figures {
         Figures {
             input_tokens: self.input_tokens + other.input_tokens,
             output_tokens: self.output_tokens + other.output_tokens,
@@ -193,17 +193,17 @@ pub(crate) fn share_of(part: u64, whole: u64) -> f64 {
 }
 
 impl QueryEngine {
-    /// Figures per group in `period`.
+    /// Figures per group over the days `date_predicate` selects.
     pub(crate) async fn figures_by(
         &self,
         group: GroupBy,
-        period: &Period,
+        date_predicate: &str,
         task: Option<Task>,
     ) -> Result<HashMap<String, Figures>, QueryError> {
         let sql = format!(
             "SELECT {key} AS key, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1",
             key = group.sql(),
-            filter = usage_filter(&period.date_predicate(), task),
+            filter = usage_filter(date_predicate, task),
         );
         let mut out = HashMap::new();
         for batch in self.sql(&sql).await? {
@@ -231,12 +231,13 @@ impl QueryEngine {
     pub async fn leaderboard(&self, q: LeaderboardQuery) -> Result<Leaderboard, QueryError> {
         let min_apps = self.config().min_apps;
         let previous = q.period.previous();
-        let filter = usage_filter(&q.period.date_predicate(), q.task);
-        let prev_filter = usage_filter(&previous.date_predicate(), q.task);
+        let (dates, prev_dates) = (q.period.date_predicate(), previous.date_predicate());
+        let filter = usage_filter(&dates, q.task);
+        let prev_filter = usage_filter(&prev_dates, q.task);
         let (groups, totals, prev_groups, prev_totals) = tokio::try_join!(
-            self.figures_by(q.group, &q.period, q.task),
+            self.figures_by(q.group, &dates, q.task),
             self.figures_where(&filter),
-            self.figures_by(q.group, &previous, q.task),
+            self.figures_by(q.group, &prev_dates, q.task),
             self.figures_where(&prev_filter),
         )?;
 

@@ -101,7 +101,8 @@ impl QueryEngine {
             Granularity::Day => *last + Days::new(1),
             Granularity::Week => *last + Days::new(7),
         };
-        let filter = usage_filter(&date_range_predicate(*first, end), q.task);
+        let dates = date_range_predicate(*first, end);
+        let filter = usage_filter(&dates, q.task);
         let bucket = q.bucket_sql();
         let cells_sql = format!(
             "SELECT {bucket} AS bucket, model AS key, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1, 2"
@@ -109,15 +110,10 @@ impl QueryEngine {
         let totals_sql = format!(
             "SELECT {bucket} AS bucket, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1"
         );
-        let range = crate::period::Period {
-            kind: crate::period::PeriodKind::Day,
-            start: *first,
-            end,
-        };
         let (cells, totals, overall) = tokio::try_join!(
             self.sql(&cells_sql),
             self.sql(&totals_sql),
-            self.figures_by(GroupBy::Model, &range, q.task),
+            self.figures_by(GroupBy::Model, &dates, q.task),
         )?;
 
         let index: HashMap<String, usize> = buckets

@@ -67,10 +67,7 @@ impl QueryEngine {
                 };
                 let fig = figures_at(batch, row)?;
                 if fig.apps < min_apps {
-                    folded.input_tokens += fig.input_tokens;
-                    folded.output_tokens += fig.output_tokens;
-                    folded.requests += fig.requests;
-                    folded.cost.0 += fig.cost.0;
+                    folded = folded.plus(&fig);
                     folded_tasks += 1;
                     continue;
                 }
