@@ -37,13 +37,18 @@ pub async fn run_with_banner(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Install the handlers before announcing the port: a SIGTERM sent as soon as the banner is
+    // read must drain and flush, not kill the process with the default action.
+    let shutdown = shutdown_signal()?;
     // Tests and scripts read this line to find the port.
     banner(addr);
     println!(
         "modelshare listening on http://{addr} (lake: {})",
         lake.root().display()
     );
-    serve_until_signal(listener, state).await?;
+    modelshare_web::serve(listener, state, shutdown)
+        .await
+        .context("server failed")?;
     tracing::info!("flushing buffered rows before exit");
     tokio::task::spawn_blocking(move || ingester.shutdown())
         .await
@@ -51,31 +56,16 @@ pub async fn run_with_banner(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves until SIGTERM or Ctrl-C, letting in-flight requests finish.
-pub async fn serve_until_signal(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-) -> anyhow::Result<()> {
-    modelshare_web::serve(listener, state, shutdown_signal())
-        .await
-        .context("server failed")
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGTERM and Ctrl-C handlers now and returns a future that resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received");
+        tracing::info!("shutdown signal received");
+    })
 }
