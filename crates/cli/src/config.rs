@@ -32,6 +32,8 @@ pub enum Command {
     Query(QueryArgs),
     /// Generate synthetic traffic into a lake or stream it to a server.
     Generate(GenerateArgs),
+    /// Build the app-week rollup of closed weeks (the server does this by itself).
+    Rollup(RollupArgs),
     /// Benchmarks: ingest throughput, query latency against DuckDB.
     Bench(BenchArgs),
 }
@@ -113,6 +115,46 @@ pub struct ServeArgs {
     pub ingest: IngestTuning,
     #[command(flatten)]
     pub query: QueryTuning,
+    #[command(flatten)]
+    pub rollup: RollupTuning,
+}
+
+/// The app-week rollup that the preference analytics read.
+#[derive(Debug, Clone, Args)]
+pub struct RollupTuning {
+    /// Check for closed weeks to roll up (or to rebuild after late events) this often (seconds).
+    #[arg(long, env = "MODELSHARE_ROLLUP_INTERVAL_SECS", default_value_t = 60.0)]
+    pub rollup_interval_secs: f64,
+    /// A week counts as closed this long after it ends (seconds), so stragglers in flight land
+    /// before its rollup is first built.
+    #[arg(long, env = "MODELSHARE_ROLLUP_GRACE_SECS", default_value_t = 600)]
+    pub rollup_grace_secs: u64,
+}
+
+impl RollupTuning {
+    pub fn interval(&self) -> anyhow::Result<Duration> {
+        anyhow::ensure!(
+            self.rollup_interval_secs.is_finite() && self.rollup_interval_secs > 0.0,
+            "--rollup-interval-secs must be a positive number of seconds"
+        );
+        Ok(Duration::from_secs_f64(self.rollup_interval_secs))
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.rollup_grace_secs)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollupArgs {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Rebuild every closed week, not only missing or outdated ones.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// A week counts as closed this long after it ends (seconds).
+    #[arg(long, env = "MODELSHARE_ROLLUP_GRACE_SECS", default_value_t = 600)]
+    pub grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,7 +1,9 @@
 //! `modelshare generate` (synthetic traffic into a lake, or streamed to a server) and
 //! `modelshare demo` (generate once, then serve).
 
-use crate::config::{DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, ServeArgs};
+use crate::config::{
+    DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, RollupTuning, ServeArgs,
+};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use modelshare_gen::{GenConfig, Manifest};
@@ -175,6 +177,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {base}/v1/authors?period=week&date={last_day}");
         println!("  {base}/v1/tasks?period=week&date={last_day}");
         println!("  {base}/v1/share?granularity=week&to={last_day}&task=programming");
+        println!("  {base}/v1/index?task=programming&date={last_day}");
+        println!("  {base}/v1/retention?task=programming&date={last_day}");
+        println!("  {base}/v1/shifts?date={last_day}");
         println!("  {base}/metrics");
     };
     let serve = ServeArgs {
@@ -191,6 +196,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         query: QueryTuning {
             min_apps: 5,
             query_timeout_secs: 30,
+        },
+        rollup: RollupTuning {
+            rollup_interval_secs: 60.0,
+            rollup_grace_secs: 600,
         },
     };
     crate::serve::run_with_banner(serve, banner).await

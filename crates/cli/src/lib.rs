@@ -5,6 +5,7 @@
 //! - [`serve`]: the HTTP server with durable ingest (`serve`, and the second half of `demo`).
 //! - [`ingest`]: NDJSON files or stdin straight into a lake.
 //! - [`query`]: ad-hoc SQL over the lake, printed as a table, CSV or JSON.
+//! - [`rollup`]: the app-week rollup, built by hand or kept fresh by the server.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
 //! - [`bench`]: benchmark programs that print and save figures.
 
@@ -13,6 +14,7 @@ pub mod config;
 pub mod generate;
 pub mod ingest;
 pub mod query;
+pub mod rollup;
 pub mod serve;
 
 use clap::Parser;
@@ -40,6 +42,7 @@ pub fn run() -> ExitCode {
             Command::Ingest(args) => ingest::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Generate(args) => generate::run(args).await,
+            Command::Rollup(args) => rollup::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -2,6 +2,7 @@
 
 use crate::config::ServeArgs;
 use anyhow::Context;
+use modelshare_analytics::Rollups;
 use modelshare_ingest::{Ingester, Lake};
 use modelshare_query::QueryEngine;
 use modelshare_web::AppState;
@@ -32,7 +33,15 @@ pub async fn run_with_banner(
         Some(ingester.live()),
         args.query.to_config(),
     )?;
-    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes);
+    let rollups = Rollups::new(lake.clone());
+    let refresher = crate::rollup::spawn_refresher(
+        rollups.clone(),
+        query.clone(),
+        args.rollup.interval()?,
+        args.rollup.grace(),
+    );
+    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
+        .with_rollups(rollups);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -49,6 +58,7 @@ pub async fn run_with_banner(
     modelshare_web::serve(listener, state, shutdown)
         .await
         .context("server failed")?;
+    refresher.abort();
     tracing::info!("flushing buffered rows before exit");
     tokio::task::spawn_blocking(move || ingester.shutdown())
         .await

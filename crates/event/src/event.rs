@@ -99,6 +99,13 @@ pub fn author_of(slug: &str) -> &str {
     slug.split_once('/').map_or(slug, |(a, _)| a)
 }
 
+impl std::str::FromStr for ModelSlug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ModelSlug::parse(s)
+    }
+}
+
 impl fmt::Display for ModelSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -131,24 +131,52 @@ impl QueryEngine {
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
         let result = self.sql_inner(sql).await;
+        self.count(started, result.is_err());
+        result
+    }
+
+    /// Like [`sql`](Self::sql), with extra tables over explicit Parquet files registered next to
+    /// `events` (derived data such as rollups, whose current files a manifest names).
+    pub async fn sql_with_tables(
+        &self,
+        sql: &str,
+        tables: &[FileTable],
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let started = Instant::now();
+        let result = self.sql_inner_with(sql, tables).await;
+        self.count(started, result.is_err());
+        result
+    }
+
+    fn count(&self, started: Instant, failed: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.queries.fetch_add(1, Relaxed);
         self.stats
             .micros
             .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-        if result.is_err() {
+        if failed {
             self.stats.failures.fetch_add(1, Relaxed);
         }
-        result
     }
 
     async fn sql_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        self.sql_inner_with(sql, &[]).await
+    }
+
+    async fn sql_inner_with(
+        &self,
+        sql: &str,
+        tables: &[FileTable],
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let pin = match &self.live {
             Some(live) => Some(live.pin().await),
             None => None,
         };
         let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
         let ctx = self.session(batches)?;
+        for table in tables {
+            register_file_table(&ctx, table)?;
+        }
         // `events` is a view so filters on `date` reach the listing table and prune partitions.
         ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
             .await?;
@@ -168,6 +196,39 @@ impl QueryEngine {
             Err(_) => Err(QueryError::Timeout(self.config.timeout)),
         }
     }
+}
+
+/// A table over an explicit list of Parquet files sharing one schema.
+#[derive(Debug, Clone)]
+pub struct FileTable {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub files: Vec<PathBuf>,
+}
+
+fn register_file_table(ctx: &SessionContext, table: &FileTable) -> Result<(), QueryError> {
+    if table.files.is_empty() {
+        let empty = MemTable::try_new(Arc::clone(&table.schema), vec![vec![]])?;
+        ctx.register_table(table.name.as_str(), Arc::new(empty))?;
+        return Ok(());
+    }
+    let urls = table
+        .files
+        .iter()
+        .map(|f| {
+            let abs = std::path::absolute(f).unwrap_or_else(|_| f.clone());
+            ListingTableUrl::parse(abs.to_string_lossy())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let listing = ListingTable::try_new(
+        ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::clone(&table.schema)),
+    )?;
+    ctx.register_table(table.name.as_str(), Arc::new(listing))?;
+    Ok(())
 }
 
 fn dir_url(dir: &Path) -> String {

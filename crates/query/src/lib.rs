@@ -18,7 +18,7 @@ pub mod share;
 pub mod tasks;
 pub mod values;
 
-pub use engine::{QueryConfig, QueryEngine};
+pub use engine::{FileTable, QueryConfig, QueryEngine};
 pub use leaderboard::{GroupBy, Leaderboard, LeaderboardQuery, Measure, Row, Totals};
 pub use period::{Period, PeriodKind};
 pub use share::{Granularity, ShareQuery, ShareSeries, ShareSeriesSet};

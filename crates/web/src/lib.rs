@@ -6,7 +6,9 @@
 //! - [`params`]: strict query-string parsing with errors that name the parameter.
 //! - [`api`]: leaderboard, authors, share and tasks endpoints.
 //! - [`ops`]: `/healthz` and Prometheus `/metrics`.
+//! - [`analytics`]: retention, switches, preference index, price vs share, shifts.
 
+pub mod analytics;
 pub mod api;
 pub mod error;
 pub mod ingest;
@@ -34,6 +36,9 @@ pub struct AppState {
     pub query: QueryEngine,
     pub max_body_bytes: usize,
     pub counters: Arc<WebCounters>,
+    /// The app-week rollup the analytics read; `None` when there is no lake (tests of the
+    /// router alone).
+    pub rollups: Option<modelshare_analytics::Rollups>,
 }
 
 /// Counters kept by the HTTP layer.
@@ -51,7 +56,14 @@ impl AppState {
             query,
             max_body_bytes,
             counters: Arc::default(),
+            rollups: None,
         }
+    }
+
+    /// Serves the revealed-preference analytics from this lake's rollup.
+    pub fn with_rollups(mut self, rollups: modelshare_analytics::Rollups) -> Self {
+        self.rollups = Some(rollups);
+        self
     }
 }
 
@@ -65,6 +77,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/authors", get(api::authors))
         .route("/v1/share", get(api::share))
         .route("/v1/tasks", get(api::tasks))
+        .route("/v1/retention", get(analytics::retention_endpoint))
+        .route("/v1/switches", get(analytics::switches_endpoint))
+        .route("/v1/index", get(analytics::index_endpoint))
+        .route("/v1/price-share", get(analytics::price_share_endpoint))
+        .route("/v1/shifts", get(analytics::shifts_endpoint))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

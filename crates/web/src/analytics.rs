@@ -1,0 +1,352 @@
+//! The revealed-preference endpoints: `/v1/retention`, `/v1/switches`, `/v1/index`,
+//! `/v1/price-share` and `/v1/shifts`. Parameters are parsed here; the analyses live in
+//! `modelshare-analytics`. Windows default to the weeks ending with the last closed week.
+
+use crate::params::Params;
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::{Days, NaiveDate, Utc};
+use modelshare_analytics::index::{IndexConfig, PreferenceIndex};
+use modelshare_analytics::price_share::{figures_of, price_share};
+use modelshare_analytics::retention::{ModelRetention, retention, retention_all};
+use modelshare_analytics::shifts::{FDR, Movement, shifts};
+use modelshare_analytics::stats::seed_of;
+use modelshare_analytics::switches::{Flow, switches};
+use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
+use modelshare_catalog::Catalog;
+use modelshare_event::event::author_of;
+use modelshare_event::{ModelSlug, Task};
+use modelshare_query::{Period, PeriodKind};
+use serde_json::{Value, json};
+
+type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Longest window of weeks an analysis answers in one request.
+pub const MAX_WEEKS: usize = 104;
+const DEFAULT_WEEKS: usize = 12;
+
+impl From<AnalyticsError> for ApiError {
+    fn from(e: AnalyticsError) -> Self {
+        match e {
+            AnalyticsError::Query(q) => q.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn config(s: &AppState) -> AnalyticsConfig {
+    AnalyticsConfig {
+        min_apps: s.query.config().min_apps,
+    }
+}
+
+fn rollups(s: &AppState) -> Result<&Rollups, ApiError> {
+    s.rollups
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("this server has no lake to analyse".into()))
+}
+
+/// The default end of a window: a day of the last closed week.
+fn last_closed_week_day() -> NaiveDate {
+    Utc::now().date_naive() - Days::new(7)
+}
+
+fn weeks_json(w: &Weeks) -> Value {
+    json!({ "start": w.first, "end": w.end(), "count": w.count })
+}
+
+fn model_param(p: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    Ok(p.get::<ModelSlug>(name)?.map(|m| m.as_str().to_owned()))
+}
+
+/// The `weeks` window ending with the week containing `date`.
+fn window(p: &Params) -> Result<Weeks, ApiError> {
+    let date = p.date("date")?.unwrap_or_else(last_closed_week_day);
+    let count = p.bounded("weeks", DEFAULT_WEEKS, 2, MAX_WEEKS)?;
+    Ok(Weeks::ending(date, count as u32))
+}
+
+fn pooled_json(r: &ModelRetention) -> Value {
+    r.pooled
+        .iter()
+        .map(|p| {
+            json!({ "after_weeks": p.after_weeks, "units": p.units, "retained": p.retained,
+                    "rate": p.rate })
+        })
+        .collect()
+}
+
+/// `GET /v1/retention?task=&model=&weeks=&date=`
+pub async fn retention_endpoint(
+    State(s): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, &["task", "model", "weeks", "date"])?;
+    let task = p.get::<Task>("task")?;
+    let model = model_param(&p, "model")?;
+    let weeks = window(&p)?;
+    let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
+    let mut out = json!({
+        "task": task.map(|t| t.as_str()),
+        "unit": if task.is_some() { "app" } else { "app×task" },
+        "weeks": weeks_json(&weeks),
+    });
+    match model {
+        Some(model) => {
+            let r = match panel.model_index(&model) {
+                Some(m) => retention(&panel, m, config(&s)),
+                None => ModelRetention {
+                    model: model.clone(),
+                    cohorts: Vec::new(),
+                    pooled: Vec::new(),
+                },
+            };
+            out["model"] = json!(model);
+            out["author"] = json!(author_of(&model));
+            out["cohorts"] = r
+                .cohorts
+                .iter()
+                .map(|c| json!({ "week": c.week, "units": c.units, "retained": c.retained }))
+                .collect();
+            out["pooled"] = pooled_json(&r);
+        }
+        None => {
+            out["models"] = retention_all(&panel, config(&s))
+                .iter()
+                .map(|r| {
+                    json!({ "model": r.model, "author": author_of(&r.model),
+                            "pooled": pooled_json(r) })
+                })
+                .collect();
+        }
+    }
+    Ok(Json(out))
+}
+
+fn flow_json(f: &Flow) -> Value {
+    json!({ "from": f.from, "to": f.to, "switches": f.switches, "apps": f.apps,
+            "tokens": f.tokens })
+}
+
+/// `GET /v1/switches?task=&from=&to=&model=`: `from`/`to` are dates; the window is the ISO weeks
+/// they fall in (default: the 12 weeks ending with the last closed week).
+pub async fn switches_endpoint(
+    State(s): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, &["task", "from", "to", "model"])?;
+    let task = p.get::<Task>("task")?;
+    let model = model_param(&p, "model")?;
+    let to = p.date("to")?.unwrap_or_else(last_closed_week_day);
+    let from = p
+        .date("from")?
+        .unwrap_or_else(|| to - Days::new(7 * (DEFAULT_WEEKS as u64 - 1)));
+    if from > to {
+        return Err(ApiError::InvalidParameter(format!(
+            "from ({from}) is after to ({to})"
+        )));
+    }
+    let first = Weeks::ending(from, 1).first;
+    let count = (Weeks::ending(to, 1).first - first).num_days() / 7 + 1;
+    if count as usize > MAX_WEEKS {
+        return Err(ApiError::InvalidParameter(format!(
+            "from..to spans more than {MAX_WEEKS} weeks"
+        )));
+    }
+    let weeks = Weeks {
+        first,
+        count: count as u32,
+    };
+    let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
+    let filter = model.as_deref().and_then(|m| panel.model_index(m));
+    let sw = if model.is_some() && filter.is_none() {
+        // A model without traffic in the window has no flows.
+        modelshare_analytics::switches::Switches {
+            flows: Vec::new(),
+            other: None,
+            transitions: 0,
+            switches: 0,
+        }
+    } else {
+        switches(&panel, filter, config(&s))
+    };
+    Ok(Json(json!({
+        "task": task.map(|t| t.as_str()),
+        "model": model,
+        "weeks": weeks_json(&weeks),
+        "transitions": sw.transitions,
+        "switches": sw.switches,
+        "flows": sw.flows.iter().map(flow_json).collect::<Vec<_>>(),
+        "other": sw.other.as_ref().map(flow_json),
+    })))
+}
+
+fn index_json(
+    task: Option<Task>,
+    weeks: &Weeks,
+    cfg: &IndexConfig,
+    idx: &PreferenceIndex,
+) -> Value {
+    json!({
+        "task": task.map(|t| t.as_str()),
+        "weeks": weeks_json(weeks),
+        "method": {
+            "model": "bradley-terry",
+            "scale": "1000 + 400·log10(strength); 1000 = no evidence either way",
+            "interval": "95% cluster bootstrap over apps",
+            "resamples": cfg.resamples,
+            "min_observations": cfg.min_observations,
+            "min_apps": cfg.analytics.min_apps,
+            "trial_min_share": modelshare_analytics::index::TRIAL_MIN_SHARE,
+        },
+        "outcomes": { "switches": idx.outcomes.switches, "trials_kept": idx.outcomes.trials_kept },
+        "apps": idx.apps,
+        "models": idx.ranked.iter().map(|r| json!({
+            "rank": r.rank, "model": r.model, "author": author_of(&r.model),
+            "rating": r.rating, "lower": r.lower, "upper": r.upper,
+            "observations": r.observations, "wins": r.wins, "apps": r.apps,
+        })).collect::<Vec<_>>(),
+        "unranked": idx.unranked.iter().map(|u| json!({
+            "model": u.model, "author": author_of(&u.model),
+            "observations": u.observations, "apps": u.apps,
+        })).collect::<Vec<_>>(),
+        "hidden_models": idx.hidden_models,
+    })
+}
+
+/// `GET /v1/index?task=&date=&weeks=&min_observations=&resamples=`
+pub async fn index_endpoint(
+    State(s): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(
+        q,
+        &["task", "date", "weeks", "min_observations", "resamples"],
+    )?;
+    let task = p.get::<Task>("task")?;
+    let weeks = window(&p)?;
+    let cfg = IndexConfig {
+        analytics: config(&s),
+        min_observations: p.bounded("min_observations", 20, 1, 1_000_000)? as u64,
+        resamples: p.bounded("resamples", 200, 0, 2000)? as u32,
+        seed: seed_of(&format!(
+            "{}/{}/{}",
+            task.map_or("all", |t| t.as_str()),
+            weeks.first,
+            weeks.count
+        )),
+    };
+    let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
+    let idx = tokio::task::spawn_blocking(move || {
+        modelshare_analytics::index::preference_index(&panel, cfg)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("index fit panicked: {e}")))?;
+    Ok(Json(index_json(task, &weeks, &cfg, &idx)))
+}
+
+/// Loads the panel of one period: the rollup for an ISO week, raw day slots otherwise.
+async fn period_panel(
+    s: &AppState,
+    task: Option<Task>,
+    period: &Period,
+) -> Result<Panel, ApiError> {
+    Ok(match period.kind {
+        PeriodKind::Week => {
+            Panel::load(&s.query, rollups(s)?, task, Weeks::ending(period.start, 1)).await?
+        }
+        _ => {
+            let days = (period.end - period.start).num_days() as u32;
+            Panel::load_days(&s.query, task, period.start, days).await?
+        }
+    })
+}
+
+/// `GET /v1/price-share?task=&period=&date=`
+pub async fn price_share_endpoint(
+    State(s): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, &["task", "period", "date"])?;
+    let task = p.get::<Task>("task")?;
+    let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
+    let period = Period::containing(kind, p.date("date")?.unwrap_or_else(last_closed_week_day));
+    let panel = period_panel(&s, task, &period).await?;
+    let ps = price_share(&figures_of(&panel), config(&s));
+    Ok(Json(json!({
+        "period": period,
+        "task": task.map(|t| t.as_str()),
+        "total_tokens": ps.total_tokens,
+        "other_tokens": ps.other_tokens,
+        "models": ps.points.iter().map(|x| json!({
+            "model": x.model, "author": author_of(&x.model), "tokens": x.tokens,
+            "share": x.share, "usd_per_mtok": x.usd_per_mtok, "apps": x.apps,
+            "frontier": x.frontier,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+fn movement_json(m: &Movement) -> Value {
+    let price = |p: &modelshare_catalog::Price| {
+        json!({ "input_usd_per_mtok": p.input_usd_per_mtok,
+                "output_usd_per_mtok": p.output_usd_per_mtok,
+                "blended_usd_per_mtok": p.blended_usd_per_mtok() })
+    };
+    json!({
+        "model": m.model, "author": author_of(&m.model),
+        "share": m.share, "previous_share": m.previous_share, "change": m.change,
+        "z": m.z, "p_value": m.p_value, "q_value": m.q_value,
+        "apps": m.apps, "previous_apps": m.previous_apps,
+        "apps_up": m.apps_up, "apps_down": m.apps_down,
+        "price_changes": m.price_changes.iter().map(|c| json!({
+            "date": c.date, "old": price(&c.old), "new": price(&c.new),
+            "blended_change_percent": (c.relative_change() * 1000.0).round() / 10.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /v1/shifts?task=&date=&period=day|week`
+pub async fn shifts_endpoint(
+    State(s): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, &["task", "date", "period"])?;
+    let task = p.get::<Task>("task")?;
+    let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
+    let date = p.date("date")?.unwrap_or_else(last_closed_week_day);
+    let period = Period::containing(kind, date);
+    let previous = period.previous();
+    let panel = match kind {
+        PeriodKind::Week => {
+            Panel::load(&s.query, rollups(&s)?, task, Weeks::ending(period.start, 2)).await?
+        }
+        PeriodKind::Day => Panel::load_days(&s.query, task, previous.start, 2).await?,
+        PeriodKind::Month => {
+            return Err(ApiError::InvalidParameter(
+                "period: shifts compare a day or an ISO week with the one before; accepted: day, week"
+                    .into(),
+            ));
+        }
+    };
+    let result = shifts(
+        &panel,
+        period.start,
+        period.end,
+        Catalog::embedded(),
+        config(&s),
+    );
+    Ok(Json(json!({
+        "period": period,
+        "previous": previous,
+        "task": task.map(|t| t.as_str()),
+        "fdr": FDR,
+        "tasks": result.iter().map(|t| json!({
+            "task": t.task.as_str(),
+            "tested": t.tested,
+            "gainers": t.gainers.iter().map(movement_json).collect::<Vec<_>>(),
+            "losers": t.losers.iter().map(movement_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })))
+}
