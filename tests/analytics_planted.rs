@@ -1,0 +1,151 @@
+//! The revealed-preference endpoints recover the effects the generator planted (read from its
+//! ground-truth manifest, not hard-coded): the release gains share in its winning task and loses
+//! it in the other, each real price cut shows up as a shift with the cut attached, apps abandon
+//! the release in its losing task (retention) and the index ranks it last there.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::{Days, NaiveDate};
+use common::{BIN, Server};
+use serde_json::Value;
+use std::process::Command;
+
+fn generate(dir: &std::path::Path) -> Value {
+    // A fixed start, so the data (and which effects are planted when) never depends on today.
+    let out = Command::new(BIN)
+        .args(["generate", "--events", "1000000", "--apps", "1500", "--seed", "42"])
+        .args(["--start", "2026-09-28", "--days", "56", "--data-dir"])
+        .arg(dir)
+        .env("MODELSHARE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn get_ok(server: &Server, path: &str) -> Value {
+    let (status, body) = server.get(path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// The gainers (or losers) of `task` in the week containing `date`.
+async fn movers(server: &Server, date: NaiveDate, task: &str, side: &str) -> Vec<Value> {
+    let r = get_ok(server, &format!("/v1/shifts?date={date}&task={task}")).await;
+    r["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["task"] == task)
+        .flat_map(|t| t[side].as_array().unwrap().clone())
+        .collect()
+}
+
+fn named<'a>(list: &'a [Value], slug: &str) -> Option<&'a Value> {
+    list.iter().find(|m| m["model"] == slug)
+}
+
+fn pooled_first(r: &Value) -> f64 {
+    r["pooled"][0]["rate"].as_f64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_effects_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = generate(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    let end: NaiveDate = manifest["period"]["end"].as_str().unwrap().parse().unwrap();
+
+    let effects = manifest["effects"].as_array().unwrap();
+    let release = effects
+        .iter()
+        .find(|e| e["kind"] == "model_release")
+        .expect("the manifest has a release");
+    let slug = release["slug"].as_str().unwrap();
+    let win = release["winning_task"].as_str().unwrap();
+    let lose = release["losing_task"].as_str().unwrap();
+    let day: NaiveDate = release["date"].as_str().unwrap().parse().unwrap();
+
+    // Shifts: apps react within days, so the movement is in the release week or the next.
+    let mut gained = false;
+    let mut lost = false;
+    for date in [day, day + Days::new(7)] {
+        gained |= named(&movers(&server, date, win, "gainers").await, slug).is_some();
+        lost |= named(&movers(&server, date, lose, "losers").await, slug).is_some();
+    }
+    assert!(gained, "{slug} does not gain in {win}");
+    assert!(lost, "{slug} does not lose in {lose}");
+
+    // Price cuts: the cut model gains in the week of the cut, with the cut attached (dated
+    // within 48 h before the week or inside it).
+    let cuts: Vec<&Value> = effects.iter().filter(|e| e["kind"] == "price_cut").collect();
+    assert!(!cuts.is_empty());
+    for cut in cuts {
+        let model = cut["slug"].as_str().unwrap();
+        let date: NaiveDate = cut["date"].as_str().unwrap().parse().unwrap();
+        let shifts = get_ok(&server, &format!("/v1/shifts?date={date}")).await;
+        let week_start: NaiveDate = shifts["period"]["start"].as_str().unwrap().parse().unwrap();
+        let gains: Vec<&Value> = shifts["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["gainers"].as_array().unwrap())
+            .filter(|m| m["model"] == model)
+            .collect();
+        assert!(!gains.is_empty(), "{model} does not gain in the week of its cut");
+        for g in gains {
+            let changes = g["price_changes"].as_array().unwrap();
+            let attached = changes.iter().any(|c| c["date"] == cut["real_date"]);
+            assert!(attached, "{model}: cut not attached: {changes:?}");
+            for c in changes {
+                let d: NaiveDate = c["date"].as_str().unwrap().parse().unwrap();
+                assert!(d >= week_start - Days::new(2), "{c}");
+            }
+        }
+    }
+
+    // Retention over the whole period: apps drop the release in its losing task; they keep it
+    // far better in the winning task, and the best model of the winning task is stickier still.
+    let retention = |task: &str, model: &str| {
+        format!("/v1/retention?task={task}&model={model}&date={end}&weeks=8")
+    };
+    let lose_rate = pooled_first(&get_ok(&server, &retention(lose, slug)).await);
+    let win_rate = pooled_first(&get_ok(&server, &retention(win, slug)).await);
+    assert!(lose_rate < 0.1, "{slug} kept in {lose}: {lose_rate}");
+    assert!(win_rate > 3.0 * lose_rate + 0.1, "{win_rate} vs {lose_rate}");
+    let best = manifest["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a["utility"][win]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["utility"][win].as_f64().unwrap())
+        })
+        .unwrap()["slug"]
+        .as_str()
+        .unwrap();
+    let best_rate = pooled_first(&get_ok(&server, &retention(win, best)).await);
+    assert!(best_rate > lose_rate + 0.3, "{best}: {best_rate}");
+
+    // Index over the release week and the two after it: last in the losing task, with the whole
+    // interval below "no evidence" (1000); ranked above that in the winning task.
+    let index = |task: &str| {
+        format!(
+            "/v1/index?task={task}&date={}&weeks=3",
+            day + Days::new(14)
+        )
+    };
+    let li = get_ok(&server, &index(lose)).await;
+    let ranked = li["models"].as_array().unwrap();
+    let last = ranked.last().unwrap();
+    assert_eq!(last["model"], slug, "{li}");
+    assert!(last["upper"].as_f64().unwrap() < 1000.0, "{last}");
+    let wi = get_ok(&server, &index(win)).await;
+    let in_win = named(wi["models"].as_array().unwrap(), slug).expect("ranked in its winning task");
+    assert!(in_win["lower"].as_f64().unwrap() > last["upper"].as_f64().unwrap());
+    server.stop();
+}
