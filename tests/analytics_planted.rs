@@ -14,13 +14,19 @@ use std::process::Command;
 fn generate(dir: &std::path::Path) -> Value {
     // A fixed start, so the data (and which effects are planted when) never depends on today.
     let out = Command::new(BIN)
-        .args(["generate", "--events", "1000000", "--apps", "1500", "--seed", "42"])
+        .args([
+            "generate", "--events", "1000000", "--apps", "1500", "--seed", "42",
+        ])
         .args(["--start", "2026-09-28", "--days", "56", "--data-dir"])
         .arg(dir)
         .env("MODELSHARE_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -80,7 +86,10 @@ async fn planted_effects_are_recovered() {
 
     // Price cuts: the cut model gains in the week of the cut, with the cut attached (dated
     // within 48 h before the week or inside it).
-    let cuts: Vec<&Value> = effects.iter().filter(|e| e["kind"] == "price_cut").collect();
+    let cuts: Vec<&Value> = effects
+        .iter()
+        .filter(|e| e["kind"] == "price_cut")
+        .collect();
     assert!(!cuts.is_empty());
     for cut in cuts {
         let model = cut["slug"].as_str().unwrap();
@@ -94,7 +103,10 @@ async fn planted_effects_are_recovered() {
             .flat_map(|t| t["gainers"].as_array().unwrap())
             .filter(|m| m["model"] == model)
             .collect();
-        assert!(!gains.is_empty(), "{model} does not gain in the week of its cut");
+        assert!(
+            !gains.is_empty(),
+            "{model} does not gain in the week of its cut"
+        );
         for g in gains {
             let changes = g["price_changes"].as_array().unwrap();
             let attached = changes.iter().any(|c| c["date"] == cut["real_date"]);
@@ -114,7 +126,10 @@ async fn planted_effects_are_recovered() {
     let lose_rate = pooled_first(&get_ok(&server, &retention(lose, slug)).await);
     let win_rate = pooled_first(&get_ok(&server, &retention(win, slug)).await);
     assert!(lose_rate < 0.1, "{slug} kept in {lose}: {lose_rate}");
-    assert!(win_rate > 3.0 * lose_rate + 0.1, "{win_rate} vs {lose_rate}");
+    assert!(
+        win_rate > 3.0 * lose_rate + 0.1,
+        "{win_rate} vs {lose_rate}"
+    );
     let best = manifest["models"]
         .as_array()
         .unwrap()
@@ -133,12 +148,7 @@ async fn planted_effects_are_recovered() {
 
     // Index over the release week and the two after it: last in the losing task, with the whole
     // interval below "no evidence" (1000); ranked above that in the winning task.
-    let index = |task: &str| {
-        format!(
-            "/v1/index?task={task}&date={}&weeks=3",
-            day + Days::new(14)
-        )
-    };
+    let index = |task: &str| format!("/v1/index?task={task}&date={}&weeks=3", day + Days::new(14));
     let li = get_ok(&server, &index(lose)).await;
     let ranked = li["models"].as_array().unwrap();
     let last = ranked.last().unwrap();

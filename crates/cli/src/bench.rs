@@ -4,6 +4,7 @@
 //!   clients, batched and one-event requests; durable events/s, bytes/event on disk, peak RSS.
 //! - `bench query`: the leaderboard question over a generated lake, cold and warm, next to DuckDB
 //!   answering the same SQL on the same Parquet files in the same run.
+//! - `bench analytics`: see [`crate::bench_analytics`].
 
 use crate::config::{BenchArgs, BenchCommand, BenchIngestArgs, BenchQueryArgs};
 use anyhow::Context;
@@ -23,10 +24,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.which {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Query(a) => query(a).await,
+        BenchCommand::Analytics(a) => crate::bench_analytics::run(a).await,
     }
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -40,7 +42,7 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
-fn report(out: &Path, lines: &[String]) -> anyhow::Result<()> {
+pub(crate) fn report(out: &Path, lines: &[String]) -> anyhow::Result<()> {
     for l in lines {
         println!("{l}");
     }
@@ -68,7 +70,7 @@ fn peak_rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -283,35 +285,11 @@ fn leaderboard_sql(table: &str, period: &Period) -> String {
 }
 
 async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
-    let manifest = args.dir.join("manifest.json");
-    let have = std::fs::read_to_string(&manifest)
-        .ok()
-        .and_then(|t| serde_json::from_str::<modelshare_gen::Manifest>(&t).ok())
-        .is_some_and(|m| m.config.events == args.events);
     let cfg = GenConfig {
         events: args.events,
         ..GenConfig::default()
     };
-    if !have {
-        if args.dir.exists() {
-            std::fs::remove_dir_all(&args.dir)
-                .with_context(|| format!("cannot clear {}", args.dir.display()))?;
-        }
-        println!(
-            "generating {} events into {} ...",
-            args.events,
-            args.dir.display()
-        );
-        let dir = args.dir.clone();
-        let cfg2 = cfg.clone();
-        let started = Instant::now();
-        tokio::task::spawn_blocking(move || {
-            let lake = Lake::open(&dir)?;
-            modelshare_gen::generate_to_lake(&lake, &cfg2, &|_| {}).map_err(anyhow::Error::from)
-        })
-        .await??;
-        println!("generated in {:.1} s", started.elapsed().as_secs_f64());
-    }
+    ensure_lake(&args.dir, &cfg).await?;
     let lake = Lake::open(&args.dir)?;
     let last_day = cfg.start + chrono::Days::new(u64::from(cfg.days.saturating_sub(1)));
     let period = Period::containing(PeriodKind::Week, last_day);
@@ -374,7 +352,41 @@ async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ms(d: Duration) -> f64 {
+/// Generates `cfg` into `dir` unless the lake there already holds exactly that data set.
+pub(crate) async fn ensure_lake(dir: &Path, cfg: &GenConfig) -> anyhow::Result<()> {
+    let manifest = dir.join("manifest.json");
+    let have = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<modelshare_gen::Manifest>(&t).ok())
+        .is_some_and(|m| {
+            m.config.events == cfg.events
+                && m.config.apps == cfg.apps
+                && m.config.days == cfg.days
+                && m.config.seed == cfg.seed
+        });
+    if have {
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    println!(
+        "generating {} events into {} ...",
+        cfg.events,
+        dir.display()
+    );
+    let (dir, cfg) = (dir.to_owned(), cfg.clone());
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let lake = Lake::open(&dir)?;
+        modelshare_gen::generate_to_lake(&lake, &cfg, &|_| {}).map_err(anyhow::Error::from)
+    })
+    .await??;
+    println!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 

@@ -245,6 +245,9 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Leaderboard query time over a generated lake, cold and warm, next to DuckDB.
     Query(BenchQueryArgs),
+    /// Preference index and retention over 12 weeks of a large lake, from the rollup and from
+    /// raw events, next to DuckDB.
+    Analytics(BenchAnalyticsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -285,5 +288,33 @@ pub struct BenchQueryArgs {
     pub python: String,
     /// Append the figures to this file.
     #[arg(long, default_value = "target/bench-query.txt")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchAnalyticsArgs {
+    /// Events in the generated lake (reused if the lake already holds this data set).
+    #[arg(long, default_value_t = 50_000_000)]
+    pub events: u64,
+    /// Distinct apps.
+    #[arg(long, default_value_t = 20_000)]
+    pub apps: u32,
+    /// Weeks of traffic (and the analysis window).
+    #[arg(long, default_value_t = 12)]
+    pub weeks: u32,
+    /// Task analysed.
+    #[arg(long, default_value = "programming")]
+    pub task: String,
+    /// Lake directory for the benchmark.
+    #[arg(long, default_value = "target/bench-lake-analytics")]
+    pub dir: PathBuf,
+    /// Warm repetitions.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-analytics.txt")]
     pub out: PathBuf,
 }

@@ -7,9 +7,10 @@
 //! - [`query`]: ad-hoc SQL over the lake, printed as a table, CSV or JSON.
 //! - [`rollup`]: the app-week rollup, built by hand or kept fresh by the server.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
-//! - [`bench`]: benchmark programs that print and save figures.
+//! - [`bench`], [`bench_analytics`]: benchmark programs that print and save figures.
 
 pub mod bench;
+pub mod bench_analytics;
 pub mod config;
 pub mod generate;
 pub mod ingest;
