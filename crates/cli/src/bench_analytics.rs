@@ -217,6 +217,7 @@ def timed(con, sql, runs):
     warm.sort()
     return n, cold * 1e3, warm[len(warm) // 2] * 1e3
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 raw = timed(con, {raw_sql:?}, {runs})
 rollup = timed(con, {rollup_sql:?}, {runs})
 print(json.dumps({{"raw": raw, "rollup": rollup, "version": duckdb.__version__}}))
