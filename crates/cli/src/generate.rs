@@ -1,7 +1,9 @@
 //! `modelshare generate` (synthetic traffic into a lake, or streamed to a server) and
 //! `modelshare demo` (generate once, then serve).
 
-use crate::config::{DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, ServeArgs};
+use crate::config::{
+    DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, ServeArgs, SnapshotTuning,
+};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use modelshare_gen::{GenConfig, Manifest};
@@ -175,6 +177,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {base}/v1/authors?period=week&date={last_day}");
         println!("  {base}/v1/tasks?period=week&date={last_day}");
         println!("  {base}/v1/share?granularity=week&to={last_day}&task=programming");
+        println!("  {base}/v1/snapshots");
         println!("  {base}/metrics");
     };
     let serve = ServeArgs {
@@ -192,6 +195,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             min_apps: 5,
             query_timeout_secs: 30,
         },
+        snapshots: SnapshotTuning::default(),
     };
     crate::serve::run_with_banner(serve, banner).await
 }

@@ -7,9 +7,11 @@
 //! - [`query`]: ad-hoc SQL over the lake, printed as a table, CSV or JSON.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
 //! - [`bench`]: benchmark programs that print and save figures.
+//! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 
 pub mod bench;
 pub mod config;
+pub mod export;
 pub mod generate;
 pub mod ingest;
 pub mod query;
@@ -41,6 +43,7 @@ pub fn run() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::Generate(args) => generate::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Export(args) => export::run(args).await,
         }
     });
     match result {

@@ -6,12 +6,14 @@
 //! - [`params`]: strict query-string parsing with errors that name the parameter.
 //! - [`api`]: leaderboard, authors, share and tasks endpoints.
 //! - [`ops`]: `/healthz` and Prometheus `/metrics`.
+//! - [`snapshots`]: `/v1/snapshots` listing and Parquet downloads (ETag, Range).
 
 pub mod api;
 pub mod error;
 pub mod ingest;
 pub mod ops;
 pub mod params;
+pub mod snapshots;
 
 pub use error::ApiError;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub query: QueryEngine,
     pub max_body_bytes: usize,
     pub counters: Arc<WebCounters>,
+    /// Lake root whose `snapshots/` are served (issue #6); `None` serves none.
+    pub snapshots: Option<std::path::PathBuf>,
 }
 
 /// Counters kept by the HTTP layer.
@@ -51,7 +55,14 @@ impl AppState {
             query,
             max_body_bytes,
             counters: Arc::default(),
+            snapshots: None,
         }
+    }
+
+    /// Serves the weekly snapshots of the lake at `lake_root`.
+    pub fn with_snapshots(mut self, lake_root: impl Into<std::path::PathBuf>) -> Self {
+        self.snapshots = Some(lake_root.into());
+        self
     }
 }
 
@@ -67,6 +78,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks", get(api::tasks))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        // Issue #6: weekly snapshots.
+        .route("/v1/snapshots", get(snapshots::list))
+        .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
