@@ -208,24 +208,45 @@ pub fn aggregate(
     Ok(fold(week, groups, min_apps))
 }
 
-/// Publishes groups with at least `min_apps` apps; folds the rest of each task into one `other`
-/// row. Rows are ordered by task, then model and provider, with a task's `other` row last.
+/// Applies the privacy rule in two steps. A (task, model, provider) group with at least
+/// `min_apps` apps is published as is. The model's smaller provider groups are merged into one
+/// (task, model, provider = `other`) row, published when that merge reaches `min_apps` apps.
+/// Whatever is left of a task becomes its (task, `other`, `other`, `other`) row, published
+/// whatever its size so a task's rows add up to its totals. Rows are ordered by task, model and
+/// provider, with a model's `other` provider after its providers and the task's `other` row last.
 fn fold(week: IsoWeek, groups: BTreeMap<(String, String, String), Acc>, min_apps: u64) -> WeekRows {
-    let mut by_task: BTreeMap<String, (Vec<SnapshotRow>, Option<Acc>)> = BTreeMap::new();
+    // task -> model -> provider -> figures (BTreeMaps keep the order fixed).
+    let mut tree: BTreeMap<String, BTreeMap<String, Vec<(String, Acc)>>> = BTreeMap::new();
     for ((task, model, provider), acc) in groups {
-        let entry = by_task.entry(task.clone()).or_default();
-        if acc.apps.len() as u64 >= min_apps {
-            entry
-                .0
-                .push(acc.into_row(&task, &model, author_of(&model), &provider));
-        } else {
-            entry.1.get_or_insert_with(Acc::default).absorb(acc);
-        }
+        tree.entry(task)
+            .or_default()
+            .entry(model)
+            .or_default()
+            .push((provider, acc));
     }
+    let enough = |acc: &Acc| acc.apps.len() as u64 >= min_apps;
     let mut rows = Vec::new();
-    for (task, (published, rest)) in by_task {
-        rows.extend(published);
-        if let Some(rest) = rest {
+    for (task, models) in tree {
+        let mut task_rest: Option<Acc> = None;
+        for (model, providers) in models {
+            let author = author_of(&model);
+            let mut model_rest: Option<Acc> = None;
+            for (provider, acc) in providers {
+                if enough(&acc) {
+                    rows.push(acc.into_row(&task, &model, author, &provider));
+                } else {
+                    model_rest.get_or_insert_with(Acc::default).absorb(acc);
+                }
+            }
+            match model_rest {
+                Some(rest) if enough(&rest) => {
+                    rows.push(rest.into_row(&task, &model, author, OTHER));
+                }
+                Some(rest) => task_rest.get_or_insert_with(Acc::default).absorb(rest),
+                None => {}
+            }
+        }
+        if let Some(rest) = task_rest {
             rows.push(rest.into_row(&task, OTHER, OTHER, OTHER));
         }
     }

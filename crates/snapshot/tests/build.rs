@@ -173,6 +173,33 @@ fn fixture() -> Vec<Event> {
             Okay,
             2,
         ),
+        // One app each on two providers of c/z: merged into (programming, c/z, other).
+        ev(
+            "g1",
+            "2026-11-06T11:00:00Z",
+            "A1",
+            Programming,
+            "c/z",
+            "p7",
+            [11, 1, 0, 0],
+            11,
+            40,
+            Okay,
+            0,
+        ),
+        ev(
+            "g2",
+            "2026-11-06T12:00:00Z",
+            "A2",
+            Programming,
+            "c/z",
+            "p8",
+            [22, 2, 0, 0],
+            22,
+            60,
+            Okay,
+            0,
+        ),
         // Other weeks: not in 2026-W45.
         ev(
             "x1",
@@ -251,7 +278,7 @@ fn exact_figures_in_every_column() {
     let info = published(build_week(lake.root(), week(), 2).unwrap());
     assert_eq!(info.name, "2026-W45.r1");
     assert_eq!(info.file, "2026-W45.r1.parquet");
-    assert_eq!(info.rows, 3);
+    assert_eq!(info.rows, 4);
     verify(&info).unwrap();
 
     let file = std::fs::File::open(&info.path).unwrap();
@@ -269,7 +296,7 @@ fn exact_figures_in_every_column() {
     assert_eq!(kv[keys::WEEK_START], "2026-11-02");
     assert_eq!(kv[keys::WEEK_END], "2026-11-09");
     assert_eq!(kv[keys::REVISION], "1");
-    assert_eq!(kv[keys::ROWS], "3");
+    assert_eq!(kv[keys::ROWS], "4");
     assert_eq!(kv[keys::MIN_APPS], "2");
     assert_eq!(
         kv[keys::GENERATOR],
@@ -282,17 +309,20 @@ fn exact_figures_in_every_column() {
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
     assert_eq!(b.num_columns(), 16);
-    assert_eq!(strings(b, "week"), ["2026-W45"; 3]);
-    assert_eq!(strings(b, "task"), ["legal", "programming", "programming"]);
-    assert_eq!(strings(b, "model"), ["c/z", "a/x", "other"]);
-    assert_eq!(strings(b, "author"), ["c", "a", "other"]);
-    assert_eq!(strings(b, "provider"), ["p1", "p1", "other"]);
-    let s = |v: [i64; 3]| v.map(Some).to_vec();
-    assert_eq!(ints(b, "requests"), s([2, 3, 2]));
-    assert_eq!(ints(b, "input_tokens"), s([8, 600, 1005]));
-    assert_eq!(ints(b, "output_tokens"), s([4, 60, 105]));
-    assert_eq!(ints(b, "reasoning_tokens"), s([0, 6, 0]));
-    assert_eq!(ints(b, "cached_tokens"), s([0, 52, 0]));
+    assert_eq!(strings(b, "week"), ["2026-W45"; 4]);
+    assert_eq!(
+        strings(b, "task"),
+        ["legal", "programming", "programming", "programming"]
+    );
+    assert_eq!(strings(b, "model"), ["c/z", "a/x", "c/z", "other"]);
+    assert_eq!(strings(b, "author"), ["c", "a", "c", "other"]);
+    assert_eq!(strings(b, "provider"), ["p1", "p1", "other", "other"]);
+    let s = |v: [i64; 4]| v.map(Some).to_vec();
+    assert_eq!(ints(b, "requests"), s([2, 3, 2, 2]));
+    assert_eq!(ints(b, "input_tokens"), s([8, 600, 33, 1005]));
+    assert_eq!(ints(b, "output_tokens"), s([4, 60, 3, 105]));
+    assert_eq!(ints(b, "reasoning_tokens"), s([0, 6, 0, 0]));
+    assert_eq!(ints(b, "cached_tokens"), s([0, 52, 0, 0]));
     let cost = b
         .column_by_name("cost_usd")
         .unwrap()
@@ -300,14 +330,15 @@ fn exact_figures_in_every_column() {
         .downcast_ref::<Decimal128Array>()
         .unwrap();
     assert_eq!((cost.precision(), cost.scale()), (18, 6));
-    assert_eq!(cost.values().to_vec(), [7, 6000, 10005]);
+    assert_eq!(cost.values().to_vec(), [7, 6000, 33, 10005]);
     // Distinct apps with an ok request: the failing A3 does not count for a/x@p1.
-    assert_eq!(ints(b, "apps"), s([2, 2, 2]));
-    assert_eq!(ints(b, "failures"), s([0, 1, 1]));
-    assert_eq!(ints(b, "fallbacks"), s([1, 1, 0]));
-    // Nearest rank over ok latencies: legal [30, 70]; a/x [100, 200, 300]; other [10, 1000].
-    assert_eq!(ints(b, "latency_p50_ms"), s([30, 200, 10]));
-    assert_eq!(ints(b, "latency_p95_ms"), s([70, 300, 1000]));
+    assert_eq!(ints(b, "apps"), s([2, 2, 2, 2]));
+    assert_eq!(ints(b, "failures"), s([0, 1, 0, 1]));
+    assert_eq!(ints(b, "fallbacks"), s([1, 1, 0, 0]));
+    // Nearest rank over ok latencies: legal [30, 70]; a/x [100, 200, 300]; c/z [40, 60];
+    // other [10, 1000].
+    assert_eq!(ints(b, "latency_p50_ms"), s([30, 200, 40, 10]));
+    assert_eq!(ints(b, "latency_p95_ms"), s([70, 300, 60, 1000]));
 
     // With min_apps 1 nothing folds, and a week of failures only still gets its rows.
     let all = published(build_week(lake.root(), week(), 1).unwrap());
@@ -326,7 +357,9 @@ fn exact_figures_in_every_column() {
             "legal:c/z@p1",
             "programming:a/x@p1",
             "programming:a/x@p3",
-            "programming:b/y@p2"
+            "programming:b/y@p2",
+            "programming:c/z@p7",
+            "programming:c/z@p8"
         ]
     );
     assert_eq!(
