@@ -455,12 +455,11 @@ impl Refresher {
                 .filter(|s| s.week == week_s)
                 .max_by_key(|s| s.revision)
                 .and_then(|s| s.sources.as_ref());
-            if latest_sources != Some(&sources) {
-                if let BuildOutcome::Published(info) =
+            if latest_sources != Some(&sources)
+                && let BuildOutcome::Published(info) =
                     build_week(&self.lake_root, week, self.min_apps)?
-                {
-                    published.push(info);
-                }
+            {
+                published.push(info);
             }
             self.checked.insert(week, sources);
         }

@@ -373,7 +373,7 @@ fn same_events_give_byte_identical_files_whatever_the_file_layout() {
     let events = fixture();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let lake_a = lake_with(a.path(), &[events.clone()]);
+    let lake_a = lake_with(a.path(), std::slice::from_ref(&events));
     let mut rev = events.clone();
     rev.reverse();
     let (first, second) = rev.split_at(4);
