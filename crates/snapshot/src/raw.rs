@@ -190,9 +190,11 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let k3 = AppIdKey::load_or_create(other.path()).unwrap();
         assert_ne!(k1.hash("app-1"), k3.hash("app-1"), "keys are per lake");
-        // A known HMAC-SHA256 vector (RFC 4231 case 2 uses a short key; ours is fixed-size).
-        let k = AppIdKey([0x0b; 32]);
-        assert_eq!(k.hash("").len(), 32);
+        // Known answer, from Python: hmac.new(bytes([0x0b] * 32), b"app-1", sha256).hexdigest()[:32]
+        assert_eq!(
+            AppIdKey([0x0b; 32]).hash("app-1"),
+            "305a3833c32b54928fd25bfd71ab79ad"
+        );
         fs::write(dir.path().join(KEY_FILE), "nothex").unwrap();
         assert!(AppIdKey::load_or_create(dir.path()).is_err());
     }
