@@ -36,6 +36,8 @@ pub enum Command {
     Rollup(RollupArgs),
     /// Benchmarks: ingest throughput, query latency against DuckDB.
     Bench(BenchArgs),
+    /// Write a closed week's public snapshot (or, with --raw, its events) to a Parquet file.
+    Export(ExportArgs),
 }
 
 /// Where the lake lives.
@@ -117,6 +119,8 @@ pub struct ServeArgs {
     pub query: QueryTuning,
     #[command(flatten)]
     pub rollup: RollupTuning,
+    #[command(flatten)]
+    pub snapshots: SnapshotTuning,
 }
 
 /// The app-week rollup that the preference analytics read.
@@ -145,6 +149,32 @@ impl RollupTuning {
     }
 }
 
+/// Weekly snapshots built by the server (issue #6).
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotTuning {
+    /// Look for closed weeks without an up-to-date snapshot this often (seconds; 0 = never).
+    /// The first look happens at start-up.
+    #[arg(
+        long,
+        env = "MODELSHARE_SNAPSHOT_INTERVAL_SECS",
+        default_value_t = 300.0
+    )]
+    pub snapshot_interval_secs: f64,
+    /// A week closes this long after its Monday-to-Monday range ends (seconds), so late and
+    /// buffered events reach Parquet first. `serve` never uses less than the flush interval.
+    #[arg(long, env = "MODELSHARE_SNAPSHOT_GRACE_SECS", default_value_t = 300)]
+    pub snapshot_grace_secs: u64,
+}
+
+impl Default for SnapshotTuning {
+    fn default() -> Self {
+        SnapshotTuning {
+            snapshot_interval_secs: 300.0,
+            snapshot_grace_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RollupArgs {
     #[command(flatten)]
@@ -155,6 +185,27 @@ pub struct RollupArgs {
     /// A week counts as closed this long after it ends (seconds).
     #[arg(long, env = "MODELSHARE_ROLLUP_GRACE_SECS", default_value_t = 600)]
     pub grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// The ISO week, e.g. 2026-W47.
+    #[arg(long)]
+    pub week: String,
+    /// Export the week's events with app ids replaced by a keyed hash (operators only).
+    #[arg(long)]
+    pub raw: bool,
+    /// Output Parquet file (written atomically).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Privacy threshold of the public snapshot (use the server's value).
+    #[arg(long, env = "MODELSHARE_MIN_APPS", default_value_t = 5)]
+    pub min_apps: u64,
+    /// Seconds after a week's end before it counts as closed.
+    #[arg(long, env = "MODELSHARE_SNAPSHOT_GRACE_SECS", default_value_t = 300)]
+    pub snapshot_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 
 use crate::config::{
     DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, RollupTuning, ServeArgs,
+    SnapshotTuning,
 };
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -180,6 +181,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {base}/v1/index?task=programming&date={last_day}");
         println!("  {base}/v1/retention?task=programming&date={last_day}");
         println!("  {base}/v1/shifts?date={last_day}");
+        println!("  {base}/v1/snapshots");
         println!("  {base}/metrics");
     };
     let serve = ServeArgs {
@@ -201,6 +203,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             rollup_interval_secs: 60.0,
             rollup_grace_secs: 600,
         },
+        snapshots: SnapshotTuning::default(),
     };
     crate::serve::run_with_banner(serve, banner).await
 }

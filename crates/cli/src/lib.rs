@@ -8,10 +8,13 @@
 //! - [`rollup`]: the app-week rollup, built by hand or kept fresh by the server.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
 //! - [`bench`], [`bench_analytics`]: benchmark programs that print and save figures.
+//! - [`bench`]: benchmark programs that print and save figures.
+//! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 
 pub mod bench;
 pub mod bench_analytics;
 pub mod config;
+pub mod export;
 pub mod generate;
 pub mod ingest;
 pub mod query;
@@ -45,6 +48,7 @@ pub fn run() -> ExitCode {
             Command::Generate(args) => generate::run(args).await,
             Command::Rollup(args) => rollup::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Export(args) => export::run(args).await,
         }
     });
     match result {

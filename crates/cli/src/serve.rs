@@ -41,7 +41,9 @@ pub async fn run_with_banner(
         args.rollup.grace(),
     );
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
-        .with_rollups(rollups);
+        .with_rollups(rollups)
+        .with_snapshots(lake.root());
+    let snapshot_task = spawn_snapshot_task(&args, lake.root());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -59,6 +61,9 @@ pub async fn run_with_banner(
         .await
         .context("server failed")?;
     refresher.abort();
+    if let Some(task) = snapshot_task {
+        task.abort();
+    }
     tracing::info!("flushing buffered rows before exit");
     tokio::task::spawn_blocking(move || ingester.shutdown())
         .await
@@ -78,4 +83,50 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         }
         tracing::info!("shutdown signal received");
     })
+}
+
+/// Starts the background task that snapshots closed weeks (issue #6): once at start-up, then
+/// every `--snapshot-interval-secs`. Builds run on the blocking pool, never on request threads.
+fn spawn_snapshot_task(
+    args: &ServeArgs,
+    lake_root: &std::path::Path,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = args.snapshots.snapshot_interval_secs;
+    if !(every.is_finite() && every > 0.0) {
+        return None;
+    }
+    let every = std::time::Duration::from_secs_f64(every);
+    // Rows still buffered for Parquet are not in the files a snapshot reads: a week must not
+    // close before a flush has had the chance to publish its last rows.
+    let grace = std::time::Duration::from_secs(args.snapshots.snapshot_grace_secs).max(
+        std::time::Duration::from_secs_f64(args.ingest.flush_interval_secs.max(0.0)),
+    );
+    let mut refresher = modelshare_snapshot::Refresher::new(lake_root, args.query.min_apps, grace);
+    Some(tokio::spawn(async move {
+        loop {
+            let pass = tokio::task::spawn_blocking(move || {
+                let result = refresher.refresh(chrono::Utc::now());
+                (refresher, result)
+            })
+            .await;
+            match pass {
+                Ok((r, result)) => {
+                    refresher = r;
+                    match result {
+                        Ok(built) => {
+                            for info in built {
+                                tracing::info!(snapshot = %info.name, rows = info.rows, "snapshot published");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "snapshot build failed"),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "snapshot task panicked; snapshots stop");
+                    return;
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }))
 }

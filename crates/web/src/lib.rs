@@ -7,6 +7,7 @@
 //! - [`api`]: leaderboard, authors, share and tasks endpoints.
 //! - [`ops`]: `/healthz` and Prometheus `/metrics`.
 //! - [`analytics`]: retention, switches, preference index, price vs share, shifts.
+//! - [`snapshots`]: `/v1/snapshots` listing and Parquet downloads (ETag, Range).
 
 pub mod analytics;
 pub mod api;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod ingest;
 pub mod ops;
 pub mod params;
+pub mod snapshots;
 
 pub use error::ApiError;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     /// The app-week rollup the analytics read; `None` when there is no lake (tests of the
     /// router alone).
     pub rollups: Option<modelshare_analytics::Rollups>,
+    /// Lake root whose `snapshots/` are served (issue #6); `None` serves none.
+    pub snapshots: Option<std::path::PathBuf>,
 }
 
 /// Counters kept by the HTTP layer.
@@ -57,12 +61,19 @@ impl AppState {
             max_body_bytes,
             counters: Arc::default(),
             rollups: None,
+            snapshots: None,
         }
     }
 
     /// Serves the revealed-preference analytics from this lake's rollup.
     pub fn with_rollups(mut self, rollups: modelshare_analytics::Rollups) -> Self {
         self.rollups = Some(rollups);
+        self
+    }
+
+    /// Serves the weekly snapshots of the lake at `lake_root`.
+    pub fn with_snapshots(mut self, lake_root: impl Into<std::path::PathBuf>) -> Self {
+        self.snapshots = Some(lake_root.into());
         self
     }
 }
@@ -84,6 +95,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts", get(analytics::shifts_endpoint))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        // Issue #6: weekly snapshots.
+        .route("/v1/snapshots", get(snapshots::list))
+        .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -1,0 +1,499 @@
+//! Building the public snapshot of a week: aggregate the week's events per (task, model,
+//! provider), fold groups with too few apps, and write the rows as a Parquet file whose bytes
+//! depend only on the rows (fixed row order, fixed writer settings, no build time inside).
+
+use crate::source::{SourceFile, column, read_sources};
+use crate::{IsoWeek, SnapshotError};
+use arrow::array::{
+    Array, ArrayRef, Decimal128Array, Decimal128Builder, Int64Array, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, UInt8Array, UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use modelshare_event::MicroUsd;
+use modelshare_event::event::author_of;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Version of the snapshot file layout (columns and their meaning).
+pub const SNAPSHOT_SCHEMA_VERSION: &str = "1";
+/// What wrote the file: this crate and its version.
+pub const GENERATOR: &str = concat!("modelshare-snapshot ", env!("CARGO_PKG_VERSION"));
+
+/// Key-value metadata keys of a snapshot file.
+pub mod keys {
+    pub const SCHEMA_VERSION: &str = "modelshare.snapshot.schema_version";
+    pub const WEEK: &str = "modelshare.snapshot.week";
+    pub const WEEK_START: &str = "modelshare.snapshot.week_start";
+    pub const WEEK_END: &str = "modelshare.snapshot.week_end";
+    pub const REVISION: &str = "modelshare.snapshot.revision";
+    pub const ROWS: &str = "modelshare.snapshot.rows";
+    pub const MIN_APPS: &str = "modelshare.snapshot.min_apps";
+    pub const GENERATOR: &str = "modelshare.snapshot.generator";
+    pub const CONTENT_SHA256: &str = "modelshare.snapshot.content_sha256";
+}
+
+/// The label of folded rows.
+pub const OTHER: &str = "other";
+
+/// One row of a public snapshot. Counts cover the week's events of the group; see
+/// docs/SNAPSHOTS.md for exactly which events each column counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub task: String,
+    pub model: String,
+    pub author: String,
+    pub provider: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cached_tokens: u64,
+    pub cost: MicroUsd,
+    pub apps: u64,
+    pub failures: u64,
+    pub fallbacks: u64,
+    pub latency_p50_ms: Option<u64>,
+    pub latency_p95_ms: Option<u64>,
+}
+
+impl SnapshotRow {
+    /// True for the folded `other` row of a task.
+    pub fn is_other(&self) -> bool {
+        self.model == OTHER && self.provider == OTHER
+    }
+}
+
+/// The rows of one week, in file order, and the hash of their canonical text.
+#[derive(Debug, Clone)]
+pub struct WeekRows {
+    pub week: IsoWeek,
+    pub rows: Vec<SnapshotRow>,
+    pub content_sha256: String,
+}
+
+#[derive(Debug, Default)]
+struct Acc {
+    requests: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    reasoning_tokens: u64,
+    cached_tokens: u64,
+    cost: i64,
+    apps: HashSet<String>,
+    failures: u64,
+    fallbacks: u64,
+    latencies: Vec<u32>,
+}
+
+impl Acc {
+    fn absorb(&mut self, other: Acc) {
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.cost += other.cost;
+        self.apps.extend(other.apps);
+        self.failures += other.failures;
+        self.fallbacks += other.fallbacks;
+        self.latencies.extend(other.latencies);
+    }
+
+    fn into_row(mut self, task: &str, model: &str, author: &str, provider: &str) -> SnapshotRow {
+        self.latencies.sort_unstable();
+        SnapshotRow {
+            task: task.to_owned(),
+            model: model.to_owned(),
+            author: author.to_owned(),
+            provider: provider.to_owned(),
+            requests: self.requests,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            cached_tokens: self.cached_tokens,
+            cost: MicroUsd(self.cost),
+            apps: self.apps.len() as u64,
+            failures: self.failures,
+            fallbacks: self.fallbacks,
+            latency_p50_ms: percentile(&self.latencies, 50),
+            latency_p95_ms: percentile(&self.latencies, 95),
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values: the smallest value with at least `p`% of the
+/// values at or below it. `None` for no values.
+pub fn percentile(sorted: &[u32], p: u64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len() as u64;
+    let rank = (p * n).div_ceil(100).max(1);
+    sorted.get((rank - 1) as usize).map(|v| u64::from(*v))
+}
+
+const SOURCE_COLUMNS: &[&str] = &[
+    "app_id",
+    "task",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "latency_ms",
+    "status",
+    "attempt",
+];
+
+/// Aggregates the week's events from `sources` and applies the privacy rule.
+pub fn aggregate(
+    lake_root: &Path,
+    week: IsoWeek,
+    sources: &[SourceFile],
+    min_apps: u64,
+) -> Result<WeekRows, SnapshotError> {
+    let mut groups: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
+    for batch in read_sources(lake_root, sources, Some(SOURCE_COLUMNS))? {
+        let app = column::<StringArray>(&batch, "app_id")?;
+        let task = column::<StringArray>(&batch, "task")?;
+        let model = column::<StringArray>(&batch, "model")?;
+        let provider = column::<StringArray>(&batch, "provider")?;
+        let input = column::<UInt32Array>(&batch, "input_tokens")?;
+        let output = column::<UInt32Array>(&batch, "output_tokens")?;
+        let reasoning = column::<UInt32Array>(&batch, "reasoning_tokens")?;
+        let cached = column::<UInt32Array>(&batch, "cached_tokens")?;
+        let cost = column::<Decimal128Array>(&batch, "cost_usd")?;
+        let latency = column::<UInt32Array>(&batch, "latency_ms")?;
+        let status = column::<StringArray>(&batch, "status")?;
+        let attempt = column::<UInt8Array>(&batch, "attempt")?;
+        for i in 0..batch.num_rows() {
+            let key = (
+                task.value(i).to_owned(),
+                model.value(i).to_owned(),
+                provider.value(i).to_owned(),
+            );
+            let acc = groups.entry(key).or_default();
+            if status.value(i) != "ok" {
+                acc.failures += 1;
+                continue;
+            }
+            acc.requests += 1;
+            acc.input_tokens += u64::from(input.value(i));
+            acc.output_tokens += u64::from(output.value(i));
+            acc.reasoning_tokens += u64::from(reasoning.value(i));
+            acc.cached_tokens += u64::from(cached.value(i));
+            let micro = i64::try_from(cost.value(i)).map_err(|_| {
+                SnapshotError::Schema(format!("cost_usd {} out of range", cost.value(i)))
+            })?;
+            acc.cost = acc.cost.checked_add(micro).ok_or_else(|| {
+                SnapshotError::Schema("the week's spend overflows 64-bit micro-USD".into())
+            })?;
+            if !acc.apps.contains(app.value(i)) {
+                acc.apps.insert(app.value(i).to_owned());
+            }
+            if attempt.value(i) > 0 {
+                acc.fallbacks += 1;
+            }
+            acc.latencies.push(latency.value(i));
+        }
+    }
+    Ok(fold(week, groups, min_apps))
+}
+
+/// Applies the privacy rule in two steps. A (task, model, provider) group with at least
+/// `min_apps` apps is published as is. The model's smaller provider groups are merged into one
+/// (task, model, provider = `other`) row, published when that merge reaches `min_apps` apps.
+/// Whatever is left of a task becomes its (task, `other`, `other`, `other`) row, published
+/// whatever its size so a task's rows add up to its totals. Rows are ordered by task, model and
+/// provider, with a model's `other` provider after its providers and the task's `other` row last.
+fn fold(week: IsoWeek, groups: BTreeMap<(String, String, String), Acc>, min_apps: u64) -> WeekRows {
+    // task -> model -> provider -> figures (BTreeMaps keep the order fixed).
+    let mut tree: BTreeMap<String, BTreeMap<String, Vec<(String, Acc)>>> = BTreeMap::new();
+    for ((task, model, provider), acc) in groups {
+        tree.entry(task)
+            .or_default()
+            .entry(model)
+            .or_default()
+            .push((provider, acc));
+    }
+    let enough = |acc: &Acc| acc.apps.len() as u64 >= min_apps;
+    let mut rows = Vec::new();
+    for (task, models) in tree {
+        let mut task_rest: Option<Acc> = None;
+        for (model, providers) in models {
+            let author = author_of(&model);
+            let mut model_rest: Option<Acc> = None;
+            for (provider, acc) in providers {
+                if enough(&acc) {
+                    rows.push(acc.into_row(&task, &model, author, &provider));
+                } else {
+                    model_rest.get_or_insert_with(Acc::default).absorb(acc);
+                }
+            }
+            match model_rest {
+                Some(rest) if enough(&rest) => {
+                    rows.push(rest.into_row(&task, &model, author, OTHER));
+                }
+                Some(rest) => task_rest.get_or_insert_with(Acc::default).absorb(rest),
+                None => {}
+            }
+        }
+        if let Some(rest) = task_rest {
+            rows.push(rest.into_row(&task, OTHER, OTHER, OTHER));
+        }
+    }
+    let content_sha256 = content_hash(week, &rows);
+    WeekRows {
+        week,
+        rows,
+        content_sha256,
+    }
+}
+
+/// Hex sha256 of the canonical text of `rows` (documented in docs/SNAPSHOTS.md): a header line
+/// with the schema version and week, then one line per row, columns tab-separated in file order,
+/// integers in decimal, `cost_usd` with six decimals, empty for null.
+pub fn content_hash(week: IsoWeek, rows: &[SnapshotRow]) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "modelshare-snapshot {SNAPSHOT_SCHEMA_VERSION} {week}\n"
+    ));
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for r in rows {
+        h.update(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.task,
+            r.model,
+            r.author,
+            r.provider,
+            r.requests,
+            r.input_tokens,
+            r.output_tokens,
+            r.reasoning_tokens,
+            r.cached_tokens,
+            r.cost,
+            r.apps,
+            r.failures,
+            r.fallbacks,
+            opt(r.latency_p50_ms),
+            opt(r.latency_p95_ms),
+        ));
+    }
+    hex::encode(h.finalize())
+}
+
+/// The Arrow schema of a snapshot file. Counts are signed 64-bit so Spark reads them natively.
+pub fn snapshot_schema() -> SchemaRef {
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let i = |n: &str| Field::new(n, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        s("week"),
+        s("task"),
+        s("model"),
+        s("author"),
+        s("provider"),
+        i("requests"),
+        i("input_tokens"),
+        i("output_tokens"),
+        i("reasoning_tokens"),
+        i("cached_tokens"),
+        Field::new(
+            "cost_usd",
+            DataType::Decimal128(
+                modelshare_event::schema::COST_PRECISION,
+                modelshare_event::schema::COST_SCALE,
+            ),
+            false,
+        ),
+        i("apps"),
+        i("failures"),
+        i("fallbacks"),
+        Field::new("latency_p50_ms", DataType::Int64, true),
+        Field::new("latency_p95_ms", DataType::Int64, true),
+    ]))
+}
+
+fn to_i64(v: u64) -> Result<i64, SnapshotError> {
+    i64::try_from(v).map_err(|_| SnapshotError::Schema(format!("{v} does not fit a 64-bit column")))
+}
+
+fn rows_to_batch(week: IsoWeek, rows: &[SnapshotRow]) -> Result<RecordBatch, SnapshotError> {
+    let n = rows.len();
+    let strings = |f: &dyn Fn(&SnapshotRow) -> &str| -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(n, n * 16);
+        rows.iter().for_each(|r| b.append_value(f(r)));
+        Arc::new(b.finish())
+    };
+    let ints = |f: &dyn Fn(&SnapshotRow) -> Option<u64>| -> Result<ArrayRef, SnapshotError> {
+        let mut b = Int64Builder::with_capacity(n);
+        for r in rows {
+            b.append_option(f(r).map(to_i64).transpose()?);
+        }
+        Ok(Arc::new(b.finish()))
+    };
+    let mut cost = Decimal128Builder::with_capacity(n).with_data_type(DataType::Decimal128(
+        modelshare_event::schema::COST_PRECISION,
+        modelshare_event::schema::COST_SCALE,
+    ));
+    rows.iter()
+        .for_each(|r| cost.append_value(i128::from(r.cost.0)));
+    let columns: Vec<ArrayRef> = vec![
+        {
+            let week_s = week.to_string();
+            let mut b = StringBuilder::with_capacity(n, n * week_s.len());
+            rows.iter().for_each(|_| b.append_value(&week_s));
+            Arc::new(b.finish()) as ArrayRef
+        },
+        strings(&|r| &r.task),
+        strings(&|r| &r.model),
+        strings(&|r| &r.author),
+        strings(&|r| &r.provider),
+        ints(&|r| Some(r.requests))?,
+        ints(&|r| Some(r.input_tokens))?,
+        ints(&|r| Some(r.output_tokens))?,
+        ints(&|r| Some(r.reasoning_tokens))?,
+        ints(&|r| Some(r.cached_tokens))?,
+        Arc::new(cost.finish()),
+        ints(&|r| Some(r.apps))?,
+        ints(&|r| Some(r.failures))?,
+        ints(&|r| Some(r.fallbacks))?,
+        ints(&|r| r.latency_p50_ms)?,
+        ints(&|r| r.latency_p95_ms)?,
+    ];
+    Ok(RecordBatch::try_new(snapshot_schema(), columns)?)
+}
+
+/// Fixed writer settings: every byte of the file follows from the rows and the metadata.
+fn writer_properties(kv: Vec<KeyValue>) -> WriterProperties {
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_created_by(GENERATOR.to_owned())
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_key_value_metadata(Some(kv))
+        .build()
+}
+
+/// The bytes of the snapshot file of `rows` as revision `revision`.
+pub fn write_file(rows: &WeekRows, revision: u32, min_apps: u64) -> Result<Vec<u8>, SnapshotError> {
+    let week = rows.week;
+    let kv = [
+        (keys::SCHEMA_VERSION, SNAPSHOT_SCHEMA_VERSION.to_owned()),
+        (keys::WEEK, week.to_string()),
+        (keys::WEEK_START, week.start().to_string()),
+        (keys::WEEK_END, week.end().to_string()),
+        (keys::REVISION, revision.to_string()),
+        (keys::ROWS, rows.rows.len().to_string()),
+        (keys::MIN_APPS, min_apps.to_string()),
+        (keys::GENERATOR, GENERATOR.to_owned()),
+        (keys::CONTENT_SHA256, rows.content_sha256.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| KeyValue::new(k.to_owned(), v))
+    .collect();
+    let batch = rows_to_batch(week, &rows.rows)?;
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), snapshot_schema(), Some(writer_properties(kv)))?;
+    writer.write(&batch)?;
+    Ok(writer.into_inner()?)
+}
+
+/// Reads a snapshot file back: its rows and its key-value metadata.
+pub fn read_file(
+    path: &Path,
+) -> Result<(Vec<SnapshotRow>, BTreeMap<String, String>), SnapshotError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).map_err(|e| SnapshotError::io(path, e))?;
+    let corrupt = |e: &dyn std::fmt::Display| SnapshotError::Corrupt {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(&e))?;
+    let kv: BTreeMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .filter_map(|k| k.value.clone().map(|v| (k.key.clone(), v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for batch in builder.build().map_err(|e| corrupt(&e))? {
+        let b = batch.map_err(|e| corrupt(&e))?;
+        let s = |n: &str| column::<StringArray>(&b, n);
+        let i = |n: &str| column::<Int64Array>(&b, n);
+        let (task, model, author, provider) =
+            (s("task")?, s("model")?, s("author")?, s("provider")?);
+        let cols = [
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "cached_tokens",
+            "apps",
+            "failures",
+            "fallbacks",
+            "latency_p50_ms",
+            "latency_p95_ms",
+        ]
+        .map(i);
+        let [req, inp, out, rea, cac, apps, fail, fb, p50, p95] = cols;
+        let (req, inp, out, rea, cac, apps, fail, fb, p50, p95) =
+            (req?, inp?, out?, rea?, cac?, apps?, fail?, fb?, p50?, p95?);
+        let cost = column::<Decimal128Array>(&b, "cost_usd")?;
+        let u = |a: &Int64Array, r: usize| a.value(r).max(0) as u64;
+        let o = |a: &Int64Array, r: usize| (!a.is_null(r)).then(|| a.value(r).max(0) as u64);
+        for r in 0..b.num_rows() {
+            rows.push(SnapshotRow {
+                task: task.value(r).to_owned(),
+                model: model.value(r).to_owned(),
+                author: author.value(r).to_owned(),
+                provider: provider.value(r).to_owned(),
+                requests: u(req, r),
+                input_tokens: u(inp, r),
+                output_tokens: u(out, r),
+                reasoning_tokens: u(rea, r),
+                cached_tokens: u(cac, r),
+                cost: MicroUsd(i64::try_from(cost.value(r)).unwrap_or(i64::MAX)),
+                apps: u(apps, r),
+                failures: u(fail, r),
+                fallbacks: u(fb, r),
+                latency_p50_ms: o(p50, r),
+                latency_p95_ms: o(p95, r),
+            });
+        }
+    }
+    Ok((rows, kv))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 50), Some(7));
+        assert_eq!(percentile(&[7], 95), Some(7));
+        assert_eq!(percentile(&[1, 2, 3, 4], 50), Some(2));
+        assert_eq!(percentile(&[1, 2, 3, 4], 95), Some(4));
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50), Some(50));
+        assert_eq!(percentile(&v, 95), Some(95));
+        let v: Vec<u32> = (1..=21).collect();
+        assert_eq!(percentile(&v, 95), Some(20)); // ceil(19.95) = 20
+    }
+}

@@ -1,0 +1,502 @@
+//! Snapshots of hand-made events in a real lake (written by the same code path as
+//! `modelshare ingest`): exact figures in every column, byte-identical rebuilds, revisions.
+#![allow(clippy::unwrap_used)]
+
+use arrow::array::{Array, Decimal128Array, Int64Array, StringArray};
+use modelshare_event::schema::events_to_batch;
+use modelshare_event::{Event, MicroUsd, ModelSlug, Status, Task, Timestamp};
+use modelshare_ingest::Lake;
+use modelshare_ingest::lake::write_batches;
+use modelshare_snapshot::build::keys;
+use modelshare_snapshot::{BuildOutcome, IsoWeek, Refresher, build_week, list, verify};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[allow(clippy::too_many_arguments)]
+fn ev(
+    id: &str,
+    ts: &str,
+    app: &str,
+    task: Task,
+    model: &str,
+    provider: &str,
+    tokens: [u32; 4],
+    cost: i64,
+    latency: u32,
+    status: Status,
+    attempt: u8,
+) -> Event {
+    Event {
+        event_id: id.into(),
+        ts: Timestamp::from_datetime(ts.parse().unwrap()),
+        app_id: app.into(),
+        task,
+        model_requested: model.into(),
+        model: ModelSlug::parse(model).unwrap(),
+        provider: provider.into(),
+        input_tokens: tokens[0],
+        output_tokens: tokens[1],
+        reasoning_tokens: tokens[2],
+        cached_tokens: tokens[3],
+        cost: MicroUsd(cost),
+        latency_ms: latency,
+        ttft_ms: latency / 2,
+        status,
+        finish_reason: None,
+        attempt,
+    }
+}
+
+use Status::{Error, Ok as Okay, Timeout};
+use Task::{Legal, Programming};
+
+/// Week 2026-W45 is 2026-11-02 .. 2026-11-09. Min apps in these tests: 2.
+fn fixture() -> Vec<Event> {
+    vec![
+        ev(
+            "e1",
+            "2026-11-02T10:00:00Z",
+            "A1",
+            Programming,
+            "a/x",
+            "p1",
+            [100, 10, 5, 50],
+            1000,
+            100,
+            Okay,
+            0,
+        ),
+        ev(
+            "e2",
+            "2026-11-03T10:00:00Z",
+            "A2",
+            Programming,
+            "a/x",
+            "p1",
+            [200, 20, 0, 0],
+            2000,
+            300,
+            Okay,
+            1,
+        ),
+        ev(
+            "e3",
+            "2026-11-08T23:59:59Z",
+            "A1",
+            Programming,
+            "a/x",
+            "p1",
+            [300, 30, 1, 2],
+            3000,
+            200,
+            Okay,
+            0,
+        ),
+        ev(
+            "f1",
+            "2026-11-04T10:00:00Z",
+            "A3",
+            Programming,
+            "a/x",
+            "p1",
+            [10, 0, 0, 0],
+            0,
+            50,
+            Error,
+            0,
+        ),
+        // b/y and a/x@p3 have one app each: folded into programming's `other` row.
+        ev(
+            "e4",
+            "2026-11-05T10:00:00Z",
+            "A1",
+            Programming,
+            "b/y",
+            "p2",
+            [1000, 100, 0, 0],
+            10000,
+            1000,
+            Okay,
+            0,
+        ),
+        ev(
+            "e5",
+            "2026-11-05T11:00:00Z",
+            "A3",
+            Programming,
+            "a/x",
+            "p3",
+            [5, 5, 0, 0],
+            5,
+            10,
+            Okay,
+            0,
+        ),
+        ev(
+            "f2",
+            "2026-11-05T12:00:00Z",
+            "A3",
+            Programming,
+            "a/x",
+            "p3",
+            [5, 0, 0, 0],
+            0,
+            9000,
+            Timeout,
+            1,
+        ),
+        ev(
+            "e6",
+            "2026-11-06T10:00:00Z",
+            "A1",
+            Legal,
+            "c/z",
+            "p1",
+            [7, 3, 0, 0],
+            7,
+            70,
+            Okay,
+            0,
+        ),
+        ev(
+            "e7",
+            "2026-11-07T10:00:00Z",
+            "A2",
+            Legal,
+            "c/z",
+            "p1",
+            [1, 1, 0, 0],
+            0,
+            30,
+            Okay,
+            2,
+        ),
+        // One app each on two providers of c/z: merged into (programming, c/z, other).
+        ev(
+            "g1",
+            "2026-11-06T11:00:00Z",
+            "A1",
+            Programming,
+            "c/z",
+            "p7",
+            [11, 1, 0, 0],
+            11,
+            40,
+            Okay,
+            0,
+        ),
+        ev(
+            "g2",
+            "2026-11-06T12:00:00Z",
+            "A2",
+            Programming,
+            "c/z",
+            "p8",
+            [22, 2, 0, 0],
+            22,
+            60,
+            Okay,
+            0,
+        ),
+        // Other weeks: not in 2026-W45.
+        ev(
+            "x1",
+            "2026-11-01T23:59:59Z",
+            "A1",
+            Legal,
+            "c/z",
+            "p1",
+            [9, 9, 0, 0],
+            9,
+            9,
+            Okay,
+            0,
+        ),
+        ev(
+            "x2",
+            "2026-11-09T00:00:00Z",
+            "A1",
+            Legal,
+            "c/z",
+            "p1",
+            [9, 9, 0, 0],
+            9,
+            9,
+            Okay,
+            0,
+        ),
+    ]
+}
+
+fn lake_with(dir: &Path, batches: &[Vec<Event>]) -> Lake {
+    let lake = Lake::open(dir).unwrap();
+    for (i, events) in batches.iter().enumerate() {
+        write_batches(&lake, &[events_to_batch(events)], &format!("b{i}")).unwrap();
+    }
+    lake
+}
+
+fn week() -> IsoWeek {
+    "2026-W45".parse().unwrap()
+}
+
+fn published(outcome: BuildOutcome) -> modelshare_snapshot::SnapshotInfo {
+    match outcome {
+        BuildOutcome::Published(info) => info,
+        other => panic!("expected a new revision, got {other:?}"),
+    }
+}
+
+fn strings(b: &arrow::array::RecordBatch, name: &str) -> Vec<String> {
+    let a = b
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    (0..a.len()).map(|i| a.value(i).to_owned()).collect()
+}
+
+fn ints(b: &arrow::array::RecordBatch, name: &str) -> Vec<Option<i64>> {
+    let a = b
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    (0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+        .collect()
+}
+
+#[test]
+fn exact_figures_in_every_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), &[fixture()]);
+    let info = published(build_week(lake.root(), week(), 2).unwrap());
+    assert_eq!(info.name, "2026-W45.r1");
+    assert_eq!(info.file, "2026-W45.r1.parquet");
+    assert_eq!(info.rows, 4);
+    verify(&info).unwrap();
+
+    let file = std::fs::File::open(&info.path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let kv: BTreeMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .map(|k| (k.key.clone(), k.value.clone().unwrap()))
+        .collect();
+    assert_eq!(kv[keys::SCHEMA_VERSION], "1");
+    assert_eq!(kv[keys::WEEK], "2026-W45");
+    assert_eq!(kv[keys::WEEK_START], "2026-11-02");
+    assert_eq!(kv[keys::WEEK_END], "2026-11-09");
+    assert_eq!(kv[keys::REVISION], "1");
+    assert_eq!(kv[keys::ROWS], "4");
+    assert_eq!(kv[keys::MIN_APPS], "2");
+    assert_eq!(
+        kv[keys::GENERATOR],
+        format!("modelshare-snapshot {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(kv[keys::CONTENT_SHA256], info.content_sha256);
+    assert_eq!(info.content_sha256.len(), 64);
+
+    let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    assert_eq!(b.num_columns(), 16);
+    assert_eq!(strings(b, "week"), ["2026-W45"; 4]);
+    assert_eq!(
+        strings(b, "task"),
+        ["legal", "programming", "programming", "programming"]
+    );
+    assert_eq!(strings(b, "model"), ["c/z", "a/x", "c/z", "other"]);
+    assert_eq!(strings(b, "author"), ["c", "a", "c", "other"]);
+    assert_eq!(strings(b, "provider"), ["p1", "p1", "other", "other"]);
+    let s = |v: [i64; 4]| v.map(Some).to_vec();
+    assert_eq!(ints(b, "requests"), s([2, 3, 2, 2]));
+    assert_eq!(ints(b, "input_tokens"), s([8, 600, 33, 1005]));
+    assert_eq!(ints(b, "output_tokens"), s([4, 60, 3, 105]));
+    assert_eq!(ints(b, "reasoning_tokens"), s([0, 6, 0, 0]));
+    assert_eq!(ints(b, "cached_tokens"), s([0, 52, 0, 0]));
+    let cost = b
+        .column_by_name("cost_usd")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Decimal128Array>()
+        .unwrap();
+    assert_eq!((cost.precision(), cost.scale()), (18, 6));
+    assert_eq!(cost.values().to_vec(), [7, 6000, 33, 10005]);
+    // Distinct apps with an ok request: the failing A3 does not count for a/x@p1.
+    assert_eq!(ints(b, "apps"), s([2, 2, 2, 2]));
+    assert_eq!(ints(b, "failures"), s([0, 1, 0, 1]));
+    assert_eq!(ints(b, "fallbacks"), s([1, 1, 0, 0]));
+    // Nearest rank over ok latencies: legal [30, 70]; a/x [100, 200, 300]; c/z [40, 60];
+    // other [10, 1000].
+    assert_eq!(ints(b, "latency_p50_ms"), s([30, 200, 40, 10]));
+    assert_eq!(ints(b, "latency_p95_ms"), s([70, 300, 60, 1000]));
+
+    // With min_apps 1 nothing folds, and a week of failures only still gets its rows.
+    let all = published(build_week(lake.root(), week(), 1).unwrap());
+    assert_eq!(
+        all.name, "2026-W45.r2",
+        "new privacy setting, new rows, new revision"
+    );
+    let (rows, _) = modelshare_snapshot::build::read_file(&all.path).unwrap();
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| format!("{}:{}@{}", r.task, r.model, r.provider))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "legal:c/z@p1",
+            "programming:a/x@p1",
+            "programming:a/x@p3",
+            "programming:b/y@p2",
+            "programming:c/z@p7",
+            "programming:c/z@p8"
+        ]
+    );
+    assert_eq!(
+        (rows[2].requests, rows[2].failures, rows[2].fallbacks),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn same_events_give_byte_identical_files_whatever_the_file_layout() {
+    let events = fixture();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let lake_a = lake_with(a.path(), std::slice::from_ref(&events));
+    let mut rev = events.clone();
+    rev.reverse();
+    let (first, second) = rev.split_at(4);
+    let lake_b = lake_with(b.path(), &[second.to_vec(), first.to_vec()]);
+    let fa = published(build_week(lake_a.root(), week(), 2).unwrap());
+    let fb = published(build_week(lake_b.root(), week(), 2).unwrap());
+    assert_ne!(fa.sources, fb.sources, "different files in the two lakes");
+    assert_eq!(fa.sha256, fb.sha256);
+    assert_eq!(
+        std::fs::read(&fa.path).unwrap(),
+        std::fs::read(&fb.path).unwrap()
+    );
+    // Rebuilding the same lake publishes nothing.
+    assert_eq!(
+        build_week(lake_a.root(), week(), 2).unwrap(),
+        BuildOutcome::Unchanged(list(lake_a.root()).unwrap().remove(0))
+    );
+    assert_eq!(list(lake_a.root()).unwrap().len(), 1);
+    // An empty week builds nothing.
+    assert_eq!(
+        build_week(lake_a.root(), "2026-W30".parse().unwrap(), 2).unwrap(),
+        BuildOutcome::Empty
+    );
+}
+
+#[test]
+fn a_late_event_publishes_r2_and_leaves_r1_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), &[fixture()]);
+    let mut refresher = Refresher::new(lake.root(), 2, Duration::from_secs(300));
+    // Monday 2026-11-09 00:04:59: W45 is still within its grace period; W44 is closed.
+    let early = refresher
+        .refresh("2026-11-09T00:04:59Z".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        early.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["2026-W44.r1"]
+    );
+    let now = "2026-11-09T00:05:00Z".parse().unwrap();
+    let mut built = refresher.refresh(now).unwrap();
+    assert_eq!(
+        built.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["2026-W45.r1"]
+    );
+    built.insert(0, early[0].clone());
+    let r1 = built[1].clone();
+    let r1_bytes = std::fs::read(&r1.path).unwrap();
+    assert!(
+        refresher.refresh(now).unwrap().is_empty(),
+        "nothing changed"
+    );
+
+    // A late event for W45, from a third app on c/z.
+    let late = ev(
+        "late",
+        "2026-11-04T09:00:00Z",
+        "A9",
+        Legal,
+        "c/z",
+        "p1",
+        [1000, 0, 0, 0],
+        1,
+        5,
+        Okay,
+        0,
+    );
+    write_batches(&lake, &[events_to_batch(&[late])], "late").unwrap();
+    let built = refresher.refresh(now).unwrap();
+    assert_eq!(built.len(), 1);
+    let r2 = &built[0];
+    assert_eq!(r2.name, "2026-W45.r2");
+    assert_ne!(r2.content_sha256, r1.content_sha256);
+    assert_eq!(std::fs::read(&r1.path).unwrap(), r1_bytes, "r1 untouched");
+    let listed = list(lake.root()).unwrap();
+    assert_eq!(
+        listed.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["2026-W44.r1", "2026-W45.r1", "2026-W45.r2"]
+    );
+    for info in &listed {
+        verify(info).unwrap();
+    }
+    assert_eq!(
+        listed[2].sources.as_ref().unwrap().len(),
+        r1.sources.as_ref().unwrap().len() + 1
+    );
+    let (rows, _) = modelshare_snapshot::build::read_file(&r2.path).unwrap();
+    assert_eq!(
+        (rows[0].requests, rows[0].input_tokens, rows[0].apps),
+        (3, 1008, 3)
+    );
+
+    // A new refresher (a restarted server) sees the manifests and builds nothing.
+    let mut again = Refresher::new(lake.root(), 2, Duration::from_secs(300));
+    assert!(again.refresh(now).unwrap().is_empty());
+}
+
+#[test]
+fn verify_catches_a_changed_file_and_names_are_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), &[fixture()]);
+    let info = published(build_week(lake.root(), week(), 2).unwrap());
+    let mut bytes = std::fs::read(&info.path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&info.path, &bytes).unwrap();
+    let e = verify(&info).unwrap_err().to_string();
+    assert!(e.contains("sha256 is"), "{e}");
+
+    use modelshare_snapshot::SnapshotName;
+    let n: SnapshotName = "2026-W45.r12".parse().unwrap();
+    assert_eq!((n.week, n.revision), (week(), 12));
+    for bad in [
+        "2026-W45",
+        "2026-W45.r0",
+        "2026-W45.r01",
+        "2026-W45.r1.parquet",
+        "../2026-W45.r1",
+        "2026-W45.r1/x",
+        "2026-W60.r1",
+        "2026-W45.r1234567",
+        "2026-W45.r-1",
+        "2026-W45.r+1",
+    ] {
+        assert!(bad.parse::<SnapshotName>().is_err(), "{bad}");
+    }
+}
