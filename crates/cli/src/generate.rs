@@ -192,6 +192,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             min_apps: 5,
             query_timeout_secs: 30,
         },
+        limits: crate::config::LimitArgs::default(),
     };
     crate::serve::run_with_banner(serve, banner).await
 }

@@ -7,11 +7,13 @@
 //! - [`query`]: ad-hoc SQL over the lake, printed as a table, CSV or JSON.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
 //! - [`bench`]: benchmark programs that print and save figures.
+//! - [`keys`]: `modelshare keys create|list|revoke`.
 
 pub mod bench;
 pub mod config;
 pub mod generate;
 pub mod ingest;
+pub mod keys;
 pub mod query;
 pub mod serve;
 
@@ -41,6 +43,7 @@ pub fn run() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::Generate(args) => generate::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Keys(args) => keys::run(args),
         }
     });
     match result {

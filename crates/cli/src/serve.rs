@@ -32,7 +32,13 @@ pub async fn run_with_banner(
         Some(ingester.live()),
         args.query.to_config(),
     )?;
-    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes);
+    let (limits, sql_limits) = args.limits.to_configs()?;
+    let keys = modelshare_web::keys::KeyStore::open(lake.root())
+        .context("cannot read the key file")?;
+    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
+        .with_keys(Arc::new(keys))
+        .with_limits(limits)
+        .with_sql_limits(sql_limits);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
