@@ -79,13 +79,28 @@ fn map_payload(p: &Value, ctx: &Context, index: usize, out: &mut Mapped) {
             .and_then(|c| str_at(c, "finish_reason"))
             .and_then(finish_reason),
     );
-    // Request metadata (`litellm.completion(metadata={...})`) lands in `requester_metadata`.
+    // Through the proxy, request metadata lands in `requester_metadata`; the SDK drops it but
+    // keeps `metadata={"tags": [...]}` as `request_tags`, so `task:<task>` / `app:<app>` tags work
+    // from both.
     let meta = p.get("metadata");
     let requester = meta.and_then(|m| m.get("requester_metadata"));
+    let tags: Vec<&str> = p
+        .get("request_tags")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let pick = |key: &str| {
         requester
             .and_then(|r| str_at(r, key))
             .or_else(|| meta.and_then(|m| str_at(m, key)))
+            .or_else(|| {
+                let name = key.strip_suffix("_id").unwrap_or(key);
+                tags.iter().find_map(|t| {
+                    t.strip_prefix(name)
+                        .and_then(|rest| rest.strip_prefix(':'))
+                        .filter(|v| !v.is_empty())
+                })
+            })
     };
     d.set("task", pick("task").unwrap_or("other"));
     d.set_opt("app_id", pick("app_id"));
