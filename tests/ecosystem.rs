@@ -270,7 +270,10 @@ async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
         "SELECT input_tokens, output_tokens, latency_ms FROM events WHERE event_id LIKE '%-0404040404040404'",
     )
     .await;
-    assert_eq!(got, vec![json!({"input_tokens": 10, "output_tokens": 20, "latency_ms": 2000})]);
+    assert_eq!(
+        got,
+        vec![json!({"input_tokens": 10, "output_tokens": 20, "latency_ms": 2000})]
+    );
 
     // Ignored spans are counted on /metrics.
     let (_, metrics) = server.get("/metrics").await;
@@ -361,7 +364,13 @@ async fn litellm_and_openrouter_payloads_are_mapped_exactly() {
     let admin_auth = format!("Bearer {admin}");
     let fixture: Value =
         serde_json::from_str(include_str!("fixtures/litellm-generic-api.json")).unwrap();
-    let (status, body) = post_json(&server, "/v1/litellm", &[("authorization", &auth)], &fixture).await;
+    let (status, body) = post_json(
+        &server,
+        "/v1/litellm",
+        &[("authorization", &auth)],
+        &fixture,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
@@ -381,8 +390,13 @@ async fn litellm_and_openrouter_payloads_are_mapped_exactly() {
         {"id": "gen-3", "created_at": "2026-11-20T12:00:02Z", "model": "openai/gpt-4o",
          "provider_name": "OpenAI", "tokens_prompt": -1, "tokens_completion": 5}
     ]);
-    let (status, body) =
-        post_json(&server, "/v1/openrouter", &[("authorization", &auth)], &openrouter).await;
+    let (status, body) = post_json(
+        &server,
+        "/v1/openrouter",
+        &[("authorization", &auth)],
+        &openrouter,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
@@ -437,9 +451,19 @@ async fn keys_bind_apps_and_revocation_takes_effect_without_restart() {
     let body = common::ndjson(&[ev("k1", "app-a"), ev("k2", "app-b")]);
 
     // No key, although keys exist: 401 with a challenge.
-    let resp = post_raw(&server, "/v1/events", "application/x-ndjson", &[], body.clone()).await;
+    let resp = post_raw(
+        &server,
+        "/v1/events",
+        "application/x-ndjson",
+        &[],
+        body.clone(),
+    )
+    .await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"modelshare\"");
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"modelshare\""
+    );
     // Wrong key.
     let resp = post_raw(
         &server,
@@ -450,13 +474,23 @@ async fn keys_bind_apps_and_revocation_takes_effect_without_restart() {
     )
     .await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"modelshare\"");
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"modelshare\""
+    );
     let err: Value = resp.json().await.unwrap();
-    assert_eq!(err, json!({"error": {"code": "unauthorized", "message": "unknown key"}}));
+    assert_eq!(
+        err,
+        json!({"error": {"code": "unauthorized", "message": "unknown key"}})
+    );
     // The key of app-a cannot write as app-b: that event alone is rejected.
     let auth_a = format!("Bearer {key_a}");
     let (status, answer) = server
-        .post_with("application/x-ndjson", &[("authorization", &auth_a)], body.clone())
+        .post_with(
+            "application/x-ndjson",
+            &[("authorization", &auth_a)],
+            body.clone(),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -467,8 +501,13 @@ async fn keys_bind_apps_and_revocation_takes_effect_without_restart() {
     // Formats without an app id take the key's; one that names another app is rejected.
     let gen_claim = json!([{"id": "or-1", "created_at": "2026-11-20T12:00:00Z",
         "model": "openai/gpt-4o", "tokens_prompt": 1, "tokens_completion": 1}]);
-    let (status, answer) =
-        post_json(&server, "/v1/openrouter", &[("authorization", &auth_a)], &gen_claim).await;
+    let (status, answer) = post_json(
+        &server,
+        "/v1/openrouter",
+        &[("authorization", &auth_a)],
+        &gen_claim,
+    )
+    .await;
     assert_eq!((status, answer["accepted"].clone()), (200, json!(1)));
     let mut spans = trace_request();
     spans.resource_spans[0].resource = Some(Resource {
@@ -496,10 +535,20 @@ async fn keys_bind_apps_and_revocation_takes_effect_without_restart() {
     );
     // An ingest key is not an admin key.
     let (status, err) = sql(&server, &[("authorization", &auth_a)], "SELECT 1").await;
-    assert_eq!((status, err["error"]["code"].clone()), (403, json!("forbidden")));
+    assert_eq!(
+        (status, err["error"]["code"].clone()),
+        (403, json!("forbidden"))
+    );
     // Revoked (the running server re-reads the key file).
     let list = keys(dir.path(), &["list"]);
-    let id = list.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     assert!(keys(dir.path(), &["revoke", &id]).starts_with(&format!("revoked key {id}")));
     let resp = post_raw(
         &server,
@@ -553,10 +602,25 @@ async fn without_keys_only_loopback_may_ingest() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let port = line.split(':').nth(2).unwrap().split_whitespace().next().unwrap().to_owned();
+    let port = line
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     let ip = non_loopback_ipv4();
     let client = reqwest::Client::new();
-    let ev = common::event("n1", "2026-11-20T10:00:00Z", "app-1", "openai/gpt-4o", 1, 1, 0.0);
+    let ev = common::event(
+        "n1",
+        "2026-11-20T10:00:00Z",
+        "app-1",
+        "openai/gpt-4o",
+        1,
+        1,
+        0.0,
+    );
     let send = |host: String| {
         client
             .post(format!("http://{host}:{port}/v1/events"))
@@ -601,7 +665,14 @@ async fn admin_sql_is_read_only_and_capped() {
     let admin = keys(dir.path(), &["create", "--app", "ops", "--admin"]);
     let server = Server::start(
         dir.path(),
-        &["--sql-max-rows", "5", "--sql-memory-mb", "1", "--sql-timeout-secs", "1"],
+        &[
+            "--sql-max-rows",
+            "5",
+            "--sql-memory-mb",
+            "1",
+            "--sql-timeout-secs",
+            "1",
+        ],
     );
     let auth = format!("Bearer {admin}");
     let h = [("authorization", auth.as_str())];
@@ -610,7 +681,13 @@ async fn admin_sql_is_read_only_and_capped() {
             "application/x-ndjson",
             &[("authorization", &auth)],
             common::ndjson(&[common::event(
-                "s1", "2026-11-20T10:00:00Z", "ops", "openai/gpt-4o", 7, 3, 0.5,
+                "s1",
+                "2026-11-20T10:00:00Z",
+                "ops",
+                "openai/gpt-4o",
+                7,
+                3,
+                0.5,
             )]),
         )
         .await;
@@ -645,7 +722,10 @@ async fn admin_sql_is_read_only_and_capped() {
     // Row cap.
     let (status, body) = sql(&server, &h, "SELECT value FROM generate_series(1, 100000)").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["row_count"].clone(), body["truncated"].clone()), (json!(5), json!(true)));
+    assert_eq!(
+        (body["row_count"].clone(), body["truncated"].clone()),
+        (json!(5), json!(true))
+    );
     assert_eq!(body["rows"][4], json!({"value": 5}));
     // Memory cap (1 MiB): a large sort cannot fit.
     let (status, body) = sql(
@@ -656,7 +736,10 @@ async fn admin_sql_is_read_only_and_capped() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("Resources exhausted"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Resources exhausted"),
         "{body}"
     );
     // Time cap (1 s).
@@ -678,10 +761,11 @@ async fn slow_and_oversized_requests_are_cut_off() {
         dir.path(),
         &["--request-timeout-secs", "1", "--max-body-bytes", "1000"],
     );
-    let (status, body) = server
-        .post("application/x-ndjson", "x".repeat(2000))
-        .await;
-    assert_eq!((status, body["error"]["code"].clone()), (413, json!("payload_too_large")));
+    let (status, body) = server.post("application/x-ndjson", "x".repeat(2000)).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (413, json!("payload_too_large"))
+    );
     // Announce 100 bytes, send 10, stall: the server answers 408 after its time limit.
     let addr = server.url.trim_start_matches("http://").to_owned();
     let answer = tokio::task::spawn_blocking(move || {
@@ -699,7 +783,12 @@ async fn slow_and_oversized_requests_are_cut_off() {
     .await
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains(r#"{"error":{"code":"request_timeout","message":"the request took longer than 1 s"}}"#), "{answer}");
+    assert!(
+        answer.contains(
+            r#"{"error":{"code":"request_timeout","message":"the request took longer than 1 s"}}"#
+        ),
+        "{answer}"
+    );
     server.stop();
 }
 
@@ -729,9 +818,22 @@ async fn public_reads_are_rate_limited_per_client() {
     assert_eq!(status, 200);
     let (status, metrics) = server.get("/metrics").await;
     assert_eq!(status, 200);
-    assert!(metrics.as_str().unwrap().contains("modelshare_rate_limited_total 1\n"));
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("modelshare_rate_limited_total 1\n")
+    );
     let (status, _) = server
-        .ndjson(&[common::event("r1", "2026-11-20T10:00:00Z", "a", "openai/gpt-4o", 1, 1, 0.0)])
+        .ndjson(&[common::event(
+            "r1",
+            "2026-11-20T10:00:00Z",
+            "a",
+            "openai/gpt-4o",
+            1,
+            1,
+            0.0,
+        )])
         .await;
     assert_eq!(status, 200);
     server.stop();
@@ -752,7 +854,10 @@ async fn cors_and_openapi() {
     let resp = preflight("/v1/leaderboard", "GET").await.unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(resp.headers()["access-control-allow-origin"], "*");
-    assert_eq!(resp.headers()["access-control-allow-methods"], "GET, HEAD, OPTIONS");
+    assert_eq!(
+        resp.headers()["access-control-allow-methods"],
+        "GET, HEAD, OPTIONS"
+    );
     let resp = preflight("/v1/events", "POST").await.unwrap();
     assert_eq!(resp.status(), 403);
     let resp = server

@@ -21,7 +21,10 @@ pub fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             println!("{secret}");
         }
         KeysCommand::List => {
-            println!("{:<14} {:<8} {:<22} {:<22} app", "id", "role", "created", "revoked");
+            println!(
+                "{:<14} {:<8} {:<22} {:<22} app",
+                "id", "role", "created", "revoked"
+            );
             for k in keys::list(root)? {
                 println!(
                     "{:<14} {:<8} {:<22} {:<22} {}",

@@ -33,8 +33,8 @@ pub async fn run_with_banner(
         args.query.to_config(),
     )?;
     let (limits, sql_limits) = args.limits.to_configs()?;
-    let keys = modelshare_web::keys::KeyStore::open(lake.root())
-        .context("cannot read the key file")?;
+    let keys =
+        modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
         .with_keys(Arc::new(keys))
         .with_limits(limits)

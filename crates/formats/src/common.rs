@@ -65,7 +65,11 @@ impl Draft {
     }
 
     fn finish(mut self, ctx: &Context) -> Result<Event, String> {
-        let named = self.0.get("app_id").and_then(Value::as_str).map(str::to_owned);
+        let named = self
+            .0
+            .get("app_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match (&ctx.bound_app, named) {
             (Some(bound), Some(named)) if *bound != named => {
                 return Err(format!(
@@ -146,32 +150,6 @@ pub(crate) fn rfc3339_micros(us: i64) -> Option<String> {
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn slugs_resolve_through_the_catalog_then_the_provider() {
-        assert_eq!(resolve_slug("gpt-4o", Some("openai")), "openai/gpt-4o");
-        assert_eq!(
-            resolve_slug("anthropic/claude-sonnet-4.5", None),
-            "anthropic/claude-sonnet-4.5"
-        );
-        assert_eq!(
-            resolve_slug("my-finetune-7", Some("Mistral AI")),
-            "mistralai/my-finetune-7"
-        );
-        assert_eq!(provider_id("Google Vertex"), "google-vertex");
-    }
-
-    #[test]
-    fn finish_reasons_outside_the_schema_are_dropped() {
-        assert_eq!(finish_reason("STOP").as_deref(), Some("stop"));
-        assert_eq!(finish_reason("end turn!"), None);
-    }
-}
-
 /// The items of a JSON body: a JSON array, one object, or newline-delimited objects (LiteLLM's
 /// `json_array`, `single` and `ndjson` log formats all arrive here).
 pub(crate) fn json_items(body: &[u8]) -> Result<Vec<Value>, crate::FormatError> {
@@ -213,4 +191,30 @@ pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 /// A number field as given (integers stay integers, so the validator can name bad ones).
 pub(crate) fn num_at(v: &Value, key: &str) -> Option<Value> {
     v.get(key).filter(|n| n.is_number()).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn slugs_resolve_through_the_catalog_then_the_provider() {
+        assert_eq!(resolve_slug("gpt-4o", Some("openai")), "openai/gpt-4o");
+        assert_eq!(
+            resolve_slug("anthropic/claude-sonnet-4.5", None),
+            "anthropic/claude-sonnet-4.5"
+        );
+        assert_eq!(
+            resolve_slug("my-finetune-7", Some("Mistral AI")),
+            "mistralai/my-finetune-7"
+        );
+        assert_eq!(provider_id("Google Vertex"), "google-vertex");
+    }
+
+    #[test]
+    fn finish_reasons_outside_the_schema_are_dropped() {
+        assert_eq!(finish_reason("STOP").as_deref(), Some("stop"));
+        assert_eq!(finish_reason("end turn!"), None);
+    }
 }

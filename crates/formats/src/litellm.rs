@@ -27,8 +27,14 @@ fn map_payload(p: &Value, ctx: &Context, index: usize, out: &mut Mapped) {
     let slug = resolve_slug(model, provider);
     let mut d = Draft::default();
     d.set_opt("event_id", str_at(p, "id"));
-    let start = p.get("startTime").and_then(Value::as_f64).filter(|f| f.is_finite());
-    let end = p.get("endTime").and_then(Value::as_f64).filter(|f| f.is_finite());
+    let start = p
+        .get("startTime")
+        .and_then(Value::as_f64)
+        .filter(|f| f.is_finite());
+    let end = p
+        .get("endTime")
+        .and_then(Value::as_f64)
+        .filter(|f| f.is_finite());
     let first = p
         .get("completionStartTime")
         .and_then(Value::as_f64)

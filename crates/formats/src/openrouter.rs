@@ -36,7 +36,11 @@ fn field<'a>(g: &'a Value, snake: &str) -> Option<&'a Value> {
 }
 
 fn map_generation(g: &Value, ctx: &Context, index: usize, out: &mut Mapped) {
-    let s = |k: &str| field(g, k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let s = |k: &str| {
+        field(g, k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let n = |k: &str| field(g, k).filter(|v| v.is_number()).cloned();
     let Some(model) = s("model") else {
         out.reject(index, "missing `model`");

@@ -7,12 +7,14 @@
 //! as hex strings, 64-bit integers as decimal strings or numbers, enums as integers, unknown
 //! fields ignored.
 
-use crate::common::{Context, Draft, Mapped, finish_reason, provider_id, resolve_slug, rfc3339_micros};
+use crate::FormatError;
+use crate::common::{
+    Context, Draft, Mapped, finish_reason, provider_id, resolve_slug, rfc3339_micros,
+};
 use crate::otlp_proto::{
     AnyValue, ArrayValue, ExportTraceServiceRequest, KeyValue, KeyValueList, Resource,
     ResourceSpans, ScopeSpans, Span, Status, any_value,
 };
-use crate::FormatError;
 use prost::Message;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -29,7 +31,8 @@ pub fn from_protobuf(body: &[u8], ctx: &Context) -> Result<Mapped, FormatError> 
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` and maps its spans.
 pub fn from_json(body: &[u8], ctx: &Context) -> Result<Mapped, FormatError> {
-    let req: JRequest = serde_json::from_slice(body).map_err(|e| FormatError::Json(e.to_string()))?;
+    let req: JRequest =
+        serde_json::from_slice(body).map_err(|e| FormatError::Json(e.to_string()))?;
     Ok(map_request(&req.into_proto()?, ctx))
 }
 
@@ -80,10 +83,7 @@ fn map_span(span: &Span, resource: &[KeyValue], ctx: &Context, index: usize, out
         }
     }
     let author = slug.split('/').next().unwrap_or_default().to_owned();
-    d.set(
-        "provider",
-        provider.map_or(author, provider_id),
-    );
+    d.set("provider", provider.map_or(author, provider_id));
     d.set("model", slug);
     d.set_opt("model_requested", attrs.str("gen_ai.request.model"));
     d.set_opt(
@@ -124,7 +124,9 @@ fn map_span(span: &Span, resource: &[KeyValue], ctx: &Context, index: usize, out
     d.set("status", status(span.status.as_ref(), &attrs));
     d.set_opt(
         "finish_reason",
-        attrs.first_str("gen_ai.response.finish_reasons").and_then(finish_reason),
+        attrs
+            .first_str("gen_ai.response.finish_reasons")
+            .and_then(finish_reason),
     );
     d.set(
         "task",
@@ -163,10 +165,12 @@ fn status(s: Option<&Status>, attrs: &Attrs<'_>) -> &'static str {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Attribute lookup over a span's or resource's key-values (last one wins, as in the SDKs).
@@ -219,7 +223,9 @@ impl<'a> Attrs<'a> {
         match self.get(key)? {
             any_value::Value::DoubleValue(f) if f.is_finite() => Some(*f),
             any_value::Value::IntValue(n) => Some(*n as f64),
-            any_value::Value::StringValue(s) => s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
+            any_value::Value::StringValue(s) => {
+                s.trim().parse().ok().filter(|f: &f64| f.is_finite())
+            }
             _ => None,
         }
     }
@@ -350,12 +356,16 @@ impl<'de> Deserialize<'de> for WireI64 {
 
 fn unhex(field: &str, s: &str) -> Result<Vec<u8>, FormatError> {
     let bad = || FormatError::Shape(format!("{field} {s:?} is not a hex string"));
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(bad))
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)
+        })
         .collect()
 }
 
@@ -373,7 +383,11 @@ impl JRequest {
                         name: s.name,
                         start_time_unix_nano: s.start_time_unix_nano.0,
                         end_time_unix_nano: s.end_time_unix_nano.0,
-                        attributes: s.attributes.into_iter().map(JKeyValue::into_proto).collect(),
+                        attributes: s
+                            .attributes
+                            .into_iter()
+                            .map(JKeyValue::into_proto)
+                            .collect(),
                         status: s.status.map(|st| Status {
                             message: st.message,
                             code: st.code,
@@ -384,7 +398,11 @@ impl JRequest {
             }
             resource_spans.push(ResourceSpans {
                 resource: rs.resource.map(|r| Resource {
-                    attributes: r.attributes.into_iter().map(JKeyValue::into_proto).collect(),
+                    attributes: r
+                        .attributes
+                        .into_iter()
+                        .map(JKeyValue::into_proto)
+                        .collect(),
                 }),
                 scope_spans,
             });

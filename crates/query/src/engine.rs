@@ -103,7 +103,10 @@ impl QueryEngine {
         Arc::clone(&self.stats)
     }
 
-    pub(crate) fn session(&self, live_batches: Vec<RecordBatch>) -> Result<SessionContext, QueryError> {
+    pub(crate) fn session(
+        &self,
+        live_batches: Vec<RecordBatch>,
+    ) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new()
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);

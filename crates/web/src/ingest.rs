@@ -180,7 +180,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Inflates gzip / zstd bodies, refusing to produce more than `limit` bytes (zip bombs).
-pub(crate) fn decode_body(body: Bytes, encoding: Option<&str>, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn decode_body(
+    body: Bytes,
+    encoding: Option<&str>,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let inflate = |reader: &mut dyn Read, what: &str| -> Result<Vec<u8>, ApiError> {
         let mut out = Vec::new();
         let read = reader

@@ -136,7 +136,11 @@ fn write_file(path: &Path, file: &KeyFile) -> Result<(), KeyError> {
 }
 
 /// Creates a key for `app_id`; returns its record and the secret (shown once, never stored).
-pub fn create(lake_root: &Path, app_id: &str, admin: bool) -> Result<(KeyRecord, String), KeyError> {
+pub fn create(
+    lake_root: &Path,
+    app_id: &str,
+    admin: bool,
+) -> Result<(KeyRecord, String), KeyError> {
     if app_id.is_empty()
         || app_id.len() > modelshare_event::parse::MAX_ID_LEN
         || app_id.chars().any(char::is_control)
@@ -180,7 +184,8 @@ pub fn revoke(lake_root: &Path, id: &str) -> Result<KeyRecord, KeyError> {
         .find(|k| k.id == id)
         .ok_or_else(|| KeyError::NoSuchKey(id.to_owned()))?;
     if record.revoked.is_none() {
-        record.revoked = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        record.revoked =
+            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
     let out = record.clone();
     write_file(&path, &file)?;
@@ -312,6 +317,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         revoke(dir.path(), &rec.id).unwrap();
         assert_eq!(store.lookup(&secret), Lookup::Revoked);
-        assert!(matches!(revoke(dir.path(), "nope"), Err(KeyError::NoSuchKey(_))));
+        assert!(matches!(
+            revoke(dir.path(), "nope"),
+            Err(KeyError::NoSuchKey(_))
+        ));
     }
 }

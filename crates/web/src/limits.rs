@@ -99,7 +99,9 @@ pub async fn guard(State(limits): State<Arc<Limits>>, req: Request, next: Next) 
         let client = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip().to_canonical());
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+                c.0.ip().to_canonical()
+            });
         if let Err(secs) = limits.take(client, Instant::now()) {
             limits
                 .throttled
@@ -141,7 +143,10 @@ fn preflight(req: &Request) -> Response {
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, HEAD, OPTIONS"),
@@ -150,7 +155,10 @@ fn preflight(req: &Request) -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("content-type"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     resp
 }
 

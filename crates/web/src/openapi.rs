@@ -292,7 +292,10 @@ pub fn spec() -> Value {
         }
         if e.body.is_some() {
             responses.insert("413".into(), error_response("body over the size limit"));
-            responses.insert("415".into(), error_response("unsupported content type or encoding"));
+            responses.insert(
+                "415".into(),
+                error_response("unsupported content type or encoding"),
+            );
         }
         let mut op = json!({
             "summary": e.summary,
@@ -302,17 +305,26 @@ pub fn spec() -> Value {
         match e.access {
             Access::Public => {
                 if e.path.starts_with("/v1/") {
-                    responses.insert("429".into(), error_response("rate limited; see Retry-After"));
+                    responses.insert(
+                        "429".into(),
+                        error_response("rate limited; see Retry-After"),
+                    );
                 }
                 op["security"] = json!([]);
             }
             Access::Ingest | Access::Admin => {
-                responses.insert("401".into(), error_response("missing, unknown or revoked key"));
+                responses.insert(
+                    "401".into(),
+                    error_response("missing, unknown or revoked key"),
+                );
                 responses.insert("403".into(), error_response("key not allowed here"));
                 op["security"] = json!([{ "bearer": [] }]);
             }
         }
-        responses.insert("503".into(), error_response("busy or timed out; see Retry-After"));
+        responses.insert(
+            "503".into(),
+            error_response("busy or timed out; see Retry-After"),
+        );
         if let Some(body) = e.body {
             op["requestBody"] = json!({ "required": true, "content": body });
         }
@@ -353,7 +365,12 @@ mod tests {
     fn every_parameter_is_described() {
         for e in endpoints() {
             for p in e.params {
-                assert!(param(p).is_some(), "{} {}: parameter {p} has no description", e.method, e.path);
+                assert!(
+                    param(p).is_some(),
+                    "{} {}: parameter {p} has no description",
+                    e.method,
+                    e.path
+                );
             }
         }
     }

@@ -42,7 +42,9 @@ pub async fn post_sql(
                 sql: String,
             }
             serde_json::from_slice::<SqlRequest>(&body)
-                .map_err(|e| ApiError::BadRequest(format!("body must be {{\"sql\": \"...\"}}: {e}")))?
+                .map_err(|e| {
+                    ApiError::BadRequest(format!("body must be {{\"sql\": \"...\"}}: {e}"))
+                })?
                 .sql
         }
         "text/plain" | "application/sql" => String::from_utf8(body.to_vec())
@@ -102,4 +104,3 @@ pub async fn post_sql(
     }))
     .into_response())
 }
-
