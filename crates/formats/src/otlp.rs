@@ -446,3 +446,74 @@ impl JAnyValue {
         AnyValue { value }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use modelshare_event::{Timestamp, Validator};
+
+    fn ctx() -> Context {
+        Context {
+            bound_app: Some("app".into()),
+            validator: Validator::at(Timestamp(1_795_600_000_000_000)),
+        }
+    }
+
+    fn body(span: serde_json::Value) -> Vec<u8> {
+        serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn json_integers_may_be_strings_or_numbers_and_doubles_count_as_integers() {
+        let span = serde_json::json!({
+            "traceId": "00ff", "spanId": "0a0b", "startTimeUnixNano": "1795168800000000000",
+            "endTimeUnixNano": 1_795_168_800_250_000_000_u64,
+            "attributes": [
+                {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                {"key": "gen_ai.usage.input_tokens", "value": {"doubleValue": 12.0}},
+                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "34"}},
+                {"key": "gen_ai.response.finish_reasons", "value": {"arrayValue": {"values": [{"stringValue": "STOP"}]}}}
+            ]
+        });
+        let m = from_json(&body(span), &ctx()).unwrap();
+        assert_eq!(m.rejected, vec![]);
+        let e = &m.events[0];
+        assert_eq!(e.event_id, "00ff-0a0b");
+        assert_eq!(
+            (e.input_tokens, e.output_tokens, e.latency_ms),
+            (12, 34, 250)
+        );
+        assert_eq!(e.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(e.provider, "openai");
+        assert_eq!(e.app_id, "app");
+    }
+
+    #[test]
+    fn bad_ids_and_bad_numbers_are_body_errors() {
+        let bad_hex = serde_json::json!({"traceId": "zz", "spanId": "01"});
+        assert_eq!(
+            from_json(&body(bad_hex), &ctx()).unwrap_err().to_string(),
+            "traceId \"zz\" is not a hex string"
+        );
+        let bad_int = serde_json::json!({"spanId": "01", "startTimeUnixNano": "soon"});
+        assert!(matches!(
+            from_json(&body(bad_int), &ctx()),
+            Err(FormatError::Json(_))
+        ));
+        assert!(matches!(
+            from_protobuf(&[0x0a, 0xff], &ctx()),
+            Err(FormatError::Protobuf(_))
+        ));
+    }
+
+    #[test]
+    fn spans_without_a_model_are_ignored_not_rejected() {
+        let span = serde_json::json!({"spanId": "01", "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}}]});
+        let m = from_json(&body(span), &ctx()).unwrap();
+        assert_eq!((m.events.len(), m.rejected.len(), m.ignored), (0, 0, 1));
+    }
+}
