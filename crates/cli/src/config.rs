@@ -38,6 +38,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Write a closed week's public snapshot (or, with --raw, its events) to a Parquet file.
     Export(ExportArgs),
+    /// Ingest and admin keys: create (the key is printed once), list, revoke.
+    Keys(KeysArgs),
 }
 
 /// Where the lake lives.
@@ -121,6 +123,112 @@ pub struct ServeArgs {
     pub rollup: RollupTuning,
     #[command(flatten)]
     pub snapshots: SnapshotTuning,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Request fences (issue 7): rate limits on public reads, request time limit, admin SQL caps.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Sustained public read requests per second per client IP (0 = unlimited).
+    #[arg(long, env = "MODELSHARE_RATE_LIMIT_RPS", default_value_t = 20.0)]
+    pub rate_limit_rps: f64,
+    /// Public read requests a client may burst before the sustained rate applies.
+    #[arg(long, env = "MODELSHARE_RATE_LIMIT_BURST", default_value_t = 100.0)]
+    pub rate_limit_burst: f64,
+    /// Answer 408 to requests (body upload included) that take longer than this (seconds).
+    #[arg(long, env = "MODELSHARE_REQUEST_TIMEOUT_SECS", default_value_t = 60.0)]
+    pub request_timeout_secs: f64,
+    /// Cancel `POST /v1/sql` queries after this many seconds.
+    #[arg(long, env = "MODELSHARE_SQL_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub sql_timeout_secs: f64,
+    /// Memory one `POST /v1/sql` query may use (MiB).
+    #[arg(long, env = "MODELSHARE_SQL_MEMORY_MB", default_value_t = 256)]
+    pub sql_memory_mb: usize,
+    /// Rows one `POST /v1/sql` answer holds at most.
+    #[arg(long, env = "MODELSHARE_SQL_MAX_ROWS", default_value_t = 10_000)]
+    pub sql_max_rows: usize,
+}
+
+impl Default for LimitArgs {
+    /// The same values as the flags' defaults.
+    fn default() -> Self {
+        LimitArgs {
+            rate_limit_rps: 20.0,
+            rate_limit_burst: 100.0,
+            request_timeout_secs: 60.0,
+            sql_timeout_secs: 10.0,
+            sql_memory_mb: 256,
+            sql_max_rows: 10_000,
+        }
+    }
+}
+
+impl LimitArgs {
+    pub fn to_configs(
+        &self,
+    ) -> anyhow::Result<(
+        modelshare_web::limits::LimitConfig,
+        modelshare_query::sandbox::SqlLimits,
+    )> {
+        let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
+            anyhow::ensure!(
+                v.is_finite() && v > 0.0,
+                "--{name} must be a positive number of seconds"
+            );
+            Ok(Duration::from_secs_f64(v))
+        };
+        anyhow::ensure!(
+            self.rate_limit_rps.is_finite() && self.rate_limit_rps >= 0.0,
+            "--rate-limit-rps must be 0 (off) or positive"
+        );
+        anyhow::ensure!(
+            self.rate_limit_burst.is_finite() && self.rate_limit_burst >= 1.0,
+            "--rate-limit-burst must be at least 1"
+        );
+        anyhow::ensure!(self.sql_memory_mb > 0, "--sql-memory-mb must be at least 1");
+        anyhow::ensure!(self.sql_max_rows > 0, "--sql-max-rows must be at least 1");
+        Ok((
+            modelshare_web::limits::LimitConfig {
+                rate_per_sec: self.rate_limit_rps,
+                burst: self.rate_limit_burst,
+                request_timeout: secs("request-timeout-secs", self.request_timeout_secs)?,
+            },
+            modelshare_query::sandbox::SqlLimits {
+                timeout: secs("sql-timeout-secs", self.sql_timeout_secs)?,
+                memory_bytes: self.sql_memory_mb << 20,
+                max_rows: self.sql_max_rows,
+            },
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(subcommand)]
+    pub which: KeysCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key bound to an app; the key is printed once and stored only as a hash.
+    Create {
+        /// Events sent with this key are written as this app.
+        #[arg(long)]
+        app: String,
+        /// Also allow `POST /v1/sql` (and raw exports).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List keys (ids, apps, roles; never the secrets).
+    List,
+    /// Revoke a key by id; a running server refuses it from its next request.
+    Revoke {
+        /// The key id shown by `keys create` / `keys list`.
+        id: String,
+    },
 }
 
 /// The app-week rollup that the preference analytics read.

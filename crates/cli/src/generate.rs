@@ -204,6 +204,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             rollup_grace_secs: 600,
         },
         snapshots: SnapshotTuning::default(),
+        limits: crate::config::LimitArgs::default(),
     };
     crate::serve::run_with_banner(serve, banner).await
 }

@@ -10,6 +10,7 @@
 //! - [`bench`], [`bench_analytics`]: benchmark programs that print and save figures.
 //! - [`bench`]: benchmark programs that print and save figures.
 //! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
+//! - [`keys`]: `modelshare keys create|list|revoke`.
 
 pub mod bench;
 pub mod bench_analytics;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod export;
 pub mod generate;
 pub mod ingest;
+pub mod keys;
 pub mod query;
 pub mod rollup;
 pub mod serve;
@@ -49,6 +51,7 @@ pub fn run() -> ExitCode {
             Command::Rollup(args) => rollup::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Keys(args) => keys::run(args),
         }
     });
     match result {

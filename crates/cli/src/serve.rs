@@ -40,10 +40,16 @@ pub async fn run_with_banner(
         args.rollup.interval()?,
         args.rollup.grace(),
     );
+    let (limits, sql_limits) = args.limits.to_configs()?;
+    let keys =
+        modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
+    let snapshot_task = spawn_snapshot_task(&args, lake.root());
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
         .with_rollups(rollups)
-        .with_snapshots(lake.root());
-    let snapshot_task = spawn_snapshot_task(&args, lake.root());
+        .with_snapshots(lake.root())
+        .with_keys(Arc::new(keys))
+        .with_limits(limits)
+        .with_sql_limits(sql_limits);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

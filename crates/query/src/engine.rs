@@ -47,11 +47,11 @@ impl Default for QueryConfig {
 /// Runs SQL over the lake plus the live buffer.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
-    events_dir: PathBuf,
-    live: Option<Arc<LiveBuffer>>,
-    runtime: Arc<RuntimeEnv>,
-    config: QueryConfig,
-    stats: Arc<QueryStats>,
+    pub(crate) events_dir: PathBuf,
+    pub(crate) live: Option<Arc<LiveBuffer>>,
+    pub(crate) runtime: Arc<RuntimeEnv>,
+    pub(crate) config: QueryConfig,
+    pub(crate) stats: Arc<QueryStats>,
 }
 
 /// Query counters for `/metrics`.
@@ -103,7 +103,10 @@ impl QueryEngine {
         Arc::clone(&self.stats)
     }
 
-    fn session(&self, live_batches: Vec<RecordBatch>) -> Result<SessionContext, QueryError> {
+    pub(crate) fn session(
+        &self,
+        live_batches: Vec<RecordBatch>,
+    ) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new()
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);

@@ -10,10 +10,12 @@
 //! - [`share`]: share of the top models per day or week.
 //! - [`tasks`]: per-task totals and top models.
 //! - [`values`]: reading typed values out of Arrow columns.
+//! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
 
 pub mod engine;
 pub mod leaderboard;
 pub mod period;
+pub mod sandbox;
 pub mod share;
 pub mod tasks;
 pub mod values;

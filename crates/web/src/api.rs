@@ -45,7 +45,12 @@ fn leaderboard_query(p: &Params, group: GroupBy) -> Result<LeaderboardQuery, Api
     })
 }
 
-const LEADERBOARD_PARAMS: &[&str] = &["period", "date", "task", "by", "limit"];
+/// Query parameters of `/v1/leaderboard` and `/v1/authors` (also listed in the OpenAPI spec).
+pub const LEADERBOARD_PARAMS: &[&str] = &["period", "date", "task", "by", "limit"];
+/// Query parameters of `/v1/share`.
+pub const SHARE_PARAMS: &[&str] = &["task", "by", "granularity", "from", "to", "top"];
+/// Query parameters of `/v1/tasks`.
+pub const TASKS_PARAMS: &[&str] = &["period", "date", "top"];
 
 fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value {
     let rows: Vec<Value> = lb
@@ -111,7 +116,7 @@ pub async fn authors(State(s): State<AppState>, q: QueryParams) -> Result<Json<V
 
 /// `GET /v1/share`
 pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, &["task", "by", "granularity", "from", "to", "top"])?;
+    let p = Params::new(q, SHARE_PARAMS)?;
     let granularity = p
         .get::<Granularity>("granularity")?
         .unwrap_or(Granularity::Week);
@@ -163,7 +168,7 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
 
 /// `GET /v1/tasks`
 pub async fn tasks(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, &["period", "date", "top"])?;
+    let p = Params::new(q, TASKS_PARAMS)?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let period = Period::containing(kind, p.date("date")?.unwrap_or_else(today));
     let top = p.bounded("top", 5, 1, 100)?;

@@ -5,6 +5,7 @@
 //! accepted events are fsynced. `index` counts events in the body from 0 (NDJSON: non-blank lines;
 //! JSON: array elements). A retry carrying an `Idempotency-Key` seen before gets the first answer.
 
+use crate::auth::{self, Peer};
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -58,24 +59,46 @@ fn answer(receipt: Receipt, annotation: &Annotation) -> Response {
     .into_response()
 }
 
+/// The request body, or the error that says why it could not be read.
+pub(crate) fn read_body(
+    state: &AppState,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.max_body_bytes)
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// The `Content-Encoding` of a request, lowercased.
+pub(crate) fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+}
+
 pub async fn post_events(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(ingester) = state.ingester.clone() else {
         return Err(ApiError::NotFound("this server is read-only".into()));
     };
+    let writer = auth::writer(&state, &headers, peer)?;
+    let bound = writer.bound_app().map(str::to_owned);
     state.counters.ingest_requests.fetch_add(1, Relaxed);
     let format = body_format(&headers)?;
-    let body = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(state.max_body_bytes)
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })?;
-    let key = idempotency_key(&headers)?;
+    let body = read_body(&state, body)?;
+    // Keys are scoped by app, so one app cannot read another's answers by guessing its keys.
+    let key = idempotency_key(&headers)?.map(|k| match &bound {
+        Some(app) => format!("{app}\u{0}{k}"),
+        None => k,
+    });
     if let Some(prev) = key.as_deref().and_then(|k| ingester.remembered(k)) {
         state.counters.idempotent_replays.fetch_add(1, Relaxed);
         let annotation = prev
@@ -87,14 +110,12 @@ pub async fn post_events(
             });
         return Ok(answer(prev.receipt, &annotation));
     }
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let encoding = content_encoding(&headers);
     let limit = state.max_body_bytes;
     // Inflating and parsing megabytes is CPU work: keep it off the async workers.
     let parsed = tokio::task::spawn_blocking(move || {
         let raw = decode_body(body, encoding.as_deref(), limit)?;
-        parse_body(&raw, format, Validator::now())
+        parse_body(&raw, format, Validator::now(), bound.as_deref())
     })
     .await
     .map_err(|e| ApiError::Internal(format!("parser task failed: {e}")))??;
@@ -159,7 +180,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Inflates gzip / zstd bodies, refusing to produce more than `limit` bytes (zip bombs).
-fn decode_body(body: Bytes, encoding: Option<&str>, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn decode_body(
+    body: Bytes,
+    encoding: Option<&str>,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let inflate = |reader: &mut dyn Read, what: &str| -> Result<Vec<u8>, ApiError> {
         let mut out = Vec::new();
         let read = reader
@@ -189,12 +214,26 @@ fn decode_body(body: Bytes, encoding: Option<&str>, limit: usize) -> Result<Vec<
 
 type Parsed = (Vec<Event>, Vec<EventErrorEntry>);
 
-/// Splits the body into events and validates each on its own.
-fn parse_body(raw: &[u8], format: BodyFormat, validator: Validator) -> Result<Parsed, ApiError> {
+/// Splits the body into events and validates each on its own; with a key bound to an app, an
+/// event naming another app is rejected.
+fn parse_body(
+    raw: &[u8],
+    format: BodyFormat,
+    validator: Validator,
+    bound: Option<&str>,
+) -> Result<Parsed, ApiError> {
     let mut events = Vec::new();
     let mut errors = Vec::new();
     let mut take = |index: usize, result: Result<Event, modelshare_event::EventError>| match result
     {
+        Ok(e) if bound.is_some_and(|b| b != e.app_id) => errors.push(EventErrorEntry {
+            index,
+            message: format!(
+                "app_id {:?} does not match the ingest key's app {:?}",
+                e.app_id,
+                bound.unwrap_or_default()
+            ),
+        }),
         Ok(e) => events.push(e),
         Err(e) => errors.push(EventErrorEntry {
             index,

@@ -8,14 +8,25 @@
 //! - [`ops`]: `/healthz` and Prometheus `/metrics`.
 //! - [`analytics`]: retention, switches, preference index, price vs share, shifts.
 //! - [`snapshots`]: `/v1/snapshots` listing and Parquet downloads (ETag, Range).
+//! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
+//! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL.
+//! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
+//! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
+//! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
 
 pub mod analytics;
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod keys;
+pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod snapshots;
+pub mod sql;
+pub mod telemetry;
 
 pub use error::ApiError;
 
@@ -43,7 +54,19 @@ pub struct AppState {
     pub rollups: Option<modelshare_analytics::Rollups>,
     /// Lake root whose `snapshots/` are served (issue #6); `None` serves none.
     pub snapshots: Option<std::path::PathBuf>,
+    // issue 7: keys, request fences, admin SQL caps.
+    pub keys: Arc<keys::KeyStore>,
+    pub limits: Arc<limits::Limits>,
+    pub sql_limits: modelshare_query::sandbox::SqlLimits,
 }
+
+/// Default caps of `POST /v1/sql`.
+pub const DEFAULT_SQL_LIMITS: modelshare_query::sandbox::SqlLimits =
+    modelshare_query::sandbox::SqlLimits {
+        timeout: std::time::Duration::from_secs(10),
+        memory_bytes: 256 << 20,
+        max_rows: 10_000,
+    };
 
 /// Counters kept by the HTTP layer.
 #[derive(Debug, Default)]
@@ -51,6 +74,8 @@ pub struct WebCounters {
     pub events_rejected: AtomicU64,
     pub ingest_requests: AtomicU64,
     pub idempotent_replays: AtomicU64,
+    /// Telemetry items that are not LLM calls (e.g. spans without GenAI attributes).
+    pub items_ignored: AtomicU64,
 }
 
 impl AppState {
@@ -62,6 +87,9 @@ impl AppState {
             counters: Arc::default(),
             rollups: None,
             snapshots: None,
+            keys: Arc::new(keys::KeyStore::empty()),
+            limits: limits::Limits::new(limits::LimitConfig::default()),
+            sql_limits: DEFAULT_SQL_LIMITS,
         }
     }
 
@@ -76,14 +104,39 @@ impl AppState {
         self.snapshots = Some(lake_root.into());
         self
     }
+
+    /// Uses `keys` to authenticate writers and admins.
+    pub fn with_keys(mut self, keys: Arc<keys::KeyStore>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Sets the rate and time limits.
+    pub fn with_limits(mut self, config: limits::LimitConfig) -> Self {
+        self.limits = limits::Limits::new(config);
+        self
+    }
+
+    /// Sets the caps of `POST /v1/sql`.
+    pub fn with_sql_limits(mut self, sql: modelshare_query::sandbox::SqlLimits) -> Self {
+        self.sql_limits = sql;
+        self
+    }
 }
 
 /// All routes, without a socket (tests can drive it with `tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
     // Compressed bodies are bounded by the same limit before they are inflated.
     let limit = state.max_body_bytes;
+    let fences = Arc::clone(&state.limits);
     Router::new()
         .route("/v1/events", post(ingest::post_events))
+        // issue 7: foreign telemetry, admin SQL, the API description.
+        .route("/v1/traces", post(telemetry::post_traces))
+        .route("/v1/litellm", post(telemetry::post_litellm))
+        .route("/v1/openrouter", post(telemetry::post_openrouter))
+        .route("/v1/sql", post(sql::post_sql))
+        .route("/v1/openapi.json", get(openapi::get_openapi))
         .route("/v1/leaderboard", get(api::leaderboard))
         .route("/v1/authors", get(api::authors))
         .route("/v1/share", get(api::share))
@@ -100,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(fences, limits::guard))
         .with_state(state)
 }
 
@@ -109,7 +163,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // Connection info gives the rate limiter and the loopback check the client's address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

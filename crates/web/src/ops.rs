@@ -44,6 +44,18 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "Requests answered from an earlier Idempotency-Key.",
         c.idempotent_replays.load(Relaxed) as f64,
     );
+    metric(
+        "telemetry_ignored_total",
+        "counter",
+        "Telemetry items that are not LLM calls (spans without GenAI attributes), skipped.",
+        c.items_ignored.load(Relaxed) as f64,
+    );
+    metric(
+        "rate_limited_total",
+        "counter",
+        "Public read requests refused with 429.",
+        s.limits.throttled.load(Relaxed) as f64,
+    );
     if let Some(ing) = &s.ingester {
         let m = ing.metrics();
         let g = IngestMetrics::get;

@@ -1,0 +1,112 @@
+//! Ad-hoc SQL for administrators (`POST /v1/sql`), fenced in: read-only (no DDL, DML, `COPY`
+//! or `SET`; the session registers no file-reading table functions and no URL tables, so only
+//! `events` can be read), a memory pool of its own, a time limit, and a row cap that stops the
+//! query once enough rows have arrived.
+
+use crate::{QueryEngine, QueryError};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SQLOptions;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The fences of one sandboxed query.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlLimits {
+    /// Cancel after this long.
+    pub timeout: Duration,
+    /// Most memory the query's operators may reserve (sorts, joins, aggregations).
+    pub memory_bytes: usize,
+    /// Rows returned at most; the query stops once one more has arrived.
+    pub max_rows: usize,
+}
+
+/// The rows of a sandboxed query.
+#[derive(Debug)]
+pub struct SqlAnswer {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// True when the query had more rows than `max_rows`.
+    pub truncated: bool,
+}
+
+/// The read-only statement options every sandboxed query is verified against.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+impl QueryEngine {
+    /// A copy of this engine whose queries share a memory pool of `limits.memory_bytes`.
+    pub fn sandboxed(&self, limits: SqlLimits) -> Result<QueryEngine, QueryError> {
+        let cache = CacheManagerConfig::default().with_list_files_cache_limit(0);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(cache)
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .build_arc()?;
+        let mut engine = self.clone();
+        engine.runtime = runtime;
+        engine.config.timeout = limits.timeout;
+        Ok(engine)
+    }
+
+    /// Runs one read-only statement, stopping at `max_rows` rows.
+    pub async fn sql_capped(&self, sql: &str, max_rows: usize) -> Result<SqlAnswer, QueryError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.config.timeout, self.capped_inner(sql, max_rows))
+            .await
+            .unwrap_or(Err(QueryError::Timeout(self.config.timeout)));
+        self.stats.queries.fetch_add(1, Relaxed);
+        self.stats
+            .micros
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        if result.is_err() {
+            self.stats.failures.fetch_add(1, Relaxed);
+        }
+        result
+    }
+
+    async fn capped_inner(&self, sql: &str, max_rows: usize) -> Result<SqlAnswer, QueryError> {
+        let pin = match &self.live {
+            Some(live) => Some(live.pin().await),
+            None => None,
+        };
+        let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
+        let ctx = self.session(batches)?;
+        ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
+            .await?;
+        let plan = ctx
+            .sql_with_options(sql, read_only())
+            .await?
+            .create_physical_plan()
+            .await?;
+        drop(pin);
+        let schema = plan.schema();
+        let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
+        let mut out = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if rows + batch.num_rows() > max_rows {
+                out.push(batch.slice(0, max_rows - rows));
+                truncated = true;
+                break;
+            }
+            rows += batch.num_rows();
+            out.push(batch);
+        }
+        Ok(SqlAnswer {
+            schema,
+            batches: out,
+            truncated,
+        })
+    }
+}

@@ -1,0 +1,185 @@
+//! Request fences applied to every route by one middleware ([`guard`]): CORS for the public
+//! read API (preflight answered here), a per-client token bucket on public reads (`GET`/`HEAD`
+//! under `/v1/`; 429 with `Retry-After`), and a time limit on every request (408), which also
+//! covers clients that send their body too slowly. Body size limits live with the routes.
+//!
+//! The client is the TCP peer address; `X-Forwarded-For` is not trusted (put the limit in the
+//! proxy when running behind one).
+
+use crate::ApiError;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings of the fences.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitConfig {
+    /// Sustained public read requests per second per client; 0 turns rate limiting off.
+    pub rate_per_sec: f64,
+    /// Requests a client may make in a burst before the sustained rate applies.
+    pub burst: f64,
+    /// Longest a request (reading its body included) may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        LimitConfig {
+            rate_per_sec: 20.0,
+            burst: 100.0,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Buckets kept before idle full ones are dropped.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+/// Per-client token buckets.
+#[derive(Debug)]
+pub struct Limits {
+    pub config: LimitConfig,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    /// Requests refused with 429 (exported on `/metrics`).
+    pub throttled: std::sync::atomic::AtomicU64,
+}
+
+impl Limits {
+    pub fn new(config: LimitConfig) -> Arc<Limits> {
+        Arc::new(Limits {
+            config,
+            buckets: Mutex::new(HashMap::new()),
+            throttled: Default::default(),
+        })
+    }
+
+    /// Takes one token for `client`, or says how many seconds until one is available.
+    fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let c = self.config;
+        if c.rate_per_sec <= 0.0 {
+            return Ok(());
+        }
+        let burst = c.burst.max(1.0);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED_CLIENTS {
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * c.rate_per_sec < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(client).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * c.rate_per_sec).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / c.rate_per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+fn is_public_read(req: &Request) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && req.uri().path().starts_with("/v1/")
+}
+
+/// The middleware: CORS preflight, rate limit, time limit, CORS response header.
+pub async fn guard(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ORIGIN) {
+        return preflight(&req);
+    }
+    let cors = req.headers().contains_key(header::ORIGIN)
+        && (req.method() == Method::GET || req.method() == Method::HEAD);
+    if is_public_read(&req) {
+        let client = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+                c.0.ip().to_canonical()
+            });
+        if let Err(secs) = limits.take(client, Instant::now()) {
+            limits
+                .throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return with_cors(ApiError::TooManyRequests(secs).into_response(), cors);
+        }
+    }
+    let timeout = limits.config.request_timeout;
+    let resp = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::RequestTimeout(timeout.as_secs().max(1)).into_response(),
+    };
+    with_cors(resp, cors)
+}
+
+fn with_cors(mut resp: Response, cors: bool) -> Response {
+    if cors {
+        resp.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    resp
+}
+
+/// Browsers may read the public API from any origin; cross-origin writes are not offered.
+fn preflight(req: &Request) -> Response {
+    let wanted = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !matches!(wanted, "GET" | "HEAD") || !req.uri().path().starts_with("/v1/") {
+        return ApiError::Forbidden(format!(
+            "cross-origin {wanted} requests to {} are not allowed; the public API is GET only",
+            req.uri().path()
+        ))
+        .into_response();
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refills_at_the_configured_rate() {
+        let l = Limits::new(LimitConfig {
+            rate_per_sec: 0.5,
+            burst: 2.0,
+            request_timeout: Duration::from_secs(1),
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let t0 = Instant::now();
+        assert_eq!(l.take(ip, t0), Ok(()));
+        assert_eq!(l.take(ip, t0), Ok(()));
+        assert_eq!(l.take(ip, t0), Err(2));
+        assert_eq!(l.take(ip, t0 + Duration::from_secs(2)), Ok(()));
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(l.take(other, t0), Ok(()));
+    }
+}
