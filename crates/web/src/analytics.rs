@@ -23,6 +23,12 @@ use serde_json::{Value, json};
 
 type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
+pub const RETENTION_PARAMS: &[&str] = &["task", "model", "weeks", "date"];
+pub const SWITCHES_PARAMS: &[&str] = &["task", "from", "to", "model"];
+pub const INDEX_PARAMS: &[&str] = &["task", "date", "weeks", "min_observations", "resamples"];
+pub const PRICE_SHARE_PARAMS: &[&str] = &["task", "period", "date"];
+pub const SHIFTS_PARAMS: &[&str] = &["task", "date", "period"];
+
 /// Longest window of weeks an analysis answers in one request.
 pub const MAX_WEEKS: usize = 104;
 const DEFAULT_WEEKS: usize = 12;
@@ -83,7 +89,7 @@ pub async fn retention_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, &["task", "model", "weeks", "date"])?;
+    let p = Params::new(q, RETENTION_PARAMS)?;
     let task = p.get::<Task>("task")?;
     let model = model_param(&p, "model")?;
     let weeks = window(&p)?;
@@ -136,7 +142,7 @@ pub async fn switches_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, &["task", "from", "to", "model"])?;
+    let p = Params::new(q, SWITCHES_PARAMS)?;
     let task = p.get::<Task>("task")?;
     let model = model_param(&p, "model")?;
     let to = p.date("to")?.unwrap_or_else(last_closed_week_day);
@@ -221,10 +227,7 @@ pub async fn index_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(
-        q,
-        &["task", "date", "weeks", "min_observations", "resamples"],
-    )?;
+    let p = Params::new(q, INDEX_PARAMS)?;
     let task = p.get::<Task>("task")?;
     let weeks = window(&p)?;
     let cfg = IndexConfig {
@@ -269,7 +272,7 @@ pub async fn price_share_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, &["task", "period", "date"])?;
+    let p = Params::new(q, PRICE_SHARE_PARAMS)?;
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let period = Period::containing(kind, p.date("date")?.unwrap_or_else(last_closed_week_day));
@@ -312,7 +315,7 @@ pub async fn shifts_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, &["task", "date", "period"])?;
+    let p = Params::new(q, SHIFTS_PARAMS)?;
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let date = p.date("date")?.unwrap_or_else(last_closed_week_day);

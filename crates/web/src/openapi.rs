@@ -120,12 +120,31 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
             json!({ "type": "string", "format": "date" }),
             "last day (default: today, UTC)",
         ),
+        "model" => (
+            json!({ "type": "string", "description": "author/model slug" }),
+            "only this model",
+        ),
+        "weeks" => (
+            json!({ "type": "integer", "minimum": 2, "maximum": 104, "default": 12 }),
+            "ISO weeks in the window, ending with the week containing `date` (default: the last closed week)",
+        ),
+        "min_observations" => (
+            json!({ "type": "integer", "minimum": 1, "default": 20 }),
+            "models with fewer pairwise outcomes are listed as unranked",
+        ),
+        "resamples" => (
+            json!({ "type": "integer", "minimum": 0, "maximum": 2000, "default": 200 }),
+            "bootstrap resamples (over apps) for the 95% intervals",
+        ),
         _ => return None,
     })
 }
 
 /// Every documented endpoint.
 pub fn endpoints() -> Vec<Endpoint> {
+    use crate::analytics::{
+        INDEX_PARAMS, PRICE_SHARE_PARAMS, RETENTION_PARAMS, SHIFTS_PARAMS, SWITCHES_PARAMS,
+    };
     use crate::api::{LEADERBOARD_PARAMS, SHARE_PARAMS, TASKS_PARAMS};
     let leaderboard = json_content(object());
     let json_or_ndjson = |item: Value| {
@@ -169,7 +188,70 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: TASKS_PARAMS,
             body: None,
+            ok: leaderboard.clone(),
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/retention",
+            summary: "Cohort retention of apps whose primary model became M (docs/METRICS.md)",
+            access: Access::Public,
+            params: RETENTION_PARAMS,
+            body: None,
+            ok: leaderboard.clone(),
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/switches",
+            summary: "Flows of apps changing primary model A -> B, with tokens moved",
+            access: Access::Public,
+            params: SWITCHES_PARAMS,
+            body: None,
+            ok: leaderboard.clone(),
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/index",
+            summary: "Preference index: Bradley-Terry ratings from switches and kept trials, bootstrap intervals",
+            access: Access::Public,
+            params: INDEX_PARAMS,
+            body: None,
+            ok: leaderboard.clone(),
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/price-share",
+            summary: "Blended price against share, with the Pareto frontier marked",
+            access: Access::Public,
+            params: PRICE_SHARE_PARAMS,
+            body: None,
+            ok: leaderboard.clone(),
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/shifts",
+            summary: "Significant share gainers and losers per task, with catalog price changes",
+            access: Access::Public,
+            params: SHIFTS_PARAMS,
+            body: None,
+            ok: leaderboard.clone(),
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/snapshots",
+            summary: "Weekly Parquet snapshots: week, revision, rows, bytes, sha256, url",
+            access: Access::Public,
+            params: &[],
+            body: None,
             ok: leaderboard,
+        },
+        Endpoint {
+            method: "get",
+            path: "/v1/snapshots/{file}",
+            summary: "Download one snapshot (`2026-W47.r1.parquet`): ETag, Range, If-None-Match",
+            access: Access::Public,
+            params: &[],
+            body: None,
+            ok: json!({ "application/vnd.apache.parquet": { "schema": { "type": "string", "format": "binary" } } }),
         },
         Endpoint {
             method: "post",
@@ -282,7 +364,22 @@ pub fn spec() -> Value {
                         "schema": schema, "description": description })
             })
             .collect();
+        // Path templates (`/v1/snapshots/{file}`) declare their segments as path parameters.
+        let mut params = params;
+        let mut rest = e.path;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let name = &rest[open + 1..open + close];
+            params.push(json!({ "name": name, "in": "path", "required": true,
+                                "schema": { "type": "string" } }));
+            rest = &rest[open + close..];
+        }
         let mut responses = Map::new();
+        if e.path.contains('{') {
+            responses.insert("404".into(), error_response("no such resource"));
+        }
         responses.insert(
             "200".into(),
             json!({ "description": "success", "content": e.ok }),
@@ -299,7 +396,7 @@ pub fn spec() -> Value {
         }
         let mut op = json!({
             "summary": e.summary,
-            "operationId": format!("{}{}", e.method, e.path.replace(['/', '.'], "_")),
+            "operationId": format!("{}{}", e.method, e.path.replace(['/', '.', '{', '}'], "_")),
             "parameters": params,
         });
         match e.access {
