@@ -113,6 +113,10 @@ pub struct ServeArgs {
     pub ingest: IngestTuning,
     #[command(flatten)]
     pub query: QueryTuning,
+    /// Website (#5): read dashboard files (*.toml) from this directory instead of the built-in
+    /// ones; an invalid file stops start-up.
+    #[arg(long, env = "MODELSHARE_DASHBOARDS")]
+    pub dashboards: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -18,6 +18,12 @@ pub async fn run_with_banner(
     args: ServeArgs,
     banner: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<ExitCode> {
+    // Dashboards first: an invalid file must stop start-up before anything is opened.
+    let site = modelshare_site::Site::load(
+        modelshare_site::queries::Registry::builtin(),
+        args.dashboards.as_deref(),
+    )
+    .context("invalid dashboards")?;
     let lake = Lake::open(&args.lake.data_dir)
         .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
     let ingest_config = args.ingest.to_config()?;
@@ -32,7 +38,8 @@ pub async fn run_with_banner(
         Some(ingester.live()),
         args.query.to_config(),
     )?;
-    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes);
+    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
+        .with_site(site);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -17,6 +17,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+pub use datafusion::scalar::ScalarValue;
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
 use std::path::{Path, PathBuf};
@@ -129,8 +130,18 @@ impl QueryEngine {
 
     /// Runs one read-only SQL statement against table `events`.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        self.sql_with_params(sql, Vec::new()).await
+    }
+
+    /// Runs one read-only SQL statement with named placeholders (`$name`) bound to `params`:
+    /// values are bound into the plan, never pasted into the SQL text.
+    pub async fn sql_with_params(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner(sql).await;
+        let result = self.sql_inner(sql, params).await;
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.queries.fetch_add(1, Relaxed);
         self.stats
@@ -142,7 +153,11 @@ impl QueryEngine {
         result
     }
 
-    async fn sql_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    async fn sql_inner(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let pin = match &self.live {
             Some(live) => Some(live.pin().await),
             None => None,
@@ -156,11 +171,11 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let plan = ctx
-            .sql_with_options(sql, read_only)
-            .await?
-            .create_physical_plan()
-            .await?;
+        let mut frame = ctx.sql_with_options(sql, read_only).await?;
+        if !params.is_empty() {
+            frame = frame.with_param_values(params)?;
+        }
+        let plan = frame.create_physical_plan().await?;
         // Files are listed during planning; from here on a flush may publish new ones.
         drop(pin);
         match tokio::time::timeout(self.config.timeout, collect(plan, ctx.task_ctx())).await {

@@ -6,12 +6,14 @@
 //! - [`params`]: strict query-string parsing with errors that name the parameter.
 //! - [`api`]: leaderboard, authors, share and tasks endpoints.
 //! - [`ops`]: `/healthz` and Prometheus `/metrics`.
+//! - [`site`]: the website (#5): dashboard pages, `/charts/...` SVGs, HTML error pages.
 
 pub mod api;
 pub mod error;
 pub mod ingest;
 pub mod ops;
 pub mod params;
+pub mod site;
 
 pub use error::ApiError;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub query: QueryEngine,
     pub max_body_bytes: usize,
     pub counters: Arc<WebCounters>,
+    /// The website (dashboards); `None` serves the API only.
+    pub site: Option<Arc<modelshare_site::Site>>,
 }
 
 /// Counters kept by the HTTP layer.
@@ -51,7 +55,14 @@ impl AppState {
             query,
             max_body_bytes,
             counters: Arc::default(),
+            site: None,
         }
+    }
+
+    /// Serves `site`'s pages and charts too.
+    pub fn with_site(mut self, site: modelshare_site::Site) -> Self {
+        self.site = Some(Arc::new(site));
+        self
     }
 }
 
@@ -59,7 +70,15 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     // Compressed bodies are bounded by the same limit before they are inflated.
     let limit = state.max_body_bytes;
-    Router::new()
+    let mut router = Router::new();
+    // Website (#5): one route per dashboard file, the charts, an HTML 404 outside /v1.
+    if let Some(website) = &state.site {
+        for d in &website.dashboards.pages {
+            router = router.route(&d.route, site::page_route(&d.id));
+        }
+        router = router.route("/charts/{dashboard}/{file}", get(site::chart));
+    }
+    router
         .route("/v1/events", post(ingest::post_events))
         .route("/v1/leaderboard", get(api::leaderboard))
         .route("/v1/authors", get(api::authors))
@@ -67,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks", get(api::tasks))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .fallback(site::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
