@@ -11,7 +11,8 @@ use crate::SiteError;
 use crate::dashboard::ChartKind;
 use crate::table::{Cell, Format, Table};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::RangedCoordf64;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
@@ -358,19 +359,37 @@ fn labelled(cols: &Cols<'_>, value_role: &str) -> Result<(Vec<String>, Vec<f64>,
     Ok((labels, values, cols.table.columns[vi].format))
 }
 
-fn category_label(labels: &[String], v: &SegmentValue<i32>) -> String {
-    let n = labels.len() as i32;
-    match v {
-        SegmentValue::CenterOf(k) if (0..n).contains(k) => {
-            truncate(&labels[(n - 1 - k) as usize], LABEL_CHARS)
-        }
-        _ => String::new(),
+/// The y position of row `i` of `n` (first row on top).
+fn row_y(i: usize, n: usize) -> f64 {
+    (n - 1 - i) as f64
+}
+
+/// Category labels left of the plot, placed in pixels on the (unclipped) root area so one
+/// label per row is drawn whatever the number of rows.
+fn category_labels(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    chart: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    labels: &[String],
+    x0: f64,
+) -> Result<(), SiteError> {
+    let style = ("sans-serif", 15)
+        .into_font()
+        .color(&INK)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    for (i, label) in labels.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(x0, row_y(i, labels.len())));
+        root.draw(&Text::new(truncate(label, LABEL_CHARS), (px - 8, py), style.clone()))
+            .map_err(chart_err)?;
     }
+    Ok(())
+}
+
+fn y_band(n: usize) -> std::ops::Range<f64> {
+    -0.6..(n as f64 - 0.4)
 }
 
 fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Result<(), SiteError> {
     let (labels, values, format) = labelled(cols, "value")?;
-    let n = labels.len() as i32;
     let max = values.iter().copied().fold(0f64, f64::max);
     let top = if max > 0.0 { max * 1.18 } else { 1.0 };
     let x_desc = cols.table.columns[cols.get("value")?].label.clone();
@@ -378,15 +397,14 @@ fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Resu
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(190)
-        .build_cartesian_2d(0f64..top, (0..(n - 1).max(0)).into_segmented())
+        .build_cartesian_2d(0f64..top, y_band(labels.len()))
         .map_err(chart_err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .x_labels(6)
         .x_label_formatter(&|v| tick(*v, format))
-        .y_labels(labels.len())
-        .y_label_formatter(&|v| category_label(&labels, v))
+        .y_labels(0)
         .x_desc(x_desc)
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(BLACK.mix(0.08))
@@ -394,26 +412,20 @@ fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Resu
         .label_style(("sans-serif", 15).into_font().color(&INK))
         .draw()
         .map_err(chart_err)?;
+    category_labels(root, &chart, &labels, 0.0)?;
     for (i, (label, v)) in labels.iter().zip(&values).enumerate() {
-        let k = n - 1 - i as i32;
+        let y = row_y(i, labels.len());
         let c = colour(i, label);
-        let mut bar = Rectangle::new(
-            [
-                (0.0, SegmentValue::Exact(k)),
-                (v.max(0.0), SegmentValue::Exact(k + 1)),
-            ],
-            c.filled(),
-        );
-        bar.set_margin(4, 4, 0, 0);
+        let bar = Rectangle::new([(0.0, y - 0.36), (v.max(0.0), y + 0.36)], c.filled());
         chart.draw_series(std::iter::once(bar)).map_err(chart_err)?;
         let text = Cell::Float(*v).display(format);
         chart
             .draw_series(std::iter::once(
-                EmptyElement::at((v.max(0.0), SegmentValue::CenterOf(k)))
+                EmptyElement::at((v.max(0.0), y))
                     + Text::new(
                         text,
-                        (4, -6),
-                        ("sans-serif", 12).into_font().color(&INK),
+                        (4, -7),
+                        ("sans-serif", 14).into_font().color(&INK),
                     ),
             ))
             .map_err(chart_err)?;
@@ -454,21 +466,20 @@ fn interval_chart(
         (min, max) = (min - 1.0, max + 1.0);
     }
     let pad = (max - min) * 0.06;
-    let n = rows.len() as i32;
+
     let x_desc = cols.table.columns[ei].label.clone();
     let mut chart = ChartBuilder::on(root)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(190)
-        .build_cartesian_2d((min - pad)..(max + pad), (0..(n - 1).max(0)).into_segmented())
+        .build_cartesian_2d((min - pad)..(max + pad), y_band(labels.len()))
         .map_err(chart_err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .x_labels(6)
         .x_label_formatter(&|v| tick(*v, format))
-        .y_labels(labels.len())
-        .y_label_formatter(&|v| category_label(&labels, v))
+        .y_labels(0)
         .x_desc(x_desc)
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(BLACK.mix(0.08))
@@ -476,10 +487,11 @@ fn interval_chart(
         .label_style(("sans-serif", 15).into_font().color(&INK))
         .draw()
         .map_err(chart_err)?;
+    category_labels(root, &chart, &labels, min - pad)?;
     let whisker = PALETTE[0].stroke_width(2);
     for (i, (_, est, lower, upper)) in rows.iter().enumerate() {
-        let k = n - 1 - i as i32;
-        let y = || SegmentValue::CenterOf(k);
+        let yv = row_y(i, rows.len());
+        let y = || yv;
         if let (Some(l), Some(u)) = (lower, upper) {
             chart
                 .draw_series(std::iter::once(PathElement::new(

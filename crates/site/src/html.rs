@@ -54,7 +54,7 @@ figure{margin:0}figure img{width:100%;height:auto;max-width:800px;display:block}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}\
 table.data{border-collapse:collapse;font-size:.9rem;min-width:100%}\
 table.data th,table.data td{padding:.25rem .5rem;border-bottom:1px solid #eee;white-space:nowrap;text-align:right}\
-table.data th:first-child,table.data td.text{text-align:left}\
+table.data th.text,table.data td.text{text-align:left}\
 table.data th{background:#f0f2f5;position:sticky;top:0}\
 details{margin-top:.5rem}summary{cursor:pointer;color:#345}\
 .err{border-left:4px solid #c33;padding:.4rem .8rem;background:#fff4f4}\
@@ -320,9 +320,14 @@ pub fn data_table(panel_id: &str, t: &Table, series_columns: bool) -> String {
         } else {
             String::new()
         };
+        let text_col = t
+            .rows
+            .first()
+            .is_some_and(|r| matches!(r[i], Cell::Text(_) | Cell::Link { .. }));
+        let class = if text_col { " class=\"text\"" } else { "" };
         let _ = write!(
             out,
-            "<th scope=\"col\" data-column=\"{}\">{swatch}{}</th>",
+            "<th scope=\"col\"{class} data-column=\"{}\">{swatch}{}</th>",
             esc(&c.name),
             esc(&c.label)
         );

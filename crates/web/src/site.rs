@@ -154,13 +154,14 @@ async fn resolve_args(
     .unwrap_or(PeriodKind::Week);
     let latest = queries::latest_date(&state.query)
         .await
-        .map_err(|e| from_site(e, site))?;
+        .map_err(|e| from_site(e, site))?
+        .map(|l| l.min(today()));
     let date = if accepted.contains(&Param::Date) {
         p.date("date").map_err(api)?
     } else {
         None
     }
-    .unwrap_or_else(|| latest.unwrap_or_else(today).min(today()));
+    .unwrap_or_else(|| latest.unwrap_or_else(today));
     let task = match path_task {
         Some(t) => Some(t),
         None if accepted.contains(&Param::Task) => p.get::<Task>("task").map_err(api)?,
