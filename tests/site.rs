@@ -66,7 +66,12 @@ async fn pages_show_exact_rows_and_escape_hostile_names() {
 
     let (status, html, headers) = get(&s, "/?period=week&date=2026-11-18").await;
     assert_eq!(status, 200, "{html}");
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(html.contains("<meta name=\"viewport\""));
     // Row 1: a/alpha, linked, 6,000 tokens, 90.91 % of 6,600, 4 apps.
     assert!(
@@ -80,13 +85,25 @@ async fn pages_show_exact_rows_and_escape_hostile_names() {
     assert!(html.contains(">9.09%</td>"), "{html}");
     // Slug characters that are special in URLs are percent-encoded in links.
     let odd_href = "/models/x/evil%3Afree%2B1";
-    assert!(html.contains(&format!("href=\"{odd_href}\">x/evil:free+1</a>")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"{odd_href}\">x/evil:free+1</a>")),
+        "{html}"
+    );
     // The chart image points at the stable chart URL with resolved parameters.
     let chart = "/charts/home/top_share.svg?period=week&date=2026-11-16";
-    assert!(html.contains(&format!("src=\"{}\"", chart.replace('&', "&amp;"))), "{html}");
+    assert!(
+        html.contains(&format!("src=\"{}\"", chart.replace('&', "&amp;"))),
+        "{html}"
+    );
     // Selectors: previous period link and the task pages.
-    assert!(html.contains("href=\"/?period=week&amp;date=2026-11-09\""), "{html}");
-    assert!(html.contains("href=\"/tasks/roleplay?period=week&amp;date=2026-11-18\""), "{html}");
+    assert!(
+        html.contains("href=\"/?period=week&amp;date=2026-11-09\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"/tasks/roleplay?period=week&amp;date=2026-11-18\""),
+        "{html}"
+    );
 
     // The chart: escaped names, a strong ETag, 304 on revalidation.
     let (status, svg, headers) = get(&s, chart).await;
@@ -96,7 +113,12 @@ async fn pages_show_exact_rows_and_escape_hostile_names() {
     assert!(svg.contains("x/evil:free+1"), "{svg}");
     let etag = headers["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && !etag.starts_with("W/"), "{etag}");
-    assert!(headers["cache-control"].to_str().unwrap().contains("max-age"));
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
     let resp = s
         .client
         .get(format!("{}{chart}", s.url))
@@ -123,7 +145,9 @@ async fn pages_show_exact_rows_and_escape_hostile_names() {
     assert!(!html.contains("panel-error"), "{html}");
     let esc = "&lt;script&gt;alert(1)&lt;/script&gt;";
     assert!(
-        html.contains(&format!("<td class=\"text\" data-value=\"{esc}\">{esc}</td><td data-value=\"600\">600</td>")),
+        html.contains(&format!(
+            "<td class=\"text\" data-value=\"{esc}\">{esc}</td><td data-value=\"600\">600</td>"
+        )),
         "{html}"
     );
     // The SQL panel (requests by attempt): attempt 0, 3 requests.
@@ -165,13 +189,20 @@ async fn bad_requests_and_unknown_pages_get_html_errors() {
         ("/charts/home/nope.svg", 404, "no chart"),
         ("/charts/home/leaderboard.svg", 404, "no chart"),
         ("/charts/nope/x.svg", 404, "no dashboard"),
-        ("/charts/home/top_share.svg?model=a%2Fb", 400, "unknown parameter"),
+        (
+            "/charts/home/top_share.svg?model=a%2Fb",
+            400,
+            "unknown parameter",
+        ),
         ("/charts/models/providers.svg", 400, "model: required"),
     ] {
         let (got, html, headers) = get(&s, path).await;
         assert_eq!(got, status, "{path}: {html}");
         assert!(
-            headers["content-type"].to_str().unwrap().starts_with("text/html"),
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
             "{path}"
         );
         assert!(html.starts_with("<!doctype html>"), "{path}: {html}");
@@ -179,7 +210,10 @@ async fn bad_requests_and_unknown_pages_get_html_errors() {
     }
     // The API keeps its JSON errors.
     let (status, body) = s.get("/v1/nope").await;
-    assert_eq!((status, &body["error"]["code"]), (404, &Value::from("not_found")));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &Value::from("not_found"))
+    );
 }
 
 #[test]
@@ -232,11 +266,17 @@ chart = "bar"
     assert_eq!(status, 200, "{html}");
     // Only a/alpha has 4 apps; the hostile model (3 apps) stays unpublished.
     assert!(
-        html.contains("<td class=\"text\" data-value=\"a/alpha\">a/alpha</td><td data-value=\"4\">4</td>"),
+        html.contains(
+            "<td class=\"text\" data-value=\"a/alpha\">a/alpha</td><td data-value=\"4\">4</td>"
+        ),
         "{html}"
     );
     assert!(!html.contains("x/evil"), "{html}");
-    let (status, svg, _) = get(&s, "/charts/custom/requests.svg?period=week&date=2026-11-16").await;
+    let (status, svg, _) = get(
+        &s,
+        "/charts/custom/requests.svg?period=week&date=2026-11-16",
+    )
+    .await;
     assert_eq!(status, 200, "{svg}");
     assert!(svg.contains("a/alpha"), "{svg}");
     // The built-in pages are not served from a custom directory.

@@ -16,12 +16,21 @@ fn main() {
         })
         .unwrap_or_default();
     files.sort();
-    let mut out = String::from("/// `(file name, contents)` of the repository's `dashboards/*.toml`.\npub const EMBEDDED_DASHBOARDS: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// `(file name, contents)` of the repository's `dashboards/*.toml`.\npub const EMBEDDED_DASHBOARDS: &[(&str, &str)] = &[\n",
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
-        let _ = writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
     }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("dashboards.rs");

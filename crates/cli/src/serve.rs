@@ -38,8 +38,8 @@ pub async fn run_with_banner(
         Some(ingester.live()),
         args.query.to_config(),
     )?;
-    let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
-        .with_site(site);
+    let state =
+        AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes).with_site(site);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

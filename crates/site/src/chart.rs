@@ -12,8 +12,8 @@ use crate::dashboard::ChartKind;
 use crate::table::{Cell, Format, Table};
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::BTreeMap;
 
 /// Chart width in SVG pixels (the page scales it down on small screens).
@@ -171,12 +171,7 @@ pub struct SeriesData {
 }
 
 /// Groups (x, series, value) rows by series in order of first appearance.
-pub fn series_data(
-    table: &Table,
-    x: usize,
-    series: usize,
-    value: usize,
-) -> SeriesData {
+pub fn series_data(table: &Table, x: usize, series: usize, value: usize) -> SeriesData {
     let mut xs: Vec<String> = Vec::new();
     for r in &table.rows {
         let l = r[x].label();
@@ -200,10 +195,7 @@ pub fn series_data(
     SeriesData { xs, series: out }
 }
 
-fn legend(
-    area: &DrawingArea<SVGBackend<'_>, Shift>,
-    names: &[String],
-) -> Result<(), SiteError> {
+fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, names: &[String]) -> Result<(), SiteError> {
     let rows = names.len().min(18);
     for (i, name) in names.iter().take(rows).enumerate() {
         let y = 16 + i as i32 * 20;
@@ -284,7 +276,10 @@ fn series_chart(
         if (x - r).abs() > 1e-6 || r < 0.0 {
             return String::new();
         }
-        data.xs.get(r as usize).map(|s| short_label(s)).unwrap_or_default()
+        data.xs
+            .get(r as usize)
+            .map(|s| short_label(s))
+            .unwrap_or_default()
     };
     chart
         .configure_mesh()
@@ -348,7 +343,10 @@ fn series_chart(
 }
 
 /// Rows as (label, value) pairs, top to bottom.
-fn labelled(cols: &Cols<'_>, value_role: &str) -> Result<(Vec<String>, Vec<f64>, Format), SiteError> {
+fn labelled(
+    cols: &Cols<'_>,
+    value_role: &str,
+) -> Result<(Vec<String>, Vec<f64>, Format), SiteError> {
     let (li, vi) = (cols.get("label")?, cols.get(value_role)?);
     let mut labels = Vec::new();
     let mut values = Vec::new();
@@ -378,8 +376,12 @@ fn category_labels(
         .pos(Pos::new(HPos::Right, VPos::Center));
     for (i, label) in labels.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(x0, row_y(i, labels.len())));
-        root.draw(&Text::new(truncate(label, LABEL_CHARS), (px - 8, py), style.clone()))
-            .map_err(chart_err)?;
+        root.draw(&Text::new(
+            truncate(label, LABEL_CHARS),
+            (px - 8, py),
+            style.clone(),
+        ))
+        .map_err(chart_err)?;
     }
     Ok(())
 }
@@ -422,11 +424,7 @@ fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Resu
         chart
             .draw_series(std::iter::once(
                 EmptyElement::at((v.max(0.0), y))
-                    + Text::new(
-                        text,
-                        (4, -7),
-                        ("sans-serif", 14).into_font().color(&INK),
-                    ),
+                    + Text::new(text, (4, -7), ("sans-serif", 14).into_font().color(&INK)),
             ))
             .map_err(chart_err)?;
     }
@@ -448,7 +446,14 @@ fn interval_chart(
         .table
         .rows
         .iter()
-        .map(|r| (r[li].label(), r[ei].number(), r[lo].number(), r[hi].number()))
+        .map(|r| {
+            (
+                r[li].label(),
+                r[ei].number(),
+                r[lo].number(),
+                r[hi].number(),
+            )
+        })
         .collect();
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let all: Vec<f64> = rows
@@ -458,7 +463,9 @@ fn interval_chart(
         .collect();
     let (mut min, mut max) = all
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
     if !min.is_finite() || !max.is_finite() {
         (min, max) = (0.0, 1.0);
     }
@@ -536,7 +543,9 @@ fn scatter_chart(
     // Prices span orders of magnitude: a log x axis when every x is positive and they do.
     let (xmin, xmax) = points
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
     let log_x = xmin > 0.0 && xmax / xmin > 20.0;
     let tx = |x: f64| if log_x { x.log10() } else { x };
     let (mut lo, mut hi) = (tx(xmin), tx(xmax));
@@ -701,7 +710,11 @@ mod tests {
             Column::new("share", "Share", Format::Share),
         ]);
         for (w, a, o) in [("2026-11-02", 0.6, 0.4), ("2026-11-09", 0.5, 0.5)] {
-            t.push(vec![Cell::text(w), Cell::text("x/<script>alert(1)</script>"), Cell::Float(a)]);
+            t.push(vec![
+                Cell::text(w),
+                Cell::text("x/<script>alert(1)</script>"),
+                Cell::Float(a),
+            ]);
             t.push(vec![Cell::text(w), Cell::text("other"), Cell::Float(o)]);
         }
         t
@@ -732,7 +745,10 @@ mod tests {
         t.push(vec![Cell::text("a".repeat(80)), Cell::Float(0.3)]);
         let svg = render(ChartKind::Bar, &t, &BTreeMap::new()).unwrap();
         assert!(svg.contains("70.00%"), "{svg}");
-        assert!(svg.contains(&format!("{}…", "a".repeat(LABEL_CHARS - 1))), "{svg}");
+        assert!(
+            svg.contains(&format!("{}…", "a".repeat(LABEL_CHARS - 1))),
+            "{svg}"
+        );
         assert!(!svg.contains(&"a".repeat(LABEL_CHARS + 1)));
 
         let mut s = Table::new(vec![
@@ -740,13 +756,26 @@ mod tests {
             Column::new("x", "Price", Format::Usd),
             Column::new("y", "Share", Format::Share),
         ]);
-        s.push(vec![Cell::text("cheap"), Cell::Float(0.1), Cell::Float(0.5)]);
-        s.push(vec![Cell::text("dear"), Cell::Float(60.0), Cell::Float(0.1)]);
+        s.push(vec![
+            Cell::text("cheap"),
+            Cell::Float(0.1),
+            Cell::Float(0.5),
+        ]);
+        s.push(vec![
+            Cell::text("dear"),
+            Cell::Float(60.0),
+            Cell::Float(0.1),
+        ]);
         let svg = render(ChartKind::Scatter, &s, &BTreeMap::new()).unwrap();
         assert!(svg.contains("log scale"), "{svg}");
         assert_eq!(attr_values(&svg, "circle", "cx").len(), 2);
 
-        let empty = render(ChartKind::Bar, &Table::new(t.columns.clone()), &BTreeMap::new()).unwrap();
+        let empty = render(
+            ChartKind::Bar,
+            &Table::new(t.columns.clone()),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert!(empty.contains("No data"), "{empty}");
     }
 }

@@ -214,7 +214,14 @@ struct PanelFile {
 }
 
 /// Routes the site must not shadow.
-const RESERVED: &[&str] = &["v1", "charts", "healthz", "metrics", "static", "favicon.ico"];
+const RESERVED: &[&str] = &[
+    "v1",
+    "charts",
+    "healthz",
+    "metrics",
+    "static",
+    "favicon.ico",
+];
 
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
@@ -223,7 +230,12 @@ fn is_slug(s: &str) -> bool {
 }
 
 /// Parses and checks one dashboard file; `file` names it in errors, `id` is its stem.
-pub fn parse(file: &str, id: &str, text: &str, registry: &Registry) -> Result<Dashboard, SiteError> {
+pub fn parse(
+    file: &str,
+    id: &str,
+    text: &str,
+    registry: &Registry,
+) -> Result<Dashboard, SiteError> {
     let err = |field: &str, message: String| SiteError::Dashboard {
         file: file.to_owned(),
         field: field.to_owned(),
@@ -254,8 +266,7 @@ pub fn parse(file: &str, id: &str, text: &str, registry: &Registry) -> Result<Da
         if p == Param::Model {
             return Err(err(
                 &format!("params[{i}]"),
-                "`model` comes from the route ({author}/{model}), not from the query string"
-                    .into(),
+                "`model` comes from the route ({author}/{model}), not from the query string".into(),
             ));
         }
         if segments.contains(&Segment::Task) && p == Param::Task {
@@ -297,7 +308,10 @@ pub fn parse(file: &str, id: &str, text: &str, registry: &Registry) -> Result<Da
         let chart: ChartKind = pf.chart.parse().map_err(|m| err(&at("chart"), m))?;
         let (source, query_params): (Source, Vec<Param>) = match (pf.query, pf.sql) {
             (Some(_), Some(_)) => {
-                return Err(err(&at("sql"), "give either `query` or `sql`, not both".into()));
+                return Err(err(
+                    &at("sql"),
+                    "give either `query` or `sql`, not both".into(),
+                ));
             }
             (None, None) => {
                 return Err(err(
@@ -628,7 +642,10 @@ chart = "table"
                 "dashboards/t.toml: panel[0].query: query \"model_providers\" needs a model",
             ),
             (
-                &OK.replace("chart = \"table\"", "chart = \"bar\"\ncolumns = { value = \"nope\" }"),
+                &OK.replace(
+                    "chart = \"table\"",
+                    "chart = \"bar\"\ncolumns = { value = \"nope\" }",
+                ),
                 "dashboards/t.toml: panel[0].columns.value: query \"leaderboard\" has no column \"nope\"",
             ),
             (
@@ -639,11 +656,16 @@ chart = "table"
                 "dashboards/t.toml: panel[0].sql: placeholder $modle is not bound",
             ),
             (
-                &OK.replace("query = \"leaderboard\"\nchart = \"table\"", "query = \"task_matrix\"\nchart = \"line\""),
+                &OK.replace(
+                    "query = \"leaderboard\"\nchart = \"table\"",
+                    "query = \"task_matrix\"\nchart = \"line\"",
+                ),
                 "dashboards/t.toml: panel[0].chart: query \"task_matrix\" has data-dependent columns",
             ),
             (
-                &format!("{OK}\n[[panel]]\nid = \"lb\"\ntitle = \"x\"\nquery = \"tasks\"\nchart = \"table\"\n"),
+                &format!(
+                    "{OK}\n[[panel]]\nid = \"lb\"\ntitle = \"x\"\nquery = \"tasks\"\nchart = \"table\"\n"
+                ),
                 "dashboards/t.toml: panel[1].id: \"lb\" is used twice",
             ),
             ("route = [", "dashboards/t.toml: line 1:"),

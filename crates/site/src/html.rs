@@ -202,7 +202,11 @@ fn selectors(ctx: &PageContext<'_>) -> String {
         if has_period {
             out.push_str("<label>Period <select name=\"period\">");
             for k in [PeriodKind::Day, PeriodKind::Week, PeriodKind::Month] {
-                let sel = if k == args.period.kind { " selected" } else { "" };
+                let sel = if k == args.period.kind {
+                    " selected"
+                } else {
+                    ""
+                };
                 let _ = write!(out, "<option value=\"{k}\"{sel}>{k}</option>");
             }
             out.push_str("</select></label>");
@@ -217,7 +221,11 @@ fn selectors(ctx: &PageContext<'_>) -> String {
         if has_task_param {
             out.push_str("<label>Task <select name=\"task\"><option value=\"\">all</option>");
             for t in Task::ALL {
-                let sel = if Some(*t) == args.task { " selected" } else { "" };
+                let sel = if Some(*t) == args.task {
+                    " selected"
+                } else {
+                    ""
+                };
                 let _ = write!(out, "<option value=\"{t}\"{sel}>{t}</option>");
             }
             out.push_str("</select></label>");
@@ -403,7 +411,7 @@ fn panel_section(
         let url = chart_url(ctx.dashboard, panel, ctx.args);
         let _ = write!(
             out,
-            "<figure><img src=\"{}\" alt=\"Chart: {}\" width=\"{}\" height=\"{}\" loading=\"lazy\"></figure>",
+            "<figure><img src=\"{}\" alt=\"Chart: {}\" width=\"{}\" height=\"{}\"></figure>",
             esc(&url),
             esc(&title),
             chart::WIDTH,
@@ -481,7 +489,10 @@ mod tests {
         ]);
         let html = data_table("p\"", &t, false);
         assert!(!html.contains("<img"), "{html}");
-        assert!(html.contains("x/&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(
+            html.contains("x/&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
         assert!(html.contains("href=\"/models/x/%3Cimg&quot;\""), "{html}");
         assert!(html.contains("data-panel=\"p&quot;\""), "{html}");
         assert!(html.contains(">50.00%</td>"), "{html}");

@@ -101,7 +101,10 @@ impl Args {
             ("end".into(), text(Some(self.period.end.to_string()))),
             ("date".into(), text(Some(self.period.start.to_string()))),
             ("trend_start".into(), text(Some(trend_start.to_string()))),
-            ("task".into(), text(self.task.map(|t| t.as_str().to_owned()))),
+            (
+                "task".into(),
+                text(self.task.map(|t| t.as_str().to_owned())),
+            ),
             ("model".into(), text(self.model.clone())),
             (
                 "min_apps".into(),
@@ -220,7 +223,11 @@ impl Registry {
                 name: "model_prices",
                 params: &[M],
                 columns: &["from", "price", "usd_per_mtok"],
-                roles: &[("x", "from"), ("series", "price"), ("value", "usd_per_mtok")],
+                roles: &[
+                    ("x", "from"),
+                    ("series", "price"),
+                    ("value", "usd_per_mtok"),
+                ],
                 run: |e, a| Box::pin(model_prices(e, a)),
             },
         ] {
@@ -302,9 +309,7 @@ fn lb_query(a: &Args, group: GroupBy, limit: usize) -> LeaderboardQuery {
 }
 
 async fn leaderboard(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
-    let lb = engine
-        .leaderboard(lb_query(&a, GroupBy::Model, 20))
-        .await?;
+    let lb = engine.leaderboard(lb_query(&a, GroupBy::Model, 20)).await?;
     let mut t = Table::new(vec![
         Column::new("rank", "#", Format::Plain),
         Column::new("model", "Model", Format::Plain),
@@ -466,9 +471,7 @@ async fn task_matrix(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
 }
 
 async fn price_share(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
-    let lb = engine
-        .leaderboard(lb_query(&a, GroupBy::Model, 30))
-        .await?;
+    let lb = engine.leaderboard(lb_query(&a, GroupBy::Model, 30)).await?;
     let mut t = Table::new(vec![
         Column::new("model", "Model", Format::Plain),
         Column::new("usd_per_mtok", "Blended price ($ / Mtok)", Format::Usd),
@@ -661,10 +664,7 @@ pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, Site
     let batches = engine
         .sql_with_params(
             "SELECT model FROM events WHERE model = $model LIMIT 1",
-            vec![(
-                "model".to_owned(),
-                ScalarValue::Utf8(Some(slug.to_owned())),
-            )],
+            vec![("model".to_owned(), ScalarValue::Utf8(Some(slug.to_owned())))],
         )
         .await?;
     Ok(batches.iter().any(|b| b.num_rows() > 0))
@@ -694,10 +694,7 @@ mod tests {
             model_href("anthropic/claude-sonnet-4.5"),
             "/models/anthropic/claude-sonnet-4.5"
         );
-        assert_eq!(
-            model_href("a b/<x>:free"),
-            "/models/a%20b/%3Cx%3E%3Afree"
-        );
+        assert_eq!(model_href("a b/<x>:free"), "/models/a%20b/%3Cx%3E%3Afree");
     }
 
     #[test]
@@ -706,13 +703,7 @@ mod tests {
         assert!(r.get("leaderboard").is_some());
         let q = *r.get("tasks").unwrap_or_else(|| panic!("tasks missing"));
         assert!(matches!(r.register(q), Err(SiteError::DuplicateQuery(_))));
-        assert!(
-            r.register(NamedQuery {
-                name: "extra",
-                ..q
-            })
-            .is_ok()
-        );
+        assert!(r.register(NamedQuery { name: "extra", ..q }).is_ok());
         assert!(r.names().contains(&"extra"));
     }
 }

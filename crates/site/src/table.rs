@@ -3,8 +3,8 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use std::fmt::Write;
 
@@ -50,7 +50,10 @@ pub enum Cell {
     Float(f64),
     Text(String),
     /// Text that links to a page of the site (`href` is a path built by the site, not input).
-    Link { text: String, href: String },
+    Link {
+        text: String,
+        href: String,
+    },
 }
 
 impl Cell {

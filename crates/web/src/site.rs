@@ -54,12 +54,7 @@ impl IntoResponse for PageError {
         } else {
             self.message
         };
-        let body = html::error_page(
-            self.site.as_deref(),
-            self.status.as_u16(),
-            title,
-            &message,
-        );
+        let body = html::error_page(self.site.as_deref(), self.status.as_u16(), title, &message);
         (self.status, Html(body)).into_response()
     }
 }
@@ -108,10 +103,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The task and model named by the request path of `dashboard`.
-fn path_values(
-    dashboard: &Dashboard,
-    uri: &Uri,
-) -> Result<(Option<Task>, Option<String>), String> {
+fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<(Option<Task>, Option<String>), String> {
     let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     let (mut task, mut author, mut model) = (None, None, None);
     for (seg, part) in dashboard.segments.iter().zip(&parts) {
@@ -209,10 +201,18 @@ pub async fn page(
     q: QueryParams,
 ) -> Result<Response, PageError> {
     let Some(site) = state.site.clone() else {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "no website here", None));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "no website here",
+            None,
+        ));
     };
     let Some(d) = site.page(&id) else {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "no such page", Some(&site)));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "no such page",
+            Some(&site),
+        ));
     };
     let (task, model) =
         path_values(d, &uri).map_err(|m| PageError::new(StatusCode::NOT_FOUND, m, Some(&site)))?;
@@ -239,7 +239,10 @@ pub async fn page(
     };
     let body = html::render_page(&ctx, &tables);
     Ok((
-        [(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL))],
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        )],
         Html(body),
     )
         .into_response())
@@ -253,7 +256,11 @@ pub async fn chart(
     q: QueryParams,
 ) -> Result<Response, PageError> {
     let Some(site) = state.site.clone() else {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "no website here", None));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "no website here",
+            None,
+        ));
     };
     let not_found = |m: String| PageError::new(StatusCode::NOT_FOUND, m, Some(&site));
     let d = site
@@ -279,12 +286,17 @@ pub async fn chart(
         .await
         .map_err(|e| from_site(e, &site))?;
     let (kind, roles) = (panel.chart, panel.roles.clone());
-    let svg = tokio::task::spawn_blocking(move || modelshare_site::chart::render(kind, &table, &roles))
-        .await
-        .map_err(|e| {
-            PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), Some(&site))
-        })?
-        .map_err(|e| from_site(e, &site))?;
+    let svg =
+        tokio::task::spawn_blocking(move || modelshare_site::chart::render(kind, &table, &roles))
+            .await
+            .map_err(|e| {
+                PageError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string(),
+                    Some(&site),
+                )
+            })?
+            .map_err(|e| from_site(e, &site))?;
     let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(svg.as_bytes()));
     let cache = [
         (header::ETAG, etag.clone()),
@@ -299,7 +311,10 @@ pub async fn chart(
     }
     Ok((
         cache,
-        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8".to_owned())],
+        [(
+            header::CONTENT_TYPE,
+            "image/svg+xml; charset=utf-8".to_owned(),
+        )],
         svg,
     )
         .into_response())
