@@ -357,6 +357,9 @@ fn labelled(
     Ok((labels, values, cols.table.columns[vi].format))
 }
 
+/// (label, estimate, lower, upper) of one interval row.
+type IntervalRow = (String, Option<f64>, Option<f64>, Option<f64>);
+
 /// The y position of row `i` of `n` (first row on top).
 fn row_y(i: usize, n: usize) -> f64 {
     (n - 1 - i) as f64
@@ -442,7 +445,7 @@ fn interval_chart(
         cols.get("upper")?,
     );
     let format = cols.table.columns[ei].format;
-    let rows: Vec<(String, Option<f64>, Option<f64>, Option<f64>)> = cols
+    let rows: Vec<IntervalRow> = cols
         .table
         .rows
         .iter()

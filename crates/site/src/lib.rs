@@ -2,12 +2,14 @@
 //! The web crate routes requests here; this crate never touches HTTP types.
 //!
 //! Layout:
+//! - [`cache`]: panel results by (page, panel, arguments, lake generation).
 //! - [`dashboard`]: the `dashboards/*.toml` format, its start-up validation, the embedded set.
 //! - [`queries`]: the named-query registry and the typed [`queries::Args`] a panel runs with.
 //! - [`table`]: [`table::Table`], the one shape every query returns and every view draws.
 //! - [`chart`]: SVG charts with `plotters` (stacked area, line, bar, scatter, interval).
 //! - [`html`]: pages, selectors, data tables and error pages, with every string escaped.
 
+pub mod cache;
 pub mod chart;
 pub mod dashboard;
 pub mod html;
@@ -47,10 +49,11 @@ pub enum SiteError {
 }
 
 /// The loaded dashboards and the queries they can name.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Site {
     pub dashboards: Dashboards,
     pub registry: Registry,
+    pub cache: cache::PanelCache,
 }
 
 impl Site {
@@ -64,6 +67,7 @@ impl Site {
         Ok(Site {
             dashboards,
             registry,
+            cache: cache::PanelCache::default(),
         })
     }
 
@@ -78,6 +82,29 @@ impl Site {
                 && matches!(d.segments[0], dashboard::Segment::Literal(_))
                 && d.segments[1] == dashboard::Segment::Task
         })
+    }
+
+    /// [`Site::run_panel`] through the cache; `generation` changes whenever the data may have.
+    pub async fn run_panel_cached(
+        &self,
+        engine: &QueryEngine,
+        dashboard: &Dashboard,
+        panel: &Panel,
+        args: &Args,
+        generation: u64,
+    ) -> Result<Table, SiteError> {
+        let key = format!(
+            "{}/{}/{:?}",
+            dashboard.id,
+            panel.id,
+            panel_args(panel, args)
+        );
+        if let Some(t) = self.cache.get(&key, generation) {
+            return Ok(t);
+        }
+        let t = self.run_panel(engine, panel, args).await?;
+        self.cache.put(key, generation, t.clone());
+        Ok(t)
     }
 
     /// Runs a panel's query with the parameters it takes (the others left at defaults).

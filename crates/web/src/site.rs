@@ -124,6 +124,34 @@ fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<(Option<Task>, Option
     Ok((task, slug))
 }
 
+/// Changes whenever ingest stores or publishes rows (0 for a read-only server).
+fn generation(state: &AppState) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    state.ingester.as_ref().map_or(0, |i| {
+        let m = i.metrics();
+        m.events_stored.load(Relaxed) ^ m.flushes.load(Relaxed).rotate_left(40)
+    })
+}
+
+/// The latest day with data, cached like a panel.
+async fn latest(state: &AppState, site: &Arc<Site>) -> Result<Option<NaiveDate>, SiteError> {
+    let generation = generation(state);
+    if let Some(t) = site.cache.get("latest", generation) {
+        return Ok(t.rows.first().and_then(|r| r[0].label().parse().ok()));
+    }
+    let d = queries::latest_date(&state.query).await?;
+    let mut t = modelshare_site::table::Table::new(vec![modelshare_site::table::Column::new(
+        "d",
+        "d",
+        modelshare_site::table::Format::Plain,
+    )]);
+    if let Some(d) = d {
+        t.push(vec![modelshare_site::table::Cell::Text(d.to_string())]);
+    }
+    site.cache.put("latest".into(), generation, t);
+    Ok(d)
+}
+
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
@@ -144,7 +172,7 @@ async fn resolve_args(
         None
     }
     .unwrap_or(PeriodKind::Week);
-    let latest = queries::latest_date(&state.query)
+    let latest = latest(state, site)
         .await
         .map_err(|e| from_site(e, site))?
         .map(|l| l.min(today()));
@@ -222,7 +250,7 @@ pub async fn page(
     let runs = d
         .panels
         .iter()
-        .map(|panel| site.run_panel(&state.query, panel, &args));
+        .map(|panel| site.run_panel_cached(&state.query, d, panel, &args, generation(&state)));
     let tables = futures::future::join_all(runs).await;
     for (panel, t) in d.panels.iter().zip(&tables) {
         if let Err(e) = t {
@@ -282,7 +310,7 @@ pub async fn chart(
     }
     let (args, _, _) = resolve_args(&state, &site, &p, &panel.params, None, None).await?;
     let table = site
-        .run_panel(&state.query, panel, &args)
+        .run_panel_cached(&state.query, d, panel, &args, generation(&state))
         .await
         .map_err(|e| from_site(e, &site))?;
     let (kind, roles) = (panel.chart, panel.roles.clone());
