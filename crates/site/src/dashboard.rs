@@ -329,7 +329,7 @@ pub fn parse(
                         ),
                     )
                 })?;
-                (Source::Named(*q), q.params.to_vec())
+                (Source::Named(q.clone()), q.params.to_vec())
             }
             (None, Some(sql)) => {
                 check_placeholders(&sql).map_err(|m| err(&at("sql"), m))?;

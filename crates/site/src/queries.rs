@@ -127,8 +127,20 @@ pub const SQL_PLACEHOLDERS: &[&str] = &[
 
 pub type QueryFuture = BoxFuture<'static, Result<Table, SiteError>>;
 
+/// How a named query runs; a closure, so a query registered from another crate can capture
+/// its own state (e.g. an analytics handle) besides the query engine it is given.
+pub type RunFn = std::sync::Arc<dyn Fn(QueryEngine, Args) -> QueryFuture + Send + Sync>;
+
+/// Wraps an async query function as a [`RunFn`].
+pub fn run_fn<F>(f: F) -> RunFn
+where
+    F: Fn(QueryEngine, Args) -> QueryFuture + Send + Sync + 'static,
+{
+    std::sync::Arc::new(f)
+}
+
 /// A query a panel can name.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct NamedQuery {
     pub name: &'static str,
     /// The URL parameters it uses.
@@ -138,7 +150,17 @@ pub struct NamedQuery {
     pub columns: &'static [&'static str],
     /// Default chart roles: (role, column), e.g. `("label", "author")`.
     pub roles: &'static [(&'static str, &'static str)],
-    pub run: fn(QueryEngine, Args) -> QueryFuture,
+    pub run: RunFn,
+}
+
+impl fmt::Debug for NamedQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedQuery")
+            .field("name", &self.name)
+            .field("params", &self.params)
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every named query, by name.
@@ -168,56 +190,56 @@ impl Registry {
                     "apps",
                 ],
                 roles: &[("label", "model"), ("value", "share")],
-                run: |e, a| Box::pin(leaderboard(e, a)),
+                run: run_fn(|e, a| Box::pin(leaderboard(e, a))),
             },
             NamedQuery {
                 name: "authors",
                 params: &[P, D, T],
                 columns: &["rank", "author", "tokens", "share", "change", "apps"],
                 roles: &[("label", "author"), ("value", "share")],
-                run: |e, a| Box::pin(authors(e, a)),
+                run: run_fn(|e, a| Box::pin(authors(e, a))),
             },
             NamedQuery {
                 name: "share_over_time",
                 params: &[P, D, T],
                 columns: &["week", "model", "share"],
                 roles: &[("x", "week"), ("series", "model"), ("value", "share")],
-                run: |e, a| Box::pin(share_over_time(e, a)),
+                run: run_fn(|e, a| Box::pin(share_over_time(e, a))),
             },
             NamedQuery {
                 name: "tasks",
                 params: &[P, D],
                 columns: &["task", "tokens", "share", "apps", "top_model"],
                 roles: &[("label", "task"), ("value", "share")],
-                run: |e, a| Box::pin(tasks(e, a)),
+                run: run_fn(|e, a| Box::pin(tasks(e, a))),
             },
             NamedQuery {
                 name: "task_matrix",
                 params: &[P, D],
                 columns: &[],
                 roles: &[],
-                run: |e, a| Box::pin(task_matrix(e, a)),
+                run: run_fn(|e, a| Box::pin(task_matrix(e, a))),
             },
             NamedQuery {
                 name: "price_share",
                 params: &[P, D, T],
                 columns: &["model", "usd_per_mtok", "share"],
                 roles: &[("label", "model"), ("x", "usd_per_mtok"), ("y", "share")],
-                run: |e, a| Box::pin(price_share(e, a)),
+                run: run_fn(|e, a| Box::pin(price_share(e, a))),
             },
             NamedQuery {
                 name: "model_share_by_task",
                 params: &[P, D, M],
                 columns: &["week", "task", "share"],
                 roles: &[("x", "week"), ("series", "task"), ("value", "share")],
-                run: |e, a| Box::pin(model_share_by_task(e, a)),
+                run: run_fn(|e, a| Box::pin(model_share_by_task(e, a))),
             },
             NamedQuery {
                 name: "model_providers",
                 params: &[P, D, M],
                 columns: &["provider", "tokens", "requests", "share", "apps"],
                 roles: &[("label", "provider"), ("value", "share")],
-                run: |e, a| Box::pin(model_providers(e, a)),
+                run: run_fn(|e, a| Box::pin(model_providers(e, a))),
             },
             NamedQuery {
                 name: "model_prices",
@@ -228,7 +250,7 @@ impl Registry {
                     ("series", "price"),
                     ("value", "usd_per_mtok"),
                 ],
-                run: |e, a| Box::pin(model_prices(e, a)),
+                run: run_fn(|e, a| Box::pin(model_prices(e, a))),
             },
         ] {
             r.queries.insert(q.name, q);
@@ -701,8 +723,14 @@ mod tests {
     fn builtin_names_are_unique_and_registrable() {
         let mut r = Registry::builtin();
         assert!(r.get("leaderboard").is_some());
-        let q = *r.get("tasks").unwrap_or_else(|| panic!("tasks missing"));
-        assert!(matches!(r.register(q), Err(SiteError::DuplicateQuery(_))));
+        let q = r
+            .get("tasks")
+            .unwrap_or_else(|| panic!("tasks missing"))
+            .clone();
+        assert!(matches!(
+            r.register(q.clone()),
+            Err(SiteError::DuplicateQuery(_))
+        ));
         assert!(r.register(NamedQuery { name: "extra", ..q }).is_ok());
         assert!(r.names().contains(&"extra"));
     }
