@@ -125,6 +125,10 @@ pub struct ServeArgs {
     pub snapshots: SnapshotTuning,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Website (#5): read dashboard files (*.toml) from this directory instead of the built-in
+    /// ones; an invalid file stops start-up.
+    #[arg(long, env = "MODELSHARE_DASHBOARDS")]
+    pub dashboards: Option<PathBuf>,
 }
 
 /// Request fences (issue 7): rate limits on public reads, request time limit, admin SQL caps.

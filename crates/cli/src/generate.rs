@@ -174,6 +174,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let banner = move |addr: std::net::SocketAddr| {
         let base = format!("http://{addr}");
         println!("demo traffic ends {last_day}; open:");
+        println!("  {base}/");
         println!("  {base}/v1/leaderboard?period=week&date={last_day}");
         println!("  {base}/v1/authors?period=week&date={last_day}");
         println!("  {base}/v1/tasks?period=week&date={last_day}");
@@ -205,6 +206,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         snapshots: SnapshotTuning::default(),
         limits: crate::config::LimitArgs::default(),
+        dashboards: None,
     };
     crate::serve::run_with_banner(serve, banner).await
 }

@@ -19,6 +19,12 @@ pub async fn run_with_banner(
     args: ServeArgs,
     banner: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<ExitCode> {
+    // Dashboards first: an invalid file must stop start-up before anything is opened.
+    let site = modelshare_site::Site::load(
+        modelshare_site::queries::Registry::builtin(),
+        args.dashboards.as_deref(),
+    )
+    .context("invalid dashboards")?;
     let lake = Lake::open(&args.lake.data_dir)
         .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
     let ingest_config = args.ingest.to_config()?;
@@ -49,7 +55,8 @@ pub async fn run_with_banner(
         .with_snapshots(lake.root())
         .with_keys(Arc::new(keys))
         .with_limits(limits)
-        .with_sql_limits(sql_limits);
+        .with_sql_limits(sql_limits)
+        .with_site(site);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

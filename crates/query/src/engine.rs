@@ -17,6 +17,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+pub use datafusion::scalar::ScalarValue;
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
 use std::path::{Path, PathBuf};
@@ -132,8 +133,18 @@ impl QueryEngine {
 
     /// Runs one read-only SQL statement against table `events`.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        self.sql_with_params(sql, Vec::new()).await
+    }
+
+    /// Runs one read-only SQL statement with named placeholders (`$name`) bound to `params`:
+    /// values are bound into the plan, never pasted into the SQL text.
+    pub async fn sql_with_params(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner(sql).await;
+        let result = self.sql_inner(sql, params, &[]).await;
         self.count(started, result.is_err());
         result
     }
@@ -146,7 +157,7 @@ impl QueryEngine {
         tables: &[FileTable],
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner_with(sql, tables).await;
+        let result = self.sql_inner(sql, Vec::new(), tables).await;
         self.count(started, result.is_err());
         result
     }
@@ -162,13 +173,10 @@ impl QueryEngine {
         }
     }
 
-    async fn sql_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        self.sql_inner_with(sql, &[]).await
-    }
-
-    async fn sql_inner_with(
+    async fn sql_inner(
         &self,
         sql: &str,
+        params: Vec<(String, ScalarValue)>,
         tables: &[FileTable],
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let pin = match &self.live {
@@ -187,11 +195,11 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let plan = ctx
-            .sql_with_options(sql, read_only)
-            .await?
-            .create_physical_plan()
-            .await?;
+        let mut frame = ctx.sql_with_options(sql, read_only).await?;
+        if !params.is_empty() {
+            frame = frame.with_param_values(params)?;
+        }
+        let plan = frame.create_physical_plan().await?;
         // Files are listed during planning; from here on a flush may publish new ones.
         drop(pin);
         match tokio::time::timeout(self.config.timeout, collect(plan, ctx.task_ctx())).await {

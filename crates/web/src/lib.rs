@@ -13,6 +13,7 @@
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
 //! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
+//! - [`site`]: the website (#5): dashboard pages, `/charts/...` SVGs, HTML error pages.
 
 pub mod analytics;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod params;
+pub mod site;
 pub mod snapshots;
 pub mod sql;
 pub mod telemetry;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub keys: Arc<keys::KeyStore>,
     pub limits: Arc<limits::Limits>,
     pub sql_limits: modelshare_query::sandbox::SqlLimits,
+    /// The website (dashboards); `None` serves the API only.
+    pub site: Option<Arc<modelshare_site::Site>>,
 }
 
 /// Default caps of `POST /v1/sql`.
@@ -90,7 +94,14 @@ impl AppState {
             keys: Arc::new(keys::KeyStore::empty()),
             limits: limits::Limits::new(limits::LimitConfig::default()),
             sql_limits: DEFAULT_SQL_LIMITS,
+            site: None,
         }
+    }
+
+    /// Serves `site`'s pages and charts too.
+    pub fn with_site(mut self, site: modelshare_site::Site) -> Self {
+        self.site = Some(Arc::new(site));
+        self
     }
 
     /// Serves the revealed-preference analytics from this lake's rollup.
@@ -129,7 +140,15 @@ pub fn router(state: AppState) -> Router {
     // Compressed bodies are bounded by the same limit before they are inflated.
     let limit = state.max_body_bytes;
     let fences = Arc::clone(&state.limits);
-    Router::new()
+    let mut router = Router::new();
+    // Website (#5): one route per dashboard file, the charts, an HTML 404 outside /v1.
+    if let Some(website) = &state.site {
+        for d in &website.dashboards.pages {
+            router = router.route(&d.route, site::page_route(&d.id));
+        }
+        router = router.route("/charts/{dashboard}/{file}", get(site::chart));
+    }
+    router
         .route("/v1/events", post(ingest::post_events))
         // issue 7: foreign telemetry, admin SQL, the API description.
         .route("/v1/traces", post(telemetry::post_traces))
@@ -151,7 +170,7 @@ pub fn router(state: AppState) -> Router {
         // Issue #6: weekly snapshots.
         .route("/v1/snapshots", get(snapshots::list))
         .route("/v1/snapshots/{file}", get(snapshots::download))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .fallback(site::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(fences, limits::guard))
         .with_state(state)

@@ -1,0 +1,737 @@
+//! The named-query registry: the typed questions a dashboard panel can ask by name, each built
+//! on `modelshare-query`, each answering with a [`Table`].
+//!
+//! Adding one is a function `async fn(QueryEngine, Args) -> Result<Table, SiteError>` plus one
+//! [`NamedQuery`] line in [`Registry::builtin`] (or a [`Registry::register`] call from another
+//! crate). Queries that take a model bind it as a SQL parameter, never paste it into SQL text.
+
+use crate::SiteError;
+use crate::table::{Cell, Column, Format, Table};
+use chrono::{Days, NaiveDate};
+use futures::future::BoxFuture;
+use modelshare_catalog::Catalog;
+use modelshare_event::Task;
+use modelshare_event::event::author_of;
+use modelshare_query::engine::ScalarValue;
+use modelshare_query::leaderboard::Figures;
+use modelshare_query::values::{str_at, u64_at};
+use modelshare_query::{
+    Granularity, GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryEngine, ShareQuery,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+/// A URL parameter a page or chart can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Param {
+    /// `day`, `week` or `month`.
+    Period,
+    /// `YYYY-MM-DD`: the period containing it.
+    Date,
+    /// One of the task categories.
+    Task,
+    /// An `author/model` slug (on model pages it comes from the path).
+    Model,
+}
+
+impl Param {
+    pub const ALL: &'static [Param] = &[Param::Period, Param::Date, Param::Task, Param::Model];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Param::Period => "period",
+            Param::Date => "date",
+            Param::Task => "task",
+            Param::Model => "model",
+        }
+    }
+}
+
+impl FromStr for Param {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Param, String> {
+        Param::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown parameter {s:?}; accepted: period, date, task, model"))
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The typed inputs of one query run. Parameters a panel does not take are left at their
+/// defaults (`task`/`model` `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    pub period: Period,
+    pub task: Option<Task>,
+    pub model: Option<String>,
+    /// Groups with fewer distinct apps are not published.
+    pub min_apps: u64,
+}
+
+impl Args {
+    /// The 12 ISO weeks ending with the week that holds the period's last day.
+    pub fn trend_window(&self) -> (NaiveDate, NaiveDate) {
+        let last = self.period.end - Days::new(1);
+        let last_week = Period::containing(PeriodKind::Week, last).start;
+        (last_week - Days::new(7 * 11), last)
+    }
+
+    fn model(&self) -> Result<&str, SiteError> {
+        self.model
+            .as_deref()
+            .ok_or_else(|| SiteError::BadParam("this panel needs a model".into()))
+    }
+
+    /// Named SQL parameters for parameterised-SQL panels: `$start`, `$end` (the period, end
+    /// exclusive, as `YYYY-MM-DD` to compare with the `date` partition), `$date`,
+    /// `$trend_start` (12 weeks back), `$task`, `$model`, `$min_apps`.
+    pub fn sql_params(&self) -> Vec<(String, ScalarValue)> {
+        let text = |s: Option<String>| ScalarValue::Utf8(s);
+        let (trend_start, _) = self.trend_window();
+        vec![
+            ("start".into(), text(Some(self.period.start.to_string()))),
+            ("end".into(), text(Some(self.period.end.to_string()))),
+            ("date".into(), text(Some(self.period.start.to_string()))),
+            ("trend_start".into(), text(Some(trend_start.to_string()))),
+            (
+                "task".into(),
+                text(self.task.map(|t| t.as_str().to_owned())),
+            ),
+            ("model".into(), text(self.model.clone())),
+            (
+                "min_apps".into(),
+                ScalarValue::Int64(Some(self.min_apps as i64)),
+            ),
+        ]
+    }
+}
+
+/// The placeholders [`Args::sql_params`] binds.
+pub const SQL_PLACEHOLDERS: &[&str] = &[
+    "start",
+    "end",
+    "date",
+    "trend_start",
+    "task",
+    "model",
+    "min_apps",
+];
+
+pub type QueryFuture = BoxFuture<'static, Result<Table, SiteError>>;
+
+/// How a named query runs; a closure, so a query registered from another crate can capture
+/// its own state (e.g. an analytics handle) besides the query engine it is given.
+pub type RunFn = std::sync::Arc<dyn Fn(QueryEngine, Args) -> QueryFuture + Send + Sync>;
+
+/// Wraps an async query function as a [`RunFn`].
+pub fn run_fn<F>(f: F) -> RunFn
+where
+    F: Fn(QueryEngine, Args) -> QueryFuture + Send + Sync + 'static,
+{
+    std::sync::Arc::new(f)
+}
+
+/// A query a panel can name.
+#[derive(Clone)]
+pub struct NamedQuery {
+    pub name: &'static str,
+    /// The URL parameters it uses.
+    pub params: &'static [Param],
+    /// Its output columns, for checking chart column roles at start-up; empty when they depend
+    /// on the data (such queries can only be shown as tables).
+    pub columns: &'static [&'static str],
+    /// Default chart roles: (role, column), e.g. `("label", "author")`.
+    pub roles: &'static [(&'static str, &'static str)],
+    pub run: RunFn,
+}
+
+impl fmt::Debug for NamedQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedQuery")
+            .field("name", &self.name)
+            .field("params", &self.params)
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every named query, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    queries: BTreeMap<&'static str, NamedQuery>,
+}
+
+use Param::{Date as D, Model as M, Period as P, Task as T};
+
+impl Registry {
+    /// The queries built into modelshare.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::default();
+        for q in [
+            NamedQuery {
+                name: "leaderboard",
+                params: &[P, D, T],
+                columns: &[
+                    "rank",
+                    "model",
+                    "author",
+                    "tokens",
+                    "share",
+                    "change",
+                    "usd_per_mtok",
+                    "apps",
+                ],
+                roles: &[("label", "model"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(leaderboard(e, a))),
+            },
+            NamedQuery {
+                name: "authors",
+                params: &[P, D, T],
+                columns: &["rank", "author", "tokens", "share", "change", "apps"],
+                roles: &[("label", "author"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(authors(e, a))),
+            },
+            NamedQuery {
+                name: "share_over_time",
+                params: &[P, D, T],
+                columns: &["week", "model", "share"],
+                roles: &[("x", "week"), ("series", "model"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(share_over_time(e, a))),
+            },
+            NamedQuery {
+                name: "tasks",
+                params: &[P, D],
+                columns: &["task", "tokens", "share", "apps", "top_model"],
+                roles: &[("label", "task"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(tasks(e, a))),
+            },
+            NamedQuery {
+                name: "task_matrix",
+                params: &[P, D],
+                columns: &[],
+                roles: &[],
+                run: run_fn(|e, a| Box::pin(task_matrix(e, a))),
+            },
+            NamedQuery {
+                name: "price_share",
+                params: &[P, D, T],
+                columns: &["model", "usd_per_mtok", "share"],
+                roles: &[("label", "model"), ("x", "usd_per_mtok"), ("y", "share")],
+                run: run_fn(|e, a| Box::pin(price_share(e, a))),
+            },
+            NamedQuery {
+                name: "model_share_by_task",
+                params: &[P, D, M],
+                columns: &["week", "task", "share"],
+                roles: &[("x", "week"), ("series", "task"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(model_share_by_task(e, a))),
+            },
+            NamedQuery {
+                name: "model_providers",
+                params: &[P, D, M],
+                columns: &["provider", "tokens", "requests", "share", "apps"],
+                roles: &[("label", "provider"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(model_providers(e, a))),
+            },
+            NamedQuery {
+                name: "model_prices",
+                params: &[M],
+                columns: &["from", "price", "usd_per_mtok"],
+                roles: &[
+                    ("x", "from"),
+                    ("series", "price"),
+                    ("value", "usd_per_mtok"),
+                ],
+                run: run_fn(|e, a| Box::pin(model_prices(e, a))),
+            },
+        ] {
+            r.queries.insert(q.name, q);
+        }
+        r
+    }
+
+    /// Adds a query; a name already taken is an error.
+    pub fn register(&mut self, q: NamedQuery) -> Result<(), SiteError> {
+        if self.queries.contains_key(q.name) {
+            return Err(SiteError::DuplicateQuery(q.name.to_owned()));
+        }
+        self.queries.insert(q.name, q);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&NamedQuery> {
+        self.queries.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.queries.keys().copied().collect()
+    }
+}
+
+/// The path of a model's page, each segment percent-encoded.
+pub fn model_href(slug: &str) -> String {
+    match slug.split_once('/') {
+        Some((author, model)) => format!(
+            "/models/{}/{}",
+            encode_segment(author),
+            encode_segment(model)
+        ),
+        None => format!("/models/{}/-", encode_segment(slug)),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn model_cell(slug: &str, ranked: bool) -> Cell {
+    if ranked {
+        Cell::Link {
+            text: slug.to_owned(),
+            href: model_href(slug),
+        }
+    } else {
+        Cell::text(slug)
+    }
+}
+
+fn opt_float(v: Option<f64>) -> Cell {
+    v.map_or(Cell::Null, Cell::Float)
+}
+
+fn count(n: u64) -> Cell {
+    Cell::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn lb_query(a: &Args, group: GroupBy, limit: usize) -> LeaderboardQuery {
+    LeaderboardQuery {
+        period: a.period,
+        task: a.task,
+        by: Measure::Tokens,
+        group,
+        limit,
+    }
+}
+
+async fn leaderboard(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let lb = engine.leaderboard(lb_query(&a, GroupBy::Model, 20)).await?;
+    let mut t = Table::new(vec![
+        Column::new("rank", "#", Format::Plain),
+        Column::new("model", "Model", Format::Plain),
+        Column::new("author", "Author", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("share", "Share", Format::Share),
+        Column::new("change", "Change", Format::ShareChange),
+        Column::new("usd_per_mtok", "$ / Mtok", Format::Usd),
+        Column::new("apps", "Apps", Format::Count),
+    ]);
+    for r in &lb.rows {
+        let ranked = r.rank.is_some();
+        t.push(vec![
+            r.rank.map_or(Cell::Null, |n| Cell::Int(i64::from(n))),
+            model_cell(&r.key, ranked),
+            Cell::text(if ranked { author_of(&r.key) } else { "other" }),
+            count(r.figures.tokens()),
+            Cell::Float(r.share),
+            opt_float(r.share_change()),
+            opt_float(r.figures.usd_per_mtok()),
+            count(r.figures.apps),
+        ]);
+    }
+    Ok(t)
+}
+
+async fn authors(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let lb = engine
+        .leaderboard(lb_query(&a, GroupBy::Author, 15))
+        .await?;
+    let mut t = Table::new(vec![
+        Column::new("rank", "#", Format::Plain),
+        Column::new("author", "Author", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("share", "Share", Format::Share),
+        Column::new("change", "Change", Format::ShareChange),
+        Column::new("apps", "Apps", Format::Count),
+    ]);
+    for r in &lb.rows {
+        t.push(vec![
+            r.rank.map_or(Cell::Null, |n| Cell::Int(i64::from(n))),
+            Cell::text(&r.key),
+            count(r.figures.tokens()),
+            Cell::Float(r.share),
+            opt_float(r.share_change()),
+            count(r.figures.apps),
+        ]);
+    }
+    Ok(t)
+}
+
+async fn share_over_time(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let (from, to) = a.trend_window();
+    let set = engine
+        .share(ShareQuery {
+            task: a.task,
+            by: Measure::Tokens,
+            granularity: Granularity::Week,
+            from,
+            to,
+            top: 10,
+        })
+        .await?;
+    let mut t = Table::new(vec![
+        Column::new("week", "Week", Format::Plain),
+        Column::new("model", "Model", Format::Plain),
+        Column::new("share", "Share", Format::Share),
+    ]);
+    for (i, week) in set.buckets.iter().enumerate() {
+        for s in &set.series {
+            t.push(vec![
+                Cell::Text(week.to_string()),
+                Cell::text(&s.key),
+                opt_float(s.share[i]),
+            ]);
+        }
+    }
+    Ok(t)
+}
+
+async fn tasks(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let o = engine.tasks(a.period, 1).await?;
+    let mut t = Table::new(vec![
+        Column::new("task", "Task", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("share", "Share", Format::Share),
+        Column::new("apps", "Apps", Format::Count),
+        Column::new("top_model", "Top model", Format::Plain),
+    ]);
+    for s in &o.tasks {
+        let top = s
+            .top_models
+            .first()
+            .map_or(Cell::Null, |(m, _, _)| model_cell(m, true));
+        t.push(vec![
+            Cell::Link {
+                text: s.task.as_str().to_owned(),
+                href: format!("/tasks/{}", s.task.as_str()),
+            },
+            count(s.figures.tokens()),
+            Cell::Float(s.share),
+            count(s.figures.apps),
+            top,
+        ]);
+    }
+    if o.folded_tasks > 0 {
+        t.push(vec![
+            Cell::text(format!("other ({} tasks)", o.folded_tasks)),
+            count(o.folded.tokens()),
+            Cell::Float(if o.totals.tokens() == 0 {
+                0.0
+            } else {
+                o.folded.tokens() as f64 / o.totals.tokens() as f64
+            }),
+            Cell::Null,
+            Cell::Null,
+        ]);
+    }
+    Ok(t)
+}
+
+/// Rows: the period's top 10 models; columns: each published task; cell: the model's share
+/// of that task's tokens (`–` where it had fewer than `min_apps` apps in the task).
+async fn task_matrix(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let (lb, o) = futures::try_join!(
+        engine.leaderboard(LeaderboardQuery {
+            task: None,
+            ..lb_query(&a, GroupBy::Model, 10)
+        }),
+        engine.tasks(a.period, 1000),
+    )?;
+    let mut columns = vec![Column::new("model", "Model", Format::Plain)];
+    columns.extend(
+        o.tasks
+            .iter()
+            .map(|s| Column::new(s.task.as_str(), s.task.as_str(), Format::Share)),
+    );
+    let mut t = Table::new(columns);
+    let shares: Vec<HashMap<&str, f64>> = o
+        .tasks
+        .iter()
+        .map(|s| {
+            s.top_models
+                .iter()
+                .map(|(m, _, share)| (m.as_str(), *share))
+                .collect()
+        })
+        .collect();
+    for r in lb.rows.iter().filter(|r| r.rank.is_some()) {
+        let mut row = vec![model_cell(&r.key, true)];
+        row.extend(
+            shares
+                .iter()
+                .map(|m| opt_float(m.get(r.key.as_str()).copied())),
+        );
+        t.push(row);
+    }
+    Ok(t)
+}
+
+async fn price_share(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let lb = engine.leaderboard(lb_query(&a, GroupBy::Model, 30)).await?;
+    let mut t = Table::new(vec![
+        Column::new("model", "Model", Format::Plain),
+        Column::new("usd_per_mtok", "Blended price ($ / Mtok)", Format::Usd),
+        Column::new("share", "Share of tokens", Format::Share),
+    ]);
+    for r in lb.rows.iter().filter(|r| r.rank.is_some()) {
+        if let Some(price) = r.figures.usd_per_mtok() {
+            t.push(vec![
+                model_cell(&r.key, true),
+                Cell::Float(price),
+                Cell::Float(r.share),
+            ]);
+        }
+    }
+    Ok(t)
+}
+
+const WEEK_SQL: &str = "CAST(CAST(date_trunc('week', ts) AS DATE) AS VARCHAR)";
+
+/// Per week and task over the trend window: the model's share of the task's tokens.
+async fn model_share_by_task(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let model = a.model()?.to_owned();
+    let (from, to) = a.trend_window();
+    let sql = format!(
+        "SELECT {WEEK_SQL} AS week, task, \
+         sum(CASE WHEN model = $model THEN CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT) ELSE 0 END) AS model_tokens, \
+         count(DISTINCT CASE WHEN model = $model THEN app_id END) AS model_apps, \
+         sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens \
+         FROM events WHERE status = 'ok' AND date >= $from AND date < $to GROUP BY 1, 2"
+    );
+    let params = vec![
+        ("model".to_owned(), ScalarValue::Utf8(Some(model))),
+        ("from".to_owned(), ScalarValue::Utf8(Some(from.to_string()))),
+        (
+            "to".to_owned(),
+            ScalarValue::Utf8(Some((to + Days::new(1)).to_string())),
+        ),
+    ];
+    let batches = engine.sql_with_params(&sql, params).await?;
+    // (week, task) -> share or None (unpublished); tasks where the model has a published cell.
+    let mut cells: HashMap<(String, Task), Option<f64>> = HashMap::new();
+    let mut published: BTreeMap<Task, u64> = BTreeMap::new();
+    for b in &batches {
+        for row in 0..b.num_rows() {
+            let Ok(task) = str_at(b, "task", row)?.parse::<Task>() else {
+                continue;
+            };
+            let week = str_at(b, "week", row)?.to_owned();
+            let (mt, apps, total) = (
+                u64_at(b, "model_tokens", row)?,
+                u64_at(b, "model_apps", row)?,
+                u64_at(b, "tokens", row)?,
+            );
+            let share = if mt == 0 {
+                Some(0.0)
+            } else if apps >= a.min_apps {
+                *published.entry(task).or_default() += mt;
+                Some(mt as f64 / total.max(1) as f64)
+            } else {
+                None
+            };
+            cells.insert((week, task), share);
+        }
+    }
+    let mut tasks: Vec<(Task, u64)> = published.into_iter().collect();
+    tasks.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let mut t = Table::new(vec![
+        Column::new("week", "Week", Format::Plain),
+        Column::new("task", "Task", Format::Plain),
+        Column::new("share", "Share of the task's tokens", Format::Share),
+    ]);
+    let mut week = from;
+    while week <= to {
+        let w = week.to_string();
+        for (task, _) in &tasks {
+            let share = cells.get(&(w.clone(), *task)).copied().unwrap_or(Some(0.0));
+            t.push(vec![
+                Cell::Text(w.clone()),
+                Cell::text(task.as_str()),
+                opt_float(share),
+            ]);
+        }
+        week = week + Days::new(7);
+    }
+    Ok(t)
+}
+
+/// Who served the model in the period; providers used by fewer than `min_apps` apps are summed
+/// into `other`.
+async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let model = a.model()?.to_owned();
+    let sql = "SELECT provider, sum(CAST(input_tokens AS BIGINT)) + sum(CAST(output_tokens AS BIGINT)) AS tokens, \
+               count(*) AS requests, count(DISTINCT app_id) AS apps FROM events \
+               WHERE status = 'ok' AND model = $model AND date >= $start AND date < $end GROUP BY 1";
+    let params = vec![
+        ("model".to_owned(), ScalarValue::Utf8(Some(model))),
+        (
+            "start".to_owned(),
+            ScalarValue::Utf8(Some(a.period.start.to_string())),
+        ),
+        (
+            "end".to_owned(),
+            ScalarValue::Utf8(Some(a.period.end.to_string())),
+        ),
+    ];
+    let batches = engine.sql_with_params(sql, params).await?;
+    let mut rows: Vec<(String, Figures)> = Vec::new();
+    for b in &batches {
+        for row in 0..b.num_rows() {
+            rows.push((
+                str_at(b, "provider", row)?.to_owned(),
+                Figures {
+                    input_tokens: u64_at(b, "tokens", row)?,
+                    output_tokens: 0,
+                    requests: u64_at(b, "requests", row)?,
+                    apps: u64_at(b, "apps", row)?,
+                    cost: modelshare_event::MicroUsd(0),
+                },
+            ));
+        }
+    }
+    rows.sort_by(|x, y| y.1.tokens().cmp(&x.1.tokens()).then(x.0.cmp(&y.0)));
+    let total: u64 = rows.iter().map(|r| r.1.tokens()).sum();
+    let mut t = Table::new(vec![
+        Column::new("provider", "Provider", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("requests", "Requests", Format::Count),
+        Column::new("share", "Share of the model's tokens", Format::Share),
+        Column::new("apps", "Apps", Format::Count),
+    ]);
+    let (mut rest_tokens, mut rest_requests, mut folded) = (0u64, 0u64, false);
+    for (p, f) in &rows {
+        if f.apps >= a.min_apps {
+            t.push(vec![
+                Cell::text(p),
+                count(f.tokens()),
+                count(f.requests),
+                Cell::Float(f.tokens() as f64 / total.max(1) as f64),
+                count(f.apps),
+            ]);
+        } else {
+            folded = true;
+            rest_tokens += f.tokens();
+            rest_requests += f.requests;
+        }
+    }
+    if folded {
+        t.push(vec![
+            Cell::text("other"),
+            count(rest_tokens),
+            count(rest_requests),
+            Cell::Float(rest_tokens as f64 / total.max(1) as f64),
+            Cell::Null,
+        ]);
+    }
+    Ok(t)
+}
+
+/// The model's list prices from the catalog, per change date (`listed` = the first known).
+async fn model_prices(_engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let model = a.model()?;
+    let mut t = Table::new(vec![
+        Column::new("from", "From", Format::Plain),
+        Column::new("price", "Price", Format::Plain),
+        Column::new("usd_per_mtok", "$ / Mtok", Format::Usd),
+    ]);
+    if let Some(info) = Catalog::embedded().model(model) {
+        for row in &info.prices {
+            let from = row.from.map_or("listed".to_owned(), |d| d.to_string());
+            for (name, v) in [
+                ("input", row.price.input_usd_per_mtok),
+                ("output", row.price.output_usd_per_mtok),
+            ] {
+                t.push(vec![
+                    Cell::Text(from.clone()),
+                    Cell::text(name),
+                    Cell::Float(v),
+                ]);
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Whether a model has a page: it is in the catalog or in the lake.
+pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, SiteError> {
+    if Catalog::embedded().model(slug).is_some() {
+        return Ok(true);
+    }
+    let batches = engine
+        .sql_with_params(
+            "SELECT model FROM events WHERE model = $model LIMIT 1",
+            vec![("model".to_owned(), ScalarValue::Utf8(Some(slug.to_owned())))],
+        )
+        .await?;
+    Ok(batches.iter().any(|b| b.num_rows() > 0))
+}
+
+/// The latest day with data (today's live rows included), or `None` for an empty lake.
+pub async fn latest_date(engine: &QueryEngine) -> Result<Option<NaiveDate>, SiteError> {
+    let batches = engine.sql("SELECT max(date) AS d FROM events").await?;
+    for b in &batches {
+        if b.num_rows() > 0 {
+            let d = str_at(b, "d", 0)?;
+            if !d.is_empty() {
+                return Ok(d.parse().ok());
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_paths_are_percent_encoded() {
+        assert_eq!(
+            model_href("anthropic/claude-sonnet-4.5"),
+            "/models/anthropic/claude-sonnet-4.5"
+        );
+        assert_eq!(model_href("a b/<x>:free"), "/models/a%20b/%3Cx%3E%3Afree");
+    }
+
+    #[test]
+    fn builtin_names_are_unique_and_registrable() {
+        let mut r = Registry::builtin();
+        assert!(r.get("leaderboard").is_some());
+        let q = r
+            .get("tasks")
+            .unwrap_or_else(|| panic!("tasks missing"))
+            .clone();
+        assert!(matches!(
+            r.register(q.clone()),
+            Err(SiteError::DuplicateQuery(_))
+        ));
+        assert!(r.register(NamedQuery { name: "extra", ..q }).is_ok());
+        assert!(r.names().contains(&"extra"));
+    }
+}

@@ -1,0 +1,434 @@
+//! The website in a real headless Chromium, driven over W3C WebDriver (chromedriver) with plain
+//! HTTP: pages of a generated lake show the same rows and series as the JSON API, the period,
+//! task and model links work without JavaScript, every chart image loads, the console stays
+//! free of errors, and screenshots (desktop and phone) land under the target directory.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`;
+//! `.ci/run` installs them). Missing browsers fail the test rather than skip it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::{BIN, Server};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A chromedriver process and one browser session.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let chromium = which("chromium").expect(
+            "chromium is not installed: apt-get install -y chromium chromium-driver (.ci/run does)",
+        );
+        let chromedriver = which("chromedriver").expect(
+            "chromedriver is not installed: apt-get install -y chromium-driver (.ci/run does)",
+        );
+        let port = free_port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && r.status().is_success()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "chromedriver did not start on port {port}");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--hide-scrollbars",
+                         "--window-size=1280,3200",
+                         format!("--user-data-dir={}", profile.path().display())],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {resp}"))
+            .to_owned();
+        Browser {
+            driver,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = el
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Console messages at level SEVERE since the last call.
+    async fn errors(&self) -> Vec<Value> {
+        let logs = self
+            .call(
+                reqwest::Method::POST,
+                "/se/log",
+                Some(json!({"type": "browser"})),
+            )
+            .await;
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .cloned()
+            .collect()
+    }
+
+    async fn screenshot(&self, path: &Path) {
+        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64_decode(b64.as_str().unwrap());
+        assert_eq!(&png[1..4], b"PNG");
+        std::fs::write(path, png).unwrap();
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-X", "DELETE"])
+            .arg(format!("{}/session/{}", self.base, self.session))
+            .stdout(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("bad base64 byte {c}"),
+        }
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c) << (18 - 6 * i);
+        }
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
+
+/// `data-value`s of the rows of a panel's data table.
+async fn table_rows(b: &Browser, panel: &str) -> Vec<Vec<String>> {
+    let v = b
+        .js(&format!(
+            "return Array.from(document.querySelectorAll('table[data-panel=\"{panel}\"] tbody tr'))\
+             .map(r => Array.from(r.cells).map(c => c.dataset.value));"
+        ))
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+/// Checks the leaderboard table against `/v1/leaderboard` with the same selection.
+async fn assert_leaderboard_matches(b: &Browser, s: &Server, query: &str) {
+    let rows = table_rows(b, "leaderboard").await;
+    let (status, api) = s.get(&format!("/v1/leaderboard?{query}&limit=20")).await;
+    assert_eq!(status, 200, "{api}");
+    let models = api["models"].as_array().unwrap();
+    assert!(!models.is_empty(), "no rows for {query}");
+    assert_eq!(rows.len(), models.len(), "{query}: {rows:?}");
+    for (row, m) in rows.iter().zip(models) {
+        assert_eq!(row[1], m["model"].as_str().unwrap(), "{query}");
+        assert_eq!(row[2], m["author"].as_str().unwrap(), "{query}");
+        assert_eq!(row[3], m["tokens"].to_string(), "{query}");
+        let share: f64 = row[4].parse().unwrap();
+        assert!(
+            (share - m["share"].as_f64().unwrap()).abs() < 1e-12,
+            "{query}"
+        );
+        assert_eq!(row[7], m["apps"].to_string(), "{query}");
+    }
+}
+
+async fn assert_images_loaded_and_no_errors(b: &Browser, what: &str) {
+    let images = b
+        .js("return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);")
+        .await;
+    for img in images.as_array().unwrap() {
+        assert_eq!(img[1], true, "{what}: chart did not load: {img}");
+    }
+    let errors = b
+        .js("return document.querySelectorAll('.panel-error').length;")
+        .await;
+    assert_eq!(errors, 0, "{what}: a panel failed");
+    let console = b.errors().await;
+    assert!(console.is_empty(), "{what}: console errors {console:?}");
+}
+
+#[tokio::test]
+async fn pages_in_headless_chromium_match_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = Command::new(BIN)
+        .args([
+            "generate",
+            "--events",
+            "60000",
+            "--apps",
+            "400",
+            "--days",
+            "35",
+            "--data-dir",
+        ])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = Server::start(&lake, &[]);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("site-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let b = Browser::start().await;
+
+    // Home: the default period is the week of the latest data.
+    b.goto(&format!("{}/", s.url)).await;
+    let title = b.js("return document.title;").await;
+    assert_eq!(title, "LLM leaderboard · modelshare");
+    let date = b
+        .js("return document.querySelector('input[name=date]').value;")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_leaderboard_matches(&b, &s, &format!("period=week&date={date}")).await;
+    assert_images_loaded_and_no_errors(&b, "home").await;
+    b.screenshot(&shots.join("home.png")).await;
+
+    // The stacked-area chart's data table has the same series and values as /v1/share.
+    let week_start = b
+        .js("return document.querySelector('#prev-period').getAttribute('href');")
+        .await;
+    assert!(
+        week_start
+            .as_str()
+            .unwrap()
+            .starts_with("/?period=week&date=")
+    );
+    let header: Vec<String> = serde_json::from_value(
+        b.js("return Array.from(document.querySelectorAll('table[data-panel=\"top_share\"] thead th')).map(h => h.dataset.column);")
+            .await,
+    )
+    .unwrap();
+    let rows = table_rows(&b, "top_share").await;
+    let first_week = rows[0][0].clone();
+    let last_week = rows.last().unwrap()[0].clone();
+    let period_end: chrono::NaiveDate = {
+        let d: chrono::NaiveDate = date.parse().unwrap();
+        let monday = d - chrono::Days::new(u64::from(
+            chrono::Datelike::weekday(&d).num_days_from_monday(),
+        ));
+        monday + chrono::Days::new(6)
+    };
+    assert_eq!(last_week, (period_end - chrono::Days::new(6)).to_string());
+    let (_, share) = s
+        .get(&format!(
+            "/v1/share?granularity=week&from={first_week}&to={period_end}&top=10"
+        ))
+        .await;
+    let series: Vec<&str> = share["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(&header[1..], &series[..], "{share}");
+    assert_eq!(rows.len(), share["buckets"].as_array().unwrap().len());
+    for (k, row) in rows.iter().enumerate() {
+        for (j, cell) in row[1..].iter().enumerate() {
+            let api = &share["series"][j]["share"][k];
+            match api.as_f64() {
+                Some(v) => assert!((cell.parse::<f64>().unwrap() - v).abs() < 1e-12),
+                None => assert_eq!(cell, ""),
+            }
+        }
+    }
+
+    // Follow the selectors: previous week, then a month via the form, then a task link.
+    b.click("#prev-period").await;
+    let url = b.url().await;
+    let prev_date = url.split("date=").nth(1).unwrap().to_owned();
+    assert_leaderboard_matches(&b, &s, &format!("period=week&date={prev_date}")).await;
+    assert_images_loaded_and_no_errors(&b, "previous week").await;
+
+    b.click("select[name=period] option[value=month]").await;
+    b.click("form button[type=submit]").await;
+    let url = b.url().await;
+    assert!(url.contains("period=month"), "{url}");
+    assert_leaderboard_matches(&b, &s, &format!("period=month&date={prev_date}")).await;
+    assert_images_loaded_and_no_errors(&b, "month").await;
+
+    b.click("#task-links a[href^='/tasks/programming']").await;
+    let url = b.url().await;
+    assert!(url.contains("/tasks/programming?period=month"), "{url}");
+    assert_leaderboard_matches(
+        &b,
+        &s,
+        &format!("period=month&date={prev_date}&task=programming"),
+    )
+    .await;
+    let matrix = table_rows(&b, "matrix").await;
+    assert!(!matrix.is_empty());
+    assert_images_loaded_and_no_errors(&b, "task page").await;
+    b.screenshot(&shots.join("task-programming.png")).await;
+
+    // A model page from the first leaderboard link.
+    let model = table_rows(&b, "leaderboard").await[0][1].clone();
+    b.click("table[data-panel=leaderboard] tbody tr:first-child a")
+        .await;
+    let h1 = b
+        .js("return document.querySelector('h1').textContent;")
+        .await;
+    assert_eq!(h1, model.as_str());
+    assert_images_loaded_and_no_errors(&b, "model page").await;
+    b.screenshot(&shots.join("model.png")).await;
+
+    // Readable on a phone: nothing wider than the viewport except scrollable tables.
+    b.resize(390, 1800).await;
+    b.goto(&format!("{}/", s.url)).await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(overflow, true, "the page scrolls sideways on a phone");
+    assert_images_loaded_and_no_errors(&b, "phone").await;
+    b.screenshot(&shots.join("home-phone.png")).await;
+
+    // A 404 page renders as HTML (its status shows as a console error, so logs are drained).
+    b.goto(&format!("{}/tasks/coding", s.url)).await;
+    let h1 = b
+        .js("return document.querySelector('h1').textContent;")
+        .await;
+    assert_eq!(h1, "404 · Not found");
+    let _ = b.errors().await;
+    eprintln!("screenshots in {}", shots.display());
+}
