@@ -157,5 +157,34 @@ async fn planted_effects_are_recovered() {
     let wi = get_ok(&server, &index(win)).await;
     let in_win = named(wi["models"].as_array().unwrap(), slug).expect("ranked in its winning task");
     assert!(in_win["lower"].as_f64().unwrap() > last["upper"].as_f64().unwrap());
+
+    // The website's /index page shows the same ranking as /v1/index for the same window.
+    let date = day + Days::new(14);
+    let api = get_ok(
+        &server,
+        &format!("/v1/index?task={win}&date={date}&weeks=12"),
+    )
+    .await;
+    let page = server
+        .client
+        .get(format!("{}/index?task={win}&date={date}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let mut at = 0;
+    let models = api["models"].as_array().unwrap();
+    assert!(models.len() >= 5);
+    for m in models {
+        let slug = m["model"].as_str().unwrap();
+        let rating = format!("data-value=\"{}\"", m["rating"].as_f64().unwrap().round());
+        let found = html[at..]
+            .find(&format!(">{slug}<"))
+            .unwrap_or_else(|| panic!("{slug} missing or out of order on /index"));
+        at += found;
+        let row_end = at + html[at..].find("</tr>").unwrap();
+        assert!(html[at..row_end].contains(&rating), "{slug}: {rating}");
+    }
     server.stop();
 }

@@ -136,7 +136,7 @@ impl Panel {
                 .collect::<Vec<_>>()
                 .join(" OR ");
             branches.push(format!(
-                "SELECT CAST(CAST(date_trunc('week', ts) AS DATE) AS VARCHAR) AS week, \
+                "SELECT CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR) AS week, \
                  app_id, task, model, count(*) AS requests, \
                  sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens, \
                  CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd \

@@ -20,11 +20,11 @@ pub async fn run_with_banner(
     banner: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<ExitCode> {
     // Dashboards first: an invalid file must stop start-up before anything is opened.
-    let site = modelshare_site::Site::load(
-        modelshare_site::queries::Registry::builtin(),
-        args.dashboards.as_deref(),
-    )
-    .context("invalid dashboards")?;
+    let mut registry = modelshare_site::queries::Registry::builtin();
+    modelshare_web::site_queries::register(&mut registry, &args.lake.data_dir)
+        .context("cannot register the analytics queries")?;
+    let site = modelshare_site::Site::load(registry, args.dashboards.as_deref())
+        .context("invalid dashboards")?;
     let lake = Lake::open(&args.lake.data_dir)
         .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
     let ingest_config = args.ingest.to_config()?;

@@ -511,7 +511,7 @@ async fn price_share(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     Ok(t)
 }
 
-const WEEK_SQL: &str = "CAST(CAST(date_trunc('week', ts) AS DATE) AS VARCHAR)";
+const WEEK_SQL: &str = "CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR)";
 
 /// Per week and task over the trend window: the model's share of the task's tokens.
 async fn model_share_by_task(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {

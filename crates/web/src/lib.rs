@@ -14,6 +14,7 @@
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
 //! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
 //! - [`site`]: the website (#5): dashboard pages, `/charts/...` SVGs, HTML error pages.
+//! - [`site_queries`]: the index, retention and snapshot queries the dashboards can name.
 
 pub mod analytics;
 pub mod api;
@@ -26,6 +27,7 @@ pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod site;
+pub mod site_queries;
 pub mod snapshots;
 pub mod sql;
 pub mod telemetry;

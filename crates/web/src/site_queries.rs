@@ -1,0 +1,230 @@
+//! Named queries the website's dashboards can use beyond the built-in ones: the preference
+//! index (`/index`), a model's retention (model pages) and the weekly snapshots (`/snapshots`).
+//! They live here because they need the lake's rollup and snapshot directory, which the site
+//! crate does not know about.
+
+use modelshare_analytics::index::{IndexConfig, preference_index};
+use modelshare_analytics::retention::retention;
+use modelshare_analytics::stats::seed_of;
+use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
+use modelshare_event::event::author_of;
+use modelshare_ingest::Lake;
+use modelshare_site::SiteError;
+use modelshare_site::queries::{Args, NamedQuery, Param, Registry, model_href, run_fn};
+use modelshare_site::table::{Cell, Column, Format, Table};
+use std::path::{Path, PathBuf};
+
+/// Weeks of behaviour behind the index and retention panels.
+const WINDOW_WEEKS: u32 = 12;
+
+fn site_error(e: AnalyticsError) -> SiteError {
+    match e {
+        AnalyticsError::Query(q) => SiteError::Query(q),
+        other => SiteError::Io(other.to_string()),
+    }
+}
+
+fn rollups_of(lake_root: &Path) -> Result<Rollups, SiteError> {
+    Lake::open(lake_root)
+        .map(Rollups::new)
+        .map_err(|e| SiteError::Io(e.to_string()))
+}
+
+fn count(n: u64) -> Cell {
+    Cell::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+async fn index_table(
+    engine: modelshare_query::QueryEngine,
+    a: Args,
+    lake_root: PathBuf,
+) -> Result<Table, SiteError> {
+    let rollups = rollups_of(&lake_root)?;
+    let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
+    let panel = Panel::load(&engine, &rollups, a.task, weeks)
+        .await
+        .map_err(site_error)?;
+    let config = IndexConfig {
+        analytics: AnalyticsConfig {
+            min_apps: a.min_apps,
+        },
+        min_observations: 20,
+        resamples: 200,
+        // The same seed as `/v1/index` for the same task and window: the same intervals.
+        seed: seed_of(&format!(
+            "{}/{}/{}",
+            a.task.map_or("all", |t| t.as_str()),
+            weeks.first,
+            weeks.count
+        )),
+    };
+    let idx = tokio::task::spawn_blocking(move || preference_index(&panel, config))
+        .await
+        .map_err(|e| SiteError::Io(format!("index fit failed: {e}")))?;
+    let mut t = Table::new(vec![
+        Column::new("rank", "#", Format::Plain),
+        Column::new("model", "Model", Format::Plain),
+        Column::new("author", "Author", Format::Plain),
+        Column::new("rating", "Rating", Format::Plain),
+        Column::new("lower", "95% low", Format::Plain),
+        Column::new("upper", "95% high", Format::Plain),
+        Column::new("observations", "Outcomes", Format::Count),
+        Column::new("apps", "Apps", Format::Count),
+    ]);
+    for r in &idx.ranked {
+        t.push(vec![
+            Cell::Int(i64::from(r.rank)),
+            Cell::Link {
+                text: r.model.clone(),
+                href: model_href(&r.model),
+            },
+            Cell::text(author_of(&r.model)),
+            Cell::Float(r.rating.round()),
+            Cell::Float(r.lower.round()),
+            Cell::Float(r.upper.round()),
+            count(r.observations),
+            count(r.apps),
+        ]);
+    }
+    Ok(t)
+}
+
+async fn retention_table(
+    engine: modelshare_query::QueryEngine,
+    a: Args,
+    lake_root: PathBuf,
+) -> Result<Table, SiteError> {
+    let rollups = rollups_of(&lake_root)?;
+    let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
+    let panel = Panel::load(&engine, &rollups, a.task, weeks)
+        .await
+        .map_err(site_error)?;
+    let mut t = Table::new(vec![
+        Column::new("after", "Weeks after", Format::Plain),
+        Column::new("units", "Cohort (app × task)", Format::Count),
+        Column::new("rate", "Still primary", Format::Share),
+    ]);
+    let Some(model) = a.model.as_deref().and_then(|m| panel.model_index(m)) else {
+        return Ok(t);
+    };
+    let r = retention(
+        &panel,
+        model,
+        AnalyticsConfig {
+            min_apps: a.min_apps,
+        },
+    );
+    for p in r.pooled.iter().filter(|p| p.rate.is_some()) {
+        t.push(vec![
+            Cell::Text(format!("{} wk", p.after_weeks)),
+            count(p.units),
+            p.rate.map_or(Cell::Null, Cell::Float),
+        ]);
+    }
+    Ok(t)
+}
+
+async fn snapshots_table(lake_root: PathBuf) -> Result<Table, SiteError> {
+    let list = tokio::task::spawn_blocking(move || modelshare_snapshot::list(&lake_root))
+        .await
+        .map_err(|e| SiteError::Io(e.to_string()))?
+        .map_err(|e| SiteError::Io(e.to_string()))?;
+    let mut t = Table::new(vec![
+        Column::new("week", "Week", Format::Plain),
+        Column::new("revision", "Revision", Format::Plain),
+        Column::new("file", "File", Format::Plain),
+        Column::new("rows", "Rows", Format::Count),
+        Column::new("bytes", "Bytes", Format::Count),
+        Column::new("sha256", "SHA-256", Format::Plain),
+    ]);
+    for s in list.iter().rev() {
+        t.push(vec![
+            Cell::Text(s.week.clone()),
+            Cell::Int(i64::from(s.revision)),
+            Cell::Link {
+                text: s.file.clone(),
+                href: format!("/v1/snapshots/{}", s.file),
+            },
+            count(s.rows),
+            count(s.bytes),
+            Cell::Text(s.sha256.clone()),
+        ]);
+    }
+    Ok(t)
+}
+
+/// Adds `preference_index`, `retention` and `snapshots` for the lake at `lake_root`.
+pub fn register(registry: &mut Registry, lake_root: &Path) -> Result<(), SiteError> {
+    let root = lake_root.to_owned();
+    registry.register(NamedQuery {
+        name: "preference_index",
+        params: &[Param::Date, Param::Task],
+        columns: &[
+            "rank",
+            "model",
+            "author",
+            "rating",
+            "lower",
+            "upper",
+            "observations",
+            "apps",
+        ],
+        roles: &[
+            ("label", "model"),
+            ("estimate", "rating"),
+            ("lower", "lower"),
+            ("upper", "upper"),
+        ],
+        run: run_fn(move |e, a| Box::pin(index_table(e, a, root.clone()))),
+    })?;
+    let root = lake_root.to_owned();
+    registry.register(NamedQuery {
+        name: "retention",
+        params: &[Param::Date, Param::Model],
+        columns: &["after", "units", "rate"],
+        roles: &[("label", "after"), ("value", "rate")],
+        run: run_fn(move |e, a| Box::pin(retention_table(e, a, root.clone()))),
+    })?;
+    let root = lake_root.to_owned();
+    registry.register(NamedQuery {
+        name: "snapshots",
+        params: &[],
+        columns: &["week", "revision", "file", "rows", "bytes", "sha256"],
+        roles: &[],
+        run: run_fn(move |_, _| Box::pin(snapshots_table(root.clone()))),
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelshare_site::dashboard::Dashboards;
+
+    /// The shipped dashboards name built-in queries and the ones registered here; together
+    /// they must all resolve (the site crate alone cannot check the pages that use ours).
+    #[test]
+    fn the_shipped_dashboards_are_valid() {
+        let mut registry = Registry::builtin();
+        register(&mut registry, Path::new("unused")).unwrap_or_else(|e| panic!("{e}"));
+        let d = Dashboards::embedded(&registry).unwrap_or_else(|e| panic!("{e}"));
+        let mut routes: Vec<&str> = d.pages.iter().map(|p| p.route.as_str()).collect();
+        routes.sort();
+        assert_eq!(
+            routes,
+            [
+                "/",
+                "/index",
+                "/models/{author}/{model}",
+                "/snapshots",
+                "/tasks/{task}"
+            ]
+        );
+        let mut again = Registry::builtin();
+        register(&mut again, Path::new("unused")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            register(&mut again, Path::new("unused")).is_err(),
+            "names are unique"
+        );
+    }
+}
