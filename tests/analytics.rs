@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::{BIN, Server, event};
+use common::{Server, event};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const W0: &str = "2026-10-26";
@@ -209,18 +208,11 @@ fn check_hand_answers(a: &[Value]) {
 }
 
 fn rollup_cli(dir: &std::path::Path) -> String {
-    let out = Command::new(BIN)
-        .args(["rollup", "--data-dir"])
-        .arg(dir)
-        .env("MODELSHARE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::run_ok([
+        std::ffi::OsStr::new("rollup"),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

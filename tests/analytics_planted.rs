@@ -7,26 +7,30 @@
 mod common;
 
 use chrono::{Days, NaiveDate};
-use common::{BIN, Server};
+use common::Server;
 use serde_json::Value;
-use std::process::Command;
 
 fn generate(dir: &std::path::Path) -> Value {
     // A fixed start, so the data (and which effects are planted when) never depends on today.
-    let out = Command::new(BIN)
-        .args([
-            "generate", "--events", "1000000", "--apps", "1500", "--seed", "42",
-        ])
-        .args(["--start", "2026-09-28", "--days", "56", "--data-dir"])
-        .arg(dir)
-        .env("MODELSHARE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args: Vec<std::ffi::OsString> = [
+        "generate",
+        "--events",
+        "1000000",
+        "--apps",
+        "1500",
+        "--seed",
+        "42",
+        "--start",
+        "2026-09-28",
+        "--days",
+        "56",
+        "--data-dir",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(dir.into());
+    common::run_ok(args);
     let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }

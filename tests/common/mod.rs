@@ -172,3 +172,23 @@ pub async fn wait_until(mut cond: impl AsyncFnMut() -> bool) {
     }
     panic!("condition not met within 5 s");
 }
+
+/// Runs `modelshare` with `args` (warnings only in the log) and returns its standard output;
+/// panics with its standard error when it fails.
+pub fn run_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(BIN)
+        .args(args)
+        .env("MODELSHARE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -205,22 +205,7 @@ impl Rollups {
         now: DateTime<Utc>,
         grace: Duration,
     ) -> Result<RefreshReport, AnalyticsError> {
-        let manifests = self.manifests()?;
-        let mut report = RefreshReport::default();
-        for week in self.weeks_with_events()? {
-            if !is_closed(week, now, grace) {
-                continue;
-            }
-            let sources = self.sources_of(week)?;
-            if manifests.get(&week).is_some_and(|m| m.sources == sources) {
-                report.current += 1;
-                continue;
-            }
-            let generation = manifests.get(&week).map_or(1, |m| m.generation + 1);
-            self.build(engine, week, generation, sources).await?;
-            report.built.push(week);
-        }
-        Ok(report)
+        self.build_closed(engine, now, grace, false).await
     }
 
     /// Rebuilds every closed week from scratch, as a new generation.
@@ -230,6 +215,16 @@ impl Rollups {
         now: DateTime<Utc>,
         grace: Duration,
     ) -> Result<RefreshReport, AnalyticsError> {
+        self.build_closed(engine, now, grace, true).await
+    }
+
+    async fn build_closed(
+        &self,
+        engine: &QueryEngine,
+        now: DateTime<Utc>,
+        grace: Duration,
+        force: bool,
+    ) -> Result<RefreshReport, AnalyticsError> {
         let manifests = self.manifests()?;
         let mut report = RefreshReport::default();
         for week in self.weeks_with_events()? {
@@ -237,6 +232,10 @@ impl Rollups {
                 continue;
             }
             let sources = self.sources_of(week)?;
+            if !force && manifests.get(&week).is_some_and(|m| m.sources == sources) {
+                report.current += 1;
+                continue;
+            }
             let generation = manifests.get(&week).map_or(1, |m| m.generation + 1);
             self.build(engine, week, generation, sources).await?;
             report.built.push(week);

@@ -386,6 +386,24 @@ pub(crate) async fn ensure_lake(dir: &Path, cfg: &GenConfig) -> anyhow::Result<(
     Ok(())
 }
 
+/// Runs a Python script (DuckDB's side of a comparison) and parses the JSON it prints.
+pub(crate) fn python_json(python: &str, script: &str) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{python} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -415,21 +433,7 @@ print(json.dumps({{"cold_ms": cold * 1e3, "warm_ms": warm[len(warm) // 2] * 1e3,
 "#,
         runs = args.runs
     );
-    let out = Command::new(&args.python)
-        .args(["-c", &script])
-        .env("OMP_NUM_THREADS", "2")
-        .output()
-        .with_context(|| format!("cannot run {}", args.python))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} failed: {}",
-        args.python,
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .unwrap_or("")
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let v = python_json(&args.python, &script)?;
     let agree = v["top_tokens"].as_u64() == Some(top_tokens);
     Ok(format!(
         "duckdb {}: same SQL cold {:.1} ms (new connection), warm median {:.1} ms; top model tokens {} ({})",

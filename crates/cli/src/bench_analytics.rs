@@ -2,9 +2,8 @@
 //! generated lake, answered from the app-week rollup and from raw events, with DuckDB running
 //! the same app-week aggregation over the same files in the same run.
 
-use crate::bench::{dir_bytes, ensure_lake, machine, ms, report};
+use crate::bench::{dir_bytes, ensure_lake, machine, ms, python_json, report};
 use crate::config::BenchAnalyticsArgs;
-use anyhow::Context;
 use chrono::Days;
 use modelshare_analytics::index::{IndexConfig, preference_index};
 use modelshare_analytics::retention::retention_all;
@@ -13,7 +12,7 @@ use modelshare_event::Task;
 use modelshare_gen::GenConfig;
 use modelshare_ingest::Lake;
 use modelshare_query::{QueryConfig, QueryEngine};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Time of one full answer (load the panel, fit the index with 200 resamples, retention of every
@@ -224,20 +223,7 @@ print(json.dumps({{"raw": raw, "rollup": rollup, "version": duckdb.__version__}}
 "#,
         runs = args.runs.max(1)
     );
-    let out = Command::new(&args.python)
-        .args(["-c", &script])
-        .output()
-        .with_context(|| format!("cannot run {}", args.python))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} failed: {}",
-        args.python,
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .unwrap_or("")
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let v = python_json(&args.python, &script)?;
     let rows = |k: &str| v[k][0].as_u64().unwrap_or(0);
     let agree = rows("raw") == uses as u64 && rows("rollup") == uses as u64;
     Ok(format!(

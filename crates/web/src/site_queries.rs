@@ -24,10 +24,20 @@ fn site_error(e: AnalyticsError) -> SiteError {
     }
 }
 
-fn rollups_of(lake_root: &Path) -> Result<Rollups, SiteError> {
-    Lake::open(lake_root)
+/// The panel of the [`WINDOW_WEEKS`] weeks ending with the page's period.
+async fn window_panel(
+    engine: &modelshare_query::QueryEngine,
+    a: &Args,
+    lake_root: &Path,
+) -> Result<(Panel, Weeks), SiteError> {
+    let rollups = Lake::open(lake_root)
         .map(Rollups::new)
-        .map_err(|e| SiteError::Io(e.to_string()))
+        .map_err(|e| SiteError::Io(e.to_string()))?;
+    let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
+    let panel = Panel::load(engine, &rollups, a.task, weeks)
+        .await
+        .map_err(site_error)?;
+    Ok((panel, weeks))
 }
 
 fn count(n: u64) -> Cell {
@@ -39,11 +49,7 @@ async fn index_table(
     a: Args,
     lake_root: PathBuf,
 ) -> Result<Table, SiteError> {
-    let rollups = rollups_of(&lake_root)?;
-    let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
-    let panel = Panel::load(&engine, &rollups, a.task, weeks)
-        .await
-        .map_err(site_error)?;
+    let (panel, weeks) = window_panel(&engine, &a, &lake_root).await?;
     let config = IndexConfig {
         analytics: AnalyticsConfig {
             min_apps: a.min_apps,
@@ -94,11 +100,7 @@ async fn retention_table(
     a: Args,
     lake_root: PathBuf,
 ) -> Result<Table, SiteError> {
-    let rollups = rollups_of(&lake_root)?;
-    let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
-    let panel = Panel::load(&engine, &rollups, a.task, weeks)
-        .await
-        .map_err(site_error)?;
+    let (panel, _) = window_panel(&engine, &a, &lake_root).await?;
     let mut t = Table::new(vec![
         Column::new("after", "Weeks after", Format::Plain),
         Column::new("units", "Cohort (app × task)", Format::Count),
