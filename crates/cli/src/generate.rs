@@ -175,6 +175,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let base = format!("http://{addr}");
         println!("demo traffic ends {last_day}; open:");
         println!("  {base}/");
+        println!("  {base}/index?date={last_day}");
+        println!("  {base}/snapshots");
         println!("  {base}/v1/leaderboard?period=week&date={last_day}");
         println!("  {base}/v1/authors?period=week&date={last_day}");
         println!("  {base}/v1/tasks?period=week&date={last_day}");
