@@ -339,6 +339,8 @@ async fn small_groups_are_folded_and_bad_parameters_refused() {
         ("/v1/switches?from=2020-01-01&to=2026-11-01", "104 weeks"),
         ("/v1/shifts?period=month", "period"),
         ("/v1/shifts?date=2026-13-01", "date"),
+        ("/v1/shifts?date=-262143-01-01", "outside"),
+        ("/v1/index?date=1969-12-31", "outside"),
         ("/v1/price-share?period=year", "period"),
     ] {
         let (status, body) = server.get(path).await;

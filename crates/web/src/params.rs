@@ -8,6 +8,10 @@ use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::str::FromStr;
 
+/// Earliest and latest dates a parameter may name.
+pub const MIN_DATE: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+pub const MAX_DATE: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
+
 /// Parsed query parameters of one request.
 #[derive(Debug)]
 pub struct Params {
@@ -67,11 +71,19 @@ impl Params {
             .filter(|v| !v.is_empty())
         {
             None => Ok(None),
-            Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map(Some)
-                .map_err(|_| {
+            Some(v) => {
+                let date = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
                     ApiError::InvalidParameter(format!("{name}: {v:?} is not a date (YYYY-MM-DD)"))
-                }),
+                })?;
+                // Periods, windows and their predecessors are computed by date arithmetic;
+                // bounding the input keeps all of it far from chrono's limits.
+                if !(MIN_DATE..=MAX_DATE).contains(&date) {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "{name}: {v:?} is outside {MIN_DATE}..={MAX_DATE}"
+                    )));
+                }
+                Ok(Some(date))
+            }
         }
     }
 
