@@ -655,6 +655,18 @@ async fn without_keys_only_loopback_may_ingest() {
     assert_eq!(resp.status(), 200);
     let resp = send("127.0.0.1".into()).await.unwrap();
     assert_eq!(resp.status(), 200);
+    // A reverse proxy on the same host connects from loopback on behalf of someone else.
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let resp = client
+            .post(format!("http://127.0.0.1:{port}/v1/sql"))
+            .header("content-type", "application/json")
+            .header(header, "203.0.113.9")
+            .body(r#"{"sql":"SELECT 1"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{header}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

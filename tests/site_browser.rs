@@ -150,6 +150,24 @@ impl Browser {
         .await;
     }
 
+    /// The current URL once it satisfies `done`: a click that submits a form or follows a link
+    /// returns before the new page has necessarily replaced the old one.
+    async fn wait_url(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.url().await;
+            if done(&url) {
+                // Let the new document finish loading before it is inspected.
+                while self.js("return document.readyState").await != "complete" {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                return url;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {what}: at {url}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
@@ -375,22 +393,25 @@ async fn pages_in_headless_chromium_match_the_api() {
     }
 
     // Follow the selectors: previous week, then a month via the form, then a task link.
+    let before = b.url().await;
     b.click("#prev-period").await;
-    let url = b.url().await;
+    let url = b.wait_url("previous period", |u| u != before).await;
     let prev_date = url.split("date=").nth(1).unwrap().to_owned();
     assert_leaderboard_matches(&b, &s, &format!("period=week&date={prev_date}")).await;
     assert_images_loaded_and_no_errors(&b, "previous week").await;
 
     b.click("select[name=period] option[value=month]").await;
     b.click("form button[type=submit]").await;
-    let url = b.url().await;
-    assert!(url.contains("period=month"), "{url}");
+    b.wait_url("month page", |u| u.contains("period=month"))
+        .await;
     assert_leaderboard_matches(&b, &s, &format!("period=month&date={prev_date}")).await;
     assert_images_loaded_and_no_errors(&b, "month").await;
 
     b.click("#task-links a[href^='/tasks/programming']").await;
-    let url = b.url().await;
-    assert!(url.contains("/tasks/programming?period=month"), "{url}");
+    b.wait_url("task page", |u| {
+        u.contains("/tasks/programming?period=month")
+    })
+    .await;
     assert_leaderboard_matches(
         &b,
         &s,
@@ -406,6 +427,7 @@ async fn pages_in_headless_chromium_match_the_api() {
     let model = table_rows(&b, "leaderboard").await[0][1].clone();
     b.click("table[data-panel=leaderboard] tbody tr:first-child a")
         .await;
+    b.wait_url("model page", |u| u.contains("/models/")).await;
     let h1 = b
         .js("return document.querySelector('h1').textContent;")
         .await;

@@ -21,13 +21,13 @@ pub struct Cohort {
     pub retained: Vec<Option<f64>>,
 }
 
-/// Retention pooled over all cohorts that can be observed `after_weeks` later.
+/// Retention pooled over the public cohorts that can be observed `after_weeks` later.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pooled {
     pub after_weeks: u32,
     pub units: u64,
     pub retained: u64,
-    /// `retained / units`; `None` when fewer than `min_apps` distinct apps are behind it.
+    /// `retained / units`.
     pub rate: Option<f64>,
 }
 
@@ -100,28 +100,33 @@ pub fn retention(panel: &Panel, model: u32, config: AnalyticsConfig) -> ModelRet
         });
     }
 
+    // Pooled figures sum only the public cohorts: including a private one would let anyone
+    // recover it by subtracting consecutive pooled figures.
+    let public: Vec<bool> = cohorts
+        .iter()
+        .map(|members| !members.is_empty() && apps_of(members) >= config.min_apps)
+        .collect();
     let mut pooled = Vec::new();
     for k in 1..n.saturating_sub(1) {
         let mut units = 0u64;
         let mut retained = 0u64;
-        let mut members_all = Vec::new();
         for (w, members) in cohorts.iter().enumerate().skip(1) {
             if w + k >= n {
                 break;
             }
-            units += members.len() as u64;
-            retained += retained_after(members, w, k);
-            members_all.extend_from_slice(members);
+            if public[w] {
+                units += members.len() as u64;
+                retained += retained_after(members, w, k);
+            }
         }
         if units == 0 {
             continue;
         }
-        let public = apps_of(&members_all) >= config.min_apps;
         pooled.push(Pooled {
             after_weeks: k as u32,
-            units: if public { units } else { 0 },
-            retained: if public { retained } else { 0 },
-            rate: public.then(|| retained as f64 / units as f64),
+            units,
+            retained,
+            rate: Some(retained as f64 / units as f64),
         });
     }
     ModelRetention {
@@ -201,7 +206,8 @@ mod tests {
         assert_eq!(r.cohorts[0].units, Some(2));
         assert_eq!(r.cohorts[1].units, None);
         assert_eq!(r.cohorts[1].retained, vec![None]);
-        // Pooled after 1 week has 3 apps behind it: published.
-        assert_eq!(r.pooled[0].rate, Some(1.0));
+        // Pooled figures leave the private cohort out (else pooled − public would reveal it).
+        assert_eq!((r.pooled[0].units, r.pooled[0].retained), (2, 2));
+        assert_eq!(r.pooled[1].units, 2);
     }
 }

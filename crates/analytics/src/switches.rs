@@ -24,7 +24,8 @@ pub struct Flow {
 pub struct Switches {
     /// Flows with at least `min_apps` distinct apps, most switches first.
     pub flows: Vec<Flow>,
-    /// Everything else, summed (`from`/`to` = "other"); `None` when nothing was folded.
+    /// Everything else, summed (`from`/`to` = "other"); `None` when nothing was folded or the
+    /// folded flows have fewer than `min_apps` apps between them.
     pub other: Option<Flow>,
     /// Consecutive active week pairs observed (the denominator of a switching rate).
     pub transitions: u64,
@@ -85,16 +86,13 @@ pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> S
             .then(a.from.cmp(&b.from))
             .then(a.to.cmp(&b.to))
     });
-    // The folded rest is published only as a total, and only when it is itself large enough.
-    let other = (rest.switches > 0).then(|| Flow {
+    // The folded rest is published only as a total, and only when it is itself large enough;
+    // otherwise a flow of one app would show through it.
+    let other = (rest.apps.len() as u64 >= config.min_apps).then(|| Flow {
         from: "other".to_owned(),
         to: "other".to_owned(),
         switches: rest.switches,
-        apps: if rest.apps.len() as u64 >= config.min_apps {
-            rest.apps.len() as u64
-        } else {
-            0
-        },
+        apps: rest.apps.len() as u64,
         tokens: rest.tokens,
     });
     Switches {
@@ -141,8 +139,11 @@ mod tests {
                 tokens: 400
             }]
         );
-        let other = s.other.unwrap_or_else(|| panic!("B → C is folded"));
-        assert_eq!((other.switches, other.apps, other.tokens), (1, 0, 10));
+        // B → C (one app) is folded, and the fold itself has too few apps to publish.
+        assert_eq!(s.other, None);
+        let all = switches(&p, None, AnalyticsConfig { min_apps: 1 });
+        assert_eq!(all.flows.len(), 2);
+        assert_eq!(all.other, None);
 
         let c = p.model_index("m/C");
         let only_c = switches(&p, c, AnalyticsConfig { min_apps: 1 });

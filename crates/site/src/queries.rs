@@ -624,7 +624,7 @@ async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
         Column::new("share", "Share of the model's tokens", Format::Share),
         Column::new("apps", "Apps", Format::Count),
     ]);
-    let (mut rest_tokens, mut rest_requests, mut folded) = (0u64, 0u64, false);
+    let mut folded = false;
     for (p, f) in &rows {
         if f.apps >= a.min_apps {
             t.push(vec![
@@ -636,16 +636,16 @@ async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
             ]);
         } else {
             folded = true;
-            rest_tokens += f.tokens();
-            rest_requests += f.requests;
         }
     }
+    // Each folded provider has fewer than `min_apps` apps and their union cannot be counted
+    // from these figures, so the rest is named but its numbers are not published.
     if folded {
         t.push(vec![
             Cell::text("other"),
-            count(rest_tokens),
-            count(rest_requests),
-            Cell::Float(rest_tokens as f64 / total.max(1) as f64),
+            Cell::Null,
+            Cell::Null,
+            Cell::Null,
             Cell::Null,
         ]);
     }
@@ -678,18 +678,30 @@ async fn model_prices(_engine: QueryEngine, a: Args) -> Result<Table, SiteError>
     Ok(t)
 }
 
-/// Whether a model has a page: it is in the catalog or in the lake.
-pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, SiteError> {
+/// Whether a model has a page: it is in the catalog, or successful requests from at least
+/// `min_apps` distinct apps used it (a model only one app uses must not be confirmed by a 200).
+pub async fn model_exists(
+    engine: &QueryEngine,
+    slug: &str,
+    min_apps: u64,
+) -> Result<bool, SiteError> {
     if Catalog::embedded().model(slug).is_some() {
         return Ok(true);
     }
     let batches = engine
         .sql_with_params(
-            "SELECT model FROM events WHERE model = $model LIMIT 1",
+            "SELECT count(DISTINCT app_id) AS apps FROM events \
+             WHERE model = $model AND status = 'ok'",
             vec![("model".to_owned(), ScalarValue::Utf8(Some(slug.to_owned())))],
         )
         .await?;
-    Ok(batches.iter().any(|b| b.num_rows() > 0))
+    let mut apps = 0;
+    for b in &batches {
+        if b.num_rows() > 0 {
+            apps = modelshare_query::values::u64_at(b, "apps", 0)?;
+        }
+    }
+    Ok(apps >= min_apps.max(1))
 }
 
 /// The latest day with data (today's live rows included), or `None` for an empty lake.

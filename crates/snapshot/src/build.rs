@@ -202,7 +202,11 @@ pub fn aggregate(
             if attempt.value(i) > 0 {
                 acc.fallbacks += 1;
             }
-            acc.latencies.push(latency.value(i));
+            // 0 means "not reported" (the field is optional on input): it must not drag the
+            // percentiles down.
+            if latency.value(i) > 0 {
+                acc.latencies.push(latency.value(i));
+            }
         }
     }
     Ok(fold(week, groups, min_apps))

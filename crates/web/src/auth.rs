@@ -78,6 +78,15 @@ fn check_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     }
 }
 
+/// A loopback peer that is not a reverse proxy on the same host forwarding someone else: behind
+/// nginx or Caddy every request arrives from 127.0.0.1, so forwarding headers disqualify it.
+fn is_direct_local(headers: &HeaderMap, peer: Peer) -> bool {
+    peer.is_loopback()
+        && !["forwarded", "x-forwarded-for", "x-real-ip"]
+            .iter()
+            .any(|h| headers.contains_key(*h))
+}
+
 /// Authorises an ingest request.
 pub fn writer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Writer, ApiError> {
     if let Some(key) = bearer(headers)? {
@@ -88,7 +97,7 @@ pub fn writer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Write
             "ingest needs a key: send `Authorization: Bearer <key>`".into(),
         ));
     }
-    if peer.is_loopback() {
+    if is_direct_local(headers, peer) {
         return Ok(Writer::Local);
     }
     Err(ApiError::Forbidden(format!(
@@ -112,7 +121,7 @@ pub fn admin(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<(), Ap
             "this endpoint needs an admin key: send `Authorization: Bearer <key>`".into(),
         ));
     }
-    if peer.is_loopback() {
+    if is_direct_local(headers, peer) {
         return Ok(());
     }
     Err(ApiError::Forbidden(format!(
