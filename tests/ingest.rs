@@ -291,6 +291,23 @@ async fn retries_count_once() {
     assert_eq!(again["duplicates"], 2, "{again}");
     let (_, lb) = s.get("/v1/leaderboard?date=2026-11-17").await;
     assert_eq!(lb["totals"]["requests"], 3);
+
+    // Ids are unique within an app: another app's "r1" is its own event, also after a restart
+    // (the filter is rebuilt from the Parquet files by (app, id)).
+    let mut other = good("r1");
+    other["app_id"] = json!("another-app");
+    let (_, r) = s.ndjson(std::slice::from_ref(&other)).await;
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+    s.stop();
+    let s = Server::start(dir.path(), &["--min-apps", "1"]);
+    let (_, r) = s.ndjson(&[other, good("r1")]).await;
+    assert_eq!(r["duplicates"], 2, "{r}");
+    let (_, lb) = s.get("/v1/leaderboard?date=2026-11-17").await;
+    assert_eq!(lb["totals"]["requests"], 4);
 }
 
 #[tokio::test]

@@ -18,9 +18,14 @@ pub struct DedupFilter {
     window: Duration,
 }
 
-/// The hash the filter keys on.
-pub fn id_hash(event_id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+/// The hash the filter keys on: the event id *within its app*, so one app (one ingest key)
+/// cannot make another app's events count as duplicates by sending their ids first.
+pub fn id_hash(app_id: &str, event_id: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(app_id.as_bytes());
+    h.update(&[0]);
+    h.update(event_id.as_bytes());
+    h.digest()
 }
 
 impl DedupFilter {
@@ -83,15 +88,18 @@ mod tests {
     fn duplicates_rollback_and_expiry() {
         let t0 = Instant::now();
         let mut f = DedupFilter::new(Duration::from_secs(24 * 3600));
-        assert!(f.insert(id_hash("a"), t0));
-        assert!(!f.insert(id_hash("a"), t0));
-        assert!(f.insert(id_hash("b"), t0));
-        f.rollback(&[id_hash("b")]);
-        assert!(f.insert(id_hash("b"), t0));
+        assert!(f.insert(id_hash("app", "a"), t0));
+        assert!(!f.insert(id_hash("app", "a"), t0));
+        // The same id from another app is another event.
+        assert!(f.insert(id_hash("other-app", "a"), t0));
+        assert_ne!(id_hash("ab", "c"), id_hash("a", "bc"));
+        assert!(f.insert(id_hash("app", "b"), t0));
+        f.rollback(&[id_hash("app", "b")]);
+        assert!(f.insert(id_hash("app", "b"), t0));
         let later = t0 + Duration::from_secs(26 * 3600);
-        assert!(f.insert(id_hash("c"), later));
+        assert!(f.insert(id_hash("app", "c"), later));
         f.expire(later);
         assert_eq!(f.len(), 1);
-        assert!(f.insert(id_hash("a"), later));
+        assert!(f.insert(id_hash("app", "a"), later));
     }
 }

@@ -298,8 +298,8 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
             _ => false,
         };
         if recent || covers_replay {
-            for id in lake::read_event_ids(&file)? {
-                dedup.insert(id_hash(&id), now);
+            for (app, id) in lake::read_event_keys(&file)? {
+                dedup.insert(id_hash(&app, &id), now);
             }
         }
     }
@@ -312,7 +312,7 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         for record in wal::read_segment(path, i == last)? {
             let stored = record.events.len();
             for e in record.events {
-                if dedup.insert(id_hash(&e.event_id), now) {
+                if dedup.insert(id_hash(&e.app_id, &e.event_id), now) {
                     replayed.push(e);
                 } else {
                     skipped += 1;
@@ -444,7 +444,7 @@ impl CommitLoop {
             let mut fresh = Vec::with_capacity(submission.events.len());
             let mut duplicates = 0usize;
             for e in submission.events {
-                let h = id_hash(&e.event_id);
+                let h = id_hash(&e.app_id, &e.event_id);
                 if self.dedup.insert(h, now) {
                     inserted.push(h);
                     fresh.push(e);

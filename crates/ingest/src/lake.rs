@@ -273,25 +273,30 @@ fn stage_one(
     }
 }
 
-/// Reads the `event_id` column of a Parquet file (to rebuild the duplicate filter on start).
-pub fn read_event_ids(path: &Path) -> Result<Vec<String>, IngestError> {
+/// Reads the `(app_id, event_id)` pairs of a Parquet file (to rebuild the duplicate filter on
+/// start).
+pub fn read_event_keys(path: &Path) -> Result<Vec<(String, String)>, IngestError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id"]);
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id", "app_id"]);
     let reader = builder.with_projection(mask).build()?;
-    let mut ids = Vec::new();
+    let mut keys = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let col = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .ok_or(IngestError::Schema("event_id is not a string column"))?;
-        ids.extend((0..col.len()).map(|i| col.value(i).to_owned()));
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+                .ok_or(IngestError::Schema(
+                    "event_id and app_id must be string columns",
+                ))
+        };
+        let (ids, apps) = (column("event_id")?, column("app_id")?);
+        keys.extend((0..ids.len()).map(|i| (apps.value(i).to_owned(), ids.value(i).to_owned())));
     }
-    Ok(ids)
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -348,7 +353,11 @@ mod tests {
                 .any(|k| k.key == SCHEMA_VERSION_KEY && k.value.as_deref() == Some(SCHEMA_VERSION))
         );
         assert_eq!(
-            read_event_ids(&files[0]).unwrap(),
+            read_event_keys(&files[0])
+                .unwrap()
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect::<Vec<_>>(),
             vec!["4", "2", "3"],
             "sorted by task, model, ts"
         );
