@@ -83,9 +83,23 @@ impl Limits {
     }
 }
 
+/// Reads that cost the server work: the `/v1` API, and the website's pages and charts (a page
+/// with a new date runs its panels' queries). Health checks and metrics scrapes are exempt.
 fn is_public_read(req: &Request) -> bool {
     (req.method() == Method::GET || req.method() == Method::HEAD)
-        && req.uri().path().starts_with("/v1/")
+        && !matches!(req.uri().path(), "/healthz" | "/metrics")
+}
+
+/// The rate-limit bucket of a client: its IPv4 address, or its IPv6 /64 (one subscriber's
+/// prefix; keying full addresses would hand every client 2^64 buckets).
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 /// The middleware: CORS preflight, rate limit, time limit, CORS response header.
@@ -99,9 +113,7 @@ pub async fn guard(State(limits): State<Arc<Limits>>, req: Request, next: Next) 
         let client = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
-                c.0.ip().to_canonical()
-            });
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| bucket_of(c.0.ip()));
         if let Err(secs) = limits.take(client, Instant::now()) {
             limits
                 .throttled
@@ -181,5 +193,24 @@ mod tests {
         assert_eq!(l.take(ip, t0 + Duration::from_secs(2)), Ok(()));
         let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(l.take(other, t0), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let b: IpAddr = "2001:db8:1:2:bbbb::9"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let c: IpAddr = "2001:db8:1:3::1"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(bucket_of(a), bucket_of(b));
+        assert_ne!(bucket_of(a), bucket_of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(bucket_of(mapped), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
     }
 }
