@@ -389,20 +389,21 @@ fn category_labels(
     Ok(())
 }
 
-fn y_band(n: usize) -> std::ops::Range<f64> {
-    -0.6..(n as f64 - 0.4)
-}
-
-fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Result<(), SiteError> {
-    let (labels, values, format) = labelled(cols, "value")?;
-    let max = values.iter().copied().fold(0f64, f64::max);
-    let top = if max > 0.0 { max * 1.18 } else { 1.0 };
-    let x_desc = cols.table.columns[cols.get("value")?].label.clone();
+/// One row per label (names at the left), values along x: the frame bars and whiskers share.
+fn category_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    x: std::ops::Range<f64>,
+    labels: &[String],
+    x_desc: String,
+    format: Format,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, SiteError>
+{
+    let x0 = x.start;
     let mut chart = ChartBuilder::on(root)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(190)
-        .build_cartesian_2d(0f64..top, y_band(labels.len()))
+        .build_cartesian_2d(x, y_band(labels.len()))
         .map_err(chart_err)?;
     chart
         .configure_mesh()
@@ -417,7 +418,20 @@ fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Resu
         .label_style(("sans-serif", 15).into_font().color(&INK))
         .draw()
         .map_err(chart_err)?;
-    category_labels(root, &chart, &labels, 0.0)?;
+    category_labels(root, &chart, labels, x0)?;
+    Ok(chart)
+}
+
+fn y_band(n: usize) -> std::ops::Range<f64> {
+    -0.6..(n as f64 - 0.4)
+}
+
+fn bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, cols: &Cols<'_>) -> Result<(), SiteError> {
+    let (labels, values, format) = labelled(cols, "value")?;
+    let max = values.iter().copied().fold(0f64, f64::max);
+    let top = if max > 0.0 { max * 1.18 } else { 1.0 };
+    let x_desc = cols.table.columns[cols.get("value")?].label.clone();
+    let mut chart = category_chart(root, 0f64..top, &labels, x_desc, format)?;
     for (i, (label, v)) in labels.iter().zip(&values).enumerate() {
         let y = row_y(i, labels.len());
         let c = colour(i, label);
@@ -478,26 +492,7 @@ fn interval_chart(
     let pad = (max - min) * 0.06;
 
     let x_desc = cols.table.columns[ei].label.clone();
-    let mut chart = ChartBuilder::on(root)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(190)
-        .build_cartesian_2d((min - pad)..(max + pad), y_band(labels.len()))
-        .map_err(chart_err)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_labels(6)
-        .x_label_formatter(&|v| tick(*v, format))
-        .y_labels(0)
-        .x_desc(x_desc)
-        .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(BLACK.mix(0.08))
-        .axis_desc_style(("sans-serif", 17).into_font().color(&INK))
-        .label_style(("sans-serif", 15).into_font().color(&INK))
-        .draw()
-        .map_err(chart_err)?;
-    category_labels(root, &chart, &labels, min - pad)?;
+    let mut chart = category_chart(root, (min - pad)..(max + pad), &labels, x_desc, format)?;
     let whisker = PALETTE[0].stroke_width(2);
     for (i, (_, est, lower, upper)) in rows.iter().enumerate() {
         let yv = row_y(i, rows.len());
