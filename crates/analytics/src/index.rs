@@ -37,6 +37,17 @@ pub struct IndexConfig {
     pub seed: u64,
 }
 
+/// The bootstrap seed of an index over `task` (`None`: all tasks) and `weeks`: every place that
+/// shows the index (API, website) derives it here, so they show the same intervals.
+pub fn seed_for(task: Option<modelshare_event::Task>, weeks: &crate::Weeks) -> u64 {
+    crate::stats::seed_of(&format!(
+        "{}/{}/{}",
+        task.map_or("all", |t| t.as_str()),
+        weeks.first,
+        weeks.count
+    ))
+}
+
 /// How many outcomes of each kind the window produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutcomeCounts {

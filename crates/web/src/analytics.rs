@@ -12,7 +12,6 @@ use modelshare_analytics::index::{IndexConfig, PreferenceIndex};
 use modelshare_analytics::price_share::{figures_of, price_share};
 use modelshare_analytics::retention::{ModelRetention, retention, retention_all};
 use modelshare_analytics::shifts::{FDR, Movement, shifts};
-use modelshare_analytics::stats::seed_of;
 use modelshare_analytics::switches::{Flow, switches};
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
 use modelshare_catalog::Catalog;
@@ -234,12 +233,7 @@ pub async fn index_endpoint(
         analytics: config(&s),
         min_observations: p.bounded("min_observations", 20, 1, 1_000_000)? as u64,
         resamples: p.bounded("resamples", 200, 0, 2000)? as u32,
-        seed: seed_of(&format!(
-            "{}/{}/{}",
-            task.map_or("all", |t| t.as_str()),
-            weeks.first,
-            weeks.count
-        )),
+        seed: modelshare_analytics::index::seed_for(task, &weeks),
     };
     let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
     let idx = tokio::task::spawn_blocking(move || {

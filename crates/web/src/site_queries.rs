@@ -5,7 +5,6 @@
 
 use modelshare_analytics::index::{IndexConfig, preference_index};
 use modelshare_analytics::retention::retention;
-use modelshare_analytics::stats::seed_of;
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
 use modelshare_event::event::author_of;
 use modelshare_ingest::Lake;
@@ -57,12 +56,7 @@ async fn index_table(
         min_observations: 20,
         resamples: 200,
         // The same seed as `/v1/index` for the same task and window: the same intervals.
-        seed: seed_of(&format!(
-            "{}/{}/{}",
-            a.task.map_or("all", |t| t.as_str()),
-            weeks.first,
-            weeks.count
-        )),
+        seed: modelshare_analytics::index::seed_for(a.task, &weeks),
     };
     let idx = tokio::task::spawn_blocking(move || preference_index(&panel, config))
         .await
