@@ -72,12 +72,6 @@ fn scenario() -> Vec<Value> {
     ev
 }
 
-async fn get_ok(server: &Server, path: &str) -> Value {
-    let (status, body) = server.get(path).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
-
 const QUERIES: &[&str] = &[
     "/v1/switches?task=programming&from=2026-10-26&to=2026-11-15",
     "/v1/index?task=programming&date=2026-11-09&weeks=3&min_observations=1&resamples=50",
@@ -90,7 +84,7 @@ const QUERIES: &[&str] = &[
 async fn answers(server: &Server) -> Vec<Value> {
     let mut out = Vec::new();
     for q in QUERIES {
-        out.push(get_ok(server, q).await);
+        out.push(server.get_ok(q).await);
     }
     out
 }
@@ -269,7 +263,7 @@ async fn a_late_event_rebuilds_its_closed_week() {
     wait_for("the first rollup", &|| manifest.exists());
     let index =
         "/v1/index?task=programming&date=2026-11-09&weeks=3&min_observations=1&resamples=10";
-    assert_eq!(get_ok(&server, index).await["outcomes"]["trials_kept"], 1);
+    assert_eq!(server.get_ok(index).await["outcomes"]["trials_kept"], 1);
 
     // q1 tries C with a third of its W1 tokens and stays on A: a second kept trial, in a week
     // that is already rolled up.
@@ -282,7 +276,7 @@ async fn a_late_event_rebuilds_its_closed_week() {
         serde_json::from_str::<Value>(&text).map_or(0, |v| v["generation"].as_u64().unwrap_or(0))
     };
     wait_for("generation 2", &|| generation() == 2);
-    assert_eq!(get_ok(&server, index).await["outcomes"]["trials_kept"], 2);
+    assert_eq!(server.get_ok(index).await["outcomes"]["trials_kept"], 2);
     assert!(
         dir.path()
             .join("rollups/app_week/2026-11-02.g1.parquet")
@@ -302,11 +296,11 @@ async fn small_groups_are_folded_and_bad_parameters_refused() {
     let server = Server::start(dir.path(), &["--min-apps", "3"]);
     server.ndjson(&scenario()).await;
 
-    let sw = get_ok(&server, QUERIES[0]).await;
+    let sw = server.get_ok(QUERIES[0]).await;
     assert_eq!(sw["flows"], json!([]));
     // The folded flows have only two apps between them: not even their total is published.
     assert_eq!(sw["other"], Value::Null);
-    let idx = get_ok(&server, QUERIES[1]).await;
+    let idx = server.get_ok(QUERIES[1]).await;
     assert_eq!(idx["hidden_models"], 2);
     let named: Vec<&str> = idx["models"]
         .as_array()
@@ -315,11 +309,11 @@ async fn small_groups_are_folded_and_bad_parameters_refused() {
         .map(|m| m["model"].as_str().unwrap())
         .collect();
     assert_eq!(named, ["m/a"]);
-    let rb = get_ok(&server, QUERIES[2]).await;
+    let rb = server.get_ok(QUERIES[2]).await;
     assert_eq!(rb["cohorts"][0]["units"], Value::Null);
     // No app id anywhere.
     for q in QUERIES {
-        let text = get_ok(&server, q).await.to_string();
+        let text = server.get_ok(q).await.to_string();
         for app in ["\"s1\"", "\"k1\"", "\"q1\"", "\"t01\""] {
             assert!(!text.contains(app), "{q} leaks {app}");
         }

@@ -35,15 +35,11 @@ fn generate(dir: &std::path::Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-async fn get_ok(server: &Server, path: &str) -> Value {
-    let (status, body) = server.get(path).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
-
 /// The gainers (or losers) of `task` in the week containing `date`.
 async fn movers(server: &Server, date: NaiveDate, task: &str, side: &str) -> Vec<Value> {
-    let r = get_ok(server, &format!("/v1/shifts?date={date}&task={task}")).await;
+    let r = server
+        .get_ok(&format!("/v1/shifts?date={date}&task={task}"))
+        .await;
     r["tasks"]
         .as_array()
         .unwrap()
@@ -98,7 +94,7 @@ async fn planted_effects_are_recovered() {
     for cut in cuts {
         let model = cut["slug"].as_str().unwrap();
         let date: NaiveDate = cut["date"].as_str().unwrap().parse().unwrap();
-        let shifts = get_ok(&server, &format!("/v1/shifts?date={date}")).await;
+        let shifts = server.get_ok(&format!("/v1/shifts?date={date}")).await;
         let week_start: NaiveDate = shifts["period"]["start"].as_str().unwrap().parse().unwrap();
         let gains: Vec<&Value> = shifts["tasks"]
             .as_array()
@@ -127,8 +123,8 @@ async fn planted_effects_are_recovered() {
     let retention = |task: &str, model: &str| {
         format!("/v1/retention?task={task}&model={model}&date={end}&weeks=8")
     };
-    let lose_rate = pooled_first(&get_ok(&server, &retention(lose, slug)).await);
-    let win_rate = pooled_first(&get_ok(&server, &retention(win, slug)).await);
+    let lose_rate = pooled_first(&server.get_ok(&retention(lose, slug)).await);
+    let win_rate = pooled_first(&server.get_ok(&retention(win, slug)).await);
     assert!(lose_rate < 0.1, "{slug} kept in {lose}: {lose_rate}");
     assert!(
         win_rate > 3.0 * lose_rate + 0.1,
@@ -147,28 +143,26 @@ async fn planted_effects_are_recovered() {
         .unwrap()["slug"]
         .as_str()
         .unwrap();
-    let best_rate = pooled_first(&get_ok(&server, &retention(win, best)).await);
+    let best_rate = pooled_first(&server.get_ok(&retention(win, best)).await);
     assert!(best_rate > lose_rate + 0.3, "{best}: {best_rate}");
 
     // Index over the release week and the two after it: last in the losing task, with the whole
     // interval below "no evidence" (1000); ranked above that in the winning task.
     let index = |task: &str| format!("/v1/index?task={task}&date={}&weeks=3", day + Days::new(14));
-    let li = get_ok(&server, &index(lose)).await;
+    let li = server.get_ok(&index(lose)).await;
     let ranked = li["models"].as_array().unwrap();
     let last = ranked.last().unwrap();
     assert_eq!(last["model"], slug, "{li}");
     assert!(last["upper"].as_f64().unwrap() < 1000.0, "{last}");
-    let wi = get_ok(&server, &index(win)).await;
+    let wi = server.get_ok(&index(win)).await;
     let in_win = named(wi["models"].as_array().unwrap(), slug).expect("ranked in its winning task");
     assert!(in_win["lower"].as_f64().unwrap() > last["upper"].as_f64().unwrap());
 
     // The website's /index page shows the same ranking as /v1/index for the same window.
     let date = day + Days::new(14);
-    let api = get_ok(
-        &server,
-        &format!("/v1/index?task={win}&date={date}&weeks=12"),
-    )
-    .await;
+    let api = server
+        .get_ok(&format!("/v1/index?task={win}&date={date}&weeks=12"))
+        .await;
     let page = server
         .client
         .get(format!("{}/index?task={win}&date={date}", server.url))

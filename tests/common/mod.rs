@@ -92,6 +92,13 @@ impl Server {
         )
     }
 
+    /// A GET that must answer 200; its JSON body.
+    pub async fn get_ok(&self, path_and_query: &str) -> Value {
+        let (status, body) = self.get(path_and_query).await;
+        assert_eq!(status, 200, "{path_and_query}: {body}");
+        body
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) {
         Command::new("kill")
