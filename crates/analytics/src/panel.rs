@@ -15,6 +15,11 @@ use modelshare_query::period::week_start;
 use modelshare_query::values::{micro_usd_at, str_at, u64_at};
 use std::collections::HashMap;
 
+/// The figures of a (slot, app, task, model) group of raw events, as the panel reads them.
+const USES_SQL: &str = "count(*) AS requests, \
+     sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens, \
+     CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd";
+
 /// A window of consecutive ISO weeks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Weeks {
@@ -137,9 +142,7 @@ impl Panel {
                 .join(" OR ");
             branches.push(format!(
                 "SELECT CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR) AS week, \
-                 app_id, task, model, count(*) AS requests, \
-                 sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens, \
-                 CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd \
+                 app_id, task, model, {USES_SQL} \
                  FROM events WHERE status = 'ok' AND ({dates}){task_filter} \
                  GROUP BY 1, app_id, task, model"
             ));
@@ -149,28 +152,7 @@ impl Panel {
         let batches = engine.sql_with_tables(&sql, &[table]).await?;
 
         let mut builder = PanelBuilder::new(weeks);
-        for batch in &batches {
-            for row in 0..batch.num_rows() {
-                let week: NaiveDate = str_at(batch, "week", row)?.parse().map_err(|_| {
-                    modelshare_query::QueryError::Shape("week is not a date".into())
-                })?;
-                let Some(w) = weeks.index_of(week) else {
-                    continue;
-                };
-                let Ok(task) = str_at(batch, "task", row)?.parse::<Task>() else {
-                    continue;
-                };
-                builder.add(
-                    str_at(batch, "app_id", row)?,
-                    task,
-                    w,
-                    str_at(batch, "model", row)?,
-                    u64_at(batch, "requests", row)?,
-                    u64_at(batch, "tokens", row)?,
-                    micro_usd_at(batch, "cost_usd", row)?.0,
-                );
-            }
-        }
+        builder.add_batches(&batches, "week", |week| weeks.index_of(week))?;
         Ok(builder.finish())
     }
 }
@@ -189,37 +171,18 @@ impl Panel {
             format!(" AND task = {}", sql_literal(t.as_str()))
         });
         let sql = format!(
-            "SELECT date, app_id, task, model, count(*) AS requests, \
-             sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens, \
-             CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd \
+            "SELECT date, app_id, task, model, {USES_SQL} \
              FROM events WHERE status = 'ok' AND date >= '{first}' AND date < '{end}'{task_filter} \
              GROUP BY date, app_id, task, model"
         );
         let slots = Weeks { first, count: days };
         let mut builder = PanelBuilder::new(slots);
-        for batch in engine.sql(&sql).await? {
-            for row in 0..batch.num_rows() {
-                let date: NaiveDate = str_at(&batch, "date", row)?.parse().map_err(|_| {
-                    modelshare_query::QueryError::Shape("date is not a date".into())
-                })?;
-                let slot = (date - first).num_days();
-                let Ok(task) = str_at(&batch, "task", row)?.parse::<Task>() else {
-                    continue;
-                };
-                if !(0..i64::from(days)).contains(&slot) {
-                    continue;
-                }
-                builder.add(
-                    str_at(&batch, "app_id", row)?,
-                    task,
-                    slot as usize,
-                    str_at(&batch, "model", row)?,
-                    u64_at(&batch, "requests", row)?,
-                    u64_at(&batch, "tokens", row)?,
-                    micro_usd_at(&batch, "cost_usd", row)?.0,
-                );
-            }
-        }
+        builder.add_batches(&engine.sql(&sql).await?, "date", |date| {
+            let slot = (date - first).num_days();
+            (0..i64::from(days))
+                .contains(&slot)
+                .then_some(slot as usize)
+        })?;
         Ok(builder.finish())
     }
 }
@@ -300,6 +263,39 @@ impl PanelBuilder {
                 cost,
             }),
         }
+    }
+
+    /// Adds query rows (columns `slot_column` as a date string, app_id, task, model, requests,
+    /// tokens, cost_usd); `slot_of` places a date in the panel, rows outside it are skipped.
+    fn add_batches(
+        &mut self,
+        batches: &[arrow::array::RecordBatch],
+        slot_column: &str,
+        slot_of: impl Fn(NaiveDate) -> Option<usize>,
+    ) -> Result<(), AnalyticsError> {
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                let date: NaiveDate = str_at(batch, slot_column, row)?.parse().map_err(|_| {
+                    modelshare_query::QueryError::Shape(format!("{slot_column} is not a date"))
+                })?;
+                let Some(slot) = slot_of(date) else {
+                    continue;
+                };
+                let Ok(task) = str_at(batch, "task", row)?.parse::<Task>() else {
+                    continue;
+                };
+                self.add(
+                    str_at(batch, "app_id", row)?,
+                    task,
+                    slot,
+                    str_at(batch, "model", row)?,
+                    u64_at(batch, "requests", row)?,
+                    u64_at(batch, "tokens", row)?,
+                    micro_usd_at(batch, "cost_usd", row)?.0,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The panel, numbered independently of the order rows arrived in (apps and models in
