@@ -5,8 +5,14 @@
 //! dedicated threads keeps the async runtime responsive (queries, health checks) under load.
 //!
 //! Order of a commit: filter duplicates → append to WAL → fsync → make rows visible → answer.
-//! Order of a flush: rotate WAL → stage Parquet (fsynced temp files) → publish (rename + drop
-//! rows from memory, atomically for queries) → delete WAL segments the files cover.
+//! Order of a flush: seal the WAL segment → stage Parquet (fsynced temp files) → publish (rename +
+//! drop rows from memory, atomically for queries) → delete WAL segments the files cover.
+//! Order of a start: replay the WAL into the live buffer (no disk write, so a full disk cannot
+//! stop a start) → the first flush writes those rows out like any others.
+//!
+//! Faults: a failed WAL write refuses its group (503 while it is transient) and the log stays
+//! replayable (see [`crate::wal`]); a failed flush leaves the rows in memory and in the WAL and is
+//! retried every flush interval; nothing acknowledged is dropped before it is in Parquet.
 
 use crate::IngestError;
 use crate::dedup::{DedupFilter, id_hash};
@@ -163,8 +169,8 @@ impl Ingester {
             idempotency: Mutex::new(IdempotencyCache::default()),
         });
         let mut dedup = DedupFilter::new(shared.config.dedup_window);
-        let next_segment = recover(&shared, &mut dedup)?;
-        let wal = WalWriter::create(&shared.lake.wal_dir(), next_segment)?;
+        let last_segment = recover(&shared, &mut dedup)?;
+        let wal = WalWriter::new(&shared.lake.wal_dir(), last_segment);
 
         let (commands, command_rx) = mpsc::sync_channel(shared.config.queue_depth);
         let (flush_tx, flush_rx) = mpsc::sync_channel::<FlushJob>(1);
@@ -206,6 +212,14 @@ impl Ingester {
 
     pub fn lake(&self) -> &Lake {
         &self.shared.lake
+    }
+
+    /// Damaged WAL segments waiting in `wal/quarantine/` for an operator (file names).
+    pub fn quarantined(&self) -> Vec<String> {
+        wal::quarantined(&self.shared.lake.wal_dir())
+            .into_iter()
+            .filter_map(|(_, p)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect()
     }
 
     /// The first answer given under `key`, if it was seen within the window.
@@ -276,10 +290,19 @@ impl Drop for Ingester {
     }
 }
 
-/// Rebuilds the duplicate filter and idempotency cache, writes replayed WAL rows to Parquet and
-/// removes the replayed segments. Returns the number of the next segment to create.
+/// Rebuilds the duplicate filter and idempotency cache and replays the WAL into the live
+/// buffer. Segments stay on disk until the first flush has written their rows; a torn tail is
+/// cut, a damaged segment is quarantined after its good prefix is replayed. Returns the number
+/// of the newest segment.
 fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError> {
     let wal_dir = shared.lake.wal_dir();
+    let stale = lake::remove_stale_temps(&shared.lake);
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "removed temporary files of interrupted flushes"
+        );
+    }
     let segments = wal::list_segments(&wal_dir)?;
     let oldest_segment = segments.first().map(|s| s.0);
     let now = Instant::now();
@@ -306,10 +329,38 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
 
     let mut replayed = Vec::new();
     let mut skipped = 0usize;
-    let last = segments.len().saturating_sub(1);
     let mut idempotency = shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
-    for (i, (_, path)) in segments.iter().enumerate() {
-        for record in wal::read_segment(path, i == last)? {
+    for (_, path) in &segments {
+        let scan = wal::scan_segment(path)?;
+        match &scan.damage {
+            None => {}
+            Some(wal::Damage::TornTail { offset, why }) => {
+                tracing::warn!(path = %path.display(), offset, why, "cutting a torn wal tail (never acknowledged)");
+                IngestMetrics::add(&shared.metrics.wal_torn_tails, 1);
+                if let Err(e) = wal::truncate_segment(path, scan.good_len) {
+                    // The writer never appends to an old segment, so the tail can stay.
+                    tracing::warn!(error = %e, "could not cut the torn tail; it is skipped again next start");
+                }
+            }
+            Some(wal::Damage::Middle {
+                offset,
+                why,
+                salvageable,
+            }) => {
+                let kept = wal::quarantine(&wal_dir, path)?;
+                IngestMetrics::add(&shared.metrics.wal_quarantined, 1);
+                tracing::error!(
+                    path = %path.display(),
+                    offset,
+                    why,
+                    salvageable,
+                    quarantine = %kept.display(),
+                    "damaged wal segment: replaying its good prefix and keeping it in quarantine; \
+                     run `modelshare wal check` and `modelshare wal salvage` with the server stopped"
+                );
+            }
+        }
+        for record in scan.records {
             let stored = record.events.len();
             for e in record.events {
                 if dedup.insert(id_hash(&e.app_id, &e.event_id), now) {
@@ -332,21 +383,21 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         }
     }
     drop(idempotency);
-    let next = segments.last().map_or(1, |s| s.0 + 1);
     if !replayed.is_empty() {
         tracing::info!(
             events = replayed.len(),
             already_in_parquet = skipped,
-            "replayed wal"
+            "replayed wal into memory; the first flush writes it out"
         );
-        let batch = events_to_batch(&replayed);
-        lake::write_batches(&shared.lake, &[batch], &flush_file_tag(next - 1))?;
+        for chunk in replayed.chunks(REPLAY_BATCH_ROWS) {
+            shared.live.append(events_to_batch(chunk));
+        }
     }
-    if let Some((last_seq, _)) = segments.last() {
-        wal::remove_segments_upto(&wal_dir, *last_seq)?;
-    }
-    Ok(next)
+    Ok(segments.last().map_or(0, |s| s.0))
 }
+
+/// Rows per live-buffer batch when the WAL is replayed.
+const REPLAY_BATCH_ROWS: usize = 65_536;
 
 /// Flush files are named `w<segment>-...`: the last WAL segment whose rows they may contain.
 fn flush_file_tag(segment: u64) -> String {
@@ -395,6 +446,10 @@ impl CommitLoop {
             }
             if !group.is_empty() {
                 self.commit(group);
+            }
+            // Rows waiting for a flush: just committed, replayed at start, or handed back by a
+            // flush that failed (retried every interval until the fault clears).
+            if self.shared.live.pending_rows() > 0 {
                 oldest_pending.get_or_insert_with(Instant::now);
             }
             let now = Instant::now();
@@ -411,7 +466,7 @@ impl CommitLoop {
             if shutdown || !flush_waiters.is_empty() {
                 let result = self.flush_all();
                 for w in flush_waiters {
-                    let _ = w.send(result.as_ref().map(|_| ()).map_err(clone_err));
+                    let _ = w.send(result.clone());
                 }
                 oldest_pending = None;
                 if shutdown {
@@ -501,15 +556,13 @@ impl CommitLoop {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "wal append failed; rejecting the group");
+                // The log stays replayable: the writer sealed the segment at its last good
+                // record and tried the group once more in a fresh one before giving up.
+                tracing::error!(error = %e, "wal append failed; refusing the group");
+                IngestMetrics::add(&metrics.wal_write_errors, 1);
                 self.dedup.rollback(&inserted);
-                // The failed write may have left a partial record: later records must not follow
-                // it in the same segment, so move on to a fresh one.
-                if let Err(rotate_err) = self.wal.rotate() {
-                    tracing::error!(error = %rotate_err, "wal rotation after failure failed");
-                }
                 for (reply, _) in outcomes {
-                    let _ = reply.send(Err(clone_err(&e)));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -523,14 +576,13 @@ impl CommitLoop {
                 Err(mpsc::TryRecvError::Empty) => return false,
             }
         }
-        let upto_segment = match self.wal.rotate() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "wal rotation failed; flush postponed");
-                return false;
-            }
-        };
+        let upto_segment = self.wal.seal();
         let Some(batches) = self.shared.live.begin_flush() else {
+            // Nothing in memory: every record up to here is in Parquet already (or was a
+            // duplicate), so the segments can go.
+            if let Err(e) = wal::remove_segments_upto(&self.shared.lake.wal_dir(), upto_segment) {
+                tracing::warn!(error = %e, "could not remove flushed wal segments; next flush retries");
+            }
             if let Some(d) = done {
                 let _ = d.send(Ok(()));
             }
@@ -608,25 +660,12 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
         &flush_file_tag(job.upto_segment),
     )?;
     let bytes = staged.iter().map(|f| f.bytes).sum();
-    shared.live.publish_flush(|| {
-        for f in &staged {
-            f.publish()?;
-        }
-        Ok::<(), IngestError>(())
-    })?;
-    wal::remove_segments_upto(&shared.lake.wal_dir(), job.upto_segment)?;
-    Ok(bytes)
-}
-
-/// `IngestError` holds an `io::Error`, which is not `Clone`; answers to a group need copies.
-fn clone_err(e: &IngestError) -> IngestError {
-    match e {
-        IngestError::Io { path, source } => IngestError::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        IngestError::Backpressure(m) => IngestError::Backpressure(m.clone()),
-        IngestError::ShuttingDown => IngestError::ShuttingDown,
-        other => IngestError::Backpressure(other.to_string()),
+    shared.live.publish_flush(|| lake::publish_all(staged))?;
+    // The rows are in Parquet now. Segments that cannot be deleted are harmless: a restart skips
+    // their events as duplicates of the files tagged with their numbers, and the next flush
+    // deletes them.
+    if let Err(e) = wal::remove_segments_upto(&shared.lake.wal_dir(), job.upto_segment) {
+        tracing::warn!(error = %e, "could not remove flushed wal segments; next flush retries");
     }
+    Ok(bytes)
 }

@@ -126,6 +126,55 @@ impl StagedFile {
     }
 }
 
+/// Publishes every staged file of one flush, or none: when one rename (or the fsync of its
+/// directory) fails, the files already renamed are taken back out, so the lake never holds part
+/// of a flush whose rows also stay in memory for the retry.
+pub fn publish_all(staged: Vec<StagedFile>) -> Result<(), IngestError> {
+    let mut published: Vec<PathBuf> = Vec::with_capacity(staged.len());
+    let mut rest = staged.into_iter();
+    while let Some(file) = rest.next() {
+        if let Err(e) = file.publish() {
+            // A rename that happened before its directory fsync failed is visible: undo it too.
+            published.push(file.path.clone());
+            for path in &published {
+                if let Err(undo) = fs::remove_file(path)
+                    && undo.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::error!(error = %undo, path = %path.display(), "could not take back a partly published flush; its rows may count twice until restart");
+                }
+            }
+            file.discard();
+            rest.for_each(StagedFile::discard);
+            return Err(e);
+        }
+        published.push(file.path.clone());
+    }
+    Ok(())
+}
+
+/// Removes temporary files that a crash left in the lake's partitions: they were never part of
+/// the lake, and on a full disk their space is what the next flush needs.
+pub fn remove_stale_temps(lake: &Lake) -> usize {
+    let mut removed = 0;
+    let Ok(parts) = fs::read_dir(lake.events_dir()) else {
+        return 0;
+    };
+    for part in parts.flatten() {
+        let Ok(files) = fs::read_dir(part.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") && fs::remove_file(f.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// Fsyncs a directory so a rename or create inside it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<(), IngestError> {
     File::open(dir)
@@ -182,10 +231,10 @@ pub fn write_batches(
     batches: &[RecordBatch],
     tag: &str,
 ) -> Result<Vec<PathBuf>, IngestError> {
-    stage_batches(lake, batches, tag)?
-        .iter()
-        .map(StagedFile::publish)
-        .collect()
+    let staged = stage_batches(lake, batches, tag)?;
+    let paths = staged.iter().map(|f| f.path.clone()).collect();
+    publish_all(staged)?;
+    Ok(paths)
 }
 
 fn split_by_date(batches: &[RecordBatch]) -> Result<BTreeMap<NaiveDate, RecordBatch>, IngestError> {
@@ -253,12 +302,17 @@ fn stage_one(
     let sorted = sort_for_storage(batch)?;
     let file = File::create(&temp).map_err(|e| IngestError::io(&temp, e))?;
     let result = (|| {
-        let mut writer = ArrowWriter::try_new(&file, event_schema(), Some(writer_properties()))?;
+        let sink = PositionalWriter {
+            file: &file,
+            offset: 0,
+        };
+        let mut writer = ArrowWriter::try_new(sink, event_schema(), Some(writer_properties()))?;
         writer.write(&sorted)?;
         writer.close()?;
         file.sync_all().map_err(|e| IngestError::io(&temp, e))?;
         file.metadata().map_err(|e| IngestError::io(&temp, e))
-    })();
+    })()
+    .map_err(|e| e.in_file(&temp));
     match result {
         Ok(meta) => Ok(StagedFile {
             temp,
@@ -270,6 +324,29 @@ fn stage_one(
             let _ = fs::remove_file(&temp);
             Err(e)
         }
+    }
+}
+
+/// Writes a file front to back with positional writes (`pwrite`). The lake's durable files
+/// (WAL segments, Parquet) are written this way and nothing else in the process uses `pwrite`
+/// (sockets and the runtime's wake-ups use `write`), so fault-injection tests can fail exactly
+/// the lake's writes.
+#[derive(Debug)]
+struct PositionalWriter<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl std::io::Write for PositionalWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.write_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -18,23 +18,27 @@ pub use ingester::{IngestConfig, Ingester, Receipt};
 pub use lake::{Lake, LakeLock};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Everything that can go wrong while ingesting.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, with the underlying errors shared behind `Arc`, because one failed group commit
+/// answers every request of the group: each answer keeps the original kind of fault.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     #[error(
         "the lake at {0} is in use by another modelshare process; stop it or send events to its HTTP API"
     )]
     Locked(PathBuf),
     #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
+    Arrow(Arc<arrow::error::ArrowError>),
     #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
+    Parquet(Arc<parquet::errors::ParquetError>),
     #[error("unexpected schema: {0}")]
     Schema(&'static str),
     #[error("write-ahead log {path}: {message}")]
@@ -45,27 +49,80 @@ pub enum IngestError {
     ShuttingDown,
 }
 
+impl From<arrow::error::ArrowError> for IngestError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        IngestError::Arrow(Arc::new(e))
+    }
+}
+
+impl From<parquet::errors::ParquetError> for IngestError {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        // The Parquet writer reports failed writes of its sink as `External(io::Error)`: keep
+        // them I/O errors, so a full disk during a flush stays a transient fault.
+        match e {
+            parquet::errors::ParquetError::External(inner) => {
+                match inner.downcast::<std::io::Error>() {
+                    Ok(io) => IngestError::Io {
+                        path: PathBuf::from("parquet file"),
+                        source: Arc::new(*io),
+                    },
+                    Err(other) => IngestError::Parquet(Arc::new(
+                        parquet::errors::ParquetError::External(other),
+                    )),
+                }
+            }
+            other => IngestError::Parquet(Arc::new(other)),
+        }
+    }
+}
+
 impl IngestError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         IngestError::Io {
             path: path.to_owned(),
-            source,
+            source: Arc::new(source),
         }
     }
 
-    /// True when the caller should retry later (503 + Retry-After), not fix its request.
+    /// Names the file an I/O error happened in, when the layer that raised it did not know.
+    pub(crate) fn in_file(self, file: &Path) -> Self {
+        match self {
+            IngestError::Io { source, .. } => IngestError::Io {
+                path: file.to_owned(),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// True when the fault is expected to clear by itself and the caller should retry later
+    /// (503 + Retry-After): backpressure, shutdown, and storage that is full or failing
+    /// transiently. Everything else (a locked lake, a damaged log, a read-only or missing
+    /// directory, a bug) needs an operator and is permanent (500).
     pub fn is_retryable(&self) -> bool {
         match self {
             IngestError::Backpressure(_) | IngestError::ShuttingDown => true,
-            IngestError::Io { source, .. } => {
-                matches!(
-                    source.kind(),
-                    std::io::ErrorKind::StorageFull
-                        | std::io::ErrorKind::QuotaExceeded
-                        | std::io::ErrorKind::WouldBlock
-                ) || source.raw_os_error() == Some(28)
-            }
+            IngestError::Io { source, .. } => is_transient_io(source),
             _ => false,
         }
     }
+}
+
+/// Storage faults that clear without an operator: space or quota returns, a device error that
+/// the next write does not repeat, an interrupted or busy call.
+fn is_transient_io(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    const EIO: i32 = 5;
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(
+        e.kind(),
+        StorageFull
+            | QuotaExceeded
+            | WouldBlock
+            | Interrupted
+            | TimedOut
+            | ResourceBusy
+            | OutOfMemory
+    ) || matches!(e.raw_os_error(), Some(EIO | ENOSPC | EDQUOT))
 }

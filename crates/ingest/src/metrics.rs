@@ -15,6 +15,12 @@ pub struct IngestMetrics {
     pub flushed_bytes: AtomicU64,
     pub flush_micros: AtomicU64,
     pub backpressure: AtomicU64,
+    /// Groups refused because the WAL could not be written (even in a fresh segment).
+    pub wal_write_errors: AtomicU64,
+    /// Torn WAL tails cut at start (writes that never completed).
+    pub wal_torn_tails: AtomicU64,
+    /// WAL segments found damaged at start and kept in `wal/quarantine/`.
+    pub wal_quarantined: AtomicU64,
 }
 
 impl IngestMetrics {
