@@ -8,12 +8,15 @@ use modelshare_ingest::metrics::IngestMetrics;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// `GET /healthz`: 200 while the server can answer.
+/// `GET /healthz`: 200 while the server can answer. `wal_quarantine` lists damaged WAL segments
+/// kept for an operator (`modelshare wal check`); the server runs on without them.
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    let quarantine = s.ingester.as_ref().map(|i| i.quarantined());
     axum::Json(serde_json::json!({
         "status": "ok",
         "ingest": s.ingester.is_some(),
         "buffered_rows": s.ingester.as_ref().map(|i| i.live().total_rows()),
+        "wal_quarantine": quarantine,
     }))
 }
 
@@ -118,6 +121,24 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "counter",
             "Requests refused with 503 because ingest was saturated.",
             g(&m.backpressure) as f64,
+        );
+        metric(
+            "wal_write_errors_total",
+            "counter",
+            "Groups refused because the write-ahead log could not be written.",
+            g(&m.wal_write_errors) as f64,
+        );
+        metric(
+            "wal_torn_tails_total",
+            "counter",
+            "Torn write-ahead log tails cut at start (writes never acknowledged).",
+            g(&m.wal_torn_tails) as f64,
+        );
+        metric(
+            "wal_quarantined_segments_total",
+            "counter",
+            "Damaged write-ahead log segments moved to wal/quarantine at start.",
+            g(&m.wal_quarantined) as f64,
         );
         metric(
             "buffered_rows",
