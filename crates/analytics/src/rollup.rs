@@ -273,8 +273,15 @@ impl Rollups {
         let file = format!("{week}.g{generation}.parquet");
         let path = self.dir.join(&file);
         let temp = self.dir.join(format!(".{file}.tmp"));
-        write_parquet(&temp, &schema, &batches, week)?;
-        fs::rename(&temp, &path).map_err(|e| AnalyticsError::io(&path, e))?;
+        // Either the new generation and its manifest both land, or the previous generation
+        // stays the one in use and nothing of the attempt is left on disk (a full disk must
+        // not fill up further with half-written rollups).
+        if let Err(e) = write_parquet(&temp, &schema, &batches, week)
+            .and_then(|()| fs::rename(&temp, &path).map_err(|e| AnalyticsError::io(&path, e)))
+        {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
 
         let manifest = WeekManifest {
             week,
@@ -289,8 +296,15 @@ impl Rollups {
             path: json_path.clone(),
             message: e.to_string(),
         })?;
-        write_synced(&json_temp, &text)?;
-        fs::rename(&json_temp, &json_path).map_err(|e| AnalyticsError::io(&json_path, e))?;
+        let manifest_written = write_synced(&json_temp, &text).and_then(|()| {
+            fs::rename(&json_temp, &json_path).map_err(|e| AnalyticsError::io(&json_path, e))
+        });
+        if let Err(e) = manifest_written {
+            // The old manifest still names the old generation: the new file is an orphan.
+            let _ = fs::remove_file(&json_temp);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         sync_dir(&self.dir)?;
         self.remove_old_generations(week, generation)?;
         tracing::info!(%week, generation, rows, "app-week rollup built");

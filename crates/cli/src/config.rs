@@ -40,6 +40,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Ingest and admin keys: create (the key is printed once), list, revoke.
     Keys(KeysArgs),
+    /// Inspect the write-ahead log and recover what damaged segments still hold.
+    Wal(WalArgs),
 }
 
 /// Where the lake lives.
@@ -232,6 +234,28 @@ pub enum KeysCommand {
     Revoke {
         /// The key id shown by `keys create` / `keys list`.
         id: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WalArgs {
+    #[command(subcommand)]
+    pub which: WalCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WalCommand {
+    /// List segments and quarantined segments: records, events, damage and what is
+    /// salvageable. Exits 1 when anything is damaged or waits in quarantine.
+    Check {
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Put the whole records found after the damage of quarantined segments back into the log
+    /// (the server must be stopped; its next start replays them, counting each event once).
+    Salvage {
+        #[command(flatten)]
+        lake: LakeArgs,
     },
 }
 

@@ -11,6 +11,7 @@
 //! - [`bench`]: benchmark programs that print and save figures.
 //! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 //! - [`keys`]: `modelshare keys create|list|revoke`.
+//! - [`wal`]: `modelshare wal check|salvage`, for an operator after a damaged log.
 
 pub mod bench;
 pub mod bench_analytics;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod query;
 pub mod rollup;
 pub mod serve;
+pub mod wal;
 
 use clap::Parser;
 use config::{Cli, Command};
@@ -52,6 +54,7 @@ pub fn run() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Keys(args) => keys::run(args),
+            Command::Wal(args) => wal::run(args),
         }
     });
     match result {
