@@ -21,7 +21,21 @@ pub struct Server {
 impl Server {
     /// Starts `modelshare serve` on `dir` with extra flags.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Server::start_via(&[], dir, extra)
+    }
+
+    /// Starts `modelshare serve` through a launcher (e.g. `fiu-run -x`, which execs it, so the
+    /// child's pid is the server's).
+    pub fn start_via(launcher: &[&str], dir: &Path, extra: &[&str]) -> Server {
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
