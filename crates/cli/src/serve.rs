@@ -47,6 +47,7 @@ pub async fn run_with_banner(
         args.rollup.grace(),
     );
     let (limits, sql_limits) = args.limits.to_configs()?;
+    let connections = args.connections.to_config()?;
     let keys =
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
@@ -70,7 +71,7 @@ pub async fn run_with_banner(
         "modelshare listening on http://{addr} (lake: {})",
         lake.root().display()
     );
-    modelshare_web::serve(listener, state, shutdown)
+    modelshare_web::serve(listener, state, connections, shutdown)
         .await
         .context("server failed")?;
     refresher.abort();

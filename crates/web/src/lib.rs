@@ -11,6 +11,7 @@
 //! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
 //! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL.
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
+//! - [`listener`]: the accept loop: header-read and idle timeouts, connection cap, draining.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
 //! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
 //! - [`site`]: the website (#5): dashboard pages, `/charts/...` SVGs, HTML error pages.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod ingest;
 pub mod keys;
 pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod params;
@@ -82,6 +84,8 @@ pub struct WebCounters {
     pub idempotent_replays: AtomicU64,
     /// Telemetry items that are not LLM calls (e.g. spans without GenAI attributes).
     pub items_ignored: AtomicU64,
+    /// Kept by the listener.
+    pub connections: Arc<listener::ConnCounters>,
 }
 
 impl AppState {
@@ -182,11 +186,9 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    config: listener::ListenerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Connection info gives the rate limiter and the loopback check the client's address.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let counters = Arc::clone(&state.counters.connections);
+    listener::run(listener, router(state), config, counters, shutdown).await
 }
