@@ -1,8 +1,8 @@
 //! Who may write and who may run SQL. Ingest needs a key (`Authorization: Bearer msk_...`) bound
-//! to an app; with no key configured at all, only loopback clients may ingest. `POST /v1/sql`
-//! needs an admin key (or, with no key configured, a loopback client). Read endpoints are open.
+//! to an app; on a lake that has never had keys, only loopback clients may ingest. `POST /v1/sql`
+//! needs an admin key (or, on such a lake, a loopback client). Read endpoints are open.
 
-use crate::keys::{Caller, Lookup};
+use crate::keys::{Caller, KeyStatus, Lookup};
 use crate::{ApiError, AppState};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -92,10 +92,18 @@ pub fn writer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Write
     if let Some(key) = bearer(headers)? {
         return check_key(state, key).map(Writer::Keyed);
     }
-    if state.keys.any_active() {
-        return Err(ApiError::Unauthorized(
-            "ingest needs a key: send `Authorization: Bearer <key>`".into(),
-        ));
+    match state.keys.status() {
+        KeyStatus::Active => {
+            return Err(ApiError::Unauthorized(
+                "ingest needs a key: send `Authorization: Bearer <key>`".into(),
+            ));
+        }
+        KeyStatus::NoneActive => {
+            return Err(ApiError::Unauthorized(format!(
+                "ingest needs a key, and every key of this server is revoked; {CREATE_HINT}"
+            )));
+        }
+        KeyStatus::NeverConfigured => {}
     }
     if is_direct_local(headers, peer) {
         return Ok(Writer::Local);
@@ -116,10 +124,18 @@ pub fn admin(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<(), Ap
         }
         return Ok(());
     }
-    if state.keys.any_active() {
-        return Err(ApiError::Unauthorized(
-            "this endpoint needs an admin key: send `Authorization: Bearer <key>`".into(),
-        ));
+    match state.keys.status() {
+        KeyStatus::Active => {
+            return Err(ApiError::Unauthorized(
+                "this endpoint needs an admin key: send `Authorization: Bearer <key>`".into(),
+            ));
+        }
+        KeyStatus::NoneActive => {
+            return Err(ApiError::Unauthorized(format!(
+                "this endpoint needs an admin key, and every key of this server is revoked; {CREATE_HINT} --admin"
+            )));
+        }
+        KeyStatus::NeverConfigured => {}
     }
     if is_direct_local(headers, peer) {
         return Ok(());
