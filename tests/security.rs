@@ -1,10 +1,12 @@
 //! End-to-end tests of the server's doors against the real binary: slow, silent and idle
-//! connections are closed and counted, and the connection cap holds.
+//! connections are closed and counted, the connection cap holds, every write is refused from its
+//! headers before its body arrives, and revoking the last key closes writes and SQL.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::Server;
+use common::{Server, keys};
+use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -74,6 +76,52 @@ async fn metric(server: &Server, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in {text}"))
         .parse()
         .unwrap()
+}
+
+/// Status line and JSON body of a raw HTTP answer.
+fn answer(text: &str) -> (String, Value) {
+    let status = text.lines().next().unwrap_or("").to_owned();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+    )
+}
+
+fn unauthorized(message: &str) -> Value {
+    json!({"error": {"code": "unauthorized", "message": message}})
+}
+
+fn event(id: &str, app: &str) -> String {
+    common::ndjson(&[common::event(
+        id,
+        "2026-11-20T10:00:00Z",
+        app,
+        "openai/gpt-4o",
+        10,
+        5,
+        0.0,
+    )])
+}
+
+/// `POST path` with optional headers; status and JSON body.
+async fn post(server: &Server, path: &str, headers: &[(&str, &str)], body: String) -> (u16, Value) {
+    let content_type = if path == "/v1/events" {
+        "application/x-ndjson"
+    } else {
+        "application/json"
+    };
+    let mut req = server
+        .client
+        .post(format!("{}{path}", server.url))
+        .header("content-type", content_type)
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -184,5 +232,120 @@ async fn connections_beyond_the_cap_are_closed_and_counted() {
     }
     assert!(refused >= 1.0, "the third connection was not counted");
     drop(held);
+    server.stop();
+}
+
+/// Every way to write, and a few routes that take no writes at all.
+const WRITE_PATHS: [&str; 8] = [
+    "/v1/events",
+    "/v1/traces",
+    "/v1/litellm",
+    "/v1/openrouter",
+    "/v1/sql",
+    "/v1/no-such-route",
+    "/v1/leaderboard",
+    "/",
+];
+
+/// Sends only the head of a 1 MB POST: the answer must come from the head alone.
+fn head_only(addr: &str, path: &str) -> (String, Value, Duration) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n"
+    );
+    let seen = hold(
+        addr,
+        head.as_bytes(),
+        b"",
+        Duration::from_millis(100),
+        CLOSED_WITHIN,
+    );
+    let took = seen.closed_after.unwrap_or(CLOSED_WITHIN);
+    let (status, body) = answer(&seen.text);
+    (status, body, took)
+}
+
+#[tokio::test]
+async fn writes_are_refused_from_their_headers_before_the_body_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path(), &["create", "--app", "app-a"]);
+    // A request time limit far above the bound below: only an answer from the head is fast.
+    let server = Server::start(dir.path(), &["--request-timeout-secs", "60"]);
+    let a = addr(&server);
+    for path in WRITE_PATHS {
+        let (status, body, took) = head_only(&a, path);
+        assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{path}: {body}");
+        let message = if path == "/v1/sql" {
+            "a key is needed to run SQL: send `Authorization: Bearer <key>`"
+        } else {
+            "a key is needed to send events: send `Authorization: Bearer <key>`"
+        };
+        assert_eq!(body, unauthorized(message), "{path}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{path}: answered after {took:?}"
+        );
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn revoking_the_last_key_closes_ingest_and_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = keys(dir.path(), &["create", "--app", "ops", "--admin"]);
+    let id = keys(dir.path(), &["list"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let server = Server::start(dir.path(), &[]);
+    let auth = format!("Bearer {secret}");
+    let (status, _) = post(
+        &server,
+        "/v1/events",
+        &[("authorization", &auth)],
+        event("r1", "ops"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    keys(dir.path(), &["revoke", &id]);
+
+    let events_closed = "a key is needed to send events, and this server has no active key \
+        (every key is revoked); create one with `modelshare keys create --app APP`";
+    let sql_closed = "a key is needed to run SQL, and this server has no active key \
+        (every key is revoked); create one with `modelshare keys create --app APP --admin`";
+    let check = async |server: &Server| {
+        // Loopback without a key: not reopened.
+        let (status, body) = post(server, "/v1/events", &[], event("r2", "ops")).await;
+        assert_eq!((status, body), (401, unauthorized(events_closed)));
+        let sql = r#"{"sql":"SELECT 1"}"#.to_owned();
+        let (status, body) = post(server, "/v1/sql", &[], sql).await;
+        assert_eq!((status, body), (401, unauthorized(sql_closed)));
+        // The revoked key itself.
+        for path in ["/v1/events", "/v1/sql"] {
+            let key = [("authorization", auth.as_str())];
+            let (status, body) = post(server, path, &key, event("r3", "ops")).await;
+            let revoked = unauthorized("this key has been revoked");
+            assert_eq!((status, body), (401, revoked), "{path}");
+        }
+    };
+    check(&server).await;
+    // Nor after a restart: the key file still says keys were configured.
+    server.stop();
+    let server = Server::start(dir.path(), &[]);
+    check(&server).await;
+    server.stop();
+
+    // A key file that lists no key at all counts as configured too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keys.json"), r#"{"keys": []}"#).unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) = post(&server, "/v1/events", &[], event("e1", "a")).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("unauthorized"))
+    );
     server.stop();
 }

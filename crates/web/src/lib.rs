@@ -9,7 +9,8 @@
 //! - [`analytics`]: retention, switches, preference index, price vs share, shifts.
 //! - [`snapshots`]: `/v1/snapshots` listing and Parquet downloads (ETag, Range).
 //! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
-//! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL.
+//! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL,
+//!   checked from the request head before any body is read.
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
 //! - [`listener`]: the accept loop: header-read and idle timeouts, connection cap, draining.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
@@ -178,6 +179,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(site::fallback)
         .layer(DefaultBodyLimit::max(limit))
+        // The last layer runs first: the fences, then auth from the headers alone, so a refused
+        // writer never gets to send its body.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(fences, limits::guard))
         .with_state(state)
 }
