@@ -574,7 +574,8 @@ fn non_loopback_ipv4() -> String {
 #[tokio::test]
 async fn without_keys_only_loopback_may_ingest() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_on("0.0.0.0:0", dir.path(), &[]);
+    // On a non-loopback listener loopback trust is off unless asked for.
+    let server = Server::start_on("0.0.0.0:0", dir.path(), &["--trust-loopback"]);
     let port = server.port();
     let ip = non_loopback_ipv4();
     let client = reqwest::Client::new();

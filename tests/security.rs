@@ -1,14 +1,16 @@
 //! End-to-end tests of the server's doors against the real binary: slow, silent and idle
 //! connections are closed and counted, the connection cap holds, every write is refused from its
-//! headers before its body arrives, and revoking the last key closes writes and SQL.
+//! headers before its body arrives, revoking the last key closes writes and SQL, and forwarding
+//! headers count only from trusted proxies.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{Server, keys};
+use common::{BIN, Server, keys};
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Generous bound for "the server closed the socket": far above the timeouts the tests set, far
@@ -122,6 +124,14 @@ async fn post(server: &Server, path: &str, headers: &[(&str, &str)], body: Strin
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_with(server: &Server, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut req = server.client.get(format!("{}{path}", server.url));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -286,6 +296,18 @@ async fn writes_are_refused_from_their_headers_before_the_body_arrives() {
         );
     }
     server.stop();
+
+    // A server that trusts no keyless client refuses the same way, with 403.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--trust-loopback=false"]);
+    let (status, body, took) = head_only(&addr(&server), "/v1/events");
+    assert_eq!(status, "HTTP/1.1 403 Forbidden", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "no key is configured and this server does not trust keyless clients (--trust-loopback is off); create one with `modelshare keys create --app APP`"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    server.stop();
 }
 
 #[tokio::test]
@@ -348,4 +370,119 @@ async fn revoking_the_last_key_closes_ingest_and_sql() {
         (401, json!("unauthorized"))
     );
     server.stop();
+}
+
+#[tokio::test]
+async fn loopback_trust_defaults_to_the_listen_address() {
+    // On a loopback listener keyless loopback clients may write; elsewhere only when asked.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (status, _) = post(&server, "/v1/events", &[], event("l1", "a")).await;
+    assert_eq!(status, 200);
+    server.stop();
+    let server = Server::start_on("0.0.0.0:0", dir.path(), &[]);
+    let (status, body) = post(&server, "/v1/events", &[], event("l2", "a")).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden")),
+        "{body}"
+    );
+    server.stop();
+    let server = Server::start_on("0.0.0.0:0", dir.path(), &["--trust-loopback"]);
+    let (status, _) = post(&server, "/v1/events", &[], event("l3", "a")).await;
+    assert_eq!(status, 200);
+    server.stop();
+}
+
+#[tokio::test]
+async fn forwarding_headers_count_only_from_trusted_proxies() {
+    let rate = ["--rate-limit-rps", "0.01", "--rate-limit-burst", "1"];
+    let local_only = "no key is configured, so only loopback clients connecting directly may send events; create one with `modelshare keys create --app APP`";
+
+    // The test's own address is a trusted proxy.
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags = vec!["--trusted-proxies", "10.0.0.0/8,127.0.0.1"];
+    flags.extend(rate);
+    let server = Server::start(dir.path(), &flags);
+    for headers in [
+        // A proxy that adds no header cannot make the world local,
+        vec![],
+        // nor one that names a remote client,
+        vec![("x-forwarded-for", "203.0.113.9")],
+        // nor one that names (or passes on a client's claim of) loopback.
+        vec![("x-forwarded-for", "127.0.0.1")],
+        vec![("forwarded", "for=127.0.0.1")],
+    ] {
+        let (status, body) = post(&server, "/v1/events", &headers, event("p1", "a")).await;
+        assert_eq!(status, 403, "{headers:?}: {body}");
+        assert_eq!(body["error"]["message"], local_only, "{headers:?}");
+    }
+    // The named client is the one rate limited.
+    let tasks = "/v1/tasks?date=2026-11-20";
+    let from = |ip| [("x-forwarded-for", ip)];
+    assert_eq!(get_with(&server, tasks, &from("203.0.113.1")).await, 200);
+    assert_eq!(get_with(&server, tasks, &from("203.0.113.1")).await, 429);
+    assert_eq!(get_with(&server, tasks, &from("203.0.113.2")).await, 200);
+    // Hops the client wrote itself sit left of what the proxy appends.
+    let spoofed = [("x-forwarded-for", "203.0.113.3, 203.0.113.2")];
+    assert_eq!(get_with(&server, tasks, &spoofed).await, 429);
+    server.stop();
+
+    // The test's address is not a trusted proxy: its headers are not believed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags = vec!["--trusted-proxies", "10.0.0.0/8"];
+    flags.extend(rate);
+    let server = Server::start(dir.path(), &flags);
+    let (status, body) = post(
+        &server,
+        "/v1/events",
+        &[("x-forwarded-for", "127.0.0.1")],
+        event("u1", "a"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["message"].clone()),
+        (403, json!(local_only))
+    );
+    let (status, _) = post(&server, "/v1/events", &[], event("u2", "a")).await;
+    assert_eq!(status, 200, "a direct loopback client stays local");
+    assert_eq!(get_with(&server, tasks, &from("203.0.113.1")).await, 200);
+    assert_eq!(
+        get_with(&server, tasks, &from("203.0.113.2")).await,
+        429,
+        "another claimed address is still the same peer"
+    );
+    server.stop();
+}
+
+#[test]
+fn bad_trusted_proxies_stop_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, wanted) in [
+        (
+            "10.0.0.0/33",
+            "\"10.0.0.0/33\" has a prefix length outside 0..=32",
+        ),
+        (
+            "10.0.0.0/8,proxy.internal",
+            "\"proxy.internal\" is not an IP address or network",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--trusted-proxies",
+                flag,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(wanted), "{flag}: {err}");
+        assert!(err.contains("--trusted-proxies"), "{flag}: {err}");
+    }
 }

@@ -127,6 +127,8 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Website (#5): read dashboard files (*.toml) from this directory instead of the built-in
     /// ones; an invalid file stops start-up.
     #[arg(long, env = "MODELSHARE_DASHBOARDS")]
@@ -256,6 +258,41 @@ impl ConnectionArgs {
             idle_timeout: positive_secs("idle-timeout-secs", self.idle_timeout_secs)?,
             max_connections: self.max_connections,
         })
+    }
+}
+
+/// Who may write without a key, and whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Let clients connecting directly from loopback (127.0.0.0/8, ::1) send events and run SQL
+    /// without a key, as long as the lake has never had a key file. Default: on when --listen is
+    /// a loopback address, off otherwise.
+    #[arg(
+        long,
+        env = "MODELSHARE_TRUST_LOOPBACK",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub trust_loopback: Option<bool>,
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers are believed: comma-separated
+    /// networks or addresses (e.g. 10.0.0.0/8,fd00::/8,192.0.2.7). Default: none, the TCP peer
+    /// is the client.
+    #[arg(
+        long,
+        env = "MODELSHARE_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub trusted_proxies: modelshare_web::client::TrustedProxies,
+}
+
+impl TrustArgs {
+    /// `--trust-loopback` as given, or on exactly when the server listens on loopback only.
+    pub fn trust_loopback(&self, listen: SocketAddr) -> bool {
+        self.trust_loopback
+            .unwrap_or_else(|| modelshare_web::client::is_loopback(listen.ip()))
     }
 }
 

@@ -5,28 +5,18 @@
 //! Every request that is not a read (any method but `GET`, `HEAD`, `OPTIONS`) needs a grant:
 //! `POST /v1/sql` an admin key, everything else an ingest key bound to an app (admin keys are
 //! bound to an app too). Without a key a caller is let in only while the server has never had
-//! keys, and only from loopback without forwarding headers. Handlers take the
+//! keys, trusts loopback (`--trust-loopback`) and [`Client::is_local`] holds. Handlers take the
 //! grant as an extractor ([`Writer`], [`Admin`]); a request that reaches one without a grant is
 //! refused, so a route added without thinking about auth fails closed. Read endpoints are open.
 
+use crate::client::Client;
 use crate::keys::{Caller, KeyStatus, Lookup};
 use crate::{ApiError, AppState};
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
-
-/// The TCP peer of the request, when the server was started with connection info.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<SocketAddr>);
-
-impl Peer {
-    fn is_loopback(&self) -> bool {
-        self.0.is_some_and(|a| a.ip().to_canonical().is_loopback())
-    }
-}
 
 /// What a writer is allowed to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,16 +80,16 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     let Some(role) = Role::of(&req) else {
         return next.run(req).await;
     };
-    let peer = Peer(
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
-    );
+    let client = req
+        .extensions()
+        .get::<Client>()
+        .copied()
+        .unwrap_or(Client::UNKNOWN);
     let granted = match role {
-        Role::Writer => writer(&state, req.headers(), peer).map(|w| {
+        Role::Writer => writer(&state, req.headers(), &client).map(|w| {
             req.extensions_mut().insert(w);
         }),
-        Role::Admin => admin(&state, req.headers(), peer).map(|a| {
+        Role::Admin => admin(&state, req.headers(), &client).map(|a| {
             req.extensions_mut().insert(a);
         }),
     };
@@ -158,18 +148,9 @@ fn check_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     }
 }
 
-/// A loopback peer that is not a reverse proxy on the same host forwarding someone else: behind
-/// nginx or Caddy every request arrives from 127.0.0.1, so forwarding headers disqualify it.
-fn is_direct_local(headers: &HeaderMap, peer: Peer) -> bool {
-    peer.is_loopback()
-        && !["forwarded", "x-forwarded-for", "x-real-ip"]
-            .iter()
-            .any(|h| headers.contains_key(*h))
-}
-
-/// A caller without a key: let in only by a server that has never had keys, and only from a
-/// direct loopback client.
-fn keyless(state: &AppState, headers: &HeaderMap, peer: Peer, role: Role) -> Result<(), ApiError> {
+/// A caller without a key: let in only by a server that has never had keys and trusts loopback,
+/// and only when the client is local.
+fn keyless(state: &AppState, client: &Client, role: Role) -> Result<(), ApiError> {
     let (doing, hint) = (role.doing(), role.create_hint());
     match state.keys.status() {
         KeyStatus::Active => Err(ApiError::Unauthorized(format!(
@@ -178,7 +159,10 @@ fn keyless(state: &AppState, headers: &HeaderMap, peer: Peer, role: Role) -> Res
         KeyStatus::NoneActive => Err(ApiError::Unauthorized(format!(
             "a key is needed to {doing}, and this server has no active key (every key is revoked); {hint}"
         ))),
-        KeyStatus::NeverConfigured if is_direct_local(headers, peer) => Ok(()),
+        KeyStatus::NeverConfigured if !state.trust_loopback => Err(ApiError::Forbidden(format!(
+            "no key is configured and this server does not trust keyless clients (--trust-loopback is off); {hint}"
+        ))),
+        KeyStatus::NeverConfigured if client.is_local() => Ok(()),
         KeyStatus::NeverConfigured => Err(ApiError::Forbidden(format!(
             "no key is configured, so only loopback clients connecting directly may {doing}; {hint}"
         ))),
@@ -186,17 +170,17 @@ fn keyless(state: &AppState, headers: &HeaderMap, peer: Peer, role: Role) -> Res
 }
 
 /// Authorises an ingest request.
-pub fn writer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Writer, ApiError> {
+pub fn writer(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Writer, ApiError> {
     match bearer(headers)? {
         Some(key) => check_key(state, key).map(Writer::Keyed),
-        None => keyless(state, headers, peer, Role::Writer).map(|()| Writer::Local),
+        None => keyless(state, client, Role::Writer).map(|()| Writer::Local),
     }
 }
 
 /// Authorises an admin request (`POST /v1/sql`).
-pub fn admin(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Admin, ApiError> {
+pub fn admin(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Admin, ApiError> {
     let Some(key) = bearer(headers)? else {
-        return keyless(state, headers, peer, Role::Admin).map(|()| Admin);
+        return keyless(state, client, Role::Admin).map(|()| Admin);
     };
     if !check_key(state, key)?.admin {
         return Err(ApiError::Forbidden(format!(

@@ -11,6 +11,8 @@
 //! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
 //! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL,
 //!   checked from the request head before any body is read.
+//! - [`client`]: who the client is (TCP peer, trusted proxies' forwarding headers), and whether
+//!   it is local.
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
 //! - [`listener`]: the accept loop: header-read and idle timeouts, connection cap, draining.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
@@ -21,6 +23,7 @@
 pub mod analytics;
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod ingest;
 pub mod keys;
@@ -63,6 +66,10 @@ pub struct AppState {
     pub snapshots: Option<std::path::PathBuf>,
     // issue 7: keys, request fences, admin SQL caps.
     pub keys: Arc<keys::KeyStore>,
+    /// Keyless local clients may write and run SQL while no key has ever been configured.
+    pub trust_loopback: bool,
+    /// Networks whose forwarding headers are believed.
+    pub proxies: Arc<client::TrustedProxies>,
     pub limits: Arc<limits::Limits>,
     pub sql_limits: modelshare_query::sandbox::SqlLimits,
     /// The website (dashboards); `None` serves the API only.
@@ -99,6 +106,8 @@ impl AppState {
             rollups: None,
             snapshots: None,
             keys: Arc::new(keys::KeyStore::empty()),
+            trust_loopback: false,
+            proxies: Arc::default(),
             limits: limits::Limits::new(limits::LimitConfig::default()),
             sql_limits: DEFAULT_SQL_LIMITS,
             site: None,
@@ -129,6 +138,18 @@ impl AppState {
         self
     }
 
+    /// Lets keyless local clients write and run SQL while no key has ever been configured.
+    pub fn with_loopback_trust(mut self, trust: bool) -> Self {
+        self.trust_loopback = trust;
+        self
+    }
+
+    /// Believes forwarding headers from these networks.
+    pub fn with_trusted_proxies(mut self, proxies: client::TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
+    }
+
     /// Sets the rate and time limits.
     pub fn with_limits(mut self, config: limits::LimitConfig) -> Self {
         self.limits = limits::Limits::new(config);
@@ -147,6 +168,7 @@ pub fn router(state: AppState) -> Router {
     // Compressed bodies are bounded by the same limit before they are inflated.
     let limit = state.max_body_bytes;
     let fences = Arc::clone(&state.limits);
+    let proxies = Arc::clone(&state.proxies);
     let mut router = Router::new();
     // Website (#5): one route per dashboard file, the charts, an HTML 404 outside /v1.
     if let Some(website) = &state.site {
@@ -179,13 +201,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(site::fallback)
         .layer(DefaultBodyLimit::max(limit))
-        // The last layer runs first: the fences, then auth from the headers alone, so a refused
-        // writer never gets to send its body.
+        // The last layer runs first: who the client is, then the fences, then auth from the
+        // headers alone, so a refused writer never gets to send its body.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,
         ))
         .layer(axum::middleware::from_fn_with_state(fences, limits::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            proxies,
+            client::identify,
+        ))
         .with_state(state)
 }
 
