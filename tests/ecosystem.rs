@@ -5,16 +5,15 @@
 
 mod common;
 
-use common::{BIN, Server};
+use common::{Server, keys};
 use modelshare_formats::otlp_proto::{
     AnyValue, ArrayValue, ExportTraceServiceRequest, ExportTraceServiceResponse, KeyValue,
     Resource, ResourceSpans, ScopeSpans, Span, Status, any_value,
 };
 use prost::Message;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 use std::time::Duration;
 
 /// 2026-11-20T10:00:00Z in nanoseconds.
@@ -154,22 +153,6 @@ const EVENT_COLUMNS: &str = "event_id, CAST(ts AS VARCHAR) AS ts, app_id, task, 
     model, provider, input_tokens, output_tokens, reasoning_tokens, cached_tokens, \
     CAST(cost_usd * 1000000 AS BIGINT) AS cost_usd_micros, \
     latency_ms, ttft_ms, status, finish_reason, attempt";
-
-fn keys(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("keys")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keys {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 #[tokio::test]
 async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
@@ -591,25 +574,9 @@ fn non_loopback_ipv4() -> String {
 #[tokio::test]
 async fn without_keys_only_loopback_may_ingest() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
-        .arg(dir.path())
-        .env("MODELSHARE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    // On a non-loopback listener loopback trust is off unless asked for.
+    let server = Server::start_on("0.0.0.0:0", dir.path(), &["--trust-loopback"]);
+    let port = server.port();
     let ip = non_loopback_ipv4();
     let client = reqwest::Client::new();
     let ev = common::event(
@@ -667,8 +634,7 @@ async fn without_keys_only_loopback_may_ingest() {
             .unwrap();
         assert_eq!(resp.status(), 403, "{header}");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.stop();
 }
 
 #[tokio::test]

@@ -466,7 +466,7 @@ async fn wal_write_and_fsync_failures() {
     let launcher = fiu_run();
     let dir = tempfile::tempdir().unwrap();
     let flags = ["--flush-interval-secs", "0.3"];
-    let server = Server::start_via(&launcher, dir.path(), &flags);
+    let server = Server::start_via(&launcher, "127.0.0.1:0", dir.path(), &flags);
     let mut ledger = Ledger::default();
     // fsync only runs when a segment is created (after each flush seals one), so it fails more
     // often to be hit within the phase.
@@ -510,7 +510,7 @@ async fn parquet_flush_failures_keep_rows_until_writes_work() {
     let launcher = fiu_run();
     let dir = tempfile::tempdir().unwrap();
     let flags = ["--flush-interval-secs", "1"];
-    let server = Server::start_via(&launcher, dir.path(), &flags);
+    let server = Server::start_via(&launcher, "127.0.0.1:0", dir.path(), &flags);
     let http = reqwest::Client::new();
     let mut ledger = Ledger::default();
     // Acknowledged before the fault (the first write creates the WAL segment, which needs
@@ -696,7 +696,7 @@ async fn sigkill_at_random_moments_under_io_faults() {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut slowest_restart = Duration::ZERO;
     for round in 0..4 {
-        let server = Server::start_via(&launcher, dir.path(), &flags);
+        let server = Server::start_via(&launcher, "127.0.0.1:0", dir.path(), &flags);
         inject(&server, "posix/io/rw/pwrite", 0.05, EIO);
         inject(&server, "posix/io/sync/fdatasync", 0.05, EIO);
         let mut clients = Vec::new();

@@ -21,12 +21,17 @@ pub struct Server {
 impl Server {
     /// Starts `modelshare serve` on `dir` with extra flags.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
-        Server::start_via(&[], dir, extra)
+        Server::start_via(&[], "127.0.0.1:0", dir, extra)
+    }
+
+    /// Starts `modelshare serve` listening on `listen` (port 0: a free one).
+    pub fn start_on(listen: &str, dir: &Path, extra: &[&str]) -> Server {
+        Server::start_via(&[], listen, dir, extra)
     }
 
     /// Starts `modelshare serve` through a launcher (e.g. `fiu-run -x`, which execs it, so the
     /// child's pid is the server's).
-    pub fn start_via(launcher: &[&str], dir: &Path, extra: &[&str]) -> Server {
+    pub fn start_via(launcher: &[&str], listen: &str, dir: &Path, extra: &[&str]) -> Server {
         let mut command = match launcher.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -36,7 +41,7 @@ impl Server {
             None => Command::new(BIN),
         };
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
             .args(extra)
             .env("MODELSHARE_LOG", "warn")
@@ -47,17 +52,23 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
+        // A server listening on every address is reached through loopback.
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no url in {line:?}"))
-            .to_owned();
+            .replace("//0.0.0.0:", "//127.0.0.1:");
         Server {
             child,
             url,
             dir: dir.to_owned(),
             client: reqwest::Client::new(),
         }
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     pub async fn post(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -212,4 +223,22 @@ where
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `modelshare keys ARGS` on the lake at `dir`; its trimmed standard output (for `create`,
+/// the secret).
+pub fn keys(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("keys")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -127,6 +127,10 @@ pub struct ServeArgs {
     pub snapshots: SnapshotTuning,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Website (#5): read dashboard files (*.toml) from this directory instead of the built-in
     /// ones; an invalid file stops start-up.
     #[arg(long, env = "MODELSHARE_DASHBOARDS")]
@@ -177,13 +181,6 @@ impl LimitArgs {
         modelshare_web::limits::LimitConfig,
         modelshare_query::sandbox::SqlLimits,
     )> {
-        let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
-            anyhow::ensure!(
-                v.is_finite() && v > 0.0,
-                "--{name} must be a positive number of seconds"
-            );
-            Ok(Duration::from_secs_f64(v))
-        };
         anyhow::ensure!(
             self.rate_limit_rps.is_finite() && self.rate_limit_rps >= 0.0,
             "--rate-limit-rps must be 0 (off) or positive"
@@ -198,15 +195,116 @@ impl LimitArgs {
             modelshare_web::limits::LimitConfig {
                 rate_per_sec: self.rate_limit_rps,
                 burst: self.rate_limit_burst,
-                request_timeout: secs("request-timeout-secs", self.request_timeout_secs)?,
+                request_timeout: positive_secs("request-timeout-secs", self.request_timeout_secs)?,
             },
             modelshare_query::sandbox::SqlLimits {
-                timeout: secs("sql-timeout-secs", self.sql_timeout_secs)?,
+                timeout: positive_secs("sql-timeout-secs", self.sql_timeout_secs)?,
                 memory_bytes: self.sql_memory_mb << 20,
                 max_rows: self.sql_max_rows,
             },
         ))
     }
+}
+
+/// Connection fences: slow, silent and idle clients are closed; open connections are capped.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Close a connection whose request head is not complete this many seconds after its first
+    /// byte (for a new connection: after it opened).
+    #[arg(
+        long,
+        env = "MODELSHARE_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = modelshare_web::listener::DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64()
+    )]
+    pub header_read_timeout_secs: f64,
+    /// Close a keep-alive connection idle this long between requests, or a client that takes
+    /// no bytes of a response for this long (seconds).
+    #[arg(
+        long,
+        env = "MODELSHARE_IDLE_TIMEOUT_SECS",
+        default_value_t = modelshare_web::listener::DEFAULT_IDLE_TIMEOUT.as_secs_f64()
+    )]
+    pub idle_timeout_secs: f64,
+    /// Connections open at once; further ones are closed on arrival (counted on /metrics).
+    #[arg(
+        long,
+        env = "MODELSHARE_MAX_CONNECTIONS",
+        default_value_t = modelshare_web::listener::DEFAULT_MAX_CONNECTIONS
+    )]
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionArgs {
+    /// The same values as the flags' defaults.
+    fn default() -> Self {
+        let d = modelshare_web::listener::ListenerConfig::default();
+        ConnectionArgs {
+            header_read_timeout_secs: d.header_read_timeout.as_secs_f64(),
+            idle_timeout_secs: d.idle_timeout.as_secs_f64(),
+            max_connections: d.max_connections,
+        }
+    }
+}
+
+impl ConnectionArgs {
+    pub fn to_config(&self) -> anyhow::Result<modelshare_web::listener::ListenerConfig> {
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
+        Ok(modelshare_web::listener::ListenerConfig {
+            header_read_timeout: positive_secs(
+                "header-read-timeout-secs",
+                self.header_read_timeout_secs,
+            )?,
+            idle_timeout: positive_secs("idle-timeout-secs", self.idle_timeout_secs)?,
+            max_connections: self.max_connections,
+        })
+    }
+}
+
+/// Who may write without a key, and whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Let clients connecting directly from loopback (127.0.0.0/8, ::1) send events and run SQL
+    /// without a key, as long as the lake has never had a key file. Default: on when --listen is
+    /// a loopback address, off otherwise.
+    #[arg(
+        long,
+        env = "MODELSHARE_TRUST_LOOPBACK",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub trust_loopback: Option<bool>,
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers are believed: comma-separated
+    /// networks or addresses (e.g. 10.0.0.0/8,fd00::/8,192.0.2.7). Default: none, the TCP peer
+    /// is the client.
+    #[arg(
+        long,
+        env = "MODELSHARE_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub trusted_proxies: modelshare_web::client::TrustedProxies,
+}
+
+impl TrustArgs {
+    /// `--trust-loopback` as given, or on exactly when the server listens on loopback only.
+    pub fn trust_loopback(&self, listen: SocketAddr) -> bool {
+        self.trust_loopback
+            .unwrap_or_else(|| modelshare_web::client::is_loopback(listen.ip()))
+    }
+}
+
+/// A duration flag given in seconds, which must be positive.
+fn positive_secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0,
+        "--{name} must be a positive number of seconds"
+    );
+    Ok(Duration::from_secs_f64(v))
 }
 
 #[derive(Debug, Clone, Args)]

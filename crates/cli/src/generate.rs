@@ -208,6 +208,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         snapshots: SnapshotTuning::default(),
         limits: crate::config::LimitArgs::default(),
+        connections: crate::config::ConnectionArgs::default(),
+        trust: crate::config::TrustArgs::default(),
         dashboards: None,
     };
     crate::serve::run_with_banner(serve, banner).await

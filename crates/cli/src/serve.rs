@@ -47,6 +47,9 @@ pub async fn run_with_banner(
         args.rollup.grace(),
     );
     let (limits, sql_limits) = args.limits.to_configs()?;
+    let connections = args.connections.to_config()?;
+    let trust_loopback = args.trust.trust_loopback(args.listen);
+    let proxies = args.trust.trusted_proxies.clone();
     let keys =
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
@@ -54,6 +57,8 @@ pub async fn run_with_banner(
         .with_rollups(rollups)
         .with_snapshots(lake.root())
         .with_keys(Arc::new(keys))
+        .with_loopback_trust(trust_loopback)
+        .with_trusted_proxies(proxies.clone())
         .with_limits(limits)
         .with_sql_limits(sql_limits)
         .with_site(site);
@@ -70,7 +75,12 @@ pub async fn run_with_banner(
         "modelshare listening on http://{addr} (lake: {})",
         lake.root().display()
     );
-    modelshare_web::serve(listener, state, shutdown)
+    tracing::info!(
+        trust_loopback,
+        trusted_proxies = %proxies,
+        "who may write without a key, and whose forwarding headers count"
+    );
+    modelshare_web::serve(listener, state, connections, shutdown)
         .await
         .context("server failed")?;
     refresher.abort();

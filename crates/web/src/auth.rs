@@ -1,43 +1,29 @@
-//! Who may write and who may run SQL. Ingest needs a key (`Authorization: Bearer msk_...`) bound
-//! to an app; with no key configured at all, only loopback clients may ingest. `POST /v1/sql`
-//! needs an admin key (or, with no key configured, a loopback client). Read endpoints are open.
+//! Who may write and who may run SQL, decided by [`gate`] from the request head before any body
+//! is read: an anonymous `Content-Length: 1000000` is answered 401 at once instead of holding a
+//! connection and a buffer while the body trickles in.
+//!
+//! Every request that is not a read (any method but `GET`, `HEAD`, `OPTIONS`) needs a grant:
+//! `POST /v1/sql` an admin key, everything else an ingest key bound to an app (admin keys are
+//! bound to an app too). Without a key a caller is let in only while the server has never had
+//! keys, trusts loopback (`--trust-loopback`) and [`Client::is_local`] holds. Handlers take the
+//! grant as an extractor ([`Writer`], [`Admin`]); a request that reaches one without a grant is
+//! refused, so a route added without thinking about auth fails closed. Read endpoints are open.
 
-use crate::keys::{Caller, Lookup};
+use crate::client::Client;
+use crate::keys::{Caller, KeyStatus, Lookup};
 use crate::{ApiError, AppState};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-use std::convert::Infallible;
-use std::net::SocketAddr;
-
-/// The TCP peer of the request, when the server was started with connection info.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}
-
-impl Peer {
-    fn is_loopback(&self) -> bool {
-        self.0.is_some_and(|a| a.ip().to_canonical().is_loopback())
-    }
-}
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 /// What a writer is allowed to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Writer {
     /// A keyed client: its events are written as `app_id`.
     Keyed(Caller),
-    /// A loopback client on a server with no keys: events name their own app.
+    /// A local client on a server that has never had keys: events name their own app.
     Local,
 }
 
@@ -51,7 +37,91 @@ impl Writer {
     }
 }
 
-const CREATE_HINT: &str = "create one with `modelshare keys create --app APP`";
+/// May run `POST /v1/sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin;
+
+/// What a request is asking to do, which decides the grant it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    Admin,
+}
+
+impl Role {
+    fn of(req: &Request) -> Option<Role> {
+        if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+            None
+        } else if req.uri().path() == "/v1/sql" {
+            Some(Role::Admin)
+        } else {
+            Some(Role::Writer)
+        }
+    }
+
+    fn doing(self) -> &'static str {
+        match self {
+            Role::Writer => "send events",
+            Role::Admin => "run SQL",
+        }
+    }
+
+    fn create_hint(self) -> &'static str {
+        match self {
+            Role::Writer => "create one with `modelshare keys create --app APP`",
+            Role::Admin => "create one with `modelshare keys create --app APP --admin`",
+        }
+    }
+}
+
+/// Middleware: checks the grant of every non-read request from its headers alone and stores it
+/// in the request's extensions for the handler.
+pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(role) = Role::of(&req) else {
+        return next.run(req).await;
+    };
+    let client = req
+        .extensions()
+        .get::<Client>()
+        .copied()
+        .unwrap_or(Client::UNKNOWN);
+    let granted = match role {
+        Role::Writer => writer(&state, req.headers(), &client).map(|w| {
+            req.extensions_mut().insert(w);
+        }),
+        Role::Admin => admin(&state, req.headers(), &client).map(|a| {
+            req.extensions_mut().insert(a);
+        }),
+    };
+    match granted {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Writer>().cloned().ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this endpoint needs an ingest key: send `Authorization: Bearer <key>`".into(),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Admin>().copied().ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this endpoint needs an admin key: send `Authorization: Bearer <key>`".into(),
+            )
+        })
+    }
+}
 
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
@@ -78,53 +148,45 @@ fn check_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     }
 }
 
-/// A loopback peer that is not a reverse proxy on the same host forwarding someone else: behind
-/// nginx or Caddy every request arrives from 127.0.0.1, so forwarding headers disqualify it.
-fn is_direct_local(headers: &HeaderMap, peer: Peer) -> bool {
-    peer.is_loopback()
-        && !["forwarded", "x-forwarded-for", "x-real-ip"]
-            .iter()
-            .any(|h| headers.contains_key(*h))
+/// A caller without a key: let in only by a server that has never had keys and trusts loopback,
+/// and only when the client is local.
+fn keyless(state: &AppState, client: &Client, role: Role) -> Result<(), ApiError> {
+    let (doing, hint) = (role.doing(), role.create_hint());
+    match state.keys.status() {
+        KeyStatus::Active => Err(ApiError::Unauthorized(format!(
+            "a key is needed to {doing}: send `Authorization: Bearer <key>`"
+        ))),
+        KeyStatus::NoneActive => Err(ApiError::Unauthorized(format!(
+            "a key is needed to {doing}, and this server has no active key (every key is revoked); {hint}"
+        ))),
+        KeyStatus::NeverConfigured if !state.trust_loopback => Err(ApiError::Forbidden(format!(
+            "no key is configured and this server does not trust keyless clients (--trust-loopback is off); {hint}"
+        ))),
+        KeyStatus::NeverConfigured if client.is_local() => Ok(()),
+        KeyStatus::NeverConfigured => Err(ApiError::Forbidden(format!(
+            "no key is configured, so only loopback clients connecting directly may {doing}; {hint}"
+        ))),
+    }
 }
 
 /// Authorises an ingest request.
-pub fn writer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Writer, ApiError> {
-    if let Some(key) = bearer(headers)? {
-        return check_key(state, key).map(Writer::Keyed);
+pub fn writer(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Writer, ApiError> {
+    match bearer(headers)? {
+        Some(key) => check_key(state, key).map(Writer::Keyed),
+        None => keyless(state, client, Role::Writer).map(|()| Writer::Local),
     }
-    if state.keys.any_active() {
-        return Err(ApiError::Unauthorized(
-            "ingest needs a key: send `Authorization: Bearer <key>`".into(),
-        ));
-    }
-    if is_direct_local(headers, peer) {
-        return Ok(Writer::Local);
-    }
-    Err(ApiError::Forbidden(format!(
-        "no ingest key is configured, so only loopback clients may send events; {CREATE_HINT}"
-    )))
 }
 
 /// Authorises an admin request (`POST /v1/sql`).
-pub fn admin(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<(), ApiError> {
-    if let Some(key) = bearer(headers)? {
-        let caller = check_key(state, key)?;
-        if !caller.admin {
-            return Err(ApiError::Forbidden(
-                "this key is not an admin key; create one with `modelshare keys create --app APP --admin`".into(),
-            ));
-        }
-        return Ok(());
+pub fn admin(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Admin, ApiError> {
+    let Some(key) = bearer(headers)? else {
+        return keyless(state, client, Role::Admin).map(|()| Admin);
+    };
+    if !check_key(state, key)?.admin {
+        return Err(ApiError::Forbidden(format!(
+            "this key is not an admin key; {}",
+            Role::Admin.create_hint()
+        )));
     }
-    if state.keys.any_active() {
-        return Err(ApiError::Unauthorized(
-            "this endpoint needs an admin key: send `Authorization: Bearer <key>`".into(),
-        ));
-    }
-    if is_direct_local(headers, peer) {
-        return Ok(());
-    }
-    Err(ApiError::Forbidden(format!(
-        "no key is configured, so only loopback clients may run SQL; {CREATE_HINT} --admin"
-    )))
+    Ok(Admin)
 }

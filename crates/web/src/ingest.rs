@@ -5,7 +5,7 @@
 //! accepted events are fsynced. `index` counts events in the body from 0 (NDJSON: non-blank lines;
 //! JSON: array elements). A retry carrying an `Idempotency-Key` seen before gets the first answer.
 
-use crate::auth::{self, Peer};
+use crate::auth::Writer;
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -82,14 +82,13 @@ pub(crate) fn content_encoding(headers: &HeaderMap) -> Option<String> {
 
 pub async fn post_events(
     State(state): State<AppState>,
-    peer: Peer,
+    writer: Writer,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(ingester) = state.ingester.clone() else {
         return Err(ApiError::NotFound("this server is read-only".into()));
     };
-    let writer = auth::writer(&state, &headers, peer)?;
     let bound = writer.bound_app().map(str::to_owned);
     state.counters.ingest_requests.fetch_add(1, Relaxed);
     let format = body_format(&headers)?;

@@ -2,6 +2,10 @@
 //! SHA-256 hashes in `<lake>/keys.json` (mode 0600), each bound to one app id. The server reads
 //! the file again whenever its modification time or size changes, so `modelshare keys create` and
 //! `keys revoke` take effect without a restart.
+//!
+//! Once the file has existed, the server counts keys as configured for the rest of its life, even
+//! when every key is revoked, the file lists none or the file is deleted: revoking the last key
+//! must close writes, not quietly reopen them to keyless clients (see [`KeyStatus`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -196,6 +200,19 @@ pub fn revoke(lake_root: &Path, id: &str) -> Result<KeyRecord, KeyError> {
 struct Loaded {
     stamp: Option<(SystemTime, u64, u64)>,
     keys: Vec<KeyRecord>,
+    /// The key file has existed since this store was opened.
+    configured: bool,
+}
+
+/// Whether keys are in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// No key file has ever been seen: the server may trust loopback clients.
+    NeverConfigured,
+    /// Keys were configured but none is usable now (all revoked, or the file lists none).
+    NoneActive,
+    /// At least one key is usable.
+    Active,
 }
 
 /// The server's view of the key file, re-read when the file changes.
@@ -244,6 +261,7 @@ impl KeyStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        loaded.configured |= stamp.is_some();
         let file = read_file(path)?;
         loaded.keys = file.keys;
         loaded.stamp = stamp;
@@ -251,9 +269,7 @@ impl KeyStore {
     }
 
     fn current(&self) -> Vec<KeyRecord> {
-        if let Err(e) = self.refresh() {
-            tracing::error!(error = %e, "cannot reload the key file; keeping the keys loaded before");
-        }
+        self.reload();
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -261,9 +277,23 @@ impl KeyStore {
             .clone()
     }
 
-    /// True when at least one key is not revoked.
-    pub fn any_active(&self) -> bool {
-        self.current().iter().any(|k| k.revoked.is_none())
+    fn reload(&self) {
+        if let Err(e) = self.refresh() {
+            tracing::error!(error = %e, "cannot reload the key file; keeping the keys loaded before");
+        }
+    }
+
+    /// Whether keys are in use, from the file as it is now.
+    pub fn status(&self) -> KeyStatus {
+        self.reload();
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.keys.iter().any(|k| k.revoked.is_none()) {
+            KeyStatus::Active
+        } else if loaded.configured {
+            KeyStatus::NoneActive
+        } else {
+            KeyStatus::NeverConfigured
+        }
     }
 
     /// Checks a presented key against every stored hash.
@@ -295,7 +325,7 @@ mod tests {
     fn create_lookup_revoke_reload() {
         let dir = tempfile::tempdir().unwrap();
         let store = KeyStore::open(dir.path()).unwrap();
-        assert!(!store.any_active());
+        assert_eq!(store.status(), KeyStatus::NeverConfigured);
         let (rec, secret) = create(dir.path(), "app-1", false).unwrap();
         assert!(secret.starts_with(KEY_PREFIX) && secret.len() == KEY_PREFIX.len() + 64);
         assert_eq!(
@@ -315,11 +345,30 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(store.status(), KeyStatus::Active);
         revoke(dir.path(), &rec.id).unwrap();
         assert_eq!(store.lookup(&secret), Lookup::Revoked);
+        assert_eq!(store.status(), KeyStatus::NoneActive);
         assert!(matches!(
             revoke(dir.path(), "nope"),
             Err(KeyError::NoSuchKey(_))
         ));
+    }
+
+    #[test]
+    fn keys_stay_configured_once_the_file_has_existed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEYS_FILE);
+        std::fs::write(&path, r#"{"keys": []}"#).unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        assert_eq!(store.status(), KeyStatus::NoneActive);
+        let (rec, _) = create(dir.path(), "app-1", false).unwrap();
+        assert_eq!(store.status(), KeyStatus::Active);
+        revoke(dir.path(), &rec.id).unwrap();
+        assert_eq!(store.status(), KeyStatus::NoneActive);
+        // Deleting the file does not reopen the server to keyless clients.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(store.status(), KeyStatus::NoneActive);
+        assert_eq!(KeyStore::empty().status(), KeyStatus::NeverConfigured);
     }
 }

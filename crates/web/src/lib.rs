@@ -9,8 +9,12 @@
 //! - [`analytics`]: retention, switches, preference index, price vs share, shifts.
 //! - [`snapshots`]: `/v1/snapshots` listing and Parquet downloads (ETag, Range).
 //! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
-//! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL.
+//! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL,
+//!   checked from the request head before any body is read.
+//! - [`client`]: who the client is (TCP peer, trusted proxies' forwarding headers), and whether
+//!   it is local.
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
+//! - [`listener`]: the accept loop: header-read and idle timeouts, connection cap, draining.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
 //! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
 //! - [`site`]: the website (#5): dashboard pages, `/charts/...` SVGs, HTML error pages.
@@ -19,10 +23,12 @@
 pub mod analytics;
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod ingest;
 pub mod keys;
 pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod params;
@@ -60,6 +66,10 @@ pub struct AppState {
     pub snapshots: Option<std::path::PathBuf>,
     // issue 7: keys, request fences, admin SQL caps.
     pub keys: Arc<keys::KeyStore>,
+    /// Keyless local clients may write and run SQL while no key has ever been configured.
+    pub trust_loopback: bool,
+    /// Networks whose forwarding headers are believed.
+    pub proxies: Arc<client::TrustedProxies>,
     pub limits: Arc<limits::Limits>,
     pub sql_limits: modelshare_query::sandbox::SqlLimits,
     /// The website (dashboards); `None` serves the API only.
@@ -82,6 +92,8 @@ pub struct WebCounters {
     pub idempotent_replays: AtomicU64,
     /// Telemetry items that are not LLM calls (e.g. spans without GenAI attributes).
     pub items_ignored: AtomicU64,
+    /// Kept by the listener.
+    pub connections: Arc<listener::ConnCounters>,
 }
 
 impl AppState {
@@ -94,6 +106,8 @@ impl AppState {
             rollups: None,
             snapshots: None,
             keys: Arc::new(keys::KeyStore::empty()),
+            trust_loopback: false,
+            proxies: Arc::default(),
             limits: limits::Limits::new(limits::LimitConfig::default()),
             sql_limits: DEFAULT_SQL_LIMITS,
             site: None,
@@ -124,6 +138,18 @@ impl AppState {
         self
     }
 
+    /// Lets keyless local clients write and run SQL while no key has ever been configured.
+    pub fn with_loopback_trust(mut self, trust: bool) -> Self {
+        self.trust_loopback = trust;
+        self
+    }
+
+    /// Believes forwarding headers from these networks.
+    pub fn with_trusted_proxies(mut self, proxies: client::TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
+    }
+
     /// Sets the rate and time limits.
     pub fn with_limits(mut self, config: limits::LimitConfig) -> Self {
         self.limits = limits::Limits::new(config);
@@ -142,6 +168,7 @@ pub fn router(state: AppState) -> Router {
     // Compressed bodies are bounded by the same limit before they are inflated.
     let limit = state.max_body_bytes;
     let fences = Arc::clone(&state.limits);
+    let proxies = Arc::clone(&state.proxies);
     let mut router = Router::new();
     // Website (#5): one route per dashboard file, the charts, an HTML 404 outside /v1.
     if let Some(website) = &state.site {
@@ -174,7 +201,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(site::fallback)
         .layer(DefaultBodyLimit::max(limit))
+        // The last layer runs first: who the client is, then the fences, then auth from the
+        // headers alone, so a refused writer never gets to send its body.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(fences, limits::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            proxies,
+            client::identify,
+        ))
         .with_state(state)
 }
 
@@ -182,11 +219,9 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    config: listener::ListenerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Connection info gives the rate limiter and the loopback check the client's address.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let counters = Arc::clone(&state.counters.connections);
+    listener::run(listener, router(state), config, counters, shutdown).await
 }

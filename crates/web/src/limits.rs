@@ -3,16 +3,17 @@
 //! under `/v1/`; 429 with `Retry-After`), and a time limit on every request (408), which also
 //! covers clients that send their body too slowly. Body size limits live with the routes.
 //!
-//! The client is the TCP peer address; `X-Forwarded-For` is not trusted (put the limit in the
-//! proxy when running behind one).
+//! The client is the one [`crate::client`] resolves: the TCP peer, or behind a trusted proxy the
+//! address the proxy names (a trusted proxy that names nobody is one client).
 
 use crate::ApiError;
-use axum::extract::{ConnectInfo, Request, State};
+use crate::client::Client;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -112,8 +113,10 @@ pub async fn guard(State(limits): State<Arc<Limits>>, req: Request, next: Next) 
     if is_public_read(&req) {
         let client = req
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| bucket_of(c.0.ip()));
+            .get::<Client>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+                bucket_of(c.rate_key())
+            });
         if let Err(secs) = limits.take(client, Instant::now()) {
             limits
                 .throttled

@@ -53,6 +53,31 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "Telemetry items that are not LLM calls (spans without GenAI attributes), skipped.",
         c.items_ignored.load(Relaxed) as f64,
     );
+    let conns = &c.connections;
+    metric(
+        "connections_open",
+        "gauge",
+        "HTTP connections open now.",
+        conns.open.load(Relaxed) as f64,
+    );
+    metric(
+        "connections_refused_total",
+        "counter",
+        "Connections closed on arrival because --max-connections were open.",
+        conns.refused.load(Relaxed) as f64,
+    );
+    metric(
+        "connections_header_timeout_total",
+        "counter",
+        "Connections closed because a request head did not arrive within --header-read-timeout-secs.",
+        conns.header_timeouts.load(Relaxed) as f64,
+    );
+    metric(
+        "connections_idle_timeout_total",
+        "counter",
+        "Connections closed after --idle-timeout-secs idle between requests or not reading a response.",
+        conns.idle_timeouts.load(Relaxed) as f64,
+    );
     metric(
         "rate_limited_total",
         "counter",

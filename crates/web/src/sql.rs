@@ -4,7 +4,7 @@
 //! Request: `{"sql": "SELECT ..."}` (JSON) or the statement as `text/plain`. Answer:
 //! `{"columns": [{"name", "type"}], "rows": [{...}], "row_count", "truncated"}`.
 
-use crate::auth::{self, Peer};
+use crate::auth::Admin;
 use crate::ingest::read_body;
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
@@ -19,11 +19,10 @@ pub const MAX_SQL_BYTES: usize = 64 * 1024;
 
 pub async fn post_sql(
     State(state): State<AppState>,
-    peer: Peer,
+    _admin: Admin,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    auth::admin(&state, &headers, peer)?;
     let body = read_body(&state, body)?;
     let mime = headers
         .get(header::CONTENT_TYPE)

@@ -3,7 +3,7 @@
 //! generation stats). Bodies are mapped by `modelshare-formats` and stored through the same
 //! durable, deduplicated path as `POST /v1/events`, under the same auth and body limits.
 
-use crate::auth::{self, Peer};
+use crate::auth::Writer;
 use crate::ingest::{content_encoding, decode_body, read_body};
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
@@ -46,7 +46,7 @@ fn mime(headers: &HeaderMap) -> String {
 /// Authenticates, decodes, maps and stores; returns what happened.
 async fn ingest(
     state: &AppState,
-    peer: Peer,
+    writer: Writer,
     headers: &HeaderMap,
     body: Body,
     source: Source,
@@ -54,7 +54,6 @@ async fn ingest(
     let Some(ingester) = state.ingester.clone() else {
         return Err(ApiError::NotFound("this server is read-only".into()));
     };
-    let writer = auth::writer(state, headers, peer)?;
     state.counters.ingest_requests.fetch_add(1, Relaxed);
     let body = read_body(state, body)?;
     let encoding = content_encoding(headers);
@@ -111,7 +110,7 @@ fn count_headers(resp: &mut Response, mapped: &Mapped, receipt: Receipt) {
 /// with `partialSuccess` naming rejected GenAI spans and the ignored non-GenAI ones.
 pub async fn post_traces(
     State(state): State<AppState>,
-    peer: Peer,
+    writer: Writer,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -124,7 +123,7 @@ pub async fn post_traces(
             )));
         }
     };
-    let (mapped, receipt) = ingest(&state, peer, &headers, body, source).await?;
+    let (mapped, receipt) = ingest(&state, writer, &headers, body, source).await?;
     let mut message = Vec::new();
     if !mapped.rejected.is_empty() {
         let reasons: Vec<String> = mapped
@@ -200,23 +199,23 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// `POST /v1/litellm`: LiteLLM `StandardLoggingPayload`s (a JSON array, one object, or NDJSON).
 pub async fn post_litellm(
     State(state): State<AppState>,
-    peer: Peer,
+    writer: Writer,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let (mapped, receipt) = ingest(&state, peer, &headers, body, Source::LiteLlm).await?;
+    let (mapped, receipt) = ingest(&state, writer, &headers, body, Source::LiteLlm).await?;
     Ok(json_answer(&mapped, receipt))
 }
 
 /// `POST /v1/openrouter`: OpenRouter generation objects (one, an array, or `{"data": {...}}`).
 pub async fn post_openrouter(
     State(state): State<AppState>,
-    peer: Peer,
+    writer: Writer,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let (mapped, receipt) = ingest(&state, peer, &headers, body, Source::OpenRouter).await?;
+    let (mapped, receipt) = ingest(&state, writer, &headers, body, Source::OpenRouter).await?;
     Ok(json_answer(&mapped, receipt))
 }
