@@ -1,4 +1,4 @@
-//! End-to-end tests of issue 7 against the real binary over HTTP: OTLP traces (protobuf, JSON,
+//! End-to-end tests of the ecosystem formats, keys and limits against the real binary over HTTP: OTLP traces (protobuf, JSON,
 //! gzip), LiteLLM and OpenRouter payloads mapped exactly; keys (wrong, other app, revoked,
 //! non-loopback without keys); admin SQL fences; body, time and rate limits; CORS; OpenAPI.
 #![allow(clippy::unwrap_used)]

@@ -131,13 +131,13 @@ pub struct ServeArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Website (#5): read dashboard files (*.toml) from this directory instead of the built-in
+    /// Website: read dashboard files (*.toml) from this directory instead of the built-in
     /// ones; an invalid file stops start-up.
     #[arg(long, env = "MODELSHARE_DASHBOARDS")]
     pub dashboards: Option<PathBuf>,
 }
 
-/// Request fences (issue 7): rate limits on public reads, request time limit, admin SQL caps.
+/// Request fences: rate limits on public reads, request time limit, admin SQL caps.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
     /// Sustained public read requests per second per client IP (0 = unlimited).
@@ -383,7 +383,7 @@ impl RollupTuning {
     }
 }
 
-/// Weekly snapshots built by the server (issue #6).
+/// Weekly snapshots built by the server.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotTuning {
     /// Look for closed weeks without an up-to-date snapshot this often (seconds; 0 = never).

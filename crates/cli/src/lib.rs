@@ -8,7 +8,6 @@
 //! - [`rollup`]: the app-week rollup, built by hand or kept fresh by the server.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
 //! - [`bench`], [`bench_analytics`]: benchmark programs that print and save figures.
-//! - [`bench`]: benchmark programs that print and save figures.
 //! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 //! - [`keys`]: `modelshare keys create|list|revoke`.
 //! - [`wal`]: `modelshare wal check|salvage`, for an operator after a damaged log.
@@ -74,8 +73,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MODELSHARE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal: `modelshare demo > out.log 2>&1` must not write escape codes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -108,7 +108,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
-/// Starts the background task that snapshots closed weeks (issue #6): once at start-up, then
+/// Starts the background task that snapshots closed weeks: once at start-up, then
 /// every `--snapshot-interval-secs`. Builds run on the blocking pool, never on request threads.
 fn spawn_snapshot_task(
     args: &ServeArgs,

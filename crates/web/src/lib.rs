@@ -17,7 +17,7 @@
 //! - [`listener`]: the accept loop: header-read and idle timeouts, connection cap, draining.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
 //! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
-//! - [`site`]: the website (#5): dashboard pages, `/charts/...` SVGs, HTML error pages.
+//! - [`site`]: the website: dashboard pages, `/charts/...` SVGs, HTML error pages.
 //! - [`site_queries`]: the index, retention and snapshot queries the dashboards can name.
 
 pub mod analytics;
@@ -62,9 +62,9 @@ pub struct AppState {
     /// The app-week rollup the analytics read; `None` when there is no lake (tests of the
     /// router alone).
     pub rollups: Option<modelshare_analytics::Rollups>,
-    /// Lake root whose `snapshots/` are served (issue #6); `None` serves none.
+    /// Lake root whose `snapshots/` are served; `None` serves none.
     pub snapshots: Option<std::path::PathBuf>,
-    // issue 7: keys, request fences, admin SQL caps.
+    // Keys, request fences, admin SQL caps.
     pub keys: Arc<keys::KeyStore>,
     /// Keyless local clients may write and run SQL while no key has ever been configured.
     pub trust_loopback: bool,
@@ -170,7 +170,7 @@ pub fn router(state: AppState) -> Router {
     let fences = Arc::clone(&state.limits);
     let proxies = Arc::clone(&state.proxies);
     let mut router = Router::new();
-    // Website (#5): one route per dashboard file, the charts, an HTML 404 outside /v1.
+    // Website: one route per dashboard file, the charts, an HTML 404 outside /v1.
     if let Some(website) = &state.site {
         for d in &website.dashboards.pages {
             router = router.route(&d.route, site::page_route(&d.id));
@@ -179,7 +179,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route("/v1/events", post(ingest::post_events))
-        // issue 7: foreign telemetry, admin SQL, the API description.
+        // Foreign telemetry, admin SQL, the API description.
         .route("/v1/traces", post(telemetry::post_traces))
         .route("/v1/litellm", post(telemetry::post_litellm))
         .route("/v1/openrouter", post(telemetry::post_openrouter))
@@ -196,7 +196,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts", get(analytics::shifts_endpoint))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        // Issue #6: weekly snapshots.
+        // Weekly snapshots.
         .route("/v1/snapshots", get(snapshots::list))
         .route("/v1/snapshots/{file}", get(snapshots::download))
         .fallback(site::fallback)
