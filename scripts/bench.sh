@@ -11,12 +11,13 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet duckdb
 fi
-cargo build --release
-bin="$CARGO_TARGET_DIR/release/modelshare"
+# The benchmark programs live in their own crate; the ingest benchmark starts the product binary.
+cargo build --release -p modelshare -p modelshare-bench
+bin="$CARGO_TARGET_DIR/release/modelshare-bench"
 what="${1:-all}"
 if [ "$what" = all ] || [ "$what" = ingest ]; then
-  "$bin" bench ingest --events "${INGEST_EVENTS:-2000000}" --single-requests "${SINGLE_REQUESTS:-200000}"
+  "$bin" ingest --events "${INGEST_EVENTS:-2000000}" --single-requests "${SINGLE_REQUESTS:-200000}"
 fi
 if [ "$what" = all ] || [ "$what" = query ]; then
-  "$bin" bench query --events "${EVENTS:-10000000}" --python "$venv/bin/python"
+  "$bin" query --events "${EVENTS:-10000000}" --python "$venv/bin/python"
 fi

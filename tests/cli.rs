@@ -144,3 +144,24 @@ fn ingest_files_and_stdin_then_query() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no lake at /nonexistent/lake"));
 }
+
+/// The product binary's commands; benchmark programs live in `modelshare-bench`, not here.
+#[test]
+fn help_lists_the_product_commands_and_no_benchmarks() {
+    let out = common::run_ok(["--help"]);
+    let commands: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "serve", "demo", "ingest", "query", "generate", "rollup", "export", "keys", "wal",
+            "help"
+        ],
+        "{out}"
+    );
+}

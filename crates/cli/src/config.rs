@@ -34,8 +34,6 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Build the app-week rollup of closed weeks (the server does this by itself).
     Rollup(RollupArgs),
-    /// Benchmarks: ingest throughput, query latency against DuckDB.
-    Bench(BenchArgs),
     /// Write a closed week's public snapshot (or, with --raw, its events) to a Parquet file.
     Export(ExportArgs),
     /// Ingest and admin keys: create (the key is printed once), list, revoke.
@@ -516,90 +514,4 @@ pub struct GenerateArgs {
     /// Events per HTTP request when streaming.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub which: BenchCommand,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum BenchCommand {
-    /// Durable events/s through HTTP on loopback, bytes/event, peak RSS.
-    Ingest(BenchIngestArgs),
-    /// Leaderboard query time over a generated lake, cold and warm, next to DuckDB.
-    Query(BenchQueryArgs),
-    /// Preference index and retention over 12 weeks of a large lake, from the rollup and from
-    /// raw events, next to DuckDB.
-    Analytics(BenchAnalyticsArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchIngestArgs {
-    /// Events to send in the batched run.
-    #[arg(long, default_value_t = 2_000_000)]
-    pub events: u64,
-    /// Events per request in the batched run.
-    #[arg(long, default_value_t = 1000)]
-    pub batch: usize,
-    /// Requests in the one-event-per-request run.
-    #[arg(long, default_value_t = 200_000)]
-    pub single_requests: u64,
-    /// Concurrent client connections.
-    #[arg(long, default_value_t = 64)]
-    pub clients: usize,
-    /// Scratch directory (default: a temporary directory).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Append the figures to this file.
-    #[arg(long, default_value = "target/bench-ingest.txt")]
-    pub out: PathBuf,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchQueryArgs {
-    /// Events in the generated lake (reused if the lake already holds this many).
-    #[arg(long, default_value_t = 10_000_000)]
-    pub events: u64,
-    /// Lake directory for the benchmark.
-    #[arg(long, default_value = "target/bench-lake")]
-    pub dir: PathBuf,
-    /// Warm repetitions.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
-    #[arg(long, default_value = "python3")]
-    pub python: String,
-    /// Append the figures to this file.
-    #[arg(long, default_value = "target/bench-query.txt")]
-    pub out: PathBuf,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchAnalyticsArgs {
-    /// Events in the generated lake (reused if the lake already holds this data set).
-    #[arg(long, default_value_t = 50_000_000)]
-    pub events: u64,
-    /// Distinct apps.
-    #[arg(long, default_value_t = 20_000)]
-    pub apps: u32,
-    /// Weeks of traffic (and the analysis window).
-    #[arg(long, default_value_t = 12)]
-    pub weeks: u32,
-    /// Task analysed.
-    #[arg(long, default_value = "programming")]
-    pub task: String,
-    /// Lake directory for the benchmark.
-    #[arg(long, default_value = "target/bench-lake-analytics")]
-    pub dir: PathBuf,
-    /// Warm repetitions.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
-    #[arg(long, default_value = "python3")]
-    pub python: String,
-    /// Append the figures to this file.
-    #[arg(long, default_value = "target/bench-analytics.txt")]
-    pub out: PathBuf,
 }

@@ -7,13 +7,10 @@
 //! - [`query`]: ad-hoc SQL over the lake, printed as a table, CSV or JSON.
 //! - [`rollup`]: the app-week rollup, built by hand or kept fresh by the server.
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
-//! - [`bench`], [`bench_analytics`]: benchmark programs that print and save figures.
 //! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 //! - [`keys`]: `modelshare keys create|list|revoke`.
 //! - [`wal`]: `modelshare wal check|salvage`, for an operator after a damaged log.
 
-pub mod bench;
-pub mod bench_analytics;
 pub mod config;
 pub mod export;
 pub mod generate;
@@ -50,7 +47,6 @@ pub fn run() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::Generate(args) => generate::run(args).await,
             Command::Rollup(args) => rollup::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Keys(args) => keys::run(args),
             Command::Wal(args) => wal::run(args),

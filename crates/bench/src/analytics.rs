@@ -2,8 +2,8 @@
 //! generated lake, answered from the app-week rollup and from raw events, with DuckDB running
 //! the same app-week aggregation over the same files in the same run.
 
+use crate::args::BenchAnalyticsArgs;
 use crate::bench::{dir_bytes, ensure_lake, machine, ms, python_json, report};
-use crate::config::BenchAnalyticsArgs;
 use chrono::Days;
 use modelshare_analytics::index::{IndexConfig, preference_index};
 use modelshare_analytics::retention::retention_all;
@@ -75,7 +75,7 @@ async fn answer(
     ))
 }
 
-pub async fn run(args: BenchAnalyticsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: BenchAnalyticsArgs) -> anyhow::Result<ExitCode> {
     let task: Task = args
         .task
         .parse()

@@ -1,12 +1,12 @@
-//! Benchmark programs (not tests): they print figures and append them to a file.
+//! Shared helpers of the benchmark programs, and the ingest and query benchmarks.
 //!
-//! - `bench ingest`: a real `modelshare serve` child process on loopback, concurrent HTTP
+//! - `ingest`: a real `modelshare serve` child process on loopback, concurrent HTTP
 //!   clients, batched and one-event requests; durable events/s, bytes/event on disk, peak RSS.
-//! - `bench query`: the leaderboard question over a generated lake, cold and warm, next to DuckDB
+//! - `query`: the leaderboard question over a generated lake, cold and warm, next to DuckDB
 //!   answering the same SQL on the same Parquet files in the same run.
-//! - `bench analytics`: see [`crate::bench_analytics`].
+//! - `analytics`: see [`crate::analytics`].
 
-use crate::config::{BenchArgs, BenchCommand, BenchIngestArgs, BenchQueryArgs};
+use crate::args::{BenchCommand, BenchIngestArgs, BenchQueryArgs};
 use anyhow::Context;
 use modelshare_gen::GenConfig;
 use modelshare_ingest::Lake;
@@ -20,12 +20,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    match args.which {
+pub(crate) async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
+    match which {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Query(a) => query(a).await,
-        BenchCommand::Analytics(a) => crate::bench_analytics::run(a).await,
+        BenchCommand::Analytics(a) => crate::analytics::run(a).await,
     }
+}
+
+/// The `modelshare` binary: given, or the one cargo built next to this program.
+fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program has no directory")?
+            .join("modelshare"),
+    };
+    anyhow::ensure!(
+        path.is_file(),
+        "{} not found: build it first (`cargo build --release -p modelshare`) or pass --server-bin",
+        path.display()
+    );
+    Ok(path)
 }
 
 pub(crate) fn machine() -> String {
@@ -94,8 +111,7 @@ struct ServerChild {
     url: String,
 }
 
-fn start_server(dir: &Path) -> anyhow::Result<ServerChild> {
-    let exe = std::env::current_exe()?;
+fn start_server(exe: &Path, dir: &Path) -> anyhow::Result<ServerChild> {
     let mut child = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -194,6 +210,7 @@ fn ndjson_bodies(cfg: &GenConfig, per_body: usize) -> anyhow::Result<Vec<Vec<u8>
 }
 
 async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
+    let server_bin = server_binary(args.server_bin.clone())?;
     let tmp;
     let dir: PathBuf = match &args.dir {
         Some(d) => d.clone(),
@@ -228,7 +245,7 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     .await??;
     let body_bytes: usize = batched.iter().map(Vec::len).sum();
 
-    let server = start_server(&dir)?;
+    let server = start_server(&server_bin, &dir)?;
     let pid = server.child.id();
     let t_batched = blast(&server.url, Arc::new(batched), args.clients.min(8)).await?;
     let t_single = blast(&server.url, Arc::new(single), args.clients).await?;

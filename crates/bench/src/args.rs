@@ -1,0 +1,96 @@
+//! The benchmark programs' command line (`cargo run -p modelshare-bench --release -- ...`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Benchmark programs: they print figures (and append them to a file), next to DuckDB on the
+/// same files in the same run. Not tests: nothing here asserts a time.
+#[derive(Debug, Parser)]
+#[command(name = "modelshare-bench", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) which: BenchCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Durable events/s through HTTP on loopback, bytes/event, peak RSS.
+    Ingest(BenchIngestArgs),
+    /// Leaderboard query time over a generated lake, cold and warm, next to DuckDB.
+    Query(BenchQueryArgs),
+    /// Preference index and retention over 12 weeks of a large lake, from the rollup and from
+    /// raw events, next to DuckDB.
+    Analytics(BenchAnalyticsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchIngestArgs {
+    /// Events to send in the batched run.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub(crate) events: u64,
+    /// Events per request in the batched run.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) batch: usize,
+    /// Requests in the one-event-per-request run.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) single_requests: u64,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) clients: usize,
+    /// Scratch directory (default: a temporary directory).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// The `modelshare` binary to benchmark (default: the one built next to this program).
+    #[arg(long, env = "MODELSHARE_BIN")]
+    pub(crate) server_bin: Option<PathBuf>,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-ingest.txt")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchQueryArgs {
+    /// Events in the generated lake (reused if the lake already holds this many).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub(crate) events: u64,
+    /// Lake directory for the benchmark.
+    #[arg(long, default_value = "target/bench-lake")]
+    pub(crate) dir: PathBuf,
+    /// Warm repetitions.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
+    #[arg(long, default_value = "python3")]
+    pub(crate) python: String,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-query.txt")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchAnalyticsArgs {
+    /// Events in the generated lake (reused if the lake already holds this data set).
+    #[arg(long, default_value_t = 50_000_000)]
+    pub(crate) events: u64,
+    /// Distinct apps.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) apps: u32,
+    /// Weeks of traffic (and the analysis window).
+    #[arg(long, default_value_t = 12)]
+    pub(crate) weeks: u32,
+    /// Task analysed.
+    #[arg(long, default_value = "programming")]
+    pub(crate) task: String,
+    /// Lake directory for the benchmark.
+    #[arg(long, default_value = "target/bench-lake-analytics")]
+    pub(crate) dir: PathBuf,
+    /// Warm repetitions.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
+    #[arg(long, default_value = "python3")]
+    pub(crate) python: String,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-analytics.txt")]
+    pub(crate) out: PathBuf,
+}
