@@ -36,6 +36,13 @@ pub enum SiteError {
     },
     #[error("cannot read dashboards: {0}")]
     Io(String),
+    /// A panel's data source failed (the lake's rollups, snapshots, an analytics fit); what
+    /// failed is in the message. A server fault (500), not the reader's.
+    #[error("{source_name} failed: {message}")]
+    Source {
+        source_name: &'static str,
+        message: String,
+    },
     #[error("a query named {0:?} is already registered")]
     DuplicateQuery(String),
     #[error("{0}")]

@@ -66,6 +66,15 @@ fn from_api(e: ApiError, site: &Arc<Site>) -> PageError {
         ApiError::QueryTimeout | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        // A server fault: the cause (paths, engine messages) goes to the log, not the page.
+        tracing::error!(error = %e, "page failed");
+        return PageError::new(
+            status,
+            "this page could not be built; the server log has the cause".to_owned(),
+            Some(site),
+        );
+    }
     PageError::new(status, e.to_string(), Some(site))
 }
 
@@ -78,6 +87,15 @@ fn from_site(e: SiteError, site: &Arc<Site>) -> PageError {
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        // A server fault: the cause (paths, engine messages) goes to the log, not the page.
+        tracing::error!(error = %e, "page failed");
+        return PageError::new(
+            status,
+            "this page could not be built; the server log has the cause".to_owned(),
+            Some(site),
+        );
+    }
     PageError::new(status, e.to_string(), Some(site))
 }
 

@@ -19,7 +19,10 @@ const WINDOW_WEEKS: u32 = 12;
 fn site_error(e: AnalyticsError) -> SiteError {
     match e {
         AnalyticsError::Query(q) => SiteError::Query(q),
-        other => SiteError::Io(other.to_string()),
+        other => SiteError::Source {
+            source_name: "the preference analytics",
+            message: other.to_string(),
+        },
     }
 }
 
@@ -31,7 +34,10 @@ async fn window_panel(
 ) -> Result<(Panel, Weeks), SiteError> {
     let rollups = Lake::open(lake_root)
         .map(Rollups::new)
-        .map_err(|e| SiteError::Io(e.to_string()))?;
+        .map_err(|e| SiteError::Source {
+            source_name: "opening the lake's rollups",
+            message: e.to_string(),
+        })?;
     let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
     let panel = Panel::load(engine, &rollups, a.task, weeks)
         .await
@@ -60,7 +66,10 @@ async fn index_table(
     };
     let idx = tokio::task::spawn_blocking(move || preference_index(&panel, config))
         .await
-        .map_err(|e| SiteError::Io(format!("index fit failed: {e}")))?;
+        .map_err(|e| SiteError::Source {
+            source_name: "the preference index fit",
+            message: e.to_string(),
+        })?;
     let mut t = Table::new(vec![
         Column::new("rank", "#", Format::Plain),
         Column::new("model", "Model", Format::Plain),
@@ -123,8 +132,14 @@ async fn retention_table(
 async fn snapshots_table(lake_root: PathBuf) -> Result<Table, SiteError> {
     let list = tokio::task::spawn_blocking(move || modelshare_snapshot::list(&lake_root))
         .await
-        .map_err(|e| SiteError::Io(e.to_string()))?
-        .map_err(|e| SiteError::Io(e.to_string()))?;
+        .map_err(|e| SiteError::Source {
+            source_name: "listing the snapshots",
+            message: e.to_string(),
+        })?
+        .map_err(|e| SiteError::Source {
+            source_name: "listing the snapshots",
+            message: e.to_string(),
+        })?;
     let mut t = Table::new(vec![
         Column::new("week", "Week", Format::Plain),
         Column::new("revision", "Revision", Format::Plain),
