@@ -208,417 +208,91 @@ fn pick_day(rng: &mut Rng, lo: u32, hi: u32, taken: &[u32], min_dist: u32) -> u3
     }
 }
 
+/// The calendar of a generated period: day numbers, dates and microsecond timestamps.
+#[derive(Debug, Clone, Copy)]
+struct Calendar {
+    start: NaiveDate,
+    days: u32,
+    start_us: i64,
+}
+
+impl Calendar {
+    fn new(cfg: &GenConfig) -> Calendar {
+        Calendar {
+            start: cfg.start,
+            days: cfg.days,
+            start_us: day_start_us(cfg.start),
+        }
+    }
+
+    fn date(&self, d: u32) -> NaiveDate {
+        self.start + Days::new(u64::from(d))
+    }
+
+    fn day_us(&self, d: u32) -> i64 {
+        self.start_us + i64::from(d) * US_PER_DAY
+    }
+
+    fn end_us(&self) -> i64 {
+        self.day_us(self.days)
+    }
+}
+
+/// The roster's models that the catalog prices on every day, with the providers serving them.
+struct Lineup {
+    models: Vec<Model>,
+    providers: Vec<ProviderInfo>,
+    provider_idx: HashMap<String, u16>,
+}
+
+/// The planted effects, placed on days apart from each other.
+struct Plantings {
+    effects: Vec<Effect>,
+    cuts: Vec<CutPlan>,
+    release: Option<ReleasePlan>,
+    outage: Option<OutagePlan>,
+}
+
+/// The apps, their planning counters and the figures the manifest reports about them.
+struct Population {
+    apps: Vec<App>,
+    counters: Counters,
+    record: AppsRecord,
+}
+
 impl World {
+    /// Builds the world in named steps; the random stream is drawn in this order (models draw
+    /// nothing, then cuts, the release and the outage share one stream, apps have their own),
+    /// so a seed gives the same world whatever changes inside a step.
     pub(crate) fn build(cfg: &GenConfig) -> Result<World, GenError> {
         cfg.validate()?;
         let catalog = Catalog::embedded();
-        let days = cfg.days;
-        let start_us = day_start_us(cfg.start);
-        let end_us = start_us + i64::from(days) * US_PER_DAY;
-        let date = |d: u32| cfg.start + Days::new(u64::from(d));
-        let mut world_rng = Rng::new(hash(&[cfg.seed, 0x3e5]));
-
-        // Models and providers.
-        let mut providers: Vec<ProviderInfo> = Vec::new();
-        let mut provider_idx: HashMap<String, u16> = HashMap::new();
-        let mut models: Vec<Model> = Vec::new();
-        for spec in ROSTER {
-            let (Some(info), Ok(slug)) = (catalog.model(spec.slug), ModelSlug::parse(spec.slug))
-            else {
-                continue;
-            };
-            let author = slug.author().to_owned();
-            let mut offered: Vec<(f64, &str)> = catalog
-                .providers_for(spec.slug)
-                .into_iter()
-                .map(|p| {
-                    let w = if p == roster::first_party(&author) {
-                        5.0
-                    } else if matches!(p, "aws" | "google" | "azure") {
-                        2.0
-                    } else {
-                        1.0
-                    };
-                    (w, p)
-                })
-                .collect();
-            offered.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-            offered.truncate(5);
-            let mut pidx = Vec::new();
-            let mut weights = Vec::new();
-            for (w, p) in offered {
-                let idx = *provider_idx.entry(p.to_owned()).or_insert_with(|| {
-                    let name = roster::provider_display(p).to_owned();
-                    providers.push(ProviderInfo {
-                        speed: roster::provider_speed(&name),
-                        name,
-                    });
-                    (providers.len() - 1) as u16
-                });
-                pidx.push(idx);
-                weights.push(w);
-            }
-            let first_price = info.prices.first().map(|r| r.price);
-            let prices: Vec<Price> = (0..days)
-                .filter_map(|d| info.price_at(date(d)).or(first_price))
-                .collect();
-            if prices.len() != days as usize {
-                continue;
-            }
-            let blended0 = prices[0].blended_usd_per_mtok().max(0.01);
-            models.push(Model {
-                slug,
-                spec: *spec,
-                provider_cum: cumulative(&weights),
-                providers: pidx,
-                provider_weights: weights,
-                ln_blended: prices.iter().map(ln_price).collect(),
-                prices,
-                context: info.context_window.unwrap_or(131_072).max(8_192),
-                speed: (1.0 / blended0).powf(0.2).clamp(0.5, 2.0),
-            });
-        }
-        let model_idx: HashMap<&str, usize> = models
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.spec.slug, i))
-            .collect();
-
-        // Planted price cuts: real cuts of models with traffic, dated inside the period when the
-        // catalog allows, else moved into it.
-        let mut effects: Vec<Effect> = Vec::new();
-        let mut cut_plans: Vec<CutPlan> = Vec::new();
-        let mut taken_days: Vec<u32> = Vec::new();
-        if days >= 5 {
-            let in_window = |d: NaiveDate| {
-                let k = (d - cfg.start).num_days();
-                k >= 2 && k <= i64::from(days) - 2
-            };
-            let mut cands: Vec<_> = catalog
-                .price_changes()
-                .iter()
-                .filter(|c| c.is_cut() && c.relative_change() <= -0.05)
-                .filter_map(|c| model_idx.get(c.slug.as_str()).map(|&m| (c, m)))
-                .collect();
-            cands.sort_by(|a, b| {
-                let score = |x: &(&modelshare_catalog::PriceChange, usize)| {
-                    -x.0.relative_change() * models[x.1].spec.quality
-                };
-                in_window(b.0.date)
-                    .cmp(&in_window(a.0.date))
-                    .then(score(b).total_cmp(&score(a)))
-                    .then(a.0.date.cmp(&b.0.date))
-                    .then(a.0.slug.cmp(&b.0.slug))
-            });
-            for (change, m) in cands {
-                if cut_plans.len() == 2 {
-                    break;
-                }
-                if cut_plans.iter().any(|c| c.model == m) {
-                    continue;
-                }
-                let shifted = !in_window(change.date);
-                let day = if shifted {
-                    pick_day(&mut world_rng, 2, days - 2, &taken_days, 5)
-                } else {
-                    let d = (change.date - cfg.start).num_days() as u32;
-                    if taken_days.iter().any(|&t| t.abs_diff(d) < 4) {
-                        continue;
-                    }
-                    d
-                };
-                if shifted {
-                    let model = &mut models[m];
-                    for d in 0..days as usize {
-                        let p = if d < day as usize {
-                            change.old
-                        } else {
-                            change.new
-                        };
-                        model.prices[d] = p;
-                        model.ln_blended[d] = ln_price(&p);
-                    }
-                }
-                taken_days.push(day);
-                let rel = change.relative_change();
-                cut_plans.push(CutPlan {
-                    model: m,
-                    ts_us: start_us + i64::from(day) * US_PER_DAY,
-                    p_migrate: (0.25 + 1.5 * -rel).min(0.75),
-                });
-                effects.push(Effect::PriceCut(PriceCut {
-                    slug: change.slug.clone(),
-                    real_date: change.date.to_string(),
-                    date: date(day).to_string(),
-                    ts_us: start_us + i64::from(day) * US_PER_DAY,
-                    shifted,
-                    old: PriceRecord::from(change.old),
-                    new: PriceRecord::from(change.new),
-                    blended_change_percent: (rel * 1000.0).round() / 10.0,
-                    migration_window_hours: MIGRATION_HOURS,
-                    migrating_app_tasks: BTreeMap::new(),
-                }));
-            }
-        }
-
-        // The release: a real model, a week of data on both sides, away from the cuts.
-        let mut release: Option<ReleasePlan> = None;
-        if days >= 14 {
-            let cands: Vec<usize> = RELEASE_CANDIDATES
-                .iter()
-                .filter_map(|s| model_idx.get(s).copied())
-                .filter(|m| cut_plans.iter().all(|c| c.model != *m))
-                .collect();
-            if !cands.is_empty() {
-                let m = cands[world_rng.below(cands.len() as u64) as usize];
-                let day = pick_day(&mut world_rng, 7, days - 7, &taken_days, 5);
-                taken_days.push(day);
-                let lose = if models[m].spec.profile == Profile::General {
-                    Task::Roleplay
-                } else {
-                    Task::Technology
-                };
-                release = Some(ReleasePlan {
-                    model: m,
-                    ts_us: start_us + i64::from(day) * US_PER_DAY + 17 * US_PER_HOUR,
-                    win: Task::Programming,
-                    lose,
-                });
-            }
-        }
-
-        // The outage: a first-party or large provider, on a day clear of the other effects.
-        let mut outage: Option<OutagePlan> = None;
-        {
-            let rot = world_rng.below(OUTAGE_CANDIDATES.len() as u64) as usize;
-            let serving = |p: u16| models.iter().filter(|m| m.providers.contains(&p)).count();
-            let chosen = (0..OUTAGE_CANDIDATES.len())
-                .map(|i| OUTAGE_CANDIDATES[(i + rot) % OUTAGE_CANDIDATES.len()])
-                .filter_map(|name| provider_idx.get(name).copied())
-                .find(|&p| serving(p) >= 2);
-            if let Some(p) = chosen {
-                let day = if days >= 3 {
-                    pick_day(&mut world_rng, 1, days - 2, &taken_days, 3)
-                } else {
-                    0
-                };
-                let start = start_us
-                    + i64::from(day) * US_PER_DAY
-                    + (13 * US_PER_HOUR as u64 + world_rng.below(6 * US_PER_HOUR as u64)) as i64;
-                let dur = (90 + world_rng.below(211)) as i64 * 60_000_000;
-                let fallback_model = Task::ALL
-                    .iter()
-                    .map(|&t| {
-                        (0..models.len())
-                            .filter(|&m| models[m].providers.iter().any(|&q| q != p))
-                            .max_by(|&a, &b| {
-                                base_utility(&models[a], t).total_cmp(&base_utility(&models[b], t))
-                            })
-                            .unwrap_or(0) as u16
-                    })
-                    .collect();
-                outage = Some(OutagePlan {
-                    provider: p,
-                    start_us: start,
-                    end_us: start + dur,
-                    fallback_model,
-                });
-            }
-        }
-
-        // Apps and their timelines.
-        let planner = Planner {
-            seed: cfg.seed,
-            models: &models,
-            start_us,
-            end_us,
-            days,
-            release,
-            cuts: &cut_plans,
-        };
-        // Apps are planned independently (each on its own stream), so halves can run in
-        // parallel and the result does not depend on the split.
-        let half = cfg.apps / 2;
-        let plan_range = |range: std::ops::Range<u32>| {
-            let mut counters = Counters::default();
-            let apps: Vec<_> = range.map(|i| planner.app(i, &mut counters)).collect();
-            (apps, counters)
-        };
-        let ((first, mut counters), second) = std::thread::scope(|s| {
-            let h = s.spawn(|| plan_range(half..cfg.apps));
-            let a = plan_range(0..half);
-            (a, h.join())
-        });
-        let (second, c2) = second.map_err(|_| GenError::WorkerPanicked)?;
-        counters.merge(c2);
-        let mut apps = Vec::with_capacity(cfg.apps as usize);
-        let mut by_archetype: BTreeMap<String, u32> = BTreeMap::new();
-        let (mut joining, mut leaving, mut auto) = (0, 0, 0);
-        for (app, arch) in first.into_iter().chain(second) {
-            *by_archetype.entry(arch.to_owned()).or_default() += 1;
-            joining += u32::from(app.first_day > 0);
-            leaving += u32::from(app.last_day + 1 < days);
-            auto += u32::from(app.auto);
-            apps.push(app);
-        }
-        // No single app carries more than a few percent of requests (a small data set would
-        // otherwise sometimes be one app's traffic and little else).
-        for _ in 0..3 {
-            let cap = MAX_APP_SHARE * apps.iter().map(|a| a.weight).sum::<f64>();
-            apps.iter_mut().for_each(|a| a.weight = a.weight.min(cap));
-        }
-        let mut weights: Vec<f64> = apps.iter().map(|a| a.weight).collect();
-        weights.sort_by(|a, b| b.total_cmp(a));
-        let top = (weights.len() / 100).max(1);
-        let top_share = weights[..top].iter().sum::<f64>() / weights.iter().sum::<f64>().max(1e-9);
-
-        // Exact per-day row counts: weekday rhythm and slow growth, largest remainder.
-        let day_w: Vec<f64> = (0..days)
-            .map(|d| {
-                roster::WEEKDAY[date(d).weekday().num_days_from_monday() as usize]
-                    * (1.0 + 0.004 * f64::from(d))
-            })
-            .collect();
-        let day_counts = apportion(cfg.events, &day_w);
-        let mut day_offsets = Vec::with_capacity(days as usize);
-        let mut acc = 0;
-        for &c in &day_counts {
-            day_offsets.push(acc);
-            acc += c;
-        }
-
-        // Manifest.
-        if let Some(r) = release {
-            effects.push(Effect::ModelRelease(Release {
-                slug: models[r.model].spec.slug.to_owned(),
-                date: chrono::DateTime::from_timestamp_micros(r.ts_us)
-                    .map(|d| d.date_naive().to_string())
-                    .unwrap_or_default(),
-                ts: rfc3339(r.ts_us),
-                ts_us: r.ts_us,
-                winning_task: r.win.to_string(),
-                losing_task: r.lose.to_string(),
-                utility_gain_winning: RELEASE_GAIN,
-                utility_loss_losing: RELEASE_LOSS,
-                reaction_hours: RELEASE_REACTION_HOURS,
-                preview_app_tasks: counters.preview,
-                adopting_app_tasks: counters.adopting,
-                abandoning_app_tasks: counters.abandoning,
-            }));
-        }
-        for (effect, migrating) in effects
-            .iter_mut()
-            .filter_map(|e| match e {
-                Effect::PriceCut(c) => Some(c),
-                _ => None,
-            })
-            .zip(counters.migrating)
-        {
-            effect.migrating_app_tasks = migrating;
-        }
-        if let Some(o) = &outage {
-            let affected = models
-                .iter()
-                .filter(|m| m.providers.contains(&o.provider))
-                .map(|m| m.spec.slug.to_owned())
-                .collect();
-            effects.push(Effect::ProviderOutage(Outage {
-                provider: providers[o.provider as usize].name.clone(),
-                start: rfc3339(o.start_us),
-                end: rfc3339(o.end_us),
-                start_us: o.start_us,
-                end_us: o.end_us,
-                affected_models: affected,
-            }));
-        }
-        effects.sort_by_key(|e| match e {
-            Effect::ModelRelease(r) => r.ts_us,
-            Effect::PriceCut(c) => c.ts_us,
-            Effect::ProviderOutage(o) => o.start_us,
-        });
-        let manifest = Manifest {
-            generator: "modelshare-gen".into(),
-            format: 1,
-            config: ConfigRecord {
-                seed: cfg.seed,
-                start: cfg.start.to_string(),
-                days,
-                apps: cfg.apps,
-                events: cfg.events,
-            },
-            period: Period {
-                start: cfg.start.to_string(),
-                end: cfg.end().to_string(),
-            },
-            events: cfg.events,
-            catalog: "genai-prices 0.2.3 (MIT, pydantic/genai-prices), data/model-prices.csv"
-                .into(),
-            cost_model: "cost_usd = ((input_tokens - cached_tokens) * input + cached_tokens * \
-                         cache_read (input when the model has no cache price) + output_tokens * \
-                         output) / 1e6, prices in force on the event's UTC day, rounded once to \
-                         micro-USD; output_tokens include reasoning_tokens; failed requests cost 0"
-                .into(),
-            effects,
-            models: models
-                .iter()
-                .map(|m| ModelRecord {
-                    slug: m.spec.slug.to_owned(),
-                    author: m.slug.author().to_owned(),
-                    profile: m.spec.profile,
-                    reasoning: m.spec.reasoning,
-                    providers: m
-                        .providers
-                        .iter()
-                        .zip(&m.provider_weights)
-                        .map(|(&p, &w)| (providers[p as usize].name.clone(), w))
-                        .collect(),
-                    utility: Task::ALL
-                        .iter()
-                        .map(|&t| {
-                            (
-                                t.to_string(),
-                                (base_utility(m, t) * 1000.0).round() / 1000.0,
-                            )
-                        })
-                        .collect(),
-                })
-                .collect(),
-            apps: AppsRecord {
-                total: cfg.apps,
-                by_archetype,
-                openrouter_auto: auto,
-                joining,
-                leaving,
-                top_1_percent_request_share: (top_share * 1000.0).round() / 1000.0,
-            },
-            background: Background {
-                trial_rate_per_day: TRIAL_RATE_PER_DAY,
-                trial_days: TRIAL_DAYS,
-                trial_share: TRIAL_SHARE,
-                switch_cost: SWITCH_COST,
-                taste_drift_per_week: TASTE_DRIFT_PER_WEEK,
-                fallback_rate: FALLBACK_RATE,
-                failure_rates: [
-                    ("error", FAIL_ERROR),
-                    ("timeout", FAIL_TIMEOUT),
-                    ("rate_limited", FAIL_RATE_LIMITED),
-                    ("cancelled", FAIL_CANCELLED),
-                    ("content_filtered", FAIL_CONTENT_FILTERED),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-            },
-        };
-
+        let cal = Calendar::new(cfg);
+        let mut lineup = lineup(catalog, &cal);
+        let plantings = plant_effects(catalog, &cal, cfg.seed, &mut lineup);
+        let population = plan_apps(cfg, &cal, &lineup.models, &plantings)?;
+        let day_counts = apportion(cfg.events, &day_weights(&cal));
+        let day_offsets = offsets(&day_counts);
+        let manifest = build_manifest(
+            cfg,
+            &lineup,
+            plantings.effects,
+            population.counters,
+            population.record,
+            &plantings.release,
+            &plantings.outage,
+        );
+        let Lineup {
+            models, providers, ..
+        } = lineup;
         Ok(World {
             cfg: cfg.clone(),
-            start_us,
+            start_us: cal.start_us,
             providers,
-            apps,
+            apps: population.apps,
             day_counts,
             day_offsets,
-            outage,
+            outage: plantings.outage,
             id_key: hash(&[cfg.seed, 0x1d]),
             hourly: Alias::new(&roster::HOURLY),
             task_rank: rank(&Task::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
@@ -626,6 +300,504 @@ impl World {
             models,
             manifest,
         })
+    }
+}
+
+/// Models and providers: each roster model the catalog knows and prices on every day of the
+/// period, served by up to five providers (first party weighted most).
+fn lineup(catalog: &Catalog, cal: &Calendar) -> Lineup {
+    let days = cal.days;
+    let date = |d: u32| cal.date(d);
+    let mut providers: Vec<ProviderInfo> = Vec::new();
+    let mut provider_idx: HashMap<String, u16> = HashMap::new();
+    let mut models: Vec<Model> = Vec::new();
+    for spec in ROSTER {
+        let (Some(info), Ok(slug)) = (catalog.model(spec.slug), ModelSlug::parse(spec.slug)) else {
+            continue;
+        };
+        let author = slug.author().to_owned();
+        let mut offered: Vec<(f64, &str)> = catalog
+            .providers_for(spec.slug)
+            .into_iter()
+            .map(|p| {
+                let w = if p == roster::first_party(&author) {
+                    5.0
+                } else if matches!(p, "aws" | "google" | "azure") {
+                    2.0
+                } else {
+                    1.0
+                };
+                (w, p)
+            })
+            .collect();
+        offered.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        offered.truncate(5);
+        let mut pidx = Vec::new();
+        let mut weights = Vec::new();
+        for (w, p) in offered {
+            let idx = *provider_idx.entry(p.to_owned()).or_insert_with(|| {
+                let name = roster::provider_display(p).to_owned();
+                providers.push(ProviderInfo {
+                    speed: roster::provider_speed(&name),
+                    name,
+                });
+                (providers.len() - 1) as u16
+            });
+            pidx.push(idx);
+            weights.push(w);
+        }
+        let first_price = info.prices.first().map(|r| r.price);
+        let prices: Vec<Price> = (0..days)
+            .filter_map(|d| info.price_at(date(d)).or(first_price))
+            .collect();
+        if prices.len() != days as usize {
+            continue;
+        }
+        let blended0 = prices[0].blended_usd_per_mtok().max(0.01);
+        models.push(Model {
+            slug,
+            spec: *spec,
+            provider_cum: cumulative(&weights),
+            providers: pidx,
+            provider_weights: weights,
+            ln_blended: prices.iter().map(ln_price).collect(),
+            prices,
+            context: info.context_window.unwrap_or(131_072).max(8_192),
+            speed: (1.0 / blended0).powf(0.2).clamp(0.5, 2.0),
+        });
+    }
+    Lineup {
+        models,
+        providers,
+        provider_idx,
+    }
+}
+
+/// Places the planted price cuts, the release and the provider outage.
+fn plant_effects(catalog: &Catalog, cal: &Calendar, seed: u64, lineup: &mut Lineup) -> Plantings {
+    let mut world_rng = Rng::new(hash(&[seed, 0x3e5]));
+    let mut taken_days: Vec<u32> = Vec::new();
+    let (cuts, effects) = plant_price_cuts(
+        catalog,
+        cal,
+        &mut lineup.models,
+        &mut world_rng,
+        &mut taken_days,
+    );
+    let release = plant_release(cal, &lineup.models, &cuts, &mut world_rng, &mut taken_days);
+    let outage = plant_outage(cal, lineup, &mut world_rng, &taken_days);
+    Plantings {
+        effects,
+        cuts,
+        release,
+        outage,
+    }
+}
+
+fn model_index(models: &[Model]) -> HashMap<&'static str, usize> {
+    models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.spec.slug, i))
+        .collect()
+}
+
+/// Planted price cuts: real cuts of models with traffic, dated inside the period when the
+/// catalog allows, else moved into it.
+fn plant_price_cuts(
+    catalog: &Catalog,
+    cal: &Calendar,
+    models: &mut [Model],
+    world_rng: &mut Rng,
+    taken_days: &mut Vec<u32>,
+) -> (Vec<CutPlan>, Vec<Effect>) {
+    let days = cal.days;
+    let cfg_start = cal.start;
+    let start_us = cal.start_us;
+    let date = |d: u32| cal.date(d);
+    let model_idx = model_index(models);
+    let mut effects: Vec<Effect> = Vec::new();
+    let mut cut_plans: Vec<CutPlan> = Vec::new();
+    if days >= 5 {
+        let in_window = |d: NaiveDate| {
+            let k = (d - cfg_start).num_days();
+            k >= 2 && k <= i64::from(days) - 2
+        };
+        let mut cands: Vec<_> = catalog
+            .price_changes()
+            .iter()
+            .filter(|c| c.is_cut() && c.relative_change() <= -0.05)
+            .filter_map(|c| model_idx.get(c.slug.as_str()).map(|&m| (c, m)))
+            .collect();
+        cands.sort_by(|a, b| {
+            let score = |x: &(&modelshare_catalog::PriceChange, usize)| {
+                -x.0.relative_change() * models[x.1].spec.quality
+            };
+            in_window(b.0.date)
+                .cmp(&in_window(a.0.date))
+                .then(score(b).total_cmp(&score(a)))
+                .then(a.0.date.cmp(&b.0.date))
+                .then(a.0.slug.cmp(&b.0.slug))
+        });
+        for (change, m) in cands {
+            if cut_plans.len() == 2 {
+                break;
+            }
+            if cut_plans.iter().any(|c| c.model == m) {
+                continue;
+            }
+            let shifted = !in_window(change.date);
+            let day = if shifted {
+                pick_day(world_rng, 2, days - 2, taken_days, 5)
+            } else {
+                let d = (change.date - cfg_start).num_days() as u32;
+                if taken_days.iter().any(|&t| t.abs_diff(d) < 4) {
+                    continue;
+                }
+                d
+            };
+            if shifted {
+                let model = &mut models[m];
+                for d in 0..days as usize {
+                    let p = if d < day as usize {
+                        change.old
+                    } else {
+                        change.new
+                    };
+                    model.prices[d] = p;
+                    model.ln_blended[d] = ln_price(&p);
+                }
+            }
+            taken_days.push(day);
+            let rel = change.relative_change();
+            cut_plans.push(CutPlan {
+                model: m,
+                ts_us: start_us + i64::from(day) * US_PER_DAY,
+                p_migrate: (0.25 + 1.5 * -rel).min(0.75),
+            });
+            effects.push(Effect::PriceCut(PriceCut {
+                slug: change.slug.clone(),
+                real_date: change.date.to_string(),
+                date: date(day).to_string(),
+                ts_us: start_us + i64::from(day) * US_PER_DAY,
+                shifted,
+                old: PriceRecord::from(change.old),
+                new: PriceRecord::from(change.new),
+                blended_change_percent: (rel * 1000.0).round() / 10.0,
+                migration_window_hours: MIGRATION_HOURS,
+                migrating_app_tasks: BTreeMap::new(),
+            }));
+        }
+    }
+
+    (cut_plans, effects)
+}
+
+/// The release: a real model, a week of data on both sides, away from the cuts.
+fn plant_release(
+    cal: &Calendar,
+    models: &[Model],
+    cut_plans: &[CutPlan],
+    world_rng: &mut Rng,
+    taken_days: &mut Vec<u32>,
+) -> Option<ReleasePlan> {
+    let days = cal.days;
+    let start_us = cal.start_us;
+    let model_idx = model_index(models);
+    let mut release: Option<ReleasePlan> = None;
+    if days >= 14 {
+        let cands: Vec<usize> = RELEASE_CANDIDATES
+            .iter()
+            .filter_map(|s| model_idx.get(s).copied())
+            .filter(|m| cut_plans.iter().all(|c| c.model != *m))
+            .collect();
+        if !cands.is_empty() {
+            let m = cands[world_rng.below(cands.len() as u64) as usize];
+            let day = pick_day(world_rng, 7, days - 7, taken_days, 5);
+            taken_days.push(day);
+            let lose = if models[m].spec.profile == Profile::General {
+                Task::Roleplay
+            } else {
+                Task::Technology
+            };
+            release = Some(ReleasePlan {
+                model: m,
+                ts_us: start_us + i64::from(day) * US_PER_DAY + 17 * US_PER_HOUR,
+                win: Task::Programming,
+                lose,
+            });
+        }
+    }
+
+    release
+}
+
+/// The outage: a first-party or large provider, on a day clear of the other effects.
+fn plant_outage(
+    cal: &Calendar,
+    lineup: &Lineup,
+    world_rng: &mut Rng,
+    taken_days: &[u32],
+) -> Option<OutagePlan> {
+    let days = cal.days;
+    let start_us = cal.start_us;
+    let models = &lineup.models;
+    let provider_idx = &lineup.provider_idx;
+    let mut outage: Option<OutagePlan> = None;
+    {
+        let rot = world_rng.below(OUTAGE_CANDIDATES.len() as u64) as usize;
+        let serving = |p: u16| models.iter().filter(|m| m.providers.contains(&p)).count();
+        let chosen = (0..OUTAGE_CANDIDATES.len())
+            .map(|i| OUTAGE_CANDIDATES[(i + rot) % OUTAGE_CANDIDATES.len()])
+            .filter_map(|name| provider_idx.get(name).copied())
+            .find(|&p| serving(p) >= 2);
+        if let Some(p) = chosen {
+            let day = if days >= 3 {
+                pick_day(world_rng, 1, days - 2, taken_days, 3)
+            } else {
+                0
+            };
+            let start = start_us
+                + i64::from(day) * US_PER_DAY
+                + (13 * US_PER_HOUR as u64 + world_rng.below(6 * US_PER_HOUR as u64)) as i64;
+            let dur = (90 + world_rng.below(211)) as i64 * 60_000_000;
+            let fallback_model = Task::ALL
+                .iter()
+                .map(|&t| {
+                    (0..models.len())
+                        .filter(|&m| models[m].providers.iter().any(|&q| q != p))
+                        .max_by(|&a, &b| {
+                            base_utility(&models[a], t).total_cmp(&base_utility(&models[b], t))
+                        })
+                        .unwrap_or(0) as u16
+                })
+                .collect();
+            outage = Some(OutagePlan {
+                provider: p,
+                start_us: start,
+                end_us: start + dur,
+                fallback_model,
+            });
+        }
+    }
+
+    outage
+}
+
+/// Apps and their timelines. Apps are planned independently (each on its own stream), so halves
+/// can run in parallel and the result does not depend on the split.
+fn plan_apps(
+    cfg: &GenConfig,
+    cal: &Calendar,
+    models: &[Model],
+    plantings: &Plantings,
+) -> Result<Population, GenError> {
+    let days = cal.days;
+    let planner = Planner {
+        seed: cfg.seed,
+        models,
+        start_us: cal.start_us,
+        end_us: cal.end_us(),
+        days,
+        release: plantings.release,
+        cuts: &plantings.cuts,
+    };
+    let half = cfg.apps / 2;
+    let plan_range = |range: std::ops::Range<u32>| {
+        let mut counters = Counters::default();
+        let apps: Vec<_> = range.map(|i| planner.app(i, &mut counters)).collect();
+        (apps, counters)
+    };
+    let ((first, mut counters), second) = std::thread::scope(|s| {
+        let h = s.spawn(|| plan_range(half..cfg.apps));
+        let a = plan_range(0..half);
+        (a, h.join())
+    });
+    let (second, c2) = second.map_err(|_| GenError::WorkerPanicked)?;
+    counters.merge(c2);
+    let mut apps = Vec::with_capacity(cfg.apps as usize);
+    let mut by_archetype: BTreeMap<String, u32> = BTreeMap::new();
+    let (mut joining, mut leaving, mut auto) = (0, 0, 0);
+    for (app, arch) in first.into_iter().chain(second) {
+        *by_archetype.entry(arch.to_owned()).or_default() += 1;
+        joining += u32::from(app.first_day > 0);
+        leaving += u32::from(app.last_day + 1 < days);
+        auto += u32::from(app.auto);
+        apps.push(app);
+    }
+    // No single app carries more than a few percent of requests (a small data set would
+    // otherwise sometimes be one app's traffic and little else).
+    for _ in 0..3 {
+        let cap = MAX_APP_SHARE * apps.iter().map(|a| a.weight).sum::<f64>();
+        apps.iter_mut().for_each(|a| a.weight = a.weight.min(cap));
+    }
+    let mut weights: Vec<f64> = apps.iter().map(|a| a.weight).collect();
+    weights.sort_by(|a, b| b.total_cmp(a));
+    let top = (weights.len() / 100).max(1);
+    let top_share = weights[..top].iter().sum::<f64>() / weights.iter().sum::<f64>().max(1e-9);
+
+    Ok(Population {
+        apps,
+        counters,
+        record: AppsRecord {
+            total: cfg.apps,
+            by_archetype,
+            openrouter_auto: auto,
+            joining,
+            leaving,
+            top_1_percent_request_share: (top_share * 1000.0).round() / 1000.0,
+        },
+    })
+}
+
+/// Each day's weight in the event count: weekday rhythm and slow growth.
+fn day_weights(cal: &Calendar) -> Vec<f64> {
+    (0..cal.days)
+        .map(|d| {
+            roster::WEEKDAY[cal.date(d).weekday().num_days_from_monday() as usize]
+                * (1.0 + 0.004 * f64::from(d))
+        })
+        .collect()
+}
+
+/// Where each day's rows start in the whole stream.
+fn offsets(day_counts: &[u64]) -> Vec<u64> {
+    let mut day_offsets = Vec::with_capacity(day_counts.len());
+    let mut acc = 0;
+    for &c in day_counts {
+        day_offsets.push(acc);
+        acc += c;
+    }
+    day_offsets
+}
+
+/// The ground truth: the configuration, what each effect actually did, the models' hidden
+/// utilities and the background rates.
+fn build_manifest(
+    cfg: &GenConfig,
+    lineup: &Lineup,
+    mut effects: Vec<Effect>,
+    counters: Counters,
+    apps: AppsRecord,
+    release: &Option<ReleasePlan>,
+    outage: &Option<OutagePlan>,
+) -> Manifest {
+    let models = &lineup.models;
+    let providers = &lineup.providers;
+    let days = cfg.days;
+    if let Some(r) = release {
+        effects.push(Effect::ModelRelease(Release {
+            slug: models[r.model].spec.slug.to_owned(),
+            date: chrono::DateTime::from_timestamp_micros(r.ts_us)
+                .map(|d| d.date_naive().to_string())
+                .unwrap_or_default(),
+            ts: rfc3339(r.ts_us),
+            ts_us: r.ts_us,
+            winning_task: r.win.to_string(),
+            losing_task: r.lose.to_string(),
+            utility_gain_winning: RELEASE_GAIN,
+            utility_loss_losing: RELEASE_LOSS,
+            reaction_hours: RELEASE_REACTION_HOURS,
+            preview_app_tasks: counters.preview,
+            adopting_app_tasks: counters.adopting,
+            abandoning_app_tasks: counters.abandoning,
+        }));
+    }
+    for (effect, migrating) in effects
+        .iter_mut()
+        .filter_map(|e| match e {
+            Effect::PriceCut(c) => Some(c),
+            _ => None,
+        })
+        .zip(counters.migrating)
+    {
+        effect.migrating_app_tasks = migrating;
+    }
+    if let Some(o) = &outage {
+        let affected = models
+            .iter()
+            .filter(|m| m.providers.contains(&o.provider))
+            .map(|m| m.spec.slug.to_owned())
+            .collect();
+        effects.push(Effect::ProviderOutage(Outage {
+            provider: providers[o.provider as usize].name.clone(),
+            start: rfc3339(o.start_us),
+            end: rfc3339(o.end_us),
+            start_us: o.start_us,
+            end_us: o.end_us,
+            affected_models: affected,
+        }));
+    }
+    effects.sort_by_key(|e| match e {
+        Effect::ModelRelease(r) => r.ts_us,
+        Effect::PriceCut(c) => c.ts_us,
+        Effect::ProviderOutage(o) => o.start_us,
+    });
+    Manifest {
+        generator: "modelshare-gen".into(),
+        format: 1,
+        config: ConfigRecord {
+            seed: cfg.seed,
+            start: cfg.start.to_string(),
+            days,
+            apps: cfg.apps,
+            events: cfg.events,
+        },
+        period: Period {
+            start: cfg.start.to_string(),
+            end: cfg.end().to_string(),
+        },
+        events: cfg.events,
+        catalog: "genai-prices 0.2.3 (MIT, pydantic/genai-prices), data/model-prices.csv".into(),
+        cost_model: "cost_usd = ((input_tokens - cached_tokens) * input + cached_tokens * \
+                     cache_read (input when the model has no cache price) + output_tokens * \
+                     output) / 1e6, prices in force on the event's UTC day, rounded once to \
+                     micro-USD; output_tokens include reasoning_tokens; failed requests cost 0"
+            .into(),
+        effects,
+        models: models
+            .iter()
+            .map(|m| ModelRecord {
+                slug: m.spec.slug.to_owned(),
+                author: m.slug.author().to_owned(),
+                profile: m.spec.profile,
+                reasoning: m.spec.reasoning,
+                providers: m
+                    .providers
+                    .iter()
+                    .zip(&m.provider_weights)
+                    .map(|(&p, &w)| (providers[p as usize].name.clone(), w))
+                    .collect(),
+                utility: Task::ALL
+                    .iter()
+                    .map(|&t| {
+                        (
+                            t.to_string(),
+                            (base_utility(m, t) * 1000.0).round() / 1000.0,
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
+        apps,
+        background: Background {
+            trial_rate_per_day: TRIAL_RATE_PER_DAY,
+            trial_days: TRIAL_DAYS,
+            trial_share: TRIAL_SHARE,
+            switch_cost: SWITCH_COST,
+            taste_drift_per_week: TASTE_DRIFT_PER_WEEK,
+            fallback_rate: FALLBACK_RATE,
+            failure_rates: [
+                ("error", FAIL_ERROR),
+                ("timeout", FAIL_TIMEOUT),
+                ("rate_limited", FAIL_RATE_LIMITED),
+                ("cancelled", FAIL_CANCELLED),
+                ("content_filtered", FAIL_CONTENT_FILTERED),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        },
     }
 }
 
