@@ -60,6 +60,20 @@ const MIGRATION_HOURS: u32 = 48;
 const MIGRATION_SLACK: f64 = 1.5;
 /// Largest share of all request weight one app may have.
 const MAX_APP_SHARE: f64 = 0.06;
+/// Provider weights within a model: its own author's API, then the big clouds, then the rest.
+const FIRST_PARTY_WEIGHT: f64 = 5.0;
+const CLOUD_WEIGHT: f64 = 2.0;
+const MAX_PROVIDERS_PER_MODEL: usize = 5;
+/// Context window assumed when the catalog has none, and the smallest one a model is given.
+const DEFAULT_CONTEXT_TOKENS: u32 = 131_072;
+const MIN_CONTEXT_TOKENS: u32 = 8_192;
+/// Share of an app-task on the cut model that migrates towards it: a base plus a part that grows
+/// with the size of the cut (a 50 % cut: 0.25 + 0.75 = capped at 0.75).
+const MIGRATE_BASE_P: f64 = 0.25;
+const MIGRATE_P_PER_CUT: f64 = 1.5;
+const MIGRATE_MAX_P: f64 = 0.75;
+/// Traffic grows by this fraction of the first day's volume every day.
+const DAILY_GROWTH: f64 = 0.004;
 
 /// A provider as events name it.
 #[derive(Debug)]
@@ -321,9 +335,9 @@ fn lineup(catalog: &Catalog, cal: &Calendar) -> Lineup {
             .into_iter()
             .map(|p| {
                 let w = if p == roster::first_party(&author) {
-                    5.0
+                    FIRST_PARTY_WEIGHT
                 } else if matches!(p, "aws" | "google" | "azure") {
-                    2.0
+                    CLOUD_WEIGHT
                 } else {
                     1.0
                 };
@@ -331,7 +345,7 @@ fn lineup(catalog: &Catalog, cal: &Calendar) -> Lineup {
             })
             .collect();
         offered.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-        offered.truncate(5);
+        offered.truncate(MAX_PROVIDERS_PER_MODEL);
         let mut pidx = Vec::new();
         let mut weights = Vec::new();
         for (w, p) in offered {
@@ -362,7 +376,10 @@ fn lineup(catalog: &Catalog, cal: &Calendar) -> Lineup {
             provider_weights: weights,
             ln_blended: prices.iter().map(ln_price).collect(),
             prices,
-            context: info.context_window.unwrap_or(131_072).max(8_192),
+            context: info
+                .context_window
+                .unwrap_or(DEFAULT_CONTEXT_TOKENS)
+                .max(MIN_CONTEXT_TOKENS),
             speed: (1.0 / blended0).powf(0.2).clamp(0.5, 2.0),
         });
     }
@@ -473,7 +490,7 @@ fn plant_price_cuts(
             cut_plans.push(CutPlan {
                 model: m,
                 ts_us: start_us + i64::from(day) * US_PER_DAY,
-                p_migrate: (0.25 + 1.5 * -rel).min(0.75),
+                p_migrate: (MIGRATE_BASE_P + MIGRATE_P_PER_CUT * -rel).min(MIGRATE_MAX_P),
             });
             effects.push(Effect::PriceCut(PriceCut {
                 slug: change.slug.clone(),
@@ -655,7 +672,7 @@ fn day_weights(cal: &Calendar) -> Vec<f64> {
     (0..cal.days)
         .map(|d| {
             roster::WEEKDAY[cal.date(d).weekday().num_days_from_monday() as usize]
-                * (1.0 + 0.004 * f64::from(d))
+                * (1.0 + DAILY_GROWTH * f64::from(d))
         })
         .collect()
 }
