@@ -236,19 +236,35 @@ pub fn parse(
     text: &str,
     registry: &Registry,
 ) -> Result<Dashboard, SiteError> {
-    let err = |field: &str, message: String| SiteError::Dashboard {
-        file: file.to_owned(),
-        field: field.to_owned(),
-        message,
-    };
+    parse_fields(id, text, registry)
+        .map_err(|FieldError(field, message)| SiteError::Dashboard {
+            file: file.to_owned(),
+            field,
+            message,
+        })
+        .map(|mut dashboard| {
+            dashboard.file = file.to_owned();
+            dashboard
+        })
+}
+
+/// A problem with one field of a dashboard file: the field's path and what is wrong.
+#[derive(Debug)]
+struct FieldError(String, String);
+
+fn field_err(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError(field.to_owned(), message.into())
+}
+
+/// The steps of [`parse`]: the file as TOML, the route and page parameters, then each panel.
+fn parse_fields(id: &str, text: &str, registry: &Registry) -> Result<Dashboard, FieldError> {
     if !is_slug(id) {
-        return Err(err(
+        return Err(field_err(
             "(file name)",
             format!("{id:?} must be lowercase letters, digits, '-' or '_' (it is used in URLs)"),
         ));
     }
     let page: PageFile = toml::from_str(text).map_err(|e| {
-        let message = e.message().to_owned();
         let field = match e.span() {
             Some(span) => {
                 let line = text[..span.start.min(text.len())].lines().count().max(1);
@@ -256,32 +272,13 @@ pub fn parse(
             }
             None => "(document)".to_owned(),
         };
-        err(&field, message)
+        FieldError(field, e.message().to_owned())
     })?;
-
-    let segments = parse_route(&page.route).map_err(|m| err("route", m))?;
-    let mut params = Vec::new();
-    for (i, p) in page.params.iter().enumerate() {
-        let p: Param = p.parse().map_err(|m| err(&format!("params[{i}]"), m))?;
-        if p == Param::Model {
-            return Err(err(
-                &format!("params[{i}]"),
-                "`model` comes from the route ({author}/{model}), not from the query string".into(),
-            ));
-        }
-        if segments.contains(&Segment::Task) && p == Param::Task {
-            return Err(err(
-                &format!("params[{i}]"),
-                "`task` is already a path parameter of this route".into(),
-            ));
-        }
-        if !params.contains(&p) {
-            params.push(p);
-        }
-    }
+    let segments = parse_route(&page.route).map_err(|m| field_err("route", m))?;
+    let params = page_params(&page.params, &segments)?;
     let mut dashboard = Dashboard {
         id: id.to_owned(),
-        file: file.to_owned(),
+        file: String::new(),
         route: page.route.clone(),
         segments,
         title: page.title,
@@ -291,146 +288,204 @@ pub fn parse(
         panels: vec![],
     };
     if page.panel.is_empty() {
-        return Err(err("panel", "a page needs at least one [[panel]]".into()));
+        return Err(field_err("panel", "a page needs at least one [[panel]]"));
     }
     let available = dashboard.available();
     for (i, pf) in page.panel.into_iter().enumerate() {
         let at = |field: &str| format!("panel[{i}].{field}");
-        if !is_slug(&pf.id) {
-            return Err(err(
-                &at("id"),
-                format!("{:?} must be lowercase letters, digits, '-' or '_'", pf.id),
+        if dashboard.panels.iter().any(|p| p.id == pf.id) {
+            return Err(FieldError(at("id"), format!("{:?} is used twice", pf.id)));
+        }
+        let panel = parse_panel(pf, registry, &available)
+            .map_err(|FieldError(field, message)| FieldError(at(&field), message))?;
+        dashboard.panels.push(panel);
+    }
+    Ok(dashboard)
+}
+
+/// The page's query-string parameters: known, not `model` (it comes from the route), not a
+/// repeat of a path parameter.
+fn page_params(names: &[String], segments: &[Segment]) -> Result<Vec<Param>, FieldError> {
+    let mut params = Vec::new();
+    for (i, p) in names.iter().enumerate() {
+        let field = format!("params[{i}]");
+        let p: Param = p.parse().map_err(|m| field_err(&field, m))?;
+        if p == Param::Model {
+            return Err(field_err(
+                &field,
+                "`model` comes from the route ({author}/{model}), not from the query string",
             ));
         }
-        if dashboard.panels.iter().any(|p| p.id == pf.id) {
-            return Err(err(&at("id"), format!("{:?} is used twice", pf.id)));
+        if segments.contains(&Segment::Task) && p == Param::Task {
+            return Err(field_err(
+                &field,
+                "`task` is already a path parameter of this route",
+            ));
         }
-        let chart: ChartKind = pf.chart.parse().map_err(|m| err(&at("chart"), m))?;
-        let (source, query_params): (Source, Vec<Param>) = match (pf.query, pf.sql) {
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    &at("sql"),
-                    "give either `query` or `sql`, not both".into(),
-                ));
-            }
-            (None, None) => {
-                return Err(err(
-                    &at("query"),
-                    "missing: name a query or give `sql`".into(),
-                ));
-            }
-            (Some(name), None) => {
-                let q = registry.get(&name).ok_or_else(|| {
-                    err(
-                        &at("query"),
-                        format!(
-                            "unknown query {name:?}; known: {}",
-                            registry.names().join(", ")
-                        ),
-                    )
-                })?;
-                (Source::Named(q.clone()), q.params.to_vec())
-            }
-            (None, Some(sql)) => {
-                check_placeholders(&sql).map_err(|m| err(&at("sql"), m))?;
-                (Source::Sql(sql), Param::ALL.to_vec())
-            }
-        };
-        let params = match pf.params {
-            None => query_params
-                .iter()
-                .copied()
-                .filter(|p| available.contains(p))
-                .collect(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for (j, p) in list.iter().enumerate() {
-                    let field = at(&format!("params[{j}]"));
-                    let p: Param = p.parse().map_err(|m| err(&field, m))?;
-                    if !query_params.contains(&p) {
-                        return Err(err(&field, format!("the query does not take `{p}`")));
-                    }
-                    if !available.contains(&p) {
-                        return Err(err(
-                            &field,
-                            format!("this page does not provide `{p}` (route and params)"),
-                        ));
-                    }
-                    out.push(p);
-                }
-                out
-            }
-        };
-        if let Source::Named(q) = &source
-            && q.params.contains(&Param::Model)
-            && !params.contains(&Param::Model)
-        {
-            return Err(err(
-                &at("query"),
+        if !params.contains(&p) {
+            params.push(p);
+        }
+    }
+    Ok(params)
+}
+
+/// One `[[panel]]`: its source, the parameters it takes, and the columns its chart draws.
+/// Field paths in errors are relative to the panel.
+fn parse_panel(
+    pf: PanelFile,
+    registry: &Registry,
+    available: &[Param],
+) -> Result<Panel, FieldError> {
+    if !is_slug(&pf.id) {
+        return Err(field_err(
+            "id",
+            format!("{:?} must be lowercase letters, digits, '-' or '_'", pf.id),
+        ));
+    }
+    let chart: ChartKind = pf.chart.parse().map_err(|m| field_err("chart", m))?;
+    let (source, query_params) = panel_source(pf.query, pf.sql, registry)?;
+    let params = panel_params(pf.params.as_deref(), &query_params, available)?;
+    if let Source::Named(q) = &source
+        && q.params.contains(&Param::Model)
+        && !params.contains(&Param::Model)
+    {
+        return Err(field_err(
+            "query",
+            format!(
+                "query {:?} needs a model: use it on a /models/{{author}}/{{model}} page",
+                q.name
+            ),
+        ));
+    }
+    let roles = chart_roles(chart, &pf.columns, &source)?;
+    Ok(Panel {
+        id: pf.id,
+        title: pf.title,
+        description: pf.description,
+        source,
+        chart,
+        params,
+        roles,
+    })
+}
+
+/// Where a panel's rows come from: a named query or its own SQL (never both), and the
+/// parameters that source can take.
+fn panel_source(
+    query: Option<String>,
+    sql: Option<String>,
+    registry: &Registry,
+) -> Result<(Source, Vec<Param>), FieldError> {
+    match (query, sql) {
+        (Some(_), Some(_)) => Err(field_err("sql", "give either `query` or `sql`, not both")),
+        (None, None) => Err(field_err("query", "missing: name a query or give `sql`")),
+        (Some(name), None) => {
+            let q = registry.get(&name).ok_or_else(|| {
+                field_err(
+                    "query",
+                    format!(
+                        "unknown query {name:?}; known: {}",
+                        registry.names().join(", ")
+                    ),
+                )
+            })?;
+            Ok((Source::Named(q.clone()), q.params.to_vec()))
+        }
+        (None, Some(sql)) => {
+            check_placeholders(&sql).map_err(|m| field_err("sql", m))?;
+            Ok((Source::Sql(sql), Param::ALL.to_vec()))
+        }
+    }
+}
+
+/// The parameters a panel passes on: those listed (each taken by the query and provided by the
+/// page), or by default every one the query takes that the page provides.
+fn panel_params(
+    listed: Option<&[String]>,
+    query_params: &[Param],
+    available: &[Param],
+) -> Result<Vec<Param>, FieldError> {
+    let Some(list) = listed else {
+        return Ok(query_params
+            .iter()
+            .copied()
+            .filter(|p| available.contains(p))
+            .collect());
+    };
+    let mut out = Vec::new();
+    for (j, p) in list.iter().enumerate() {
+        let field = format!("params[{j}]");
+        let p: Param = p.parse().map_err(|m| field_err(&field, m))?;
+        if !query_params.contains(&p) {
+            return Err(field_err(&field, format!("the query does not take `{p}`")));
+        }
+        if !available.contains(&p) {
+            return Err(field_err(
+                &field,
+                format!("this page does not provide `{p}` (route and params)"),
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The column behind each of the chart's roles: given in the file, else the named query's
+/// default; each must be a column of the query.
+fn chart_roles(
+    chart: ChartKind,
+    columns: &BTreeMap<String, String>,
+    source: &Source,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    let mut roles = BTreeMap::new();
+    for (role, column) in columns {
+        if !chart.roles().contains(&role.as_str()) {
+            return Err(field_err(
+                &format!("columns.{role}"),
                 format!(
-                    "query {:?} needs a model: use it on a /models/{{author}}/{{model}} page",
-                    q.name
+                    "chart {chart} has no role {role:?}; roles: {}",
+                    chart.roles().join(", ")
                 ),
             ));
         }
-        let mut roles = BTreeMap::new();
-        for (role, column) in &pf.columns {
-            if !chart.roles().contains(&role.as_str()) {
-                return Err(err(
-                    &at(&format!("columns.{role}")),
-                    format!(
-                        "chart {chart} has no role {role:?}; roles: {}",
-                        chart.roles().join(", ")
-                    ),
-                ));
-            }
-            roles.insert(role.clone(), column.clone());
-        }
-        if let Source::Named(q) = &source {
-            for role in chart.roles() {
-                if !roles.contains_key(*role) {
-                    let column = q
-                        .roles
-                        .iter()
-                        .find(|(r, _)| r == role)
-                        .map_or(*role, |(_, c)| *c);
-                    roles.insert((*role).to_owned(), column.to_owned());
-                }
-            }
-            if chart != ChartKind::Table && q.columns.is_empty() {
-                return Err(err(
-                    &at("chart"),
-                    format!(
-                        "query {:?} has data-dependent columns; it can only be shown as chart = \"table\"",
-                        q.name
-                    ),
-                ));
-            }
-            for role in chart.roles() {
-                let column = &roles[*role];
-                if !q.columns.contains(&column.as_str()) {
-                    return Err(err(
-                        &at(&format!("columns.{role}")),
-                        format!(
-                            "query {:?} has no column {column:?}; columns: {}",
-                            q.name,
-                            q.columns.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        dashboard.panels.push(Panel {
-            id: pf.id,
-            title: pf.title,
-            description: pf.description,
-            source,
-            chart,
-            params,
-            roles,
-        });
+        roles.insert(role.clone(), column.clone());
     }
-    Ok(dashboard)
+    let Source::Named(q) = source else {
+        return Ok(roles);
+    };
+    for role in chart.roles() {
+        if !roles.contains_key(*role) {
+            let column = q
+                .roles
+                .iter()
+                .find(|(r, _)| r == role)
+                .map_or(*role, |(_, c)| *c);
+            roles.insert((*role).to_owned(), column.to_owned());
+        }
+    }
+    if chart != ChartKind::Table && q.columns.is_empty() {
+        return Err(field_err(
+            "chart",
+            format!(
+                "query {:?} has data-dependent columns; it can only be shown as chart = \"table\"",
+                q.name
+            ),
+        ));
+    }
+    for role in chart.roles() {
+        let column = &roles[*role];
+        if !q.columns.contains(&column.as_str()) {
+            return Err(field_err(
+                &format!("columns.{role}"),
+                format!(
+                    "query {:?} has no column {column:?}; columns: {}",
+                    q.name,
+                    q.columns.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(roles)
 }
 
 fn parse_route(route: &str) -> Result<Vec<Segment>, String> {
