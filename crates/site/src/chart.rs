@@ -21,6 +21,11 @@ pub const WIDTH: u32 = 800;
 const SERIES_HEIGHT: u32 = 380;
 const LEGEND_WIDTH: u32 = 210;
 const LABEL_CHARS: usize = 26;
+/// Height of one bar or interval row, and of the axes and margins around them.
+const CATEGORY_ROW: u32 = 28;
+const CATEGORY_CHROME: u32 = 70;
+/// Bound on the rows a category chart makes room for (an SVG stays a sensible size).
+const MAX_CATEGORY_ROWS: usize = 400;
 
 /// Colour-blind-friendly categorical palette (Tableau 10 order); `other` is grey.
 const PALETTE: [RGBColor; 10] = [
@@ -134,7 +139,12 @@ pub fn render(
 ) -> Result<String, SiteError> {
     let cols = Cols { table, roles };
     let height = match kind {
-        ChartKind::Bar | ChartKind::Interval => (70 + 28 * table.rows.len() as u32).clamp(150, 640),
+        // One readable row per category, however many: a fixed height squeezed 75 models of the
+        // preference index into an unreadable block.
+        ChartKind::Bar | ChartKind::Interval => {
+            let rows = table.rows.len().min(MAX_CATEGORY_ROWS) as u32;
+            (CATEGORY_CHROME + CATEGORY_ROW * rows).max(150)
+        }
         _ => SERIES_HEIGHT,
     };
     let mut svg = String::new();
@@ -168,6 +178,25 @@ pub fn render(
 pub struct SeriesData {
     pub xs: Vec<String>,
     pub series: Vec<(String, Vec<Option<f64>>)>,
+}
+
+/// Drops the leading buckets in which no series has a value above zero, so a series starts
+/// where its data starts instead of rising from zero out of weeks before the lake began.
+pub fn trim_leading_empty(mut data: SeriesData) -> SeriesData {
+    let first = (0..data.xs.len())
+        .find(|&k| {
+            data.series
+                .iter()
+                .any(|(_, v)| v.get(k).copied().flatten().is_some_and(|x| x > 0.0))
+        })
+        .unwrap_or(0);
+    if first > 0 {
+        data.xs.drain(..first);
+        for (_, v) in &mut data.series {
+            v.drain(..first.min(v.len()));
+        }
+    }
+    data
 }
 
 /// Groups (x, series, value) rows by series in order of first appearance.
@@ -218,7 +247,7 @@ fn series_chart(
     stacked: bool,
 ) -> Result<(), SiteError> {
     let (xi, si, vi) = (cols.get("x")?, cols.get("series")?, cols.get("value")?);
-    let data = series_data(cols.table, xi, si, vi);
+    let data = trim_leading_empty(series_data(cols.table, xi, si, vi));
     let format = cols.table.columns[vi].format;
     let n = data.xs.len();
     let (plot, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
@@ -731,6 +760,40 @@ mod tests {
         assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
         let line = render(ChartKind::Line, &long_table(), &r).unwrap();
         assert_eq!(attr_values(&line, "circle", "cx").len(), 4);
+    }
+
+    #[test]
+    fn series_start_where_the_data_starts() {
+        let data = SeriesData {
+            xs: vec!["w1".into(), "w2".into(), "w3".into(), "w4".into()],
+            series: vec![
+                ("a".into(), vec![None, Some(0.0), Some(0.4), None]),
+                ("b".into(), vec![None, None, Some(0.6), Some(1.0)]),
+            ],
+        };
+        let trimmed = trim_leading_empty(data);
+        assert_eq!(trimmed.xs, vec!["w3".to_owned(), "w4".to_owned()]);
+        assert_eq!(
+            trimmed.series,
+            vec![
+                ("a".to_owned(), vec![Some(0.4), None]),
+                ("b".to_owned(), vec![Some(0.6), Some(1.0)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn category_charts_grow_with_their_rows() {
+        let mut t = intervals();
+        let template = t.rows[0].clone();
+        t.rows = (0..75).map(|_| template.clone()).collect();
+        let svg = render(ChartKind::Interval, &t, &BTreeMap::new()).unwrap();
+        let height = CATEGORY_CHROME + CATEGORY_ROW * 75;
+        assert!(
+            svg.contains(&format!("height=\"{height}\"")),
+            "{}",
+            &svg[..200]
+        );
     }
 
     #[test]
