@@ -113,17 +113,7 @@ async fn post(server: &Server, path: &str, headers: &[(&str, &str)], body: Strin
     } else {
         "application/json"
     };
-    let mut req = server
-        .client
-        .post(format!("{}{path}", server.url))
-        .header("content-type", content_type)
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    server.post_to(path, content_type, headers, body).await
 }
 
 async fn get_with(server: &Server, path: &str, headers: &[(&str, &str)]) -> u16 {

@@ -81,9 +81,21 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<reqwest::Body>,
     ) -> (u16, Value) {
+        self.post_to("/v1/events", content_type, headers, body)
+            .await
+    }
+
+    /// POSTs `body` to `path`; the status and the JSON answer (or its text as a string).
+    pub async fn post_to(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let mut req = self
             .client
-            .post(format!("{}/v1/events", self.url))
+            .post(format!("{}{path}", self.url))
             .header("content-type", content_type)
             .body(body);
         for (k, v) in headers {

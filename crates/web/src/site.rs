@@ -59,15 +59,10 @@ impl IntoResponse for PageError {
     }
 }
 
-fn from_api(e: ApiError, site: &Arc<Site>) -> PageError {
-    let status = match &e {
-        ApiError::InvalidParameter(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-        ApiError::QueryTimeout | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+/// The error page for `e`: a reader's mistake says what was wrong; a server fault (500) logs its
+/// cause (paths, engine messages) and shows none of it.
+fn page_error(status: StatusCode, e: &dyn std::fmt::Display, site: &Arc<Site>) -> PageError {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
-        // A server fault: the cause (paths, engine messages) goes to the log, not the page.
         tracing::error!(error = %e, "page failed");
         return PageError::new(
             status,
@@ -76,6 +71,16 @@ fn from_api(e: ApiError, site: &Arc<Site>) -> PageError {
         );
     }
     PageError::new(status, e.to_string(), Some(site))
+}
+
+fn from_api(e: ApiError, site: &Arc<Site>) -> PageError {
+    let status = match &e {
+        ApiError::InvalidParameter(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::QueryTimeout | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    page_error(status, &e, site)
 }
 
 fn from_site(e: SiteError, site: &Arc<Site>) -> PageError {
@@ -87,16 +92,7 @@ fn from_site(e: SiteError, site: &Arc<Site>) -> PageError {
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        // A server fault: the cause (paths, engine messages) goes to the log, not the page.
-        tracing::error!(error = %e, "page failed");
-        return PageError::new(
-            status,
-            "this page could not be built; the server log has the cause".to_owned(),
-            Some(site),
-        );
-    }
-    PageError::new(status, e.to_string(), Some(site))
+    page_error(status, &e, site)
 }
 
 /// Decodes `%XX` escapes of a path segment (invalid UTF-8 is replaced, never trusted).
