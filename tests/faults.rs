@@ -572,14 +572,8 @@ async fn parquet_flush_failures_keep_rows_until_writes_work() {
     );
 }
 
-/// Closed weeks in the lake, then a full disk when the server starts: the app-week rollup and
-/// the weekly snapshot cannot be written. Nothing partial may appear, the server keeps running,
-/// and both are built once space returns.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollup_and_snapshots_on_a_full_disk() {
-    let Some(fs) = Tmpfs::mount(48) else { return };
-    let dir = fs.path().join("lake");
-    // Two closed weeks of events from eight apps, loaded offline.
+/// Two closed weeks of events from eight apps, loaded offline into `dir` (through `scratch`).
+fn closed_weeks_lake(dir: &Path, scratch: &Path) {
     let mut lines = String::new();
     for n in 0..40 {
         let events: Vec<Value> = (0..25)
@@ -602,7 +596,7 @@ async fn rollup_and_snapshots_on_a_full_disk() {
             .collect();
         lines.push_str(&ndjson(&events));
     }
-    let file = fs.path().join("old.ndjson");
+    let file = scratch.join("old.ndjson");
     std::fs::write(&file, lines).unwrap();
     run_ok([
         "ingest".as_ref(),
@@ -611,45 +605,48 @@ async fn rollup_and_snapshots_on_a_full_disk() {
         file.as_os_str(),
     ]);
     std::fs::remove_file(&file).unwrap();
-    let filler = fs.fill();
+}
 
-    let flags = [
-        "--rollup-interval-secs",
-        "1",
-        "--rollup-grace-secs",
-        "0",
-        "--snapshot-interval-secs",
-        "1",
-        "--snapshot-grace-secs",
-        "0",
-        "--min-apps",
-        "2",
-    ];
-    let (server, took) = restart(&dir, &flags);
+/// Rollups and snapshots of closed weeks refreshed every second.
+const REFRESH_EVERY_SECOND: [&str; 10] = [
+    "--rollup-interval-secs",
+    "1",
+    "--rollup-grace-secs",
+    "0",
+    "--snapshot-interval-secs",
+    "1",
+    "--snapshot-grace-secs",
+    "0",
+    "--min-apps",
+    "2",
+];
+
+/// While the fault lasts: the server answers, and nothing partial is under `rollups/` or
+/// `snapshots/` (the snapshot builder's empty `LOCK` file aside).
+async fn assert_nothing_partial(server: &Server, dir: &Path) {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(server.get_ok("/healthz").await["status"], "ok");
-    let rollups = dir.join("rollups");
-    let snapshots = dir.join("snapshots");
-    // Anything but the snapshot builder's (empty) lock file would be a partial result.
     let written = |n: &str| n != "LOCK";
-    let partial: Vec<PathBuf> = files_named(&rollups, &written)
+    let partial: Vec<PathBuf> = files_named(&dir.join("rollups"), &written)
         .into_iter()
-        .chain(files_named(&snapshots, &written))
+        .chain(files_named(&dir.join("snapshots"), &written))
         .collect();
     assert!(
         partial.is_empty(),
-        "partial files on a full disk: {partial:?}"
+        "partial files during the fault: {partial:?}"
     );
     assert_eq!(
         server.get_ok("/v1/snapshots").await["snapshots"],
         serde_json::json!([])
     );
+}
 
-    std::fs::remove_file(&filler).unwrap();
+/// Once the fault clears: both weeks' rollup and snapshot are built, no temporary file left.
+async fn assert_built_after(server: &Server, dir: &Path) {
     let mut built = false;
     for _ in 0..100 {
         let list = server.get_ok("/v1/snapshots").await;
-        let manifests = files_named(&rollups, &|n| n.ends_with(".json"));
+        let manifests = files_named(&dir.join("rollups"), &|n| n.ends_with(".json"));
         if list["snapshots"].as_array().is_some_and(|s| s.len() == 2) && manifests.len() == 2 {
             built = true;
             break;
@@ -658,13 +655,50 @@ async fn rollup_and_snapshots_on_a_full_disk() {
     }
     assert!(
         built,
-        "rollup and snapshots were not built once space returned"
+        "rollup and snapshots were not built once the fault cleared"
     );
-    assert!(files_named(&dir, &|n| n.ends_with(".tmp")).is_empty());
+    assert!(files_named(dir, &|n| n.ends_with(".tmp")).is_empty());
+}
+
+/// Closed weeks in the lake, then a full disk when the server starts: the app-week rollup and
+/// the weekly snapshot cannot be written. Nothing partial may appear, the server keeps running,
+/// and both are built once space returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_and_snapshots_on_a_full_disk() {
+    let Some(fs) = Tmpfs::mount(48) else { return };
+    let dir = fs.path().join("lake");
+    closed_weeks_lake(&dir, fs.path());
+    let filler = fs.fill();
+    let (server, took) = restart(&dir, &REFRESH_EVERY_SECOND);
+    assert_nothing_partial(&server, &dir).await;
+    std::fs::remove_file(&filler).unwrap();
+    assert_built_after(&server, &dir).await;
     server.stop();
     println!(
         "fault-matrix: rollup+snapshots on a full disk: nothing partial while full, 2 weeks built after; restart {} ms",
         took.as_millis()
+    );
+}
+
+/// The same with every fsync failing EIO from the moment the server starts (the rollup and the
+/// snapshot are made durable with fsync before they are renamed into place).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_and_snapshots_when_fsync_fails() {
+    let enable = format!("enable name=posix/io/sync/fsync,failinfo={EIO}");
+    let launcher: Vec<&str> = fiu_run()
+        .into_iter()
+        .chain(["-c", enable.as_str()])
+        .collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("lake");
+    closed_weeks_lake(&dir, scratch.path());
+    let server = Server::start_via(&launcher, "127.0.0.1:0", &dir, &REFRESH_EVERY_SECOND);
+    assert_nothing_partial(&server, &dir).await;
+    clear(&server, "posix/io/sync/fsync");
+    assert_built_after(&server, &dir).await;
+    server.stop();
+    println!(
+        "fault-matrix: rollup+snapshots with fsync EIO p=1: nothing partial during, 2 weeks built after"
     );
 }
 
