@@ -437,24 +437,11 @@ async fn tasks(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
             top,
         ]);
     }
-    if o.folded_tasks > 0 {
-        t.push(vec![
-            Cell::text(format!("other ({} tasks)", o.folded_tasks)),
-            count(o.folded.tokens()),
-            Cell::Float(if o.totals.tokens() == 0 {
-                0.0
-            } else {
-                o.folded.tokens() as f64 / o.totals.tokens() as f64
-            }),
-            Cell::Null,
-            Cell::Null,
-        ]);
-    }
     Ok(t)
 }
 
 /// Rows: the period's top 10 models; columns: each published task; cell: the model's share
-/// of that task's tokens (`–` where it had fewer than `min_apps` apps in the task).
+/// of that task's tokens (`–` where it has no publishable cell in the task).
 async fn task_matrix(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let (lb, o) = futures::try_join!(
         engine.leaderboard(LeaderboardQuery {
