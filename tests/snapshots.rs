@@ -6,7 +6,7 @@
 
 mod common;
 use arrow::array::{Array, Int64Array, StringArray};
-use common::{BIN, Server, event, ndjson, wait_until, with};
+use common::{BIN, Server, event, ingest, wait_until, with};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -32,22 +32,6 @@ fn w45_events() -> Vec<Value> {
             json!("error"),
         ),
     ]
-}
-
-fn ingest(lake: &Path, events: &[Value]) {
-    let file = lake.with_extension("ndjson");
-    std::fs::write(&file, ndjson(events)).unwrap();
-    let out = Command::new(BIN)
-        .args(["ingest", "--data-dir"])
-        .arg(lake)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
