@@ -7,7 +7,7 @@
 use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::period::Period;
-use crate::privacy::{Dim, Except, Scope};
+use crate::privacy::{BEFORE, Dim, Except, Group, SINCE, Scope};
 use modelshare_event::{MicroUsd, Task};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -165,31 +165,49 @@ pub(crate) fn share_of(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// Figures per model or author.
+type ByGroup = HashMap<String, Figures>;
+
 impl QueryEngine {
-    /// Published figures per group (model or author) of `scope`.
-    pub(crate) async fn figures_by(
+    /// Groups and totals of the period and of the one before, in one pass over both: cells are
+    /// days, so the two periods' publishable cells are those of their union.
+    async fn with_previous(
         &self,
-        group: GroupBy,
-        scope: &Scope,
-    ) -> Result<HashMap<String, Figures>, QueryError> {
-        Ok(self
-            .published(scope, &[group.dim()])
+        q: &LeaderboardQuery,
+    ) -> Result<(ByGroup, Figures, ByGroup, Figures), QueryError> {
+        let both = Scope::days(q.period.previous().start, q.period.end).with_task(q.task);
+        let half = Dim::Since(q.period.start);
+        let [by_group, by_half]: [Vec<Group>; 2] = self
+            .published_sets(&both, &[&[half, q.group.dim()], &[half]])
             .await?
-            .into_iter()
-            .filter_map(|(mut key, f)| key.pop().map(|k| (k, f)))
-            .collect())
+            .try_into()
+            .map_err(|_| QueryError::Shape("two grouping sets expected".into()))?;
+        let (mut groups, mut previous) = (HashMap::new(), HashMap::new());
+        for (key, f) in by_group {
+            if let [h, k] = key.as_slice() {
+                let into = if h == SINCE {
+                    &mut groups
+                } else {
+                    &mut previous
+                };
+                into.insert(k.clone(), f);
+            }
+        }
+        let (mut totals, mut prev_totals) = (Figures::default(), Figures::default());
+        for (key, f) in by_half {
+            match key.first().map(String::as_str) {
+                Some(SINCE) => totals = f,
+                Some(BEFORE) => prev_totals = f,
+                _ => {}
+            }
+        }
+        Ok((groups, totals, previous, prev_totals))
     }
 
     /// Answers a leaderboard request.
     pub async fn leaderboard(&self, q: LeaderboardQuery) -> Result<Leaderboard, QueryError> {
         let scope = Scope::period(&q.period, q.task);
-        let previous = Scope::period(&q.period.previous(), q.task);
-        let (groups, totals, prev_groups, prev_totals) = tokio::try_join!(
-            self.figures_by(q.group, &scope),
-            self.published_total(&scope),
-            self.figures_by(q.group, &previous),
-            self.published_total(&previous),
-        )?;
+        let (groups, totals, prev_groups, prev_totals) = self.with_previous(&q).await?;
 
         // Every group is made of publishable cells only, so every group may be listed.
         let mut ranked: Vec<(&String, &Figures)> = groups.iter().collect();

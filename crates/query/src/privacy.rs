@@ -184,7 +184,14 @@ pub enum Dim {
     /// The part of the model slug before the slash.
     Author,
     Provider,
+    /// [`SINCE`] for the days from this one on, [`BEFORE`] for the earlier ones: a period and
+    /// the one before it in one query. At most one date per query.
+    Since(NaiveDate),
 }
+
+/// The keys of [`Dim::Since`].
+pub const SINCE: &str = "since";
+pub const BEFORE: &str = "before";
 
 impl Dim {
     fn sql(self) -> &'static str {
@@ -196,8 +203,22 @@ impl Dim {
             Dim::Model => "model",
             Dim::Author => "split_part(model, '/', 1)",
             Dim::Provider => "provider",
+            Dim::Since(_) => "CASE WHEN date >= $since THEN 'since' ELSE 'before' END",
         }
     }
+}
+
+/// The `$since` parameter of the [`Dim::Since`] among `dims`, if any.
+fn since_param(dims: &[Dim]) -> Result<Option<(String, ScalarValue)>, QueryError> {
+    let mut dates = dims.iter().filter_map(|d| match d {
+        Dim::Since(date) => Some(*date),
+        _ => None,
+    });
+    let first = dates.next();
+    if dates.any(|d| Some(d) != first) {
+        return Err(QueryError::Shape("two Since dates in one query".into()));
+    }
+    Ok(first.map(|d| ("since".to_owned(), ScalarValue::Utf8(Some(d.to_string())))))
 }
 
 /// The aggregates of [`Figures`] over published (cell, app) rows.
@@ -240,6 +261,7 @@ impl QueryEngine {
         except: Option<Except<'_>>,
     ) -> Result<Vec<Group>, QueryError> {
         let mut params = scope.params(self.config().min_apps);
+        params.extend(since_param(dims)?);
         let keys: Vec<String> = dims
             .iter()
             .enumerate()
@@ -284,15 +306,83 @@ impl QueryEngine {
         Ok(out)
     }
 
-    /// The figures of all publishable cells of `scope` together.
-    pub async fn published_total(&self, scope: &Scope) -> Result<Figures, QueryError> {
-        Ok(self
-            .published(scope, &[])
-            .await?
-            .into_iter()
-            .next()
-            .map(|(_, f)| f)
-            .unwrap_or_default())
+    /// Several groupings of the publishable cells of `scope` in one pass over the events (a
+    /// grouping set each): per set, its groups as [`published`](Self::published) would answer.
+    /// The empty set is the total; it is always answered, with zeros when nothing is publishable.
+    pub async fn published_sets(
+        &self,
+        scope: &Scope,
+        sets: &[&[Dim]],
+    ) -> Result<Vec<Vec<Group>>, QueryError> {
+        if let [only] = sets {
+            return Ok(vec![self.published(scope, only).await?]);
+        }
+        let mut columns: Vec<Dim> = Vec::new();
+        for d in sets.iter().flat_map(|s| s.iter()) {
+            if !columns.contains(d) {
+                columns.push(*d);
+            }
+        }
+        let mut params = scope.params(self.config().min_apps);
+        params.extend(since_param(&columns)?);
+        let keyed: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{} AS k{i}", d.sql()))
+            .collect();
+        let index = |d: &Dim| columns.iter().position(|c| c == d).unwrap_or(0);
+        let grouping_sets: Vec<String> = sets
+            .iter()
+            .map(|set| {
+                let ks: Vec<String> = set.iter().map(|d| format!("k{}", index(d))).collect();
+                format!("({})", ks.join(", "))
+            })
+            .collect();
+        let selected: Vec<String> = (0..columns.len())
+            .map(|i| format!("k{i}, CAST(grouping(k{i}) AS BIGINT) AS g{i}"))
+            .collect();
+        let sql = format!(
+            "{cte}, keyed AS (SELECT {keyed}, app_id, input_tokens, output_tokens, requests, cost \
+             FROM published) \
+             SELECT {selected}, {FIGURES_SQL} FROM keyed GROUP BY GROUPING SETS ({sets})",
+            cte = published_cte(scope).trim_end(),
+            keyed = keyed.join(", "),
+            selected = selected.join(", "),
+            sets = grouping_sets.join(", "),
+        );
+        // A row belongs to the set whose columns are exactly the ones it is grouped by.
+        let masks: Vec<u64> = sets
+            .iter()
+            .map(|set| {
+                (0..columns.len())
+                    .filter(|i| !set.contains(&columns[*i]))
+                    .map(|i| 1u64 << i)
+                    .sum()
+            })
+            .collect();
+        let mut out: Vec<Vec<Group>> = vec![Vec::new(); sets.len()];
+        for batch in self.sql_with_params(&sql, params).await? {
+            for row in 0..batch.num_rows() {
+                let mut mask = 0;
+                for i in 0..columns.len() {
+                    mask |= u64_at(&batch, &format!("g{i}"), row)?.min(1) << i;
+                }
+                let Some(s) = masks.iter().position(|m| *m == mask) else {
+                    continue;
+                };
+                let key = sets[s]
+                    .iter()
+                    .map(|d| str_at(&batch, &format!("k{}", index(d)), row).map(str::to_owned))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out[s].push((key, figures_at(&batch, row)?));
+            }
+        }
+        for (s, set) in sets.iter().enumerate() {
+            if set.is_empty() && out[s].is_empty() {
+                out[s].push((Vec::new(), Figures::default()));
+            }
+        }
+        Ok(out)
     }
 
     /// The number of publishable cells in `scope` (e.g. whether a model has any public usage).

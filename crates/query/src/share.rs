@@ -6,9 +6,9 @@
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
-use crate::leaderboard::{Figures, GroupBy, Measure, share_of};
+use crate::leaderboard::{Figures, Measure, share_of};
 use crate::period::week_start;
-use crate::privacy::{Dim, Except, Scope};
+use crate::privacy::{Dim, Except, Group, Scope};
 use chrono::{Days, NaiveDate};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -101,12 +101,15 @@ impl QueryEngine {
         };
         let scope = Scope::days(*first, end).with_task(q.task);
         let bucket = q.bucket_dim();
-        let (by_cell, by_bucket) = ([bucket, Dim::Model], [bucket]);
-        let (cells, totals, overall) = tokio::try_join!(
-            self.published(&scope, &by_cell),
-            self.published(&scope, &by_bucket),
-            self.figures_by(GroupBy::Model, &scope),
-        )?;
+        let [cells, totals, overall]: [Vec<Group>; 3] = self
+            .published_sets(&scope, &[&[bucket, Dim::Model], &[bucket], &[Dim::Model]])
+            .await?
+            .try_into()
+            .map_err(|_| QueryError::Shape("three grouping sets expected".into()))?;
+        let overall: HashMap<String, Figures> = overall
+            .into_iter()
+            .filter_map(|(mut key, f)| key.pop().map(|k| (k, f)))
+            .collect();
 
         let index: HashMap<String, usize> = buckets
             .iter()

@@ -8,7 +8,7 @@ use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::leaderboard::{Figures, share_of};
 use crate::period::Period;
-use crate::privacy::{Dim, Scope};
+use crate::privacy::{Dim, Group, Scope};
 use modelshare_event::Task;
 use std::collections::HashMap;
 
@@ -35,11 +35,12 @@ impl QueryEngine {
     /// Totals per task and the top `top` models of each.
     pub async fn tasks(&self, period: Period, top: usize) -> Result<TasksOverview, QueryError> {
         let scope = Scope::period(&period, None);
-        let (per_task, per_cell, totals) = tokio::try_join!(
-            self.published(&scope, &[Dim::Task]),
-            self.published(&scope, &[Dim::Task, Dim::Model]),
-            self.published_total(&scope),
-        )?;
+        let [per_task, per_cell, total]: [Vec<Group>; 3] = self
+            .published_sets(&scope, &[&[Dim::Task], &[Dim::Task, Dim::Model], &[]])
+            .await?
+            .try_into()
+            .map_err(|_| QueryError::Shape("three grouping sets expected".into()))?;
+        let totals = total.first().map(|(_, f)| *f).unwrap_or_default();
         let mut models: HashMap<Task, Vec<(String, Figures)>> = HashMap::new();
         for (key, fig) in per_cell {
             if let [task, model] = key.as_slice()
