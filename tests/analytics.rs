@@ -298,17 +298,16 @@ async fn small_groups_are_folded_and_bad_parameters_refused() {
 
     let sw = server.get_ok(QUERIES[0]).await;
     assert_eq!(sw["flows"], json!([]));
-    // The folded flows have only two apps between them: not even their total is published.
+    // Each (task, week, from, to) cell of a switch has one app: nothing is published, not even
+    // in a total.
     assert_eq!(sw["other"], Value::Null);
+    assert_eq!(sw["switches"], 0);
+    // B (2 apps) and C (1 app) are below 3 apps; every outcome of A (3 apps) is against one
+    // of them, so no outcome is publishable and all three models are hidden.
     let idx = server.get_ok(QUERIES[1]).await;
-    assert_eq!(idx["hidden_models"], 2);
-    let named: Vec<&str> = idx["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["model"].as_str().unwrap())
-        .collect();
-    assert_eq!(named, ["m/a"]);
+    assert_eq!(idx["hidden_models"], 3);
+    assert_eq!(idx["models"], json!([]));
+    assert_eq!(idx["outcomes"], json!({"switches": 0, "trials_kept": 0}));
     let rb = server.get_ok(QUERIES[2]).await;
     assert_eq!(rb["cohorts"][0]["units"], Value::Null);
     // No app id anywhere.

@@ -1,20 +1,23 @@
 //! The read API on hand-made events whose answers are worked out by hand: leaderboard figures,
-//! previous-period shares, ISO week boundaries, privacy folding, authors, tasks and share series.
+//! previous-period shares, ISO week boundaries, the publication rule, authors, tasks and share
+//! series.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 use common::{Server, close, event, with};
 use serde_json::{Value, json};
 
-/// Week of 2026-11-16 (Mon) .. 2026-11-22 (Sun), with `--min-apps 3`:
-/// - a/alpha: app1..app4, 1000 in + 500 out, $0.01 each; plus app1 at Sunday 23:59:59 with
-///   10 input tokens → 6010 tokens, 5 requests, 4 apps, $0.04
+/// Week of 2026-11-16 (Mon) .. 2026-11-22 (Sun), with `--min-apps 3`. Published figures come
+/// from base cells (day, task, model, provider) with at least 3 apps:
+/// - a/alpha: app1..app4 on the 17th, 1000 in + 500 out, $0.01 each → 6000 tokens, 4 requests,
+///   4 apps, $0.04; plus app1 alone at Sunday 23:59:59 with 10 input tokens: a cell of one app,
+///   published nowhere
 /// - b/beta (roleplay): app1..app3, 100 + 100, $0.001 each → 600 tokens, 3 requests, 3 apps
-/// - c/gamma: app5, app6, 200 + 200, $0.001 each → 800 tokens, only 2 apps: folded into `other`
+/// - c/gamma: app5, app6, 200 + 200, $0.001 each: a cell of 2 apps, published nowhere
 /// - an `error` request of a/alpha (not counted)
 ///
 /// Previous week: a/alpha and b/beta, 3 apps each, 100 tokens each → shares 0.5 / 0.5.
-/// Next week: b/beta app9 at Monday 00:00:00 → not in the week of the 16th.
+/// Next week: b/beta app9 at Monday 00:00:00 → not in the week of the 16th (and alone).
 fn fixture() -> Vec<Value> {
     let mut v = Vec::new();
     for i in 1..=4 {
@@ -127,30 +130,30 @@ async fn leaderboard_figures_boundaries_and_privacy() {
     assert_eq!(lb["by"], "tokens");
     assert_eq!(
         lb["totals"],
-        json!({"tokens": 7410, "requests": 10, "cost_usd": 0.045, "apps": 6})
+        json!({"tokens": 6600, "requests": 7, "cost_usd": 0.043, "apps": 4})
     );
     let models = lb["models"].as_array().unwrap();
-    assert_eq!(models.len(), 3);
+    assert_eq!(models.len(), 2);
 
     let a = &models[0];
     assert_eq!(a["rank"], 1);
     assert_eq!(a["model"], "a/alpha");
     assert_eq!(a["author"], "a");
-    assert_eq!(a["tokens"], 6010);
-    assert_eq!(a["input_tokens"], 4010);
+    assert_eq!(a["tokens"], 6000);
+    assert_eq!(a["input_tokens"], 4000);
     assert_eq!(a["output_tokens"], 2000);
-    assert_eq!(a["requests"], 5);
+    assert_eq!(a["requests"], 4);
     assert_eq!(a["apps"], 4);
     assert_eq!(a["cost_usd"], 0.04);
-    assert!(close(a["share"].as_f64().unwrap(), 6010.0 / 7410.0));
+    assert!(close(a["share"].as_f64().unwrap(), 6000.0 / 6600.0));
     assert!(close(a["previous_share"].as_f64().unwrap(), 0.5));
     assert!(close(
         a["share_change"].as_f64().unwrap(),
-        6010.0 / 7410.0 - 0.5
+        6000.0 / 6600.0 - 0.5
     ));
     assert!(close(
         a["usd_per_mtok"].as_f64().unwrap(),
-        0.04 * 1e6 / 6010.0
+        0.04 * 1e6 / 6000.0
     ));
 
     let b = &models[1];
@@ -161,34 +164,24 @@ async fn leaderboard_figures_boundaries_and_privacy() {
     assert_eq!(b["apps"], 3);
     assert!(close(b["previous_share"].as_f64().unwrap(), 0.5));
 
-    // c/gamma has 2 apps: below --min-apps 3, so only `other` shows its figures.
-    let other = &models[2];
-    assert_eq!(other["rank"], Value::Null);
-    assert_eq!(other["model"], "other");
-    assert_eq!(other["tokens"], 800);
-    assert_eq!(other["requests"], 2);
-    assert_eq!(other["apps"], 2);
-    assert!(close(other["share"].as_f64().unwrap(), 800.0 / 7410.0));
+    // c/gamma's cell has 2 apps: below --min-apps 3, so its figures are in no row, not even
+    // in `other` or the totals, and nothing is left to fold.
     assert!(!lb.to_string().contains("gamma"));
+    assert!(!lb.to_string().contains("\"other\""));
     assert!(!lb.to_string().contains("app1"));
 
-    // The Monday 00:00 event belongs to the next week only.
+    // The Monday 00:00 event belongs to the next week only, where it is alone.
     let (_, next) = s
         .get("/v1/leaderboard?period=week&date=2026-11-23&limit=5")
         .await;
-    assert_eq!(next["totals"]["tokens"], 7);
-    assert_eq!(
-        next["models"],
-        json!([{
-            "rank": null, "model": "other", "author": "other", "tokens": 7, "input_tokens": 7,
-            "output_tokens": 0, "requests": 1, "apps": 1, "cost_usd": 0.0, "share": 1.0,
-            "previous_share": null, "share_change": null, "usd_per_mtok": 0.0
-        }])
-    );
+    assert_eq!(next["totals"]["tokens"], 0);
+    assert_eq!(next["models"], json!([]));
 
-    // Sunday 23:59:59 is in the day of the 22nd.
+    // Sunday 23:59:59 is in the day of the 22nd, where app1 is alone: nothing is published.
     let (_, day) = s.get("/v1/leaderboard?period=day&date=2026-11-22").await;
-    assert_eq!(day["totals"]["tokens"], 10);
+    assert_eq!(day["totals"]["tokens"], 0);
+    let (_, day) = s.get("/v1/leaderboard?period=day&date=2026-11-17").await;
+    assert_eq!(day["totals"]["tokens"], 6000);
 }
 
 #[tokio::test]
@@ -200,12 +193,13 @@ async fn measures_limits_tasks_and_authors() {
     let models = lb["models"].as_array().unwrap();
     assert_eq!(models.len(), 2, "{lb}");
     assert_eq!(models[0]["model"], "a/alpha");
-    assert!(close(models[0]["share"].as_f64().unwrap(), 0.5));
-    // beta (beyond the limit) and gamma (folded) make up `other`: 5 requests by app1..app3,5,6.
+    assert!(close(models[0]["share"].as_f64().unwrap(), 4.0 / 7.0));
+    // beta (beyond the limit) makes up `other`: 3 requests by app1..app3 (gamma's cell is not
+    // publishable, so it is not in `other` either).
     assert_eq!(models[1]["model"], "other");
-    assert_eq!(models[1]["requests"], 5);
-    assert_eq!(models[1]["apps"], 5);
-    assert!(close(models[1]["share"].as_f64().unwrap(), 0.5));
+    assert_eq!(models[1]["requests"], 3);
+    assert_eq!(models[1]["apps"], 3);
+    assert!(close(models[1]["share"].as_f64().unwrap(), 3.0 / 7.0));
 
     let (_, rp) = s.get("/v1/leaderboard?date=2026-11-18&task=roleplay").await;
     assert_eq!(rp["task"], "roleplay");
@@ -216,23 +210,20 @@ async fn measures_limits_tasks_and_authors() {
     let (_, spend) = s.get("/v1/leaderboard?date=2026-11-18&by=spend").await;
     assert!(close(
         spend["models"][0]["share"].as_f64().unwrap(),
-        0.04 / 0.045
+        0.04 / 0.043
     ));
 
+    // app1..app4 are behind every published cell; alpha has all four.
     let (_, apps) = s.get("/v1/leaderboard?date=2026-11-18&by=apps").await;
-    assert!(close(
-        apps["models"][0]["share"].as_f64().unwrap(),
-        4.0 / 6.0
-    ));
+    assert!(close(apps["models"][0]["share"].as_f64().unwrap(), 1.0));
 
     let (status, au) = s.get("/v1/authors?period=week&date=2026-11-18").await;
     assert_eq!(status, 200);
     let authors = au["authors"].as_array().unwrap();
     assert_eq!(authors[0]["author"], "a");
-    assert_eq!(authors[0]["tokens"], 6010);
+    assert_eq!(authors[0]["tokens"], 6000);
     assert_eq!(authors[1]["author"], "b");
-    assert_eq!(authors[2]["author"], "other");
-    assert_eq!(authors[2]["tokens"], 800);
+    assert_eq!(authors.len(), 2);
 
     let (status, month) = s.get("/v1/leaderboard?period=month&date=2026-11-30").await;
     assert_eq!(status, 200);
@@ -240,7 +231,8 @@ async fn measures_limits_tasks_and_authors() {
         month["period"],
         json!({"kind": "month", "start": "2026-11-01", "end": "2026-12-01"})
     );
-    assert_eq!(month["totals"]["tokens"], 7410 + 600 + 7);
+    // The publishable cells of November: 300 + 300 in the week before, 6000 + 600 in this one.
+    assert_eq!(month["totals"]["tokens"], 600 + 6600);
 }
 
 #[tokio::test]
@@ -251,17 +243,18 @@ async fn tasks_overview() {
     let tasks = t["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0]["task"], "programming");
-    assert_eq!(tasks[0]["tokens"], 6810);
-    assert_eq!(tasks[0]["apps"], 6);
+    // Programming's only publishable cell is a/alpha's on the 17th.
+    assert_eq!(tasks[0]["tokens"], 6000);
+    assert_eq!(tasks[0]["apps"], 4);
     assert_eq!(tasks[0]["top_models"].as_array().unwrap().len(), 1);
     assert_eq!(tasks[0]["top_models"][0]["model"], "a/alpha");
     assert!(close(
         tasks[0]["top_models"][0]["share"].as_f64().unwrap(),
-        6010.0 / 6810.0
+        1.0
     ));
     assert_eq!(tasks[1]["task"], "roleplay");
     assert_eq!(tasks[1]["tokens"], 600);
-    assert_eq!(t["folded"]["tasks"], 0);
+    assert_eq!(t.get("folded"), None);
 }
 
 #[tokio::test]
@@ -272,41 +265,35 @@ async fn share_series_by_week_and_day() {
         .await;
     assert_eq!(status, 200, "{sh}");
     assert_eq!(sh["buckets"], json!(["2026-11-09", "2026-11-16"]));
+    // Every publishable cell belongs to a listed model: no `other` series.
     let series = sh["series"].as_array().unwrap();
-    assert_eq!(series.len(), 3);
+    assert_eq!(series.len(), 2);
     assert_eq!(series[0]["model"], "a/alpha");
-    assert_eq!(series[0]["tokens"], json!([300, 6010]));
+    assert_eq!(series[0]["tokens"], json!([300, 6000]));
     assert!(close(series[0]["share"][0].as_f64().unwrap(), 0.5));
     assert!(close(
         series[0]["share"][1].as_f64().unwrap(),
-        6010.0 / 7410.0
+        6000.0 / 6600.0
     ));
     assert_eq!(series[1]["model"], "b/beta");
     assert_eq!(series[1]["tokens"], json!([300, 600]));
-    assert_eq!(series[2]["model"], "other");
-    assert_eq!(series[2]["tokens"], json!([0, 800]));
-    assert!(close(
-        series[2]["share"][1].as_f64().unwrap(),
-        800.0 / 7410.0
-    ));
 
-    // Per day, no model reaches 3 apps on the 22nd or 23rd: everything is `other`.
+    // Per day, no cell reaches 3 apps on the 22nd or 23rd: nothing is published.
     let (_, day) = s
         .get("/v1/share?granularity=day&from=2026-11-22&to=2026-11-23")
         .await;
     assert_eq!(day["buckets"], json!(["2026-11-22", "2026-11-23"]));
-    assert_eq!(
-        day["series"],
-        json!([{"model": "other", "author": "other", "share": [1.0, 1.0], "tokens": [10, 7]}])
-    );
+    assert_eq!(day["series"], json!([]));
 
-    // On the 17th alpha has 4 apps; on the 22nd it is one app, so that cell is withheld.
+    // On the 17th alpha has 4 apps; on the 22nd it is one app, a cell published nowhere. With
+    // one model shown, beta's cell on the 19th is `other` (gamma's on the 20th is not public).
     let (_, d2) = s
         .get("/v1/share?granularity=day&from=2026-11-17&to=2026-11-22&top=1")
         .await;
     assert_eq!(d2["series"][0]["model"], "a/alpha");
-    assert_eq!(d2["series"][0]["tokens"], json!([6000, 0, 0, 0, 0, null]));
-    assert_eq!(d2["series"][1]["tokens"], json!([0, 0, 600, 800, 0, 10]));
+    assert_eq!(d2["series"][0]["tokens"], json!([6000, 0, 0, 0, 0, 0]));
+    assert_eq!(d2["series"][1]["model"], "other");
+    assert_eq!(d2["series"][1]["tokens"], json!([0, 0, 600, 0, 0, 0]));
 }
 
 #[tokio::test]

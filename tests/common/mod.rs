@@ -254,3 +254,70 @@ pub fn keys(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Writes `events` into the lake at `lake` with `modelshare ingest` (Parquet files, as a
+/// flushed server would leave them).
+pub fn ingest(lake: &Path, events: &[Value]) {
+    let file = lake.with_extension("ndjson");
+    std::fs::write(&file, ndjson(events)).unwrap();
+    let out = Command::new(BIN)
+        .args(["ingest", "--data-dir"])
+        .arg(lake)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Server {
+    /// A GET of a page: its status and body text.
+    pub async fn get_text(&self, path_and_query: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path_and_query}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+/// The data tables of an HTML page: per table its panel id, column names (`data-column`) and
+/// the rows' raw cell values (`data-value`), as the site writes them.
+pub fn html_tables(html: &str) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> {
+    let attr = |s: &str, name: &str| -> Vec<String> {
+        let needle = format!("{name}=\"");
+        s.match_indices(&needle)
+            .map(|(i, _)| {
+                let rest = &s[i + needle.len()..];
+                unescape(&rest[..rest.find('"').unwrap()])
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for table in html.split("<table class=\"data\"").skip(1) {
+        let table = &table[..table.find("</table>").unwrap()];
+        let panel = attr(table, "data-panel").remove(0);
+        let (head, body) = table.split_once("</thead>").unwrap();
+        let rows = body
+            .split("<tr>")
+            .skip(1)
+            .map(|row| attr(row, "data-value"))
+            .collect();
+        out.push((panel, attr(head, "data-column"), rows));
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}

@@ -17,10 +17,15 @@
 //! 10:1 odds. Intervals are the 2.5 % and 97.5 % percentiles of ratings refitted on apps drawn
 //! with replacement (a cluster bootstrap: an app's outcomes stay together), from a seed fixed by
 //! the request, so the same data gives the same interval.
+//!
+//! Only publishable outcomes enter the fit and every count: both models of an outcome must have
+//! outcomes from at least `min_apps` apps in its task (see [`publishable_outcomes`]).
 
 use crate::AnalyticsConfig;
 use crate::panel::Panel;
 use crate::stats::{SplitMix, quantile};
+use modelshare_event::Task;
+use modelshare_query::publishable;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Smallest share of a unit's weekly tokens that counts as having really tried a model.
@@ -81,19 +86,39 @@ pub struct Unranked {
 pub struct PreferenceIndex {
     pub ranked: Vec<Rating>,
     pub unranked: Vec<Unranked>,
-    /// Models with outcomes from fewer than `min_apps` apps: counted, never named.
+    /// Models whose outcomes were all left out as unpublishable: counted, never named.
     pub hidden_models: u64,
     pub outcomes: OutcomeCounts,
     /// Apps that contributed at least one outcome.
     pub apps: u64,
 }
 
-/// Per app: its deduplicated (winner, loser) outcomes.
-fn outcomes_by_app(panel: &Panel) -> (Vec<Vec<(u32, u32)>>, OutcomeCounts) {
-    let mut by_app: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-    let mut counts = OutcomeCounts::default();
+/// One outcome of one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Outcome {
+    app: u32,
+    task: Task,
+    winner: u32,
+    loser: u32,
+    switch: bool,
+}
+
+/// Every unit's deduplicated outcomes.
+fn outcomes_of(panel: &Panel) -> Vec<Outcome> {
+    let mut out = Vec::new();
     for unit in &panel.units {
         let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
+        let mut push = |winner: u32, loser: u32, switch: bool| {
+            if seen.insert((winner, loser)) {
+                out.push(Outcome {
+                    app: unit.app,
+                    task: unit.task,
+                    winner,
+                    loser,
+                    switch,
+                });
+            }
+        };
         let active: Vec<(usize, &crate::panel::UnitWeek)> = unit
             .weeks
             .iter()
@@ -105,8 +130,8 @@ fn outcomes_by_app(panel: &Panel) -> (Vec<Vec<(u32, u32)>>, OutcomeCounts) {
                 continue;
             };
             if now.primary != next.primary {
-                if j == i + 1 && seen.insert((next.primary, now.primary)) {
-                    counts.switches += 1;
+                if j == i + 1 {
+                    push(next.primary, now.primary, true);
                 }
                 continue;
             }
@@ -117,13 +142,50 @@ fn outcomes_by_app(panel: &Panel) -> (Vec<Vec<(u32, u32)>>, OutcomeCounts) {
                     && u.tokens > 0
                     && u.tokens as f64 >= TRIAL_MIN_SHARE * now.tokens as f64;
                 let wins_later = active[k + 1..].iter().any(|(_, w)| w.primary == u.model);
-                if tried && !wins_later && seen.insert((now.primary, u.model)) {
-                    counts.trials_kept += 1;
+                if tried && !wins_later {
+                    push(now.primary, u.model, false);
                 }
             }
         }
-        if !seen.is_empty() {
-            by_app.entry(unit.app).or_default().extend(seen);
+    }
+    out
+}
+
+/// The outcomes the index may use, per the publication rule of `modelshare_query::privacy`
+/// with the index's own cells: (task, model). An outcome is kept when both its models have
+/// outcomes from at least `min_apps` distinct apps in its task among the kept outcomes (dropping
+/// one can push another model under the threshold, hence the loop). Decided per task, so the
+/// index over all tasks is fitted on exactly the union of the per-task sets.
+fn publishable_outcomes(mut outcomes: Vec<Outcome>, min_apps: u64) -> Vec<Outcome> {
+    loop {
+        let mut apps: BTreeMap<(Task, u32), BTreeSet<u32>> = BTreeMap::new();
+        for o in &outcomes {
+            for m in [o.winner, o.loser] {
+                apps.entry((o.task, m)).or_default().insert(o.app);
+            }
+        }
+        let public = |task: Task, m: u32| {
+            apps.get(&(task, m))
+                .is_some_and(|a| publishable(a.len() as u64, min_apps))
+        };
+        let before = outcomes.len();
+        outcomes.retain(|o| public(o.task, o.winner) && public(o.task, o.loser));
+        if outcomes.len() == before {
+            return outcomes;
+        }
+    }
+}
+
+/// Per app: its (winner, loser) outcomes; and how many there are of each kind.
+fn by_app(outcomes: &[Outcome]) -> (Vec<Vec<(u32, u32)>>, OutcomeCounts) {
+    let mut by_app: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
+    let mut counts = OutcomeCounts::default();
+    for o in outcomes {
+        by_app.entry(o.app).or_default().push((o.winner, o.loser));
+        if o.switch {
+            counts.switches += 1;
+        } else {
+            counts.trials_kept += 1;
         }
     }
     (by_app.into_values().collect(), counts)
@@ -251,7 +313,13 @@ fn elo(log_strength: f64) -> f64 {
 /// Fits the index on the panel's window.
 pub fn preference_index(panel: &Panel, config: IndexConfig) -> PreferenceIndex {
     let m = panel.models.len();
-    let (outcomes, counts) = outcomes_by_app(panel);
+    let all = outcomes_of(panel);
+    let mut seen_in = vec![false; m];
+    for o in &all {
+        seen_in[o.winner as usize] = true;
+        seen_in[o.loser as usize] = true;
+    }
+    let (outcomes, counts) = by_app(&publishable_outcomes(all, config.analytics.min_apps));
     let n_apps = outcomes.len();
 
     let mut observations = vec![0u64; m];
@@ -281,17 +349,16 @@ pub fn preference_index(panel: &Panel, config: IndexConfig) -> PreferenceIndex {
         }
     }
 
-    let min_apps = config.analytics.min_apps;
     let mut ranked = Vec::new();
     let mut unranked = Vec::new();
     let mut hidden = 0u64;
     for i in 0..m {
         let apps = apps_of[i].len() as u64;
         if observations[i] == 0 {
-            continue;
-        }
-        if apps < min_apps {
-            hidden += 1;
+            // Outcomes it had were all left out as unpublishable.
+            if seen_in[i] {
+                hidden += 1;
+            }
             continue;
         }
         if observations[i] < config.min_observations {
@@ -338,7 +405,6 @@ pub fn preference_index(panel: &Panel, config: IndexConfig) -> PreferenceIndex {
 mod tests {
     use super::*;
     use crate::panel::{PanelBuilder, Weeks};
-    use modelshare_event::Task;
 
     #[test]
     fn two_models_fit_matches_the_closed_form() {
@@ -380,7 +446,7 @@ mod tests {
             b.add("q1", t, w, "m/A", 1, 100, 0);
         }
         let p = b.finish();
-        let (outcomes, counts) = outcomes_by_app(&p);
+        let (outcomes, counts) = by_app(&outcomes_of(&p));
         assert_eq!(
             counts,
             OutcomeCounts {

@@ -3,10 +3,6 @@
 //! when no other model is at most as expensive and has at least its share (one of the two
 //! strictly).
 
-use crate::AnalyticsConfig;
-use crate::panel::Panel;
-use std::collections::{BTreeMap, BTreeSet};
-
 /// A model's figures in the period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelFigures {
@@ -32,39 +28,20 @@ pub struct PricePoint {
 pub struct PriceShare {
     /// Cheapest first.
     pub points: Vec<PricePoint>,
-    /// Tokens of models not published (fewer than `min_apps` apps, or no spend recorded).
+    /// Tokens of models without recorded spend.
     pub other_tokens: u64,
     pub total_tokens: u64,
 }
 
-/// Per-model figures over every slot of a panel (distinct apps over the whole panel).
-pub fn figures_of(panel: &Panel) -> Vec<ModelFigures> {
-    let mut acc: BTreeMap<u32, (u64, i64, BTreeSet<u32>)> = BTreeMap::new();
-    for unit in &panel.units {
-        for u in unit.weeks.iter().flatten().flat_map(|w| &w.uses) {
-            let e = acc.entry(u.model).or_default();
-            e.0 += u.tokens;
-            e.1 += u.cost;
-            e.2.insert(unit.app);
-        }
-    }
-    acc.into_iter()
-        .map(|(m, (tokens, cost, apps))| ModelFigures {
-            model: panel.models[m as usize].clone(),
-            tokens,
-            cost,
-            apps: apps.len() as u64,
-        })
-        .collect()
-}
-
-/// Shares, prices and the frontier. Models without spend (free, or cost not reported) have no
-/// price and are counted with `other_tokens`.
-pub fn price_share(figures: &[ModelFigures], config: AnalyticsConfig) -> PriceShare {
+/// Shares, prices and the frontier of published per-model figures (each a sum of publishable
+/// cells, see `modelshare_query::privacy`; the total is their sum). Models without spend (free,
+/// or cost not reported) have no price and are counted with `other_tokens`, which is therefore
+/// made of publishable cells too.
+pub fn price_share(figures: &[ModelFigures]) -> PriceShare {
     let total: u64 = figures.iter().map(|f| f.tokens).sum();
     let mut points: Vec<PricePoint> = figures
         .iter()
-        .filter(|f| f.apps >= config.min_apps && f.tokens > 0 && f.cost > 0)
+        .filter(|f| f.tokens > 0 && f.cost > 0)
         .map(|f| PricePoint {
             model: f.model.clone(),
             tokens: f.tokens,
@@ -110,18 +87,16 @@ mod tests {
 
     #[test]
     fn frontier_by_hand() {
-        // Prices per Mtok (cost micro-USD / tokens): a 1, b 2, c 2, d 5, e 0.5 (one app), f free.
-        let ps = price_share(
-            &[
-                f("m/a", 1_000_000, 1_000_000, 9),
-                f("m/b", 3_000_000, 6_000_000, 9),
-                f("m/c", 2_000_000, 4_000_000, 9),
-                f("m/d", 2_000_000, 10_000_000, 9),
-                f("m/e", 1_000_000, 500_000, 1),
-                f("m/f", 1_000_000, 0, 9),
-            ],
-            AnalyticsConfig { min_apps: 2 },
-        );
+        // Prices per Mtok (cost micro-USD / tokens): a 1, b 2, c 2, d 5, e 0.5, f free. The
+        // figures are published ones already: m/e is plotted whatever its app count.
+        let ps = price_share(&[
+            f("m/a", 1_000_000, 1_000_000, 9),
+            f("m/b", 3_000_000, 6_000_000, 9),
+            f("m/c", 2_000_000, 4_000_000, 9),
+            f("m/d", 2_000_000, 10_000_000, 9),
+            f("m/e", 1_000_000, 500_000, 1),
+            f("m/f", 1_000_000, 0, 9),
+        ]);
         let got: Vec<(&str, f64, bool)> = ps
             .points
             .iter()
@@ -130,14 +105,15 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("m/a", 1.0, true),
+                ("m/e", 0.5, true),
+                ("m/a", 1.0, false),
                 ("m/b", 2.0, true),
                 ("m/c", 2.0, false),
                 ("m/d", 5.0, false)
             ]
         );
         assert_eq!(ps.total_tokens, 10_000_000);
-        assert_eq!(ps.other_tokens, 2_000_000);
-        assert_eq!(ps.points[1].share, 0.3);
+        assert_eq!(ps.other_tokens, 1_000_000);
+        assert_eq!(ps.points[2].share, 0.3);
     }
 }

@@ -9,13 +9,15 @@
 use crate::AnalyticsConfig;
 use crate::panel::{Panel, Unit};
 use chrono::NaiveDate;
-use std::collections::BTreeSet;
+use modelshare_event::Task;
+use modelshare_query::publishable;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The units that entered one model's cohort in one week.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cohort {
     pub week: NaiveDate,
-    /// Units in the cohort; `None` when fewer than `min_apps` distinct apps (not published).
+    /// Units in the cohort's publishable (task, week) cells; `None` when it has none.
     pub units: Option<u64>,
     /// Fraction retained after 1, 2, … weeks, as far as the window reaches.
     pub retained: Vec<Option<f64>>,
@@ -61,13 +63,19 @@ fn primary_at(unit: &Unit, i: usize) -> Option<u32> {
 }
 
 /// Retention of `model` over the panel's window.
+///
+/// A cohort is published per the publication rule of `modelshare_query::privacy`, with cohort
+/// cells of (task, entry week): a cell counts only when its units belong to at least `min_apps`
+/// distinct apps ([`publishable`]). The cohort of a week is the sum of its publishable cells, so
+/// a cohort over all tasks is the sum of the per-task cohorts, and pooled figures sum published
+/// cohorts only: no difference between two answers isolates a smaller group.
 pub fn retention(panel: &Panel, model: u32, config: AnalyticsConfig) -> ModelRetention {
     let n = panel.weeks.count as usize;
-    // Per cohort week: the units (by index) that entered it.
-    let mut cohorts: Vec<Vec<usize>> = vec![Vec::new(); n];
+    // Per cohort week and task: the units (by index) that entered it.
+    let mut cells: Vec<BTreeMap<Task, Vec<usize>>> = vec![BTreeMap::new(); n];
     for (u, unit) in panel.units.iter().enumerate() {
         for w in entries(unit, model) {
-            cohorts[w].push(u);
+            cells[w].entry(unit.task).or_default().push(u);
         }
     }
     let apps_of = |members: &[usize]| -> u64 {
@@ -83,13 +91,26 @@ pub fn retention(panel: &Panel, model: u32, config: AnalyticsConfig) -> ModelRet
             .filter(|&&u| primary_at(&panel.units[u], w + k) == Some(model))
             .count() as u64
     };
+    // Per week: the units of its publishable cells, and whether it had any entry at all.
+    let cohorts: Vec<(Vec<usize>, bool)> = cells
+        .iter()
+        .map(|by_task| {
+            let members = by_task
+                .values()
+                .filter(|m| publishable(apps_of(m), config.min_apps))
+                .flatten()
+                .copied()
+                .collect();
+            (members, !by_task.is_empty())
+        })
+        .collect();
 
     let mut out_cohorts = Vec::new();
-    for (w, members) in cohorts.iter().enumerate().skip(1) {
-        if members.is_empty() {
+    for (w, (members, entered)) in cohorts.iter().enumerate().skip(1) {
+        if !entered {
             continue;
         }
-        let public = apps_of(members) >= config.min_apps;
+        let public = !members.is_empty();
         let retained = (1..n - w)
             .map(|k| public.then(|| retained_after(members, w, k) as f64 / members.len() as f64))
             .collect();
@@ -100,24 +121,18 @@ pub fn retention(panel: &Panel, model: u32, config: AnalyticsConfig) -> ModelRet
         });
     }
 
-    // Pooled figures sum only the public cohorts: including a private one would let anyone
-    // recover it by subtracting consecutive pooled figures.
-    let public: Vec<bool> = cohorts
-        .iter()
-        .map(|members| !members.is_empty() && apps_of(members) >= config.min_apps)
-        .collect();
+    // Pooled figures sum only the published cohort cells: including a private one would let
+    // anyone recover it by subtracting consecutive pooled figures.
     let mut pooled = Vec::new();
     for k in 1..n.saturating_sub(1) {
         let mut units = 0u64;
         let mut retained = 0u64;
-        for (w, members) in cohorts.iter().enumerate().skip(1) {
+        for (w, (members, _)) in cohorts.iter().enumerate().skip(1) {
             if w + k >= n {
                 break;
             }
-            if public[w] {
-                units += members.len() as u64;
-                retained += retained_after(members, w, k);
-            }
+            units += members.len() as u64;
+            retained += retained_after(members, w, k);
         }
         if units == 0 {
             continue;
@@ -151,7 +166,6 @@ pub fn retention_all(panel: &Panel, config: AnalyticsConfig) -> Vec<ModelRetenti
 mod tests {
     use super::*;
     use crate::panel::{PanelBuilder, Weeks};
-    use modelshare_event::Task;
 
     /// Primary per week for each app ('-' = inactive), each week one model with 100 tokens.
     fn panel(rows: &[(&str, &str)]) -> Panel {

@@ -22,6 +22,7 @@ use crate::stats::{benjamini_hochberg, two_sided_p};
 use chrono::{Days, NaiveDate};
 use modelshare_catalog::{Catalog, PriceChange};
 use modelshare_event::Task;
+use modelshare_query::publishable;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// False discovery rate at which a movement is reported.
@@ -37,7 +38,7 @@ pub struct Movement {
     pub z: f64,
     pub p_value: f64,
     pub q_value: f64,
-    /// Distinct apps using the model in the period and the one before.
+    /// Distinct apps of the model's publishable cells in the period and the one before.
     pub apps: u64,
     pub previous_apps: u64,
     /// Apps active in both periods whose own share of the model rose / fell.
@@ -90,13 +91,6 @@ fn tallies(panel: &Panel) -> Tallies {
     t
 }
 
-/// The model's token share of the task in one slot.
-fn share(model_apps: &HashMap<u32, u64>, task_apps: &HashMap<u32, u64>) -> f64 {
-    let x: u64 = task_apps.values().sum();
-    let y: u64 = model_apps.values().sum();
-    if x == 0 { 0.0 } else { y as f64 / x as f64 }
-}
-
 /// Apps (active in the task in both slots) whose own share of the model rose, and fell.
 fn signs(slots: &[HashMap<u32, u64>; 2], task: &[HashMap<u32, u64>; 2]) -> (u64, u64) {
     let (mut up, mut down) = (0, 0);
@@ -126,10 +120,26 @@ fn sign_z(up: u64, down: u64) -> f64 {
     d.signum() * (d.abs() - 1.0).max(0.0) / n.sqrt()
 }
 
+/// Published token figures of the two periods (slot 0 = the previous period, 1 = the period),
+/// each computed from publishable base cells only (`QueryEngine::published`).
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// (task, model slug) → per slot (tokens, distinct apps).
+    pub models: BTreeMap<(Task, String), [(u64, u64); 2]>,
+    /// task → per slot (tokens, distinct apps).
+    pub tasks: BTreeMap<Task, [(u64, u64); 2]>,
+}
+
 /// Shifts between slot 0 (the previous period) and slot 1 (the period) of a two-slot panel.
 /// `start` and `end` bound the period, for the price-change annotation.
+///
+/// Shares, their denominators and app counts are the published figures of `published`, so they
+/// follow the publication rule like every leaderboard figure; the panel only decides the sign
+/// test (which apps moved). A model is tested only when it has published figures in the task
+/// and the task has them in both periods.
 pub fn shifts(
     panel: &Panel,
+    published: &Published,
     start: NaiveDate,
     end: NaiveDate,
     catalog: &Catalog,
@@ -152,18 +162,25 @@ pub fn shifts(
         let Some(task_slots) = t.task.get(&task) else {
             continue;
         };
-        // Privacy: every period in which the model has traffic must have enough apps, and so
-        // must the task.
-        let apps = [slots[0].len() as u64, slots[1].len() as u64];
-        let public = (0..2).all(|s| apps[s] == 0 || apps[s] >= config.min_apps)
-            && (0..2).all(|s| task_slots[s].len() as u64 >= config.min_apps);
+        let zero = [(0, 0); 2];
+        let figures = published
+            .models
+            .get(&(task, panel.models[model as usize].clone()))
+            .unwrap_or(&zero);
+        let task_figures = published.tasks.get(&task).unwrap_or(&zero);
+        let public = figures.iter().any(|&(_, apps)| apps > 0)
+            && task_figures
+                .iter()
+                .all(|&(_, apps)| publishable(apps, config.min_apps));
         if !public {
             continue;
         }
-        let (r0, r1) = (
-            share(&slots[0], &task_slots[0]),
-            share(&slots[1], &task_slots[1]),
-        );
+        let share = |s: usize| {
+            let (x, y) = (task_figures[s].0, figures[s].0);
+            if x == 0 { 0.0 } else { y as f64 / x as f64 }
+        };
+        let (r0, r1) = (share(0), share(1));
+        let apps = [figures[0].1, figures[1].1];
         let (up, down) = signs(slots, task_slots);
         if up + down == 0 {
             continue;
@@ -269,6 +286,32 @@ mod tests {
         assert!((sign_z(0, 30) + 29.0 / 30f64.sqrt()).abs() < 1e-12);
     }
 
+    /// The panel's own figures as the published ones (every cell publishable).
+    fn everything_published(p: &Panel) -> Published {
+        type Slots = [(u64, BTreeSet<u32>); 2];
+        let mut models: BTreeMap<(Task, String), Slots> = BTreeMap::new();
+        let mut tasks: BTreeMap<Task, Slots> = BTreeMap::new();
+        for unit in &p.units {
+            for (slot, week) in unit.weeks.iter().enumerate() {
+                for u in week.iter().flat_map(|w| &w.uses) {
+                    let key = (unit.task, p.models[u.model as usize].clone());
+                    for e in [
+                        &mut models.entry(key).or_default()[slot],
+                        &mut tasks.entry(unit.task).or_default()[slot],
+                    ] {
+                        e.0 += u.tokens;
+                        e.1.insert(unit.app);
+                    }
+                }
+            }
+        }
+        let flat = |[a, b]: Slots| [(a.0, a.1.len() as u64), (b.0, b.1.len() as u64)];
+        Published {
+            models: models.into_iter().map(|(k, v)| (k, flat(v))).collect(),
+            tasks: tasks.into_iter().map(|(k, v)| (k, flat(v))).collect(),
+        }
+    }
+
     #[test]
     fn a_broad_move_is_significant_and_noise_is_not() {
         let monday: NaiveDate = "2026-11-09".parse().unwrap_or_default();
@@ -290,6 +333,7 @@ mod tests {
         let p = b.finish();
         let s = shifts(
             &p,
+            &everything_published(&p),
             monday,
             monday + Days::new(7),
             Catalog::embedded(),

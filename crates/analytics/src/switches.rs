@@ -1,9 +1,12 @@
 //! Switching flows: units (app×task) whose primary model changed from A to B between two
 //! consecutive weeks in which they were active, with the tokens they carried in the week after
-//! the switch (the volume that moved to B).
+//! the switch (the volume that moved to B). Published per the publication rule of
+//! `modelshare_query::privacy`, with flow cells of (task, week, from, to).
 
 use crate::AnalyticsConfig;
 use crate::panel::Panel;
+use modelshare_event::Task;
+use modelshare_query::publishable;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One published flow A → B.
@@ -22,13 +25,12 @@ pub struct Flow {
 /// All flows of a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Switches {
-    /// Flows with at least `min_apps` distinct apps, most switches first.
+    /// Flows made of publishable cells, most switches first.
     pub flows: Vec<Flow>,
-    /// Everything else, summed (`from`/`to` = "other"); `None` when nothing was folded or the
-    /// folded flows have fewer than `min_apps` apps between them.
-    pub other: Option<Flow>,
-    /// Consecutive active week pairs observed (the denominator of a switching rate).
+    /// Consecutive active week pairs in publishable transition cells (the denominator of a
+    /// switching rate).
     pub transitions: u64,
+    /// Switches of the published flows.
     pub switches: u64,
 }
 
@@ -40,45 +42,64 @@ struct Acc {
 }
 
 /// The flows of the panel's window; with `model`, only flows into or out of it.
+///
+/// The same rule as every other public figure, with the analysis' own cells: a *flow cell* is
+/// (task, week of the switch, from, to) and a *transition cell* (task, week); a cell counts only
+/// when at least `min_apps` distinct apps are in it ([`publishable`]). A flow is the sum of its
+/// publishable cells, so flows of all tasks are sums of the flows of each task and a longer
+/// window adds whole weeks: no difference between two answers isolates fewer than `min_apps`
+/// apps. Nothing is folded into an `other` flow: every publishable cell belongs to a listed flow.
 pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> Switches {
-    let mut flows: BTreeMap<(u32, u32), Acc> = BTreeMap::new();
-    let mut transitions = 0u64;
+    let mut flow_cells: BTreeMap<(Task, usize, u32, u32), Acc> = BTreeMap::new();
+    let mut transition_cells: BTreeMap<(Task, usize), Acc> = BTreeMap::new();
     for unit in &panel.units {
-        for pair in unit.weeks.windows(2) {
+        for (w, pair) in unit.weeks.windows(2).enumerate() {
             let (Some(before), Some(after)) = (&pair[0], &pair[1]) else {
                 continue;
             };
-            transitions += 1;
+            let week = w + 1;
+            let t = transition_cells.entry((unit.task, week)).or_default();
+            t.switches += 1;
+            t.apps.insert(unit.app);
             if before.primary == after.primary {
                 continue;
             }
             if model.is_some_and(|m| m != before.primary && m != after.primary) {
                 continue;
             }
-            let acc = flows.entry((before.primary, after.primary)).or_default();
+            let acc = flow_cells
+                .entry((unit.task, week, before.primary, after.primary))
+                .or_default();
             acc.switches += 1;
             acc.tokens += after.tokens;
             acc.apps.insert(unit.app);
         }
     }
-    let total: u64 = flows.values().map(|a| a.switches).sum();
-    let mut published = Vec::new();
-    let mut rest = Acc::default();
-    for ((from, to), acc) in flows {
-        if acc.apps.len() as u64 >= config.min_apps {
-            published.push(Flow {
-                from: panel.models[from as usize].clone(),
-                to: panel.models[to as usize].clone(),
-                switches: acc.switches,
-                apps: acc.apps.len() as u64,
-                tokens: acc.tokens,
-            });
-        } else {
-            rest.switches += acc.switches;
-            rest.tokens += acc.tokens;
-            rest.apps.extend(acc.apps);
+    let public = |acc: &Acc| publishable(acc.apps.len() as u64, config.min_apps);
+    let transitions = transition_cells
+        .values()
+        .filter(|a| public(a))
+        .map(|a| a.switches)
+        .sum();
+    let mut flows: BTreeMap<(u32, u32), Acc> = BTreeMap::new();
+    for ((_, _, from, to), cell) in flow_cells {
+        if public(&cell) {
+            let acc = flows.entry((from, to)).or_default();
+            acc.switches += cell.switches;
+            acc.tokens += cell.tokens;
+            acc.apps.extend(cell.apps);
         }
     }
+    let mut published: Vec<Flow> = flows
+        .into_iter()
+        .map(|((from, to), acc)| Flow {
+            from: panel.models[from as usize].clone(),
+            to: panel.models[to as usize].clone(),
+            switches: acc.switches,
+            apps: acc.apps.len() as u64,
+            tokens: acc.tokens,
+        })
+        .collect();
     published.sort_by(|a, b| {
         b.switches
             .cmp(&a.switches)
@@ -86,20 +107,11 @@ pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> S
             .then(a.from.cmp(&b.from))
             .then(a.to.cmp(&b.to))
     });
-    // The folded rest is published only as a total, and only when it is itself large enough;
-    // otherwise a flow of one app would show through it.
-    let other = (rest.apps.len() as u64 >= config.min_apps).then(|| Flow {
-        from: "other".to_owned(),
-        to: "other".to_owned(),
-        switches: rest.switches,
-        apps: rest.apps.len() as u64,
-        tokens: rest.tokens,
-    });
+    let switches = published.iter().map(|f| f.switches).sum();
     Switches {
         flows: published,
-        other,
         transitions,
-        switches: total,
+        switches,
     }
 }
 
@@ -107,7 +119,6 @@ pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> S
 mod tests {
     use super::*;
     use crate::panel::{PanelBuilder, Weeks};
-    use modelshare_event::Task;
 
     #[test]
     fn flows_by_hand() {
@@ -126,24 +137,25 @@ mod tests {
         b.add("a3", Task::Programming, 0, "m/B", 1, 10, 0);
         b.add("a3", Task::Programming, 1, "m/C", 1, 10, 0);
         let p = b.finish();
+        // Each flow cell (task, week, from, to) has one app: none reaches 2. The transition
+        // cells have 3 apps (week 1: a1, a2, a3) and 2 apps (week 2: a1, a2).
         let s = switches(&p, None, AnalyticsConfig { min_apps: 2 });
         assert_eq!(s.transitions, 5);
-        assert_eq!(s.switches, 3);
+        assert_eq!(s.switches, 0);
+        assert_eq!(s.flows, vec![]);
+        let all = switches(&p, None, AnalyticsConfig { min_apps: 1 });
+        assert_eq!(all.switches, 3);
         assert_eq!(
-            s.flows,
-            vec![Flow {
+            all.flows[0],
+            Flow {
                 from: "m/A".into(),
                 to: "m/B".into(),
                 switches: 2,
                 apps: 2,
                 tokens: 400
-            }]
+            }
         );
-        // B → C (one app) is folded, and the fold itself has too few apps to publish.
-        assert_eq!(s.other, None);
-        let all = switches(&p, None, AnalyticsConfig { min_apps: 1 });
         assert_eq!(all.flows.len(), 2);
-        assert_eq!(all.other, None);
 
         let c = p.model_index("m/C");
         let only_c = switches(&p, c, AnalyticsConfig { min_apps: 1 });
@@ -152,5 +164,39 @@ mod tests {
             (only_c.flows[0].from.as_str(), only_c.flows[0].to.as_str()),
             ("m/B", "m/C")
         );
+    }
+
+    /// A flow is the sum of its publishable (task, week) cells: the week where two apps switched
+    /// A → B is published, the week where one app did is not, in a window holding both.
+    #[test]
+    fn a_flow_sums_its_publishable_weeks() {
+        let weeks = Weeks::ending("2026-11-23".parse().unwrap_or_default(), 3);
+        let mut b = PanelBuilder::new(weeks);
+        for (app, tokens) in [("a1", 300), ("a2", 200)] {
+            b.add(app, Task::Programming, 0, "m/A", 1, 100, 0);
+            b.add(app, Task::Programming, 1, "m/B", 1, tokens, 0);
+        }
+        b.add("a3", Task::Programming, 0, "m/A", 1, 100, 0);
+        b.add("a3", Task::Programming, 1, "m/A", 1, 100, 0);
+        b.add("a3", Task::Programming, 2, "m/B", 1, 70, 0);
+        // The same switch in another task is another cell.
+        b.add("a4", Task::Legal, 0, "m/A", 1, 100, 0);
+        b.add("a4", Task::Legal, 1, "m/B", 1, 900, 0);
+        let p = b.finish();
+        let s = switches(&p, None, AnalyticsConfig { min_apps: 2 });
+        assert_eq!(
+            s.flows,
+            vec![Flow {
+                from: "m/A".into(),
+                to: "m/B".into(),
+                switches: 2,
+                apps: 2,
+                tokens: 500
+            }]
+        );
+        assert_eq!(s.switches, 2);
+        // Transition cells: programming week 1 (a1, a2, a3) = 3; week 2 has a3 only; legal
+        // week 1 has a4 only.
+        assert_eq!(s.transitions, 3);
     }
 }

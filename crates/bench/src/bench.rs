@@ -355,7 +355,7 @@ async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
             period.end
         ),
         format!(
-            "modelshare (DataFusion): leaderboard SQL cold {:.1} ms (fresh engine), warm median {:.1} ms; full /v1/leaderboard (5 queries, previous week, privacy) warm median {:.1} ms",
+            "modelshare (DataFusion): leaderboard SQL cold {:.1} ms (fresh engine), warm median {:.1} ms; full /v1/leaderboard (publishable cells of the week and the one before, one pass; other) warm median {:.1} ms",
             ms(cold),
             ms(warm_median),
             ms(full[full.len() / 2])

@@ -58,6 +58,13 @@ fn export(args: &ExportArgs, week: IsoWeek) -> anyhow::Result<()> {
     }
     let info = match build_week(root, week, args.min_apps)? {
         BuildOutcome::Empty => return Err(SnapshotError::EmptyWeek(week).into()),
+        BuildOutcome::NothingPublishable => {
+            return Err(SnapshotError::NothingPublishable {
+                week,
+                min_apps: args.min_apps,
+            }
+            .into());
+        }
         BuildOutcome::Published(info) | BuildOutcome::Unchanged(info) => info,
     };
     let bytes = std::fs::read(&info.path)

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub struct QueryConfig {
     /// Longest a query may run before it is cancelled.
     pub timeout: Duration,
-    /// Groups with fewer distinct apps are not published (folded into `other`).
+    /// Base cells with fewer distinct apps are not published (see [`crate::privacy`]).
     pub min_apps: u64,
     /// Threads DataFusion may use per query.
     pub target_partitions: usize,

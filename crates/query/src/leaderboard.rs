@@ -1,13 +1,13 @@
 //! The leaderboard: models (or authors) of a period ranked by tokens, requests, spend or apps.
 //!
-//! Only `status = 'ok'` requests count. A group is published only when at least `min_apps`
-//! distinct apps used it in the period; the rest, and everything beyond `limit`, is one `other`
-//! row, so published shares of tokens, requests and spend add up to 1.
+//! Every figure, the totals included, is computed from the publishable base cells of the period
+//! only (see [`crate::privacy`]). The groups beyond `limit` are one `other` row, shown when it is
+//! not empty, so published shares of tokens, requests and spend add up to 1.
 
 use crate::QueryError;
-use crate::engine::{QueryEngine, sql_literal};
+use crate::engine::QueryEngine;
 use crate::period::Period;
-use crate::values::{micro_usd_at, str_at, u64_at};
+use crate::privacy::{BEFORE, Dim, Except, Group, SINCE, Scope};
 use modelshare_event::{MicroUsd, Task};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -58,10 +58,10 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    pub(crate) fn sql(self) -> &'static str {
+    pub(crate) fn dim(self) -> Dim {
         match self {
-            GroupBy::Model => "model",
-            GroupBy::Author => "split_part(model, '/', 1)",
+            GroupBy::Model => Dim::Model,
+            GroupBy::Author => Dim::Author,
         }
     }
 }
@@ -96,7 +96,7 @@ impl Figures {
         (self.tokens() > 0).then(|| self.cost.as_usd() * 1e6 / self.tokens() as f64)
     }
 
-    fn minus(&self, other: &Figures) -> Figures {
+    pub(crate) fn minus(&self, other: &Figures) -> Figures {
         Figures {
             input_tokens: self.input_tokens.saturating_sub(other.input_tokens),
             output_tokens: self.output_tokens.saturating_sub(other.output_tokens),
@@ -125,7 +125,7 @@ pub type Totals = Figures;
 pub struct Row {
     /// 1-based; `None` for `other`.
     pub rank: Option<u32>,
-    /// The model slug or author (`other` for the folded rest).
+    /// The model slug or author (`other` for the groups beyond the limit).
     pub key: String,
     pub figures: Figures,
     pub share: f64,
@@ -153,35 +153,8 @@ pub struct LeaderboardQuery {
 pub struct Leaderboard {
     pub query: LeaderboardQuery,
     pub totals: Totals,
-    /// Ranked rows, then `other` when anything was folded.
+    /// Ranked rows, then `other` when groups beyond the limit have figures.
     pub rows: Vec<Row>,
-}
-
-/// The `WHERE` clause shared by every usage query.
-pub(crate) fn usage_filter(date_predicate: &str, task: Option<Task>) -> String {
-    let mut f = format!("status = 'ok' AND {date_predicate}");
-    if let Some(t) = task {
-        f.push_str(&format!(" AND task = {}", sql_literal(t.as_str())));
-    }
-    f
-}
-
-/// The aggregate columns every usage query selects.
-pub(crate) const FIGURES_SQL: &str = "sum(CAST(input_tokens AS BIGINT)) AS input_tokens, \
-     sum(CAST(output_tokens AS BIGINT)) AS output_tokens, \
-     count(*) AS requests, count(DISTINCT app_id) AS apps, sum(cost_usd) AS cost";
-
-pub(crate) fn figures_at(
-    batch: &arrow::array::RecordBatch,
-    row: usize,
-) -> Result<Figures, QueryError> {
-    Ok(Figures {
-        input_tokens: u64_at(batch, "input_tokens", row)?,
-        output_tokens: u64_at(batch, "output_tokens", row)?,
-        requests: u64_at(batch, "requests", row)?,
-        apps: u64_at(batch, "apps", row)?,
-        cost: micro_usd_at(batch, "cost", row)?,
-    })
 }
 
 pub(crate) fn share_of(part: u64, whole: u64) -> f64 {
@@ -192,72 +165,66 @@ pub(crate) fn share_of(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// Figures per model or author.
+type ByGroup = HashMap<String, Figures>;
+
 impl QueryEngine {
-    /// Figures per group over the days `date_predicate` selects.
-    pub(crate) async fn figures_by(
+    /// Groups and totals of the period and of the one before, in one pass over both: cells are
+    /// days, so the two periods' publishable cells are those of their union.
+    async fn with_previous(
         &self,
-        group: GroupBy,
-        date_predicate: &str,
-        task: Option<Task>,
-    ) -> Result<HashMap<String, Figures>, QueryError> {
-        let sql = format!(
-            "SELECT {key} AS key, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1",
-            key = group.sql(),
-            filter = usage_filter(date_predicate, task),
-        );
-        let mut out = HashMap::new();
-        for batch in self.sql(&sql).await? {
-            for row in 0..batch.num_rows() {
-                out.insert(
-                    str_at(&batch, "key", row)?.to_owned(),
-                    figures_at(&batch, row)?,
-                );
+        q: &LeaderboardQuery,
+    ) -> Result<(ByGroup, Figures, ByGroup, Figures), QueryError> {
+        let both = Scope::days(q.period.previous().start, q.period.end).with_task(q.task);
+        let half = Dim::Since(q.period.start);
+        let [by_group, by_half]: [Vec<Group>; 2] = self
+            .published_sets(&both, &[&[half, q.group.dim()], &[half]])
+            .await?
+            .try_into()
+            .map_err(|_| QueryError::Shape("two grouping sets expected".into()))?;
+        let (mut groups, mut previous) = (HashMap::new(), HashMap::new());
+        for (key, f) in by_group {
+            if let [h, k] = key.as_slice() {
+                let into = if h == SINCE {
+                    &mut groups
+                } else {
+                    &mut previous
+                };
+                into.insert(k.clone(), f);
             }
         }
-        Ok(out)
-    }
-
-    /// Figures of everything matching `filter` (totals, or the folded rest).
-    pub(crate) async fn figures_where(&self, filter: &str) -> Result<Figures, QueryError> {
-        let sql = format!("SELECT {FIGURES_SQL} FROM events WHERE {filter}");
-        let batches = self.sql(&sql).await?;
-        match batches.iter().find(|b| b.num_rows() > 0) {
-            Some(b) => figures_at(b, 0),
-            None => Ok(Figures::default()),
+        let (mut totals, mut prev_totals) = (Figures::default(), Figures::default());
+        for (key, f) in by_half {
+            match key.first().map(String::as_str) {
+                Some(SINCE) => totals = f,
+                Some(BEFORE) => prev_totals = f,
+                _ => {}
+            }
         }
+        Ok((groups, totals, previous, prev_totals))
     }
 
     /// Answers a leaderboard request.
     pub async fn leaderboard(&self, q: LeaderboardQuery) -> Result<Leaderboard, QueryError> {
-        let min_apps = self.config().min_apps;
-        let previous = q.period.previous();
-        let (dates, prev_dates) = (q.period.date_predicate(), previous.date_predicate());
-        let filter = usage_filter(&dates, q.task);
-        let prev_filter = usage_filter(&prev_dates, q.task);
-        let (groups, totals, prev_groups, prev_totals) = tokio::try_join!(
-            self.figures_by(q.group, &dates, q.task),
-            self.figures_where(&filter),
-            self.figures_by(q.group, &prev_dates, q.task),
-            self.figures_where(&prev_filter),
-        )?;
+        let scope = Scope::period(&q.period, q.task);
+        let (groups, totals, prev_groups, prev_totals) = self.with_previous(&q).await?;
 
-        let mut eligible: Vec<(&String, &Figures)> =
-            groups.iter().filter(|(_, f)| f.apps >= min_apps).collect();
-        eligible.sort_by(|a, b| {
+        // Every group is made of publishable cells only, so every group may be listed.
+        let mut ranked: Vec<(&String, &Figures)> = groups.iter().collect();
+        ranked.sort_by(|a, b| {
             b.1.measure(q.by)
                 .cmp(&a.1.measure(q.by))
                 .then(b.1.tokens().cmp(&a.1.tokens()))
                 .then(a.0.cmp(b.0))
         });
-        eligible.truncate(q.limit);
+        ranked.truncate(q.limit);
 
-        let mut rows = Vec::with_capacity(eligible.len() + 1);
+        let mut rows = Vec::with_capacity(ranked.len() + 1);
         let mut listed = Figures::default();
-        for (i, (key, fig)) in eligible.iter().enumerate() {
+        for (i, (key, fig)) in ranked.iter().enumerate() {
             listed = listed.plus(fig);
             let previous_share = prev_groups
                 .get(*key)
-                .filter(|p| p.apps >= min_apps)
                 .map(|p| share_of(p.measure(q.by), prev_totals.measure(q.by)));
             rows.push(Row {
                 rank: Some(i as u32 + 1),
@@ -268,18 +235,18 @@ impl QueryEngine {
             });
         }
         if groups.len() > rows.len() {
-            // Distinct apps do not subtract; count them for the folded rest directly.
-            let keys: Vec<String> = rows.iter().map(|r| sql_literal(&r.key)).collect();
-            let rest_filter = if keys.is_empty() {
-                filter.clone()
-            } else {
-                format!(
-                    "{filter} AND {} NOT IN ({})",
-                    q.group.sql(),
-                    keys.join(", ")
-                )
+            // `other` is the publishable cells of the groups beyond the limit: whole cells, so
+            // it covers at least `min_apps` apps. Distinct apps do not subtract; count them.
+            let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+            let except = Except {
+                dim: q.group.dim(),
+                keys: &keys,
             };
-            let rest_apps = self.figures_where(&rest_filter).await?.apps;
+            let rest_apps = self
+                .published_except(&scope, &[], Some(except))
+                .await?
+                .first()
+                .map_or(0, |(_, f)| f.apps);
             let mut rest = totals.minus(&listed);
             rest.apps = rest_apps;
             rows.push(Row {

@@ -5,8 +5,10 @@
 //! - [`engine`]: the session (listing table with date partitions + live rows), SQL with a
 //!   timeout, and the exactly-once view of rows during flushes.
 //! - [`period`]: days, ISO weeks and months, and their predecessors.
-//! - [`leaderboard`]: models or authors ranked by tokens, requests, spend or apps, with privacy
-//!   folding into `other`.
+//! - [`privacy`]: the publication rule (publishable base cells) and the published figures every
+//!   public read is computed from.
+//! - [`leaderboard`]: models or authors ranked by tokens, requests, spend or apps, the rest
+//!   beyond the limit as `other`.
 //! - [`share`]: share of the top models per day or week.
 //! - [`tasks`]: per-task totals and top models.
 //! - [`values`]: reading typed values out of Arrow columns.
@@ -15,6 +17,7 @@
 pub mod engine;
 pub mod leaderboard;
 pub mod period;
+pub mod privacy;
 pub mod sandbox;
 pub mod share;
 pub mod tasks;
@@ -23,6 +26,7 @@ pub mod values;
 pub use engine::{FileTable, QueryConfig, QueryEngine};
 pub use leaderboard::{GroupBy, Leaderboard, LeaderboardQuery, Measure, Row, Totals};
 pub use period::{Period, PeriodKind};
+pub use privacy::{Dim, Scope, Split, publishable};
 pub use share::{Granularity, ShareQuery, ShareSeries, ShareSeriesSet};
 pub use tasks::{TaskSummary, TasksOverview};
 

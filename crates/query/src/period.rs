@@ -81,16 +81,6 @@ impl Period {
             end: self.start,
         }
     }
-
-    /// SQL predicate on the `date` partition column; exact because partitions are UTC days.
-    pub fn date_predicate(&self) -> String {
-        date_range_predicate(self.start, self.end)
-    }
-}
-
-/// `date >= start AND date < end` on the partition column (ISO dates compare as strings).
-pub fn date_range_predicate(start: NaiveDate, end: NaiveDate) -> String {
-    format!("date >= '{start}' AND date < '{end}'")
 }
 
 /// The Monday of the ISO week containing `date`.

@@ -1,15 +1,14 @@
 //! Share over time: per day or ISO week, the share of the top models, the rest as `other`.
 //!
-//! Privacy applies per cell: a model's figure in a bucket where fewer than `min_apps` apps used
-//! it is not published (`null`) and counts towards `other` instead.
+//! Every figure is a sum over publishable base cells (see [`crate::privacy`]): a model's value in
+//! a bucket covers its publishable cells there, 0 when it has none; the bucket's total (the
+//! denominator) covers all of them; `other`, listed only when it is not empty, is the difference.
 
 use crate::QueryError;
-use crate::engine::{QueryEngine, sql_literal};
-use crate::leaderboard::{
-    FIGURES_SQL, Figures, GroupBy, Measure, figures_at, share_of, usage_filter,
-};
-use crate::period::{date_range_predicate, week_start};
-use crate::values::str_at;
+use crate::engine::QueryEngine;
+use crate::leaderboard::{Figures, Measure, share_of};
+use crate::period::week_start;
+use crate::privacy::{Dim, Except, Group, Scope};
 use chrono::{Days, NaiveDate};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -77,14 +76,10 @@ impl ShareQuery {
         out
     }
 
-    fn bucket_sql(&self) -> &'static str {
+    fn bucket_dim(&self) -> Dim {
         match self.granularity {
-            Granularity::Day => "date",
-            // From the `date` partition column, not `ts`: one value per file instead of per
-            // row, which halves the time of a 12-week share query.
-            Granularity::Week => {
-                "CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR)"
-            }
+            Granularity::Day => Dim::Day,
+            Granularity::Week => Dim::Week,
         }
     }
 }
@@ -92,7 +87,6 @@ impl ShareQuery {
 impl QueryEngine {
     /// Answers a share-over-time request.
     pub async fn share(&self, q: ShareQuery) -> Result<ShareSeriesSet, QueryError> {
-        let min_apps = self.config().min_apps;
         let buckets = q.buckets();
         let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
             return Ok(ShareSeriesSet {
@@ -105,20 +99,17 @@ impl QueryEngine {
             Granularity::Day => *last + Days::new(1),
             Granularity::Week => *last + Days::new(7),
         };
-        let dates = date_range_predicate(*first, end);
-        let filter = usage_filter(&dates, q.task);
-        let bucket = q.bucket_sql();
-        let cells_sql = format!(
-            "SELECT {bucket} AS bucket, model AS key, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1, 2"
-        );
-        let totals_sql = format!(
-            "SELECT {bucket} AS bucket, {FIGURES_SQL} FROM events WHERE {filter} GROUP BY 1"
-        );
-        let (cells, totals, overall) = tokio::try_join!(
-            self.sql(&cells_sql),
-            self.sql(&totals_sql),
-            self.figures_by(GroupBy::Model, &dates, q.task),
-        )?;
+        let scope = Scope::days(*first, end).with_task(q.task);
+        let bucket = q.bucket_dim();
+        let [cells, totals, overall]: [Vec<Group>; 3] = self
+            .published_sets(&scope, &[&[bucket, Dim::Model], &[bucket], &[Dim::Model]])
+            .await?
+            .try_into()
+            .map_err(|_| QueryError::Shape("three grouping sets expected".into()))?;
+        let overall: HashMap<String, Figures> = overall
+            .into_iter()
+            .filter_map(|(mut key, f)| key.pop().map(|k| (k, f)))
+            .collect();
 
         let index: HashMap<String, usize> = buckets
             .iter()
@@ -126,120 +117,91 @@ impl QueryEngine {
             .map(|(i, b)| (b.to_string(), i))
             .collect();
         let mut bucket_totals = vec![Figures::default(); buckets.len()];
-        for batch in &totals {
-            for row in 0..batch.num_rows() {
-                if let Some(&i) = index.get(str_at(batch, "bucket", row)?) {
-                    bucket_totals[i] = figures_at(batch, row)?;
-                }
+        for (key, f) in &totals {
+            if let Some(&i) = key.first().and_then(|b| index.get(b)) {
+                bucket_totals[i] = *f;
             }
         }
-        let mut by_model: HashMap<String, Vec<Option<Figures>>> = HashMap::new();
-        for batch in &cells {
-            for row in 0..batch.num_rows() {
-                if let Some(&i) = index.get(str_at(batch, "bucket", row)?) {
-                    let key = str_at(batch, "key", row)?.to_owned();
-                    let cells = by_model
-                        .entry(key)
-                        .or_insert_with(|| vec![None; buckets.len()]);
-                    cells[i] = Some(figures_at(batch, row)?);
-                }
+        let mut by_model: HashMap<&str, Vec<Figures>> = HashMap::new();
+        for (key, f) in &cells {
+            if let [b, model] = key.as_slice()
+                && let Some(&i) = index.get(b)
+            {
+                by_model
+                    .entry(model.as_str())
+                    .or_insert_with(|| vec![Figures::default(); buckets.len()])[i] = *f;
             }
         }
 
-        let mut top: Vec<(&String, &Figures)> =
-            overall.iter().filter(|(_, f)| f.apps >= min_apps).collect();
+        // Figures come from publishable cells only: a model's value in a bucket is the sum of
+        // its publishable cells there (0 when it has none), and `other` is the bucket's
+        // publishable cells of the models not shown.
+        let mut top: Vec<(&String, &Figures)> = overall.iter().collect();
         top.sort_by(|a, b| b.1.measure(q.by).cmp(&a.1.measure(q.by)).then(a.0.cmp(b.0)));
         top.truncate(q.top);
 
-        let mut published = vec![0u64; buckets.len()];
-        let mut published_tokens = vec![0u64; buckets.len()];
+        let empty = vec![Figures::default(); buckets.len()];
+        let mut shown = vec![Figures::default(); buckets.len()];
         let mut series = Vec::with_capacity(top.len() + 1);
         for (key, _) in &top {
-            let cells = by_model.get(*key);
+            let cells = by_model.get(key.as_str()).unwrap_or(&empty);
             let mut s = ShareSeries {
                 key: (*key).clone(),
                 share: vec![],
                 tokens: vec![],
             };
             for (i, total) in bucket_totals.iter().enumerate() {
-                let cell = cells.and_then(|c| c[i]);
-                match cell {
-                    Some(f) if f.apps >= min_apps => {
-                        published[i] += f.measure(q.by);
-                        published_tokens[i] += f.tokens();
-                        s.share
-                            .push(Some(share_of(f.measure(q.by), total.measure(q.by))));
-                        s.tokens.push(Some(f.tokens()));
-                    }
-                    Some(_) => {
-                        s.share.push(None);
-                        s.tokens.push(None);
-                    }
-                    None => {
-                        s.share.push(Some(0.0));
-                        s.tokens.push(Some(0));
-                    }
-                }
+                let f = cells[i];
+                shown[i] = shown[i].plus(&f);
+                s.share
+                    .push(Some(share_of(f.measure(q.by), total.measure(q.by))));
+                s.tokens.push(Some(f.tokens()));
             }
             series.push(s);
         }
 
+        let other_apps = if q.by == Measure::Apps {
+            let keys: Vec<String> = top.iter().map(|(k, _)| (*k).clone()).collect();
+            let except = Except {
+                dim: Dim::Model,
+                keys: &keys,
+            };
+            let mut apps = vec![0u64; buckets.len()];
+            for (key, f) in self
+                .published_except(&scope, &[bucket], Some(except))
+                .await?
+            {
+                if let Some(&i) = key.first().and_then(|b| index.get(b)) {
+                    apps[i] = f.apps;
+                }
+            }
+            Some(apps)
+        } else {
+            None
+        };
         let mut other = ShareSeries {
             key: "other".to_owned(),
             share: vec![],
             tokens: vec![],
         };
-        let other_apps = if q.by == Measure::Apps {
-            Some(
-                self.other_apps_per_bucket(&q, &filter, &top, &index)
-                    .await?,
-            )
-        } else {
-            None
-        };
+        let mut other_is_empty = true;
         for (i, total) in bucket_totals.iter().enumerate() {
+            let rest = total.minus(&shown[i]);
             let value = match &other_apps {
                 Some(apps) => apps[i],
-                None => total.measure(q.by).saturating_sub(published[i]),
+                None => rest.measure(q.by),
             };
+            other_is_empty &= value == 0 && rest.tokens() == 0;
             other.share.push(Some(share_of(value, total.measure(q.by))));
-            other
-                .tokens
-                .push(Some(total.tokens().saturating_sub(published_tokens[i])));
+            other.tokens.push(Some(rest.tokens()));
         }
-        series.push(other);
+        if !other_is_empty {
+            series.push(other);
+        }
         Ok(ShareSeriesSet {
             granularity: q.granularity,
             buckets,
             series,
         })
-    }
-
-    /// Distinct apps per bucket outside the top models (apps do not subtract).
-    async fn other_apps_per_bucket(
-        &self,
-        q: &ShareQuery,
-        filter: &str,
-        top: &[(&String, &Figures)],
-        index: &HashMap<String, usize>,
-    ) -> Result<Vec<u64>, QueryError> {
-        let mut rest = filter.to_owned();
-        if !top.is_empty() {
-            let keys: Vec<String> = top.iter().map(|(k, _)| sql_literal(k)).collect();
-            rest.push_str(&format!(" AND model NOT IN ({})", keys.join(", ")));
-        }
-        let sql = format!(
-            "SELECT {} AS bucket, count(DISTINCT app_id) AS apps FROM events WHERE {rest} GROUP BY 1",
-            q.bucket_sql()
-        );
-        let mut out = vec![0u64; index.len()];
-        for batch in self.sql(&sql).await? {
-            for row in 0..batch.num_rows() {
-                if let Some(&i) = index.get(str_at(&batch, "bucket", row)?) {
-                    out[i] = crate::values::u64_at(&batch, "apps", row)?;
-                }
-            }
-        }
-        Ok(out)
     }
 }

@@ -14,9 +14,10 @@ use modelshare_event::Task;
 use modelshare_event::event::author_of;
 use modelshare_query::engine::ScalarValue;
 use modelshare_query::leaderboard::Figures;
-use modelshare_query::values::{str_at, u64_at};
+use modelshare_query::values::str_at;
 use modelshare_query::{
-    Granularity, GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryEngine, ShareQuery,
+    Dim, Granularity, GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryEngine, Scope,
+    ShareQuery, Split,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -106,10 +107,7 @@ impl Args {
                 text(self.task.map(|t| t.as_str().to_owned())),
             ),
             ("model".into(), text(self.model.clone())),
-            (
-                "min_apps".into(),
-                ScalarValue::Int64(Some(self.min_apps as i64)),
-            ),
+            modelshare_query::privacy::min_apps_param(self.min_apps),
         ]
     }
 }
@@ -240,6 +238,13 @@ impl Registry {
                 columns: &["provider", "tokens", "requests", "share", "apps"],
                 roles: &[("label", "provider"), ("value", "share")],
                 run: run_fn(|e, a| Box::pin(model_providers(e, a))),
+            },
+            NamedQuery {
+                name: "model_attempts",
+                params: &[P, D, M],
+                columns: &["label", "value"],
+                roles: &[("label", "label"), ("value", "value")],
+                run: run_fn(|e, a| Box::pin(model_attempts(e, a))),
             },
             NamedQuery {
                 name: "model_prices",
@@ -437,24 +442,11 @@ async fn tasks(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
             top,
         ]);
     }
-    if o.folded_tasks > 0 {
-        t.push(vec![
-            Cell::text(format!("other ({} tasks)", o.folded_tasks)),
-            count(o.folded.tokens()),
-            Cell::Float(if o.totals.tokens() == 0 {
-                0.0
-            } else {
-                o.folded.tokens() as f64 / o.totals.tokens() as f64
-            }),
-            Cell::Null,
-            Cell::Null,
-        ]);
-    }
     Ok(t)
 }
 
 /// Rows: the period's top 10 models; columns: each published task; cell: the model's share
-/// of that task's tokens (`–` where it had fewer than `min_apps` apps in the task).
+/// of that task's tokens (`–` where it has no publishable cell in the task).
 async fn task_matrix(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let (lb, o) = futures::try_join!(
         engine.leaderboard(LeaderboardQuery {
@@ -511,52 +503,35 @@ async fn price_share(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     Ok(t)
 }
 
-const WEEK_SQL: &str = "CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR)";
-
-/// Per week and task over the trend window: the model's share of the task's tokens.
+/// Per week and task over the trend window: the model's share of the task's tokens, both from
+/// publishable cells only (tasks where the model has none are not listed).
 async fn model_share_by_task(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let model = a.model()?.to_owned();
     let (from, to) = a.trend_window();
-    let sql = format!(
-        "SELECT {WEEK_SQL} AS week, task, \
-         sum(CASE WHEN model = $model THEN CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT) ELSE 0 END) AS model_tokens, \
-         count(DISTINCT CASE WHEN model = $model THEN app_id END) AS model_apps, \
-         sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens \
-         FROM events WHERE status = 'ok' AND date >= $from AND date < $to GROUP BY 1, 2"
-    );
-    let params = vec![
-        ("model".to_owned(), ScalarValue::Utf8(Some(model))),
-        ("from".to_owned(), ScalarValue::Utf8(Some(from.to_string()))),
-        (
-            "to".to_owned(),
-            ScalarValue::Utf8(Some((to + Days::new(1)).to_string())),
-        ),
-    ];
-    let batches = engine.sql_with_params(&sql, params).await?;
-    // (week, task) -> share or None (unpublished); tasks where the model has a published cell.
-    let mut cells: HashMap<(String, Task), Option<f64>> = HashMap::new();
-    let mut published: BTreeMap<Task, u64> = BTreeMap::new();
-    for b in &batches {
-        for row in 0..b.num_rows() {
-            let Ok(task) = str_at(b, "task", row)?.parse::<Task>() else {
-                continue;
-            };
-            let week = str_at(b, "week", row)?.to_owned();
-            let (mt, apps, total) = (
-                u64_at(b, "model_tokens", row)?,
-                u64_at(b, "model_apps", row)?,
-                u64_at(b, "tokens", row)?,
-            );
-            let share = if mt == 0 {
-                Some(0.0)
-            } else if apps >= a.min_apps {
-                *published.entry(task).or_default() += mt;
-                Some(mt as f64 / total.max(1) as f64)
-            } else {
-                None
-            };
-            cells.insert((week, task), share);
+    let scope = Scope::days(from, to + Days::new(1));
+    let dims = [Dim::Week, Dim::Task];
+    let of_model = scope.clone().with_model(model);
+    let (all, own) = futures::try_join!(
+        engine.published(&scope, &dims),
+        engine.published(&of_model, &dims),
+    )?;
+    let key = |k: &[String]| -> Option<(String, Task)> {
+        match k {
+            [week, task] => task.parse::<Task>().ok().map(|t| (week.clone(), t)),
+            _ => None,
         }
+    };
+    let totals: HashMap<(String, Task), u64> = all
+        .iter()
+        .filter_map(|(k, f)| key(k).map(|k| (k, f.tokens())))
+        .collect();
+    let mut cells: HashMap<(String, Task), f64> = HashMap::new();
+    let mut published: BTreeMap<Task, u64> = BTreeMap::new();
+    for (k, f) in &own {
+        let Some(k) = key(k) else { continue };
+        *published.entry(k.1).or_default() += f.tokens();
+        let total = totals.get(&k).copied().unwrap_or(0);
+        cells.insert(k, f.tokens() as f64 / total.max(1) as f64);
     }
     let mut tasks: Vec<(Task, u64)> = published.into_iter().collect();
     tasks.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
@@ -569,11 +544,11 @@ async fn model_share_by_task(engine: QueryEngine, a: Args) -> Result<Table, Site
     while week <= to {
         let w = week.to_string();
         for (task, _) in &tasks {
-            let share = cells.get(&(w.clone(), *task)).copied().unwrap_or(Some(0.0));
+            let share = cells.get(&(w.clone(), *task)).copied().unwrap_or(0.0);
             t.push(vec![
                 Cell::Text(w.clone()),
                 Cell::text(task.as_str()),
-                opt_float(share),
+                Cell::Float(share),
             ]);
         }
         week = week + Days::new(7);
@@ -581,40 +556,16 @@ async fn model_share_by_task(engine: QueryEngine, a: Args) -> Result<Table, Site
     Ok(t)
 }
 
-/// Who served the model in the period; providers used by fewer than `min_apps` apps are summed
-/// into `other`.
+/// Who served the model in the period: each provider's publishable cells.
 async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let model = a.model()?.to_owned();
-    let sql = "SELECT provider, sum(CAST(input_tokens AS BIGINT)) + sum(CAST(output_tokens AS BIGINT)) AS tokens, \
-               count(*) AS requests, count(DISTINCT app_id) AS apps FROM events \
-               WHERE status = 'ok' AND model = $model AND date >= $start AND date < $end GROUP BY 1";
-    let params = vec![
-        ("model".to_owned(), ScalarValue::Utf8(Some(model))),
-        (
-            "start".to_owned(),
-            ScalarValue::Utf8(Some(a.period.start.to_string())),
-        ),
-        (
-            "end".to_owned(),
-            ScalarValue::Utf8(Some(a.period.end.to_string())),
-        ),
-    ];
-    let batches = engine.sql_with_params(sql, params).await?;
-    let mut rows: Vec<(String, Figures)> = Vec::new();
-    for b in &batches {
-        for row in 0..b.num_rows() {
-            rows.push((
-                str_at(b, "provider", row)?.to_owned(),
-                Figures {
-                    input_tokens: u64_at(b, "tokens", row)?,
-                    output_tokens: 0,
-                    requests: u64_at(b, "requests", row)?,
-                    apps: u64_at(b, "apps", row)?,
-                    cost: modelshare_event::MicroUsd(0),
-                },
-            ));
-        }
-    }
+    let scope = Scope::period(&a.period, None).with_model(model);
+    let mut rows: Vec<(String, Figures)> = engine
+        .published(&scope, &[Dim::Provider])
+        .await?
+        .into_iter()
+        .filter_map(|(mut k, f)| k.pop().map(|p| (p, f)))
+        .collect();
     rows.sort_by(|x, y| y.1.tokens().cmp(&x.1.tokens()).then(x.0.cmp(&y.0)));
     let total: u64 = rows.iter().map(|r| r.1.tokens()).sum();
     let mut t = Table::new(vec![
@@ -624,30 +575,29 @@ async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
         Column::new("share", "Share of the model's tokens", Format::Share),
         Column::new("apps", "Apps", Format::Count),
     ]);
-    let mut folded = false;
     for (p, f) in &rows {
-        if f.apps >= a.min_apps {
-            t.push(vec![
-                Cell::text(p),
-                count(f.tokens()),
-                count(f.requests),
-                Cell::Float(f.tokens() as f64 / total.max(1) as f64),
-                count(f.apps),
-            ]);
-        } else {
-            folded = true;
-        }
-    }
-    // Each folded provider has fewer than `min_apps` apps and their union cannot be counted
-    // from these figures, so the rest is named but its numbers are not published.
-    if folded {
         t.push(vec![
-            Cell::text("other"),
-            Cell::Null,
-            Cell::Null,
-            Cell::Null,
-            Cell::Null,
+            Cell::text(p),
+            count(f.tokens()),
+            count(f.requests),
+            Cell::Float(f.tokens() as f64 / total.max(1) as f64),
+            count(f.apps),
         ]);
+    }
+    Ok(t)
+}
+
+/// The model's requests in the period by attempt (0 = served as the first choice, n = after n
+/// fallbacks), over the cells whose every attempt had enough apps to be published.
+async fn model_attempts(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let model = a.model()?.to_owned();
+    let scope = Scope::period(&a.period, None).with_model(model);
+    let mut t = Table::new(vec![
+        Column::new("label", "Attempt", Format::Plain),
+        Column::new("value", "Requests", Format::Count),
+    ]);
+    for (attempt, requests) in engine.published_split(&scope, Split::Attempt).await? {
+        t.push(vec![Cell::Text(attempt), count(requests)]);
     }
     Ok(t)
 }
@@ -678,30 +628,14 @@ async fn model_prices(_engine: QueryEngine, a: Args) -> Result<Table, SiteError>
     Ok(t)
 }
 
-/// Whether a model has a page: it is in the catalog, or successful requests from at least
-/// `min_apps` distinct apps used it (a model only one app uses must not be confirmed by a 200).
-pub async fn model_exists(
-    engine: &QueryEngine,
-    slug: &str,
-    min_apps: u64,
-) -> Result<bool, SiteError> {
+/// Whether a model has a page: it is in the catalog, or it has a publishable cell (a model only
+/// one app uses must not be confirmed by a 200).
+pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, SiteError> {
     if Catalog::embedded().model(slug).is_some() {
         return Ok(true);
     }
-    let batches = engine
-        .sql_with_params(
-            "SELECT count(DISTINCT app_id) AS apps FROM events \
-             WHERE model = $model AND status = 'ok'",
-            vec![("model".to_owned(), ScalarValue::Utf8(Some(slug.to_owned())))],
-        )
-        .await?;
-    let mut apps = 0;
-    for b in &batches {
-        if b.num_rows() > 0 {
-            apps = modelshare_query::values::u64_at(b, "apps", 0)?;
-        }
-    }
-    Ok(apps >= min_apps.max(1))
+    let scope = Scope::default().with_model(slug);
+    Ok(engine.publishable_cells(&scope).await? > 0)
 }
 
 /// The latest day with data (today's live rows included), or `None` for an empty lake.

@@ -1,6 +1,7 @@
-//! Building the public snapshot of a week: aggregate the week's events per (task, model,
-//! provider), fold groups with too few apps, and write the rows as a Parquet file whose bytes
-//! depend only on the rows (fixed row order, fixed writer settings, no build time inside).
+//! Building the public snapshot of a week: aggregate the week's events per base cell (day, task,
+//! model, provider), add up the publishable cells per (task, model, provider), and write the rows
+//! as a Parquet file whose bytes depend only on the rows (fixed row order, fixed writer settings,
+//! no build time inside).
 
 use crate::source::{SourceFile, column, read_sources};
 use crate::{IsoWeek, SnapshotError};
@@ -11,6 +12,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use modelshare_event::MicroUsd;
 use modelshare_event::event::author_of;
+use modelshare_query::publishable;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -38,9 +40,6 @@ pub mod keys {
     pub const CONTENT_SHA256: &str = "modelshare.snapshot.content_sha256";
 }
 
-/// The label of folded rows.
-pub const OTHER: &str = "other";
-
 /// One row of a public snapshot. Counts cover the week's events of the group; see
 /// docs/SNAPSHOTS.md for exactly which events each column counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +61,6 @@ pub struct SnapshotRow {
     pub latency_p95_ms: Option<u64>,
 }
 
-impl SnapshotRow {
-    /// True for the folded `other` row of a task.
-    pub fn is_other(&self) -> bool {
-        self.model == OTHER && self.provider == OTHER
-    }
-}
-
 /// The rows of one week, in file order, and the hash of their canonical text.
 #[derive(Debug, Clone)]
 pub struct WeekRows {
@@ -77,6 +69,7 @@ pub struct WeekRows {
     pub content_sha256: String,
 }
 
+/// The `ok` events of one base cell (or of a row, once cells are added up).
 #[derive(Debug, Default)]
 struct Acc {
     requests: u64,
@@ -86,43 +79,67 @@ struct Acc {
     cached_tokens: u64,
     cost: i64,
     apps: HashSet<String>,
-    failures: u64,
-    fallbacks: u64,
     latencies: Vec<u32>,
+    /// Apps with a first-choice (`attempt = 0`) request, and with a fallback one.
+    first_apps: HashSet<String>,
+    fallback_apps: HashSet<String>,
+    fallbacks: u64,
 }
 
-impl Acc {
-    fn absorb(&mut self, other: Acc) {
-        self.requests += other.requests;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.reasoning_tokens += other.reasoning_tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.cost += other.cost;
-        self.apps.extend(other.apps);
-        self.failures += other.failures;
-        self.fallbacks += other.fallbacks;
-        self.latencies.extend(other.latencies);
+/// The failed events of one base cell.
+#[derive(Debug, Default)]
+struct Failed {
+    requests: u64,
+    apps: HashSet<String>,
+}
+
+/// One row being built from the publishable cells it covers.
+#[derive(Debug, Default)]
+struct RowAcc {
+    ok: Acc,
+    failures: u64,
+}
+
+impl RowAcc {
+    /// Adds a publishable cell. Its fallbacks split its requests in two; they are counted only
+    /// when both non-empty parts are publishable, or the difference would show the other part.
+    fn add_ok(&mut self, cell: Acc, min_apps: u64) {
+        let parts_publishable = [&cell.first_apps, &cell.fallback_apps]
+            .iter()
+            .all(|a| a.is_empty() || publishable(a.len() as u64, min_apps));
+        let r = &mut self.ok;
+        r.requests += cell.requests;
+        r.input_tokens += cell.input_tokens;
+        r.output_tokens += cell.output_tokens;
+        r.reasoning_tokens += cell.reasoning_tokens;
+        r.cached_tokens += cell.cached_tokens;
+        r.cost += cell.cost;
+        r.apps.extend(cell.apps);
+        r.latencies.extend(cell.latencies);
+        if parts_publishable {
+            r.fallbacks += cell.fallbacks;
+        }
     }
 
-    fn into_row(mut self, task: &str, model: &str, author: &str, provider: &str) -> SnapshotRow {
-        self.latencies.sort_unstable();
+    fn into_row(mut self, task: &str, model: &str, provider: &str) -> SnapshotRow {
+        let ok = &mut self.ok;
+        ok.latencies.sort_unstable();
         SnapshotRow {
             task: task.to_owned(),
             model: model.to_owned(),
-            author: author.to_owned(),
+            author: author_of(model).to_owned(),
             provider: provider.to_owned(),
-            requests: self.requests,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            reasoning_tokens: self.reasoning_tokens,
-            cached_tokens: self.cached_tokens,
-            cost: MicroUsd(self.cost),
-            apps: self.apps.len() as u64,
+            requests: ok.requests,
+            input_tokens: ok.input_tokens,
+            output_tokens: ok.output_tokens,
+            reasoning_tokens: ok.reasoning_tokens,
+            cached_tokens: ok.cached_tokens,
+            cost: MicroUsd(ok.cost),
+            apps: ok.apps.len() as u64,
             failures: self.failures,
-            fallbacks: self.fallbacks,
-            latency_p50_ms: percentile(&self.latencies, 50),
-            latency_p95_ms: percentile(&self.latencies, 95),
+            fallbacks: ok.fallbacks,
+            latency_p50_ms: percentile(&ok.latencies, 50),
+            latency_p95_ms: percentile(&ok.latencies, 95),
         }
     }
 }
@@ -153,107 +170,125 @@ const SOURCE_COLUMNS: &[&str] = &[
     "attempt",
 ];
 
-/// Aggregates the week's events from `sources` and applies the privacy rule.
+/// A base cell: (day, task, model, provider); the day is the file's `date=` partition, as for
+/// the query engine.
+type CellKey = (String, String, String, String);
+
+/// Aggregates the week's events from `sources` per base cell and publishes each (task, model,
+/// provider) row as the sum of its publishable cells (see [`fold`]).
 pub fn aggregate(
     lake_root: &Path,
     week: IsoWeek,
     sources: &[SourceFile],
     min_apps: u64,
 ) -> Result<WeekRows, SnapshotError> {
-    let mut groups: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
-    for batch in read_sources(lake_root, sources, Some(SOURCE_COLUMNS))? {
-        let app = column::<StringArray>(&batch, "app_id")?;
-        let task = column::<StringArray>(&batch, "task")?;
-        let model = column::<StringArray>(&batch, "model")?;
-        let provider = column::<StringArray>(&batch, "provider")?;
-        let input = column::<UInt32Array>(&batch, "input_tokens")?;
-        let output = column::<UInt32Array>(&batch, "output_tokens")?;
-        let reasoning = column::<UInt32Array>(&batch, "reasoning_tokens")?;
-        let cached = column::<UInt32Array>(&batch, "cached_tokens")?;
-        let cost = column::<Decimal128Array>(&batch, "cost_usd")?;
-        let latency = column::<UInt32Array>(&batch, "latency_ms")?;
-        let status = column::<StringArray>(&batch, "status")?;
-        let attempt = column::<UInt8Array>(&batch, "attempt")?;
-        for i in 0..batch.num_rows() {
-            let key = (
-                task.value(i).to_owned(),
-                model.value(i).to_owned(),
-                provider.value(i).to_owned(),
-            );
-            let acc = groups.entry(key).or_default();
-            if status.value(i) != "ok" {
-                acc.failures += 1;
-                continue;
-            }
-            acc.requests += 1;
-            acc.input_tokens += u64::from(input.value(i));
-            acc.output_tokens += u64::from(output.value(i));
-            acc.reasoning_tokens += u64::from(reasoning.value(i));
-            acc.cached_tokens += u64::from(cached.value(i));
-            let micro = i64::try_from(cost.value(i)).map_err(|_| {
-                SnapshotError::Schema(format!("cost_usd {} out of range", cost.value(i)))
-            })?;
-            acc.cost = acc.cost.checked_add(micro).ok_or_else(|| {
-                SnapshotError::Schema("the week's spend overflows 64-bit micro-USD".into())
-            })?;
-            if !acc.apps.contains(app.value(i)) {
-                acc.apps.insert(app.value(i).to_owned());
-            }
-            if attempt.value(i) > 0 {
-                acc.fallbacks += 1;
-            }
-            // 0 means "not reported" (the field is optional on input): it must not drag the
-            // percentiles down.
-            if latency.value(i) > 0 {
-                acc.latencies.push(latency.value(i));
+    let mut ok: BTreeMap<CellKey, Acc> = BTreeMap::new();
+    let mut failed: BTreeMap<CellKey, Failed> = BTreeMap::new();
+    for src in sources {
+        let day = src
+            .file
+            .split('/')
+            .next()
+            .and_then(|part| part.strip_prefix("date="))
+            .ok_or_else(|| {
+                SnapshotError::Schema(format!("{} is not in a date= partition", src.file))
+            })?
+            .to_owned();
+        for batch in read_sources(lake_root, std::slice::from_ref(src), Some(SOURCE_COLUMNS))? {
+            let app = column::<StringArray>(&batch, "app_id")?;
+            let task = column::<StringArray>(&batch, "task")?;
+            let model = column::<StringArray>(&batch, "model")?;
+            let provider = column::<StringArray>(&batch, "provider")?;
+            let input = column::<UInt32Array>(&batch, "input_tokens")?;
+            let output = column::<UInt32Array>(&batch, "output_tokens")?;
+            let reasoning = column::<UInt32Array>(&batch, "reasoning_tokens")?;
+            let cached = column::<UInt32Array>(&batch, "cached_tokens")?;
+            let cost = column::<Decimal128Array>(&batch, "cost_usd")?;
+            let latency = column::<UInt32Array>(&batch, "latency_ms")?;
+            let status = column::<StringArray>(&batch, "status")?;
+            let attempt = column::<UInt8Array>(&batch, "attempt")?;
+            for i in 0..batch.num_rows() {
+                let key = (
+                    day.clone(),
+                    task.value(i).to_owned(),
+                    model.value(i).to_owned(),
+                    provider.value(i).to_owned(),
+                );
+                let app_id = app.value(i);
+                if status.value(i) != "ok" {
+                    let f = failed.entry(key).or_default();
+                    f.requests += 1;
+                    if !f.apps.contains(app_id) {
+                        f.apps.insert(app_id.to_owned());
+                    }
+                    continue;
+                }
+                let acc = ok.entry(key).or_default();
+                acc.requests += 1;
+                acc.input_tokens += u64::from(input.value(i));
+                acc.output_tokens += u64::from(output.value(i));
+                acc.reasoning_tokens += u64::from(reasoning.value(i));
+                acc.cached_tokens += u64::from(cached.value(i));
+                let micro = i64::try_from(cost.value(i)).map_err(|_| {
+                    SnapshotError::Schema(format!("cost_usd {} out of range", cost.value(i)))
+                })?;
+                acc.cost = acc.cost.checked_add(micro).ok_or_else(|| {
+                    SnapshotError::Schema("the week's spend overflows 64-bit micro-USD".into())
+                })?;
+                let part = if attempt.value(i) > 0 {
+                    acc.fallbacks += 1;
+                    &mut acc.fallback_apps
+                } else {
+                    &mut acc.first_apps
+                };
+                if !part.contains(app_id) {
+                    part.insert(app_id.to_owned());
+                }
+                if !acc.apps.contains(app_id) {
+                    acc.apps.insert(app_id.to_owned());
+                }
+                // 0 means "not reported" (the field is optional on input): it must not drag the
+                // percentiles down.
+                if latency.value(i) > 0 {
+                    acc.latencies.push(latency.value(i));
+                }
             }
         }
     }
-    Ok(fold(week, groups, min_apps))
+    Ok(fold(week, ok, failed, min_apps))
 }
 
-/// Applies the privacy rule in two steps. A (task, model, provider) group with at least
-/// `min_apps` apps is published as is. The model's smaller provider groups are merged into one
-/// (task, model, provider = `other`) row, published when that merge reaches `min_apps` apps.
-/// Whatever is left of a task becomes its (task, `other`, `other`, `other`) row, published
-/// whatever its size so a task's rows add up to its totals. Rows are ordered by task, model and
-/// provider, with a model's `other` provider after its providers and the task's `other` row last.
-fn fold(week: IsoWeek, groups: BTreeMap<(String, String, String), Acc>, min_apps: u64) -> WeekRows {
-    // task -> model -> provider -> figures (BTreeMaps keep the order fixed).
-    let mut tree: BTreeMap<String, BTreeMap<String, Vec<(String, Acc)>>> = BTreeMap::new();
-    for ((task, model, provider), acc) in groups {
-        tree.entry(task)
-            .or_default()
-            .entry(model)
-            .or_default()
-            .push((provider, acc));
-    }
-    let enough = |acc: &Acc| acc.apps.len() as u64 >= min_apps;
-    let mut rows = Vec::new();
-    for (task, models) in tree {
-        let mut task_rest: Option<Acc> = None;
-        for (model, providers) in models {
-            let author = author_of(&model);
-            let mut model_rest: Option<Acc> = None;
-            for (provider, acc) in providers {
-                if enough(&acc) {
-                    rows.push(acc.into_row(&task, &model, author, &provider));
-                } else {
-                    model_rest.get_or_insert_with(Acc::default).absorb(acc);
-                }
-            }
-            match model_rest {
-                Some(rest) if enough(&rest) => {
-                    rows.push(rest.into_row(&task, &model, author, OTHER));
-                }
-                Some(rest) => task_rest.get_or_insert_with(Acc::default).absorb(rest),
-                None => {}
-            }
-        }
-        if let Some(rest) = task_rest {
-            rows.push(rest.into_row(&task, OTHER, OTHER, OTHER));
+/// Applies the publication rule of `modelshare_query::privacy`: a (task, model, provider) row
+/// is the sum of its base cells (one per day) in which at least `min_apps` distinct apps have an
+/// `ok` request; its `failures` are the failed requests of its cells in which at least
+/// `min_apps` distinct apps have a failed request. A row with neither is not written. Every
+/// figure of the file is so a sum of cells of at least `min_apps` apps, like the leaderboard's,
+/// and the file's sums equal the leaderboard's totals of the week. Rows are ordered by task,
+/// model and provider.
+fn fold(
+    week: IsoWeek,
+    ok: BTreeMap<CellKey, Acc>,
+    failed: BTreeMap<CellKey, Failed>,
+    min_apps: u64,
+) -> WeekRows {
+    let mut rows: BTreeMap<(String, String, String), RowAcc> = BTreeMap::new();
+    for ((_, task, model, provider), cell) in ok {
+        if publishable(cell.apps.len() as u64, min_apps) {
+            rows.entry((task, model, provider))
+                .or_default()
+                .add_ok(cell, min_apps);
         }
     }
+    for ((_, task, model, provider), cell) in failed {
+        if publishable(cell.apps.len() as u64, min_apps) {
+            rows.entry((task, model, provider)).or_default().failures += cell.requests;
+        }
+    }
+    // Rows exist only for publishable cells, so every row has something to show.
+    let rows: Vec<SnapshotRow> = rows
+        .into_iter()
+        .map(|((task, model, provider), r)| r.into_row(&task, &model, &provider))
+        .collect();
     let content_sha256 = content_hash(week, &rows);
     WeekRows {
         week,

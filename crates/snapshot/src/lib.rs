@@ -5,8 +5,8 @@
 //! Layout:
 //! - [`week`]: ISO weeks (`2026-W47`), their UTC range, and when one counts as closed.
 //! - [`source`]: the week's events files in the lake (what a revision is built from).
-//! - [`build`]: aggregation per (task, model, provider), privacy folding, exact percentiles, the
-//!   file's schema, writer settings, metadata and content hash.
+//! - [`build`]: aggregation per (task, model, provider) of publishable base cells, exact
+//!   percentiles, the file's schema, writer settings, metadata and content hash.
 //! - [`store`]: names (`2026-W47.r2`), manifests, listing, verification, atomic publication of
 //!   new revisions, and the [`Refresher`](store::Refresher) the server runs in the background.
 //! - [`raw`]: the raw export with keyed app-id hashes and the per-lake key.
@@ -45,6 +45,11 @@ pub enum SnapshotError {
     },
     #[error("week {0} has no events in the lake")]
     EmptyWeek(IsoWeek),
+    #[error(
+        "week {week} has nothing to publish: no base cell (day, task, model, provider) has \
+         {min_apps} distinct apps with a successful request"
+    )]
+    NothingPublishable { week: IsoWeek, min_apps: u64 },
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("unexpected data: {0}")]

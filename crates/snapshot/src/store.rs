@@ -281,6 +281,9 @@ pub enum BuildOutcome {
     Unchanged(SnapshotInfo),
     /// The week has no events in the lake; nothing was written.
     Empty,
+    /// The week has events but no base cell with `min_apps` apps: nothing to publish, nothing
+    /// was written.
+    NothingPublishable,
 }
 
 /// Held while a process builds snapshots of a lake (the server's background task and
@@ -317,9 +320,12 @@ pub fn build_week(
     let dir = snapshots_dir(lake_root);
     remove_stale_temps(&dir);
     let sources = week_sources(lake_root, week)?;
+    if sources.is_empty() {
+        return Ok(BuildOutcome::Empty);
+    }
     let rows = aggregate(lake_root, week, &sources, min_apps)?;
     if rows.rows.is_empty() {
-        return Ok(BuildOutcome::Empty);
+        return Ok(BuildOutcome::NothingPublishable);
     }
     let previous = latest(lake_root, week)?;
     if let Some(prev) = &previous

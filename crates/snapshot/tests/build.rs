@@ -52,7 +52,9 @@ fn ev(
 use Status::{Error, Ok as Okay, Timeout};
 use Task::{Legal, Programming};
 
-/// Week 2026-W45 is 2026-11-02 .. 2026-11-09. Min apps in these tests: 2.
+/// Week 2026-W45 is 2026-11-02 .. 2026-11-09. Every base cell (day, task, model, provider) of
+/// it has one app, so these events are published with min_apps 1 only; the tests of files and
+/// revisions use that, `the_rule_holds_per_base_cell` the threshold.
 fn fixture() -> Vec<Event> {
     vec![
         ev(
@@ -107,7 +109,6 @@ fn fixture() -> Vec<Event> {
             Error,
             0,
         ),
-        // b/y and a/x@p3 have one app each: folded into programming's `other` row.
         ev(
             "e4",
             "2026-11-05T10:00:00Z",
@@ -173,7 +174,6 @@ fn fixture() -> Vec<Event> {
             Okay,
             2,
         ),
-        // One app each on two providers of c/z: merged into (programming, c/z, other).
         ev(
             "g1",
             "2026-11-06T11:00:00Z",
@@ -275,10 +275,10 @@ fn ints(b: &arrow::array::RecordBatch, name: &str) -> Vec<Option<i64>> {
 fn exact_figures_in_every_column() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_with(dir.path(), &[fixture()]);
-    let info = published(build_week(lake.root(), week(), 2).unwrap());
+    let info = published(build_week(lake.root(), week(), 1).unwrap());
     assert_eq!(info.name, "2026-W45.r1");
     assert_eq!(info.file, "2026-W45.r1.parquet");
-    assert_eq!(info.rows, 4);
+    assert_eq!(info.rows, 6);
     verify(&info).unwrap();
 
     let file = std::fs::File::open(&info.path).unwrap();
@@ -296,8 +296,8 @@ fn exact_figures_in_every_column() {
     assert_eq!(kv[keys::WEEK_START], "2026-11-02");
     assert_eq!(kv[keys::WEEK_END], "2026-11-09");
     assert_eq!(kv[keys::REVISION], "1");
-    assert_eq!(kv[keys::ROWS], "4");
-    assert_eq!(kv[keys::MIN_APPS], "2");
+    assert_eq!(kv[keys::ROWS], "6");
+    assert_eq!(kv[keys::MIN_APPS], "1");
     assert_eq!(
         kv[keys::GENERATOR],
         format!("modelshare-snapshot {}", env!("CARGO_PKG_VERSION"))
@@ -309,20 +309,30 @@ fn exact_figures_in_every_column() {
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
     assert_eq!(b.num_columns(), 16);
-    assert_eq!(strings(b, "week"), ["2026-W45"; 4]);
+    assert_eq!(strings(b, "week"), ["2026-W45"; 6]);
     assert_eq!(
         strings(b, "task"),
-        ["legal", "programming", "programming", "programming"]
+        [
+            "legal",
+            "programming",
+            "programming",
+            "programming",
+            "programming",
+            "programming"
+        ]
     );
-    assert_eq!(strings(b, "model"), ["c/z", "a/x", "c/z", "other"]);
-    assert_eq!(strings(b, "author"), ["c", "a", "c", "other"]);
-    assert_eq!(strings(b, "provider"), ["p1", "p1", "other", "other"]);
-    let s = |v: [i64; 4]| v.map(Some).to_vec();
-    assert_eq!(ints(b, "requests"), s([2, 3, 2, 2]));
-    assert_eq!(ints(b, "input_tokens"), s([8, 600, 33, 1005]));
-    assert_eq!(ints(b, "output_tokens"), s([4, 60, 3, 105]));
-    assert_eq!(ints(b, "reasoning_tokens"), s([0, 6, 0, 0]));
-    assert_eq!(ints(b, "cached_tokens"), s([0, 52, 0, 0]));
+    assert_eq!(
+        strings(b, "model"),
+        ["c/z", "a/x", "a/x", "b/y", "c/z", "c/z"]
+    );
+    assert_eq!(strings(b, "author"), ["c", "a", "a", "b", "c", "c"]);
+    assert_eq!(strings(b, "provider"), ["p1", "p1", "p3", "p2", "p7", "p8"]);
+    let s = |v: [i64; 6]| v.map(Some).to_vec();
+    assert_eq!(ints(b, "requests"), s([2, 3, 1, 1, 1, 1]));
+    assert_eq!(ints(b, "input_tokens"), s([8, 600, 5, 1000, 11, 22]));
+    assert_eq!(ints(b, "output_tokens"), s([4, 60, 5, 100, 1, 2]));
+    assert_eq!(ints(b, "reasoning_tokens"), s([0, 6, 0, 0, 0, 0]));
+    assert_eq!(ints(b, "cached_tokens"), s([0, 52, 0, 0, 0, 0]));
     let cost = b
         .column_by_name("cost_usd")
         .unwrap()
@@ -330,41 +340,102 @@ fn exact_figures_in_every_column() {
         .downcast_ref::<Decimal128Array>()
         .unwrap();
     assert_eq!((cost.precision(), cost.scale()), (18, 6));
-    assert_eq!(cost.values().to_vec(), [7, 6000, 33, 10005]);
+    assert_eq!(cost.values().to_vec(), [7, 6000, 5, 10000, 11, 22]);
     // Distinct apps with an ok request: the failing A3 does not count for a/x@p1.
-    assert_eq!(ints(b, "apps"), s([2, 2, 2, 2]));
-    assert_eq!(ints(b, "failures"), s([0, 1, 0, 1]));
-    assert_eq!(ints(b, "fallbacks"), s([1, 1, 0, 0]));
-    // Nearest rank over ok latencies: legal [30, 70]; a/x [100, 200, 300]; c/z [40, 60];
-    // other [10, 1000].
-    assert_eq!(ints(b, "latency_p50_ms"), s([30, 200, 40, 10]));
-    assert_eq!(ints(b, "latency_p95_ms"), s([70, 300, 60, 1000]));
+    assert_eq!(ints(b, "apps"), s([2, 2, 1, 1, 1, 1]));
+    assert_eq!(ints(b, "failures"), s([0, 1, 1, 0, 0, 0]));
+    assert_eq!(ints(b, "fallbacks"), s([1, 1, 0, 0, 0, 0]));
+    // Nearest rank over ok latencies: legal [30, 70]; a/x@p1 [100, 200, 300]; the others one
+    // each.
+    assert_eq!(ints(b, "latency_p50_ms"), s([30, 200, 10, 1000, 40, 60]));
+    assert_eq!(ints(b, "latency_p95_ms"), s([70, 300, 10, 1000, 40, 60]));
 
-    // With min_apps 1 nothing folds, and a week of failures only still gets its rows.
-    let all = published(build_week(lake.root(), week(), 1).unwrap());
+    // With min_apps 2 no base cell qualifies: nothing is written.
     assert_eq!(
-        all.name, "2026-W45.r2",
-        "new privacy setting, new rows, new revision"
+        build_week(lake.root(), week(), 2).unwrap(),
+        BuildOutcome::NothingPublishable
     );
-    let (rows, _) = modelshare_snapshot::build::read_file(&all.path).unwrap();
-    let keys: Vec<_> = rows
+    assert_eq!(list(lake.root()).unwrap().len(), 1);
+}
+
+/// The publication rule with min_apps 2: a row is the sum of its base cells with two apps; a
+/// cell's fallbacks only when both its first-choice and fallback requests come from two apps;
+/// failures only from cells where two apps failed.
+#[test]
+fn the_rule_holds_per_base_cell() {
+    let ok = |id: &str, ts: &str, app: &str, t: [u32; 2], lat: u32, attempt: u8| {
+        let tokens = [t[0], t[1], 0, 0];
+        let cost = i64::from(t[0]);
+        ev(
+            id,
+            ts,
+            app,
+            Programming,
+            "a/x",
+            "p1",
+            tokens,
+            cost,
+            lat,
+            Okay,
+            attempt,
+        )
+    };
+    let failed = |id: &str, ts: &str, app: &str, task: Task, model: &str| {
+        ev(id, ts, app, task, model, "p1", [1, 0, 0, 0], 0, 5, Error, 0)
+    };
+    let events = vec![
+        // 11-02: two apps, first choice only.
+        ok("a", "2026-11-02T10:00:00Z", "A1", [100, 10], 100, 0),
+        ok("b", "2026-11-02T11:00:00Z", "A2", [200, 20], 200, 0),
+        // 11-03: three apps, but only A1 served first: its 2 fallbacks stay unpublished.
+        ok("c", "2026-11-03T10:00:00Z", "A1", [10, 1], 50, 0),
+        ok("d", "2026-11-03T11:00:00Z", "A2", [20, 2], 60, 1),
+        ok("e", "2026-11-03T12:00:00Z", "A3", [30, 3], 70, 1),
+        // 11-04: A9 alone, published nowhere.
+        ok("f", "2026-11-04T10:00:00Z", "A9", [1000, 0], 9000, 0),
+        // Failures: two apps on 11-03 (published), one on 11-05 (not).
+        failed("g", "2026-11-03T13:00:00Z", "A4", Programming, "a/x"),
+        failed("h", "2026-11-03T14:00:00Z", "A5", Programming, "a/x"),
+        failed("i", "2026-11-05T10:00:00Z", "A6", Programming, "a/x"),
+        // A row of failures only.
+        failed("j", "2026-11-06T10:00:00Z", "A1", Legal, "c/z"),
+        failed("k", "2026-11-06T11:00:00Z", "A2", Legal, "c/z"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), &[events]);
+    let info = published(build_week(lake.root(), week(), 2).unwrap());
+    let (rows, _) = modelshare_snapshot::build::read_file(&info.path).unwrap();
+    let got: Vec<_> = rows
         .iter()
-        .map(|r| format!("{}:{}@{}", r.task, r.model, r.provider))
+        .map(|r| {
+            (
+                format!("{}:{}@{}", r.task, r.model, r.provider),
+                [r.requests, r.input_tokens, r.output_tokens, r.apps],
+                r.cost.0,
+                (r.failures, r.fallbacks),
+                (r.latency_p50_ms, r.latency_p95_ms),
+            )
+        })
         .collect();
     assert_eq!(
-        keys,
+        got,
         [
-            "legal:c/z@p1",
-            "programming:a/x@p1",
-            "programming:a/x@p3",
-            "programming:b/y@p2",
-            "programming:c/z@p7",
-            "programming:c/z@p8"
+            (
+                "legal:c/z@p1".to_owned(),
+                [0, 0, 0, 0],
+                0,
+                (2, 0),
+                (None, None)
+            ),
+            // 100 + 200 + 10 + 20 + 30 input; latencies [50, 60, 70, 100, 200].
+            (
+                "programming:a/x@p1".to_owned(),
+                [5, 360, 36, 3],
+                360,
+                (2, 0),
+                (Some(70), Some(200))
+            ),
         ]
-    );
-    assert_eq!(
-        (rows[2].requests, rows[2].failures, rows[2].fallbacks),
-        (1, 1, 0)
     );
 }
 
@@ -378,8 +449,8 @@ fn same_events_give_byte_identical_files_whatever_the_file_layout() {
     rev.reverse();
     let (first, second) = rev.split_at(4);
     let lake_b = lake_with(b.path(), &[second.to_vec(), first.to_vec()]);
-    let fa = published(build_week(lake_a.root(), week(), 2).unwrap());
-    let fb = published(build_week(lake_b.root(), week(), 2).unwrap());
+    let fa = published(build_week(lake_a.root(), week(), 1).unwrap());
+    let fb = published(build_week(lake_b.root(), week(), 1).unwrap());
     assert_ne!(fa.sources, fb.sources, "different files in the two lakes");
     assert_eq!(fa.sha256, fb.sha256);
     assert_eq!(
@@ -388,13 +459,13 @@ fn same_events_give_byte_identical_files_whatever_the_file_layout() {
     );
     // Rebuilding the same lake publishes nothing.
     assert_eq!(
-        build_week(lake_a.root(), week(), 2).unwrap(),
+        build_week(lake_a.root(), week(), 1).unwrap(),
         BuildOutcome::Unchanged(list(lake_a.root()).unwrap().remove(0))
     );
     assert_eq!(list(lake_a.root()).unwrap().len(), 1);
     // An empty week builds nothing.
     assert_eq!(
-        build_week(lake_a.root(), "2026-W30".parse().unwrap(), 2).unwrap(),
+        build_week(lake_a.root(), "2026-W30".parse().unwrap(), 1).unwrap(),
         BuildOutcome::Empty
     );
 }
@@ -403,7 +474,7 @@ fn same_events_give_byte_identical_files_whatever_the_file_layout() {
 fn a_late_event_publishes_r2_and_leaves_r1_alone() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_with(dir.path(), &[fixture()]);
-    let mut refresher = Refresher::new(lake.root(), 2, Duration::from_secs(300));
+    let mut refresher = Refresher::new(lake.root(), 1, Duration::from_secs(300));
     // Monday 2026-11-09 00:04:59: W45 is still within its grace period; W44 is closed.
     let early = refresher
         .refresh("2026-11-09T00:04:59Z".parse().unwrap())
@@ -466,7 +537,7 @@ fn a_late_event_publishes_r2_and_leaves_r1_alone() {
     );
 
     // A new refresher (a restarted server) sees the manifests and builds nothing.
-    let mut again = Refresher::new(lake.root(), 2, Duration::from_secs(300));
+    let mut again = Refresher::new(lake.root(), 1, Duration::from_secs(300));
     assert!(again.refresh(now).unwrap().is_empty());
 }
 
@@ -474,7 +545,7 @@ fn a_late_event_publishes_r2_and_leaves_r1_alone() {
 fn verify_catches_a_changed_file_and_names_are_strict() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_with(dir.path(), &[fixture()]);
-    let info = published(build_week(lake.root(), week(), 2).unwrap());
+    let info = published(build_week(lake.root(), week(), 1).unwrap());
     let mut bytes = std::fs::read(&info.path).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0xff;

@@ -9,15 +9,15 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::{Days, NaiveDate, Utc};
 use modelshare_analytics::index::{IndexConfig, PreferenceIndex};
-use modelshare_analytics::price_share::{figures_of, price_share};
+use modelshare_analytics::price_share::{ModelFigures, price_share};
 use modelshare_analytics::retention::{ModelRetention, retention, retention_all};
-use modelshare_analytics::shifts::{FDR, Movement, shifts};
+use modelshare_analytics::shifts::{FDR, Movement, Published, shifts};
 use modelshare_analytics::switches::{Flow, switches};
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
 use modelshare_catalog::Catalog;
 use modelshare_event::event::author_of;
 use modelshare_event::{ModelSlug, Task};
-use modelshare_query::{Period, PeriodKind};
+use modelshare_query::{Dim, Period, PeriodKind, Scope};
 use serde_json::{Value, json};
 
 type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -170,7 +170,6 @@ pub async fn switches_endpoint(
         // A model without traffic in the window has no flows.
         modelshare_analytics::switches::Switches {
             flows: Vec::new(),
-            other: None,
             transitions: 0,
             switches: 0,
         }
@@ -184,7 +183,6 @@ pub async fn switches_endpoint(
         "transitions": sw.transitions,
         "switches": sw.switches,
         "flows": sw.flows.iter().map(flow_json).collect::<Vec<_>>(),
-        "other": sw.other.as_ref().map(flow_json),
     })))
 }
 
@@ -244,23 +242,6 @@ pub async fn index_endpoint(
     Ok(Json(index_json(task, &weeks, &cfg, &idx)))
 }
 
-/// Loads the panel of one period: the rollup for an ISO week, raw day slots otherwise.
-async fn period_panel(
-    s: &AppState,
-    task: Option<Task>,
-    period: &Period,
-) -> Result<Panel, ApiError> {
-    Ok(match period.kind {
-        PeriodKind::Week => {
-            Panel::load(&s.query, rollups(s)?, task, Weeks::ending(period.start, 1)).await?
-        }
-        _ => {
-            let days = (period.end - period.start).num_days() as u32;
-            Panel::load_days(&s.query, task, period.start, days).await?
-        }
-    })
-}
-
 /// `GET /v1/price-share?task=&period=&date=`
 pub async fn price_share_endpoint(
     State(s): State<AppState>,
@@ -270,8 +251,22 @@ pub async fn price_share_endpoint(
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let period = Period::containing(kind, p.date("date")?.unwrap_or_else(last_closed_week_day));
-    let panel = period_panel(&s, task, &period).await?;
-    let ps = price_share(&figures_of(&panel), config(&s));
+    // The figures of the leaderboard: publishable cells only, whatever the period.
+    let figures: Vec<ModelFigures> = s
+        .query
+        .published(&Scope::period(&period, task), &[Dim::Model])
+        .await?
+        .into_iter()
+        .filter_map(|(mut key, f)| {
+            key.pop().map(|model| ModelFigures {
+                model,
+                tokens: f.tokens(),
+                cost: f.cost.0,
+                apps: f.apps,
+            })
+        })
+        .collect();
+    let ps = price_share(&figures);
     Ok(Json(json!({
         "period": period,
         "task": task.map(|t| t.as_str()),
@@ -304,6 +299,36 @@ fn movement_json(m: &Movement) -> Value {
     })
 }
 
+/// The published figures per task and model of the period and the one before.
+async fn published_shifts(
+    s: &AppState,
+    task: Option<Task>,
+    period: &Period,
+    previous: &Period,
+) -> Result<Published, ApiError> {
+    let mut out = Published::default();
+    for (slot, p) in [previous, period].into_iter().enumerate() {
+        let scope = Scope::period(p, task);
+        let (models, tasks) = tokio::try_join!(
+            s.query.published(&scope, &[Dim::Task, Dim::Model]),
+            s.query.published(&scope, &[Dim::Task]),
+        )?;
+        for (key, f) in models {
+            if let [t, model] = key.as_slice()
+                && let Ok(t) = t.parse::<Task>()
+            {
+                out.models.entry((t, model.clone())).or_default()[slot] = (f.tokens(), f.apps);
+            }
+        }
+        for (key, f) in tasks {
+            if let Some(Ok(t)) = key.first().map(|t| t.parse::<Task>()) {
+                out.tasks.entry(t).or_default()[slot] = (f.tokens(), f.apps);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `GET /v1/shifts?task=&date=&period=day|week`
 pub async fn shifts_endpoint(
     State(s): State<AppState>,
@@ -327,8 +352,10 @@ pub async fn shifts_endpoint(
             ));
         }
     };
+    let published = published_shifts(&s, task, &period, &previous).await?;
     let result = shifts(
         &panel,
+        &published,
         period.start,
         period.end,
         Catalog::embedded(),

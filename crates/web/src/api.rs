@@ -191,13 +191,10 @@ pub async fn tasks(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
             v
         })
         .collect();
-    let mut folded = figures_json(&o.folded);
-    folded["tasks"] = json!(o.folded_tasks);
-    folded["apps"] = Value::Null;
+    // A task's figures are sums of publishable cells: there is no folded rest to report.
     Ok(Json(json!({
         "period": o.period,
         "totals": figures_json(&o.totals),
         "tasks": tasks,
-        "folded": folded,
     })))
 }

@@ -207,7 +207,7 @@ async fn resolve_args(
         None => None,
     };
     if let Some(m) = &model {
-        let exists = queries::model_exists(&state.query, m, state.query.config().min_apps)
+        let exists = queries::model_exists(&state.query, m)
             .await
             .map_err(|e| from_site(e, site))?;
         if !exists {

@@ -1,0 +1,513 @@
+//! The publication rule: which events a public figure may be computed from.
+//!
+//! # The rule
+//!
+//! A **base cell** is one (UTC day, task, model, provider). A base cell is **publishable** when
+//! at least `min_apps` distinct apps have an `ok` event in it ([`publishable`], and in SQL
+//! [`publishable_sql`]: the one place the threshold is compared). Every public usage figure —
+//! tokens, requests, spend, distinct apps, shares and their denominators, totals, `other` rows,
+//! author and task rows, blended prices, latency percentiles — is computed only from the events
+//! of publishable base cells. Nothing else is ever aggregated for the public.
+//!
+//! # Why no sum or difference of published figures isolates fewer than `min_apps` apps
+//!
+//! Base cells partition the `ok` events. A published additive figure (tokens, requests, spend) of
+//! any row — a model in a week, an author, a task, a day's total, the `other` row beyond a limit,
+//! a week as the sum of its days — is the sum of that measure over a *set of publishable base
+//! cells*: a period is a set of whole days, and a task, model, author or provider filter selects
+//! whole cells. So every published figure is a linear combination, with coefficients 0 or 1, of
+//! per-cell values, each of which aggregates the events of at least `min_apps` apps. Any sum or
+//! difference of published figures is again a linear combination of such per-cell values: a cell
+//! enters it with some integer weight or not at all, and a cell always enters whole. No
+//! combination can contain the events of an app without those of the whole cell, so none can
+//! isolate fewer than `min_apps` apps. In particular `other` (the publishable cells of the rows
+//! beyond a limit) is empty or covers `min_apps` apps, and "author − its listed models" or
+//! "task − its listed models" or "week − its days" only ever leaves whole publishable cells.
+//!
+//! The filter of a query ([`Scope`]) may therefore only name cell dimensions (dates, task, model):
+//! a filter on anything finer would split cells and make a cell's publishability depend on the
+//! question. Within such a scope, a cell is publishable exactly when it is publishable in the
+//! whole lake, so every query agrees on which cells exist.
+//!
+//! Distinct-app counts are counted over the publishable cells a row covers. They are not
+//! additive, and a count of apps is not a figure of any one app.
+//!
+//! # Measures on other events, and splits of a cell
+//!
+//! Failed requests are not in any `ok` figure; they have their own cells (the same dimensions,
+//! over failed events), publishable when at least `min_apps` distinct apps have a failed event in
+//! the cell. The same argument holds for them separately.
+//!
+//! A figure that *splits* a cell (requests by attempt, fallbacks within requests) would give the
+//! difference "cell − its published parts" = its unpublished parts. So a cell is split only when
+//! every non-empty part of it has `min_apps` apps ([`Split`]); otherwise it is not split at all.
+//! The parts of split cells and the whole unsplit cells again partition the events into groups
+//! of at least `min_apps` apps, and the argument above applies to them.
+//!
+//! # Limits
+//!
+//! The rows of an open period change as events arrive: two readings of today at different times
+//! differ by the cells that became publishable or grew in between, which can be one app's
+//! requests if it was the only one active in between (see docs/METRICS.md, "Privacy").
+
+use crate::QueryError;
+use crate::engine::{QueryEngine, ScalarValue};
+use crate::leaderboard::Figures;
+use crate::period::Period;
+use crate::values::{micro_usd_at, str_at, u64_at};
+use chrono::NaiveDate;
+use modelshare_event::Task;
+
+/// Whether a group seen by `apps` distinct apps may be published under a threshold of
+/// `min_apps`. Base cells, failure cells and split parts are tested with this; so are the
+/// analytics' own groups (cohorts, flows, models of the index).
+pub fn publishable(apps: u64, min_apps: u64) -> bool {
+    apps >= min_apps
+}
+
+/// The SQL form of [`publishable`]: true when the distinct-app count `apps` (an expression)
+/// reaches the bound parameter `$min_apps` (see [`min_apps_param`]).
+pub fn publishable_sql(apps: &str) -> String {
+    format!("{apps} >= $min_apps")
+}
+
+/// The value of `$min_apps`.
+pub fn min_apps_param(min_apps: u64) -> (String, ScalarValue) {
+    (
+        "min_apps".to_owned(),
+        ScalarValue::Int64(Some(i64::try_from(min_apps).unwrap_or(i64::MAX))),
+    )
+}
+
+/// The columns of a base cell.
+pub const CELL: &str = "date, task, model, provider";
+
+/// A set of whole base cells: a range of days, optionally one task and one model. It has no
+/// other filters on purpose (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// `[start, end)`; `None` for every day.
+    pub days: Option<(NaiveDate, NaiveDate)>,
+    pub task: Option<Task>,
+    pub model: Option<String>,
+}
+
+impl Scope {
+    /// The days of `period`, in `task` or in all tasks.
+    pub fn period(period: &Period, task: Option<Task>) -> Scope {
+        Scope {
+            days: Some((period.start, period.end)),
+            task,
+            model: None,
+        }
+    }
+
+    /// The days `[start, end)`.
+    pub fn days(start: NaiveDate, end: NaiveDate) -> Scope {
+        Scope {
+            days: Some((start, end)),
+            ..Scope::default()
+        }
+    }
+
+    pub fn with_task(mut self, task: Option<Task>) -> Scope {
+        self.task = task;
+        self
+    }
+
+    pub fn with_model(mut self, model: impl Into<String>) -> Scope {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// The predicate on `events`, with placeholders bound by [`Scope::params`].
+    fn filter(&self) -> String {
+        let mut f = String::from("true");
+        if self.days.is_some() {
+            f.push_str(" AND date >= $start AND date < $end");
+        }
+        if self.task.is_some() {
+            f.push_str(" AND task = $task");
+        }
+        if self.model.is_some() {
+            f.push_str(" AND model = $model");
+        }
+        f
+    }
+
+    fn params(&self, min_apps: u64) -> Vec<(String, ScalarValue)> {
+        let text = |s: String| ScalarValue::Utf8(Some(s));
+        let mut p = vec![min_apps_param(min_apps)];
+        if let Some((start, end)) = self.days {
+            p.push(("start".to_owned(), text(start.to_string())));
+            p.push(("end".to_owned(), text(end.to_string())));
+        }
+        if let Some(t) = self.task {
+            p.push(("task".to_owned(), text(t.as_str().to_owned())));
+        }
+        if let Some(m) = &self.model {
+            p.push(("model".to_owned(), text(m.clone())));
+        }
+        p
+    }
+}
+
+/// `WITH … published AS (…)`: one row per (publishable base cell, app) of the scope, with the
+/// app's sums in that cell. Every public `ok` figure is an aggregate of this relation. One scan:
+/// the cell's distinct apps are the number of its (cell, app) rows, counted by a window.
+fn published_cte(scope: &Scope) -> String {
+    format!(
+        "WITH per_app AS (\
+           SELECT {CELL}, app_id, \
+             sum(CAST(input_tokens AS BIGINT)) AS input_tokens, \
+             sum(CAST(output_tokens AS BIGINT)) AS output_tokens, \
+             count(*) AS requests, sum(cost_usd) AS cost \
+           FROM events WHERE status = 'ok' AND {filter} \
+           GROUP BY {CELL}, app_id), \
+         counted AS (\
+           SELECT *, count(*) OVER (PARTITION BY {CELL}) AS cell_apps FROM per_app), \
+         published AS (SELECT * FROM counted WHERE {publishable}) ",
+        filter = scope.filter(),
+        publishable = publishable_sql("cell_apps"),
+    )
+}
+
+/// What published figures can be grouped by: the cell's dimensions and what derives from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    /// `YYYY-MM-DD`.
+    Day,
+    /// The Monday of the ISO week, `YYYY-MM-DD`.
+    Week,
+    Task,
+    Model,
+    /// The part of the model slug before the slash.
+    Author,
+    Provider,
+    /// [`SINCE`] for the days from this one on, [`BEFORE`] for the earlier ones: a period and
+    /// the one before it in one query. At most one date per query.
+    Since(NaiveDate),
+}
+
+/// The keys of [`Dim::Since`].
+pub const SINCE: &str = "since";
+pub const BEFORE: &str = "before";
+
+impl Dim {
+    fn sql(self) -> &'static str {
+        match self {
+            Dim::Day => "date",
+            // From the `date` partition column, not `ts`: one value per file, not per row.
+            Dim::Week => "CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR)",
+            Dim::Task => "task",
+            Dim::Model => "model",
+            Dim::Author => "split_part(model, '/', 1)",
+            Dim::Provider => "provider",
+            Dim::Since(_) => "CASE WHEN date >= $since THEN 'since' ELSE 'before' END",
+        }
+    }
+}
+
+/// The `$since` parameter of the [`Dim::Since`] among `dims`, if any.
+fn since_param(dims: &[Dim]) -> Result<Option<(String, ScalarValue)>, QueryError> {
+    let mut dates = dims.iter().filter_map(|d| match d {
+        Dim::Since(date) => Some(*date),
+        _ => None,
+    });
+    let first = dates.next();
+    if dates.any(|d| Some(d) != first) {
+        return Err(QueryError::Shape("two Since dates in one query".into()));
+    }
+    Ok(first.map(|d| ("since".to_owned(), ScalarValue::Utf8(Some(d.to_string())))))
+}
+
+/// The aggregates of [`Figures`] over published (cell, app) rows.
+const FIGURES_SQL: &str = "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+     sum(requests) AS requests, count(DISTINCT app_id) AS apps, sum(cost) AS cost";
+
+fn figures_at(batch: &arrow::array::RecordBatch, row: usize) -> Result<Figures, QueryError> {
+    Ok(Figures {
+        input_tokens: u64_at(batch, "input_tokens", row)?,
+        output_tokens: u64_at(batch, "output_tokens", row)?,
+        requests: u64_at(batch, "requests", row)?,
+        apps: u64_at(batch, "apps", row)?,
+        cost: micro_usd_at(batch, "cost", row)?,
+    })
+}
+
+/// One group of published figures: its key (one value per [`Dim`] asked for) and figures.
+pub type Group = (Vec<String>, Figures);
+
+/// Rows to leave out of an aggregate: those whose `dim` is one of `keys` (e.g. the listed
+/// models, to count the distinct apps of `other`).
+#[derive(Debug, Clone, Copy)]
+pub struct Except<'a> {
+    pub dim: Dim,
+    pub keys: &'a [String],
+}
+
+impl QueryEngine {
+    /// Figures of the publishable cells of `scope`, grouped by `dims` (no dims: one total row,
+    /// zeros when nothing is publishable).
+    pub async fn published(&self, scope: &Scope, dims: &[Dim]) -> Result<Vec<Group>, QueryError> {
+        self.published_except(scope, dims, None).await
+    }
+
+    /// Like [`published`](Self::published), leaving out the rows `except` names.
+    pub async fn published_except(
+        &self,
+        scope: &Scope,
+        dims: &[Dim],
+        except: Option<Except<'_>>,
+    ) -> Result<Vec<Group>, QueryError> {
+        let mut params = scope.params(self.config().min_apps);
+        params.extend(since_param(dims)?);
+        let keys: Vec<String> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{} AS k{i}", d.sql()))
+            .collect();
+        let mut sql = published_cte(scope);
+        sql.push_str("SELECT ");
+        for k in &keys {
+            sql.push_str(k);
+            sql.push_str(", ");
+        }
+        sql.push_str(FIGURES_SQL);
+        sql.push_str(" FROM published");
+        if let Some(except) = except.filter(|e| !e.keys.is_empty()) {
+            let names: Vec<String> = (0..except.keys.len()).map(|i| format!("$x{i}")).collect();
+            sql.push_str(&format!(
+                " WHERE {} NOT IN ({})",
+                except.dim.sql(),
+                names.join(", ")
+            ));
+            params.extend(
+                except
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (format!("x{i}"), ScalarValue::Utf8(Some(k.clone())))),
+            );
+        }
+        if !dims.is_empty() {
+            let positions: Vec<String> = (1..=dims.len()).map(|i| i.to_string()).collect();
+            sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
+        }
+        let mut out = Vec::new();
+        for batch in self.sql_with_params(&sql, params).await? {
+            for row in 0..batch.num_rows() {
+                let key = (0..dims.len())
+                    .map(|i| str_at(&batch, &format!("k{i}"), row).map(str::to_owned))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push((key, figures_at(&batch, row)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Several groupings of the publishable cells of `scope` in one pass over the events (a
+    /// grouping set each): per set, its groups as [`published`](Self::published) would answer.
+    /// The empty set is the total; it is always answered, with zeros when nothing is publishable.
+    pub async fn published_sets(
+        &self,
+        scope: &Scope,
+        sets: &[&[Dim]],
+    ) -> Result<Vec<Vec<Group>>, QueryError> {
+        if let [only] = sets {
+            return Ok(vec![self.published(scope, only).await?]);
+        }
+        let mut columns: Vec<Dim> = Vec::new();
+        for d in sets.iter().flat_map(|s| s.iter()) {
+            if !columns.contains(d) {
+                columns.push(*d);
+            }
+        }
+        let mut params = scope.params(self.config().min_apps);
+        params.extend(since_param(&columns)?);
+        let keyed: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{} AS k{i}", d.sql()))
+            .collect();
+        let index = |d: &Dim| columns.iter().position(|c| c == d).unwrap_or(0);
+        let grouping_sets: Vec<String> = sets
+            .iter()
+            .map(|set| {
+                let ks: Vec<String> = set.iter().map(|d| format!("k{}", index(d))).collect();
+                format!("({})", ks.join(", "))
+            })
+            .collect();
+        let selected: Vec<String> = (0..columns.len())
+            .map(|i| format!("k{i}, CAST(grouping(k{i}) AS BIGINT) AS g{i}"))
+            .collect();
+        let sql = format!(
+            "{cte}, keyed AS (SELECT {keyed}, app_id, input_tokens, output_tokens, requests, cost \
+             FROM published) \
+             SELECT {selected}, {FIGURES_SQL} FROM keyed GROUP BY GROUPING SETS ({sets})",
+            cte = published_cte(scope).trim_end(),
+            keyed = keyed.join(", "),
+            selected = selected.join(", "),
+            sets = grouping_sets.join(", "),
+        );
+        // A row belongs to the set whose columns are exactly the ones it is grouped by.
+        let masks: Vec<u64> = sets
+            .iter()
+            .map(|set| {
+                (0..columns.len())
+                    .filter(|i| !set.contains(&columns[*i]))
+                    .map(|i| 1u64 << i)
+                    .sum()
+            })
+            .collect();
+        let mut out: Vec<Vec<Group>> = vec![Vec::new(); sets.len()];
+        for batch in self.sql_with_params(&sql, params).await? {
+            for row in 0..batch.num_rows() {
+                let mut mask = 0;
+                for i in 0..columns.len() {
+                    mask |= u64_at(&batch, &format!("g{i}"), row)?.min(1) << i;
+                }
+                let Some(s) = masks.iter().position(|m| *m == mask) else {
+                    continue;
+                };
+                let key = sets[s]
+                    .iter()
+                    .map(|d| str_at(&batch, &format!("k{}", index(d)), row).map(str::to_owned))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out[s].push((key, figures_at(&batch, row)?));
+            }
+        }
+        for (s, set) in sets.iter().enumerate() {
+            if set.is_empty() && out[s].is_empty() {
+                out[s].push((Vec::new(), Figures::default()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of publishable cells in `scope` (e.g. whether a model has any public usage).
+    pub async fn publishable_cells(&self, scope: &Scope) -> Result<u64, QueryError> {
+        let sql = format!(
+            "{cte}SELECT count(*) AS cells FROM (SELECT DISTINCT {CELL} FROM published)",
+            cte = published_cte(scope)
+        );
+        let params = scope.params(self.config().min_apps);
+        let mut cells = 0;
+        for b in self.sql_with_params(&sql, params).await? {
+            if b.num_rows() > 0 {
+                cells = u64_at(&b, "cells", 0)?;
+            }
+        }
+        Ok(cells)
+    }
+
+    /// `ok` requests of the scope split by `split`, over the publishable cells whose every
+    /// non-empty part has `min_apps` apps (other cells are not split, see the module docs).
+    /// Parts in ascending order of their label.
+    pub async fn published_split(
+        &self,
+        scope: &Scope,
+        split: Split,
+    ) -> Result<Vec<(String, u64)>, QueryError> {
+        let sql = format!(
+            "WITH parts AS (\
+               SELECT {CELL}, {part} AS part, count(*) AS requests, \
+                 count(DISTINCT app_id) AS apps \
+               FROM events WHERE status = 'ok' AND {filter} \
+               GROUP BY 1, 2, 3, 4, 5), \
+             split_cells AS (\
+               SELECT {CELL} FROM parts GROUP BY {CELL} HAVING {every_part}) \
+             SELECT p.part AS part, sum(p.requests) AS requests \
+             FROM parts p JOIN split_cells s ON p.date = s.date AND p.task = s.task \
+               AND p.model = s.model AND p.provider = s.provider \
+             GROUP BY 1 ORDER BY {order}",
+            part = split.sql(),
+            filter = scope.filter(),
+            every_part = publishable_sql("min(apps)"),
+            order = split.order(),
+        );
+        let params = scope.params(self.config().min_apps);
+        let mut out = Vec::new();
+        for b in self.sql_with_params(&sql, params).await? {
+            for row in 0..b.num_rows() {
+                out.push((
+                    str_at(&b, "part", row)?.to_owned(),
+                    u64_at(&b, "requests", row)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A split of a cell's `ok` requests into parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// By `attempt`: 0 = served as the first choice, n = after n fallbacks.
+    Attempt,
+}
+
+impl Split {
+    fn sql(self) -> &'static str {
+        match self {
+            Split::Attempt => "CAST(attempt AS VARCHAR)",
+        }
+    }
+
+    fn order(self) -> &'static str {
+        match self {
+            Split::Attempt => "CAST(p.part AS INT)",
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::QueryConfig;
+
+    #[test]
+    fn the_threshold_is_inclusive() {
+        assert!(publishable(5, 5));
+        assert!(publishable(6, 5));
+        assert!(!publishable(4, 5));
+        assert!(publishable(1, 1));
+        assert!(!publishable(0, 1));
+    }
+
+    /// The SQL form decides like the function, on both sides of the threshold.
+    #[tokio::test]
+    async fn sql_and_rust_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        for min_apps in 0..4u64 {
+            let engine = QueryEngine::new(
+                dir.path(),
+                None,
+                QueryConfig {
+                    min_apps,
+                    ..QueryConfig::default()
+                },
+            )
+            .unwrap();
+            for apps in 0..6u64 {
+                let sql = format!("SELECT {} AS ok", publishable_sql("$apps"));
+                let params = vec![
+                    min_apps_param(min_apps),
+                    ("apps".to_owned(), ScalarValue::Int64(Some(apps as i64))),
+                ];
+                let batches = engine.sql_with_params(&sql, params).await.unwrap();
+                let col = batches[0]
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::BooleanArray>()
+                    .unwrap();
+                assert_eq!(
+                    col.value(0),
+                    publishable(apps, min_apps),
+                    "{apps} {min_apps}"
+                );
+            }
+        }
+    }
+}
