@@ -602,7 +602,8 @@ async fn model_attempts(engine: QueryEngine, a: Args) -> Result<Table, SiteError
     Ok(t)
 }
 
-/// The model's list prices from the catalog, per change date (`listed` = the first known).
+/// The model's list prices from the catalog, per change date (`first listed` = the first known
+/// price, `now` = the price in force today).
 async fn model_prices(_engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let model = a.model()?;
     let mut t = Table::new(vec![
@@ -611,18 +612,24 @@ async fn model_prices(_engine: QueryEngine, a: Args) -> Result<Table, SiteError>
         Column::new("usd_per_mtok", "$ / Mtok", Format::Usd),
     ]);
     if let Some(info) = Catalog::embedded().model(model) {
-        for row in &info.prices {
-            let from = row.from.map_or("listed".to_owned(), |d| d.to_string());
+        let mut push = |from: &str, price: &modelshare_catalog::Price| {
             for (name, v) in [
-                ("input", row.price.input_usd_per_mtok),
-                ("output", row.price.output_usd_per_mtok),
+                ("input", price.input_usd_per_mtok),
+                ("output", price.output_usd_per_mtok),
             ] {
-                t.push(vec![
-                    Cell::Text(from.clone()),
-                    Cell::text(name),
-                    Cell::Float(v),
-                ]);
+                t.push(vec![Cell::text(from), Cell::text(name), Cell::Float(v)]);
             }
+        };
+        for row in &info.prices {
+            let from = row
+                .from
+                .map_or("first listed".to_owned(), |d| d.to_string());
+            push(&from, &row.price);
+        }
+        // The price in force today closes the line, so a price that never changed is a flat
+        // line from its listing to now rather than a lone point.
+        if let Some(last) = info.prices.last() {
+            push("now", &last.price);
         }
     }
     Ok(t)
