@@ -509,12 +509,12 @@ async fn wal_write_and_fsync_failures() {
 async fn parquet_flush_failures_keep_rows_until_writes_work() {
     let launcher = fiu_run();
     let dir = tempfile::tempdir().unwrap();
-    let flags = ["--flush-interval-secs", "1"];
+    let flags = ["--flush-interval-secs", "3"];
     let server = Server::start_via(&launcher, "127.0.0.1:0", dir.path(), &flags);
     let http = reqwest::Client::new();
     let mut ledger = Ledger::default();
     // Acknowledged before the fault (the first write creates the WAL segment, which needs
-    // fsync); the flush, a second later, runs into it.
+    // fsync); the flush, three seconds later, runs into it.
     for n in 0..5 {
         let (ids, body) = batch("flush", n, 400);
         let (status, answer) = send(&http, &server.url, body).await;
