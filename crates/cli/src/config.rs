@@ -122,6 +122,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub rollup: RollupTuning,
     #[command(flatten)]
+    pub compaction: CompactionTuning,
+    #[command(flatten)]
     pub snapshots: SnapshotTuning,
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -378,6 +380,56 @@ impl RollupTuning {
 
     pub fn grace(&self) -> Duration {
         Duration::from_secs(self.rollup_grace_secs)
+    }
+}
+
+/// Default `--compact-interval-secs`.
+pub const DEFAULT_COMPACT_INTERVAL_SECS: f64 = 600.0;
+/// Default `--compact-grace-secs`.
+pub const DEFAULT_COMPACT_GRACE_SECS: u64 = 3600;
+
+/// Compaction of closed days into few large files.
+#[derive(Debug, Clone, Args)]
+pub struct CompactionTuning {
+    /// Look for closed days to compact this often (seconds; 0 turns compaction off).
+    #[arg(
+        long,
+        env = "MODELSHARE_COMPACT_INTERVAL_SECS",
+        default_value_t = DEFAULT_COMPACT_INTERVAL_SECS
+    )]
+    pub compact_interval_secs: f64,
+    /// A day is compacted once it ended this long ago (seconds), so stragglers in flight land
+    /// first; later ones add a file that the next pass folds in.
+    #[arg(
+        long,
+        env = "MODELSHARE_COMPACT_GRACE_SECS",
+        default_value_t = DEFAULT_COMPACT_GRACE_SECS
+    )]
+    pub compact_grace_secs: u64,
+}
+
+impl Default for CompactionTuning {
+    fn default() -> Self {
+        CompactionTuning {
+            compact_interval_secs: DEFAULT_COMPACT_INTERVAL_SECS,
+            compact_grace_secs: DEFAULT_COMPACT_GRACE_SECS,
+        }
+    }
+}
+
+impl CompactionTuning {
+    /// The interval, or `None` when compaction is off.
+    pub fn interval(&self) -> anyhow::Result<Option<Duration>> {
+        anyhow::ensure!(
+            self.compact_interval_secs.is_finite() && self.compact_interval_secs >= 0.0,
+            "--compact-interval-secs must be a number of seconds (0 turns compaction off)"
+        );
+        Ok((self.compact_interval_secs > 0.0)
+            .then(|| Duration::from_secs_f64(self.compact_interval_secs)))
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.compact_grace_secs)
     }
 }
 

@@ -206,6 +206,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             rollup_interval_secs: 60.0,
             rollup_grace_secs: 600,
         },
+        compaction: crate::config::CompactionTuning::default(),
         snapshots: SnapshotTuning::default(),
         limits: crate::config::LimitArgs::default(),
         connections: crate::config::ConnectionArgs::default(),

@@ -53,6 +53,10 @@ pub async fn run_with_banner(
     let keys =
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
+    let compaction_task = args
+        .compaction
+        .interval()?
+        .map(|every| spawn_compaction(Arc::clone(&ingester), every, args.compaction.grace()));
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
         .with_rollups(rollups)
         .with_snapshots(lake.root())
@@ -85,6 +89,9 @@ pub async fn run_with_banner(
         .context("server failed")?;
     refresher.abort();
     if let Some(task) = snapshot_task {
+        task.abort();
+    }
+    if let Some(task) = compaction_task {
         task.abort();
     }
     tracing::info!("flushing buffered rows before exit");
@@ -152,4 +159,38 @@ fn spawn_snapshot_task(
             tokio::time::sleep(every).await;
         }
     }))
+}
+
+/// Compacts closed days now and then every `every`, on the blocking pool; failures (a full
+/// disk) are logged and leave the day as it was, for the next pass.
+fn spawn_compaction(
+    ingester: Arc<Ingester>,
+    every: std::time::Duration,
+    grace: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let ing = Arc::clone(&ingester);
+            match tokio::task::spawn_blocking(move || ing.compact_closed_days(grace)).await {
+                Ok(Ok(done)) => {
+                    for c in done {
+                        tracing::info!(
+                            date = %c.date,
+                            files_before = c.files_before,
+                            files_after = c.files_after,
+                            bytes_before = c.bytes_before,
+                            bytes_after = c.bytes_after,
+                            rows = c.rows,
+                            "compacted a closed day"
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed; the day is unchanged"),
+                Err(e) => tracing::error!(error = %e, "compaction panicked"),
+            }
+        }
+    })
 }

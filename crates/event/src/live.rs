@@ -92,6 +92,15 @@ impl LiveBuffer {
         Ok(())
     }
 
+    /// Runs `swap` (which replaces files of the lake) while no query is between snapshot and
+    /// listing, so every query lists either the files before the swap or those after it.
+    ///
+    /// Blocking: call from a plain thread, not from async code.
+    pub fn swap_files<T, E>(&self, swap: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let _exclusive = self.gate.blocking_write();
+        swap()
+    }
+
     /// Gives back rows of a failed flush so the next attempt takes them again.
     pub fn abort_flush(&self) {
         let mut rows = self.rows();

@@ -23,7 +23,6 @@ use modelshare_event::Event;
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::events_to_batch;
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -214,6 +213,32 @@ impl Ingester {
         &self.shared.lake
     }
 
+    /// Compacts every day that ended at least `grace` ago and has more files than it needs
+    /// (blocking; see [`crate::compact`]). Stops at the first failure, which leaves that day as it
+    /// was.
+    pub fn compact_closed_days(
+        &self,
+        grace: Duration,
+    ) -> Result<Vec<crate::compact::Compacted>, IngestError> {
+        let now = chrono::Utc::now();
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let mut done = Vec::new();
+        for day in crate::compact::days(&self.shared.lake)? {
+            let closes = day
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc());
+            if closes.is_none_or(|end| end + grace > now) {
+                continue;
+            }
+            if let Some(c) = crate::compact::compact_day(&self.shared.lake, &self.shared.live, day)?
+            {
+                done.push(c);
+            }
+        }
+        Ok(done)
+    }
+
     /// Damaged WAL segments waiting in `wal/quarantine/` for an operator (file names).
     pub fn quarantined(&self) -> Vec<String> {
         wal::quarantined(&self.shared.lake.wal_dir())
@@ -296,6 +321,12 @@ impl Drop for Ingester {
 /// of the newest segment.
 fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError> {
     let wal_dir = shared.lake.wal_dir();
+    // Before anything reads the lake's files: an interrupted compaction could otherwise show a
+    // day's events twice (or not at all) to the duplicate filter and to queries.
+    let journals = crate::compact::recover_journals(&shared.lake)?;
+    if journals > 0 {
+        tracing::warn!(days = journals, "finished interrupted compactions");
+    }
     let stale = lake::remove_stale_temps(&shared.lake);
     if stale > 0 {
         tracing::info!(
@@ -316,7 +347,7 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         let recent = std::fs::metadata(&file)
             .and_then(|m| m.modified())
             .is_ok_and(|t| t >= window_start);
-        let covers_replay = match (flush_tag(&file), oldest_segment) {
+        let covers_replay = match (lake::flush_tag(&file), oldest_segment) {
             (Some(tag), Some(oldest)) => tag >= oldest,
             _ => false,
         };
@@ -398,16 +429,6 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
 
 /// Rows per live-buffer batch when the WAL is replayed.
 const REPLAY_BATCH_ROWS: usize = 65_536;
-
-/// Flush files are named `w<segment>-...`: the last WAL segment whose rows they may contain.
-fn flush_file_tag(segment: u64) -> String {
-    format!("w{segment:016}")
-}
-
-fn flush_tag(path: &Path) -> Option<u64> {
-    let name = path.file_name()?.to_str()?;
-    name.strip_prefix('w')?.get(..16)?.parse().ok()
-}
 
 struct CommitLoop {
     shared: Arc<Shared>,
@@ -657,7 +678,7 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
     let staged = lake::stage_batches(
         &shared.lake,
         &job.batches,
-        &flush_file_tag(job.upto_segment),
+        &lake::flush_file_tag(job.upto_segment),
     )?;
     let bytes = staged.iter().map(|f| f.bytes).sum();
     shared.live.publish_flush(|| lake::publish_all(staged))?;

@@ -105,7 +105,7 @@ impl Lake {
 #[derive(Debug)]
 pub struct StagedFile {
     temp: PathBuf,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     pub rows: usize,
     pub bytes: u64,
 }
@@ -287,7 +287,7 @@ fn sort_for_storage(batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
-fn stage_one(
+pub(crate) fn stage_one(
     lake: &Lake,
     date: NaiveDate,
     batch: &RecordBatch,
@@ -325,6 +325,16 @@ fn stage_one(
             Err(e)
         }
     }
+}
+
+/// Flush files are named `w<segment>-...`: the last WAL segment whose rows they may contain.
+pub(crate) fn flush_file_tag(segment: u64) -> String {
+    format!("w{segment:016}")
+}
+
+pub(crate) fn flush_tag(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix('w')?.get(..16)?.parse().ok()
 }
 
 /// Writes a file front to back with positional writes (`pwrite`). The lake's durable files

@@ -6,8 +6,10 @@
 //! - [`wal`]: write-ahead log segments, records with checksums, replay.
 //! - [`dedup`]: the filter that makes retried `event_id`s count once.
 //! - [`ingester`]: the commit thread (group commit), the flush thread, backpressure.
+//! - [`compact`]: closed days rewritten into few large files, swapped in with a journal.
 //! - [`metrics`]: counters exported on `/metrics`.
 
+pub mod compact;
 pub mod dedup;
 pub mod ingester;
 pub mod lake;

@@ -179,6 +179,24 @@ impl QueryEngine {
         params: Vec<(String, ScalarValue)>,
         tables: &[FileTable],
     ) -> Result<Vec<RecordBatch>, QueryError> {
+        match self.sql_once(sql, params.clone(), tables).await {
+            // Files are listed when the query is planned and opened while it runs: a compaction
+            // that swapped a day's files in between removed some of those listed. Planned again,
+            // the query lists the day's new files.
+            Err(QueryError::DataFusion(e)) if is_missing_file(&e) => {
+                tracing::debug!(error = %e, "a listed file was compacted away; planning again");
+                self.sql_once(sql, params, tables).await
+            }
+            other => other,
+        }
+    }
+
+    async fn sql_once(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+        tables: &[FileTable],
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let pin = match &self.live {
             Some(live) => Some(live.pin().await),
             None => None,
@@ -268,6 +286,18 @@ fn with_date_column(batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
 }
 
 /// Quotes a string as a SQL literal.
+/// True when `e` is an object store's "not found" (a file listed at planning that is gone).
+fn is_missing_file(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError;
+    match e.find_root() {
+        DataFusionError::ObjectStore(inner) => {
+            matches!(**inner, datafusion::object_store::Error::NotFound { .. })
+        }
+        DataFusionError::IoError(io) => io.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
 pub fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
