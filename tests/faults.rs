@@ -932,6 +932,17 @@ fn lake_totals(dir: &Path) -> Value {
     .remove(0)
 }
 
+/// Waits (10 s at most) until each of the three days is one file.
+async fn wait_until_compacted(dir: &Path) {
+    for _ in 0..100 {
+        if day_file_counts(dir) == [1, 1, 1] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not compacted; files per day: {:?}", day_file_counts(dir));
+}
+
 const COMPACT_NOW: [&str; 4] = [
     "--compact-interval-secs",
     "0.2",
@@ -964,15 +975,7 @@ async fn closed_days_are_compacted_with_the_same_answers() {
     let mut flags = COMPACT_NOW.to_vec();
     flags.extend(["--min-apps", "2"]);
     let server = Server::start(&dir, &flags);
-    let mut compacted = false;
-    for _ in 0..100 {
-        if day_file_counts(&dir) == [1, 1, 1] {
-            compacted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(compacted, "files per day: {:?}", day_file_counts(&dir));
+    wait_until_compacted(&dir).await;
     for (q, b) in questions.iter().zip(&before) {
         assert_eq!(&server.get_ok(q).await, b, "{q}");
     }
@@ -1046,15 +1049,7 @@ async fn full_disk_during_compaction_keeps_the_old_files() {
     assert_eq!(status, Some(503), "{answer}");
     drop(ids);
     std::fs::remove_file(&filler).unwrap();
-    let mut compacted = false;
-    for _ in 0..100 {
-        if day_file_counts(&dir) == [1, 1, 1] {
-            compacted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(compacted, "files per day: {:?}", day_file_counts(&dir));
+    wait_until_compacted(&dir).await;
     server.stop();
     let totals = lake_totals(&dir);
     assert_eq!(

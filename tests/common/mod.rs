@@ -189,18 +189,15 @@ pub fn with(mut e: Value, key: &str, value: Value) -> Value {
 
 /// Runs `modelshare query --format json` on a lake and returns the rows.
 pub fn sql(dir: &Path, query: &str) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["query", "--format", "json", "--data-dir"])
-        .arg(dir)
-        .arg(query)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "query failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = run_ok([
+        "query".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+        query.as_ref(),
+    ]);
+    serde_json::from_str(&out).unwrap()
 }
 
 pub fn close(a: f64, b: f64) -> bool {
@@ -240,19 +237,10 @@ where
 /// Runs `modelshare keys ARGS` on the lake at `dir`; its trimmed standard output (for `create`,
 /// the secret).
 pub fn keys(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("keys")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keys {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let mut all: Vec<&std::ffi::OsStr> =
+        vec!["keys".as_ref(), "--data-dir".as_ref(), dir.as_os_str()];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    run_ok(all).trim().to_owned()
 }
 
 /// Writes `events` into the lake at `lake` with `modelshare ingest` (Parquet files, as a
@@ -260,17 +248,12 @@ pub fn keys(dir: &Path, args: &[&str]) -> String {
 pub fn ingest(lake: &Path, events: &[Value]) {
     let file = lake.with_extension("ndjson");
     std::fs::write(&file, ndjson(events)).unwrap();
-    let out = Command::new(BIN)
-        .args(["ingest", "--data-dir"])
-        .arg(lake)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok([
+        "ingest".as_ref(),
+        "--data-dir".as_ref(),
+        lake.as_os_str(),
+        file.as_os_str(),
+    ]);
 }
 
 impl Server {
