@@ -142,17 +142,18 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
 
 /// Every documented endpoint.
 pub fn endpoints() -> Vec<Endpoint> {
-    use crate::analytics::{
-        INDEX_PARAMS, PRICE_SHARE_PARAMS, RETENTION_PARAMS, SHIFTS_PARAMS, SWITCHES_PARAMS,
-    };
+    [
+        usage_endpoints(),
+        analytics_endpoints(),
+        write_endpoints(),
+        ops_endpoints(),
+    ]
+    .concat()
+}
+
+/// The public usage figures: leaderboards, share over time, tasks.
+fn usage_endpoints() -> Vec<Endpoint> {
     use crate::api::{LEADERBOARD_PARAMS, SHARE_PARAMS, TASKS_PARAMS};
-    let leaderboard = json_content(object());
-    let json_or_ndjson = |item: Value| {
-        json!({
-            "application/json": { "schema": { "oneOf": [ item.clone(), { "type": "array", "items": item } ] } },
-            "application/x-ndjson": { "schema": { "type": "string" } }
-        })
-    };
     vec![
         Endpoint {
             method: "get",
@@ -161,7 +162,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: LEADERBOARD_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -170,7 +171,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: LEADERBOARD_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -179,7 +180,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: SHARE_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -188,8 +189,17 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: TASKS_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
+    ]
+}
+
+/// The revealed-preference analyses and the weekly snapshots.
+fn analytics_endpoints() -> Vec<Endpoint> {
+    use crate::analytics::{
+        INDEX_PARAMS, PRICE_SHARE_PARAMS, RETENTION_PARAMS, SHIFTS_PARAMS, SWITCHES_PARAMS,
+    };
+    vec![
         Endpoint {
             method: "get",
             path: "/v1/retention",
@@ -197,7 +207,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: RETENTION_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -206,7 +216,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: SWITCHES_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -215,7 +225,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: INDEX_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -224,7 +234,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: PRICE_SHARE_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -233,7 +243,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: SHIFTS_PARAMS,
             body: None,
-            ok: leaderboard.clone(),
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -242,7 +252,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             access: Access::Public,
             params: &[],
             body: None,
-            ok: leaderboard,
+            ok: json_content(object()),
         },
         Endpoint {
             method: "get",
@@ -253,6 +263,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             body: None,
             ok: json!({ "application/vnd.apache.parquet": { "schema": { "type": "string", "format": "binary" } } }),
         },
+    ]
+}
+
+/// Ingest in every format, and admin SQL.
+fn write_endpoints() -> Vec<Endpoint> {
+    let json_or_ndjson = |item: Value| {
+        json!({
+            "application/json": { "schema": { "oneOf": [ item.clone(), { "type": "array", "items": item } ] } },
+            "application/x-ndjson": { "schema": { "type": "string" } }
+        })
+    };
+    vec![
         Endpoint {
             method: "post",
             path: "/v1/events",
@@ -315,6 +337,12 @@ pub fn endpoints() -> Vec<Endpoint> {
                 "columns": { "type": "array" }, "rows": { "type": "array" },
                 "row_count": { "type": "integer" }, "truncated": { "type": "boolean" } } })),
         },
+    ]
+}
+
+/// The API description, health and metrics.
+fn ops_endpoints() -> Vec<Endpoint> {
+    vec![
         Endpoint {
             method: "get",
             path: "/v1/openapi.json",
