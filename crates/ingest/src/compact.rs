@@ -9,7 +9,7 @@
 //! 1. write the new files under temporary names and fsync them (a crash leaves only temporary
 //!    files, removed at the next start);
 //! 2. write the journal `<day>/.compaction.json` naming the new files and the files they replace,
-//!    atomically (temp, fsync, rename, fsync of the directory);
+//!    atomically ([`lake::write_atomically`]);
 //! 3. under the live buffer's gate (no query is between snapshot and listing), rename the new
 //!    files into place, then delete the replaced ones;
 //! 4. delete the journal.
@@ -32,7 +32,6 @@ use modelshare_event::schema::event_schema;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The journal of a compaction in flight, in the day's directory.
@@ -120,19 +119,11 @@ fn plan(files: &[(PathBuf, usize)]) -> Vec<Vec<PathBuf>> {
 
 fn write_journal(dir: &Path, journal: &Journal) -> Result<(), IngestError> {
     let path = dir.join(JOURNAL);
-    let temp = dir.join(format!("{JOURNAL}.tmp"));
-    let text = serde_json::to_vec(journal).map_err(|e| IngestError::CorruptWal {
+    let text = serde_json::to_vec(journal).map_err(|e| IngestError::CorruptJournal {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let written = File::create(&temp)
-        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&temp, &path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(IngestError::io(&path, e));
-    }
-    sync_dir(dir)
+    lake::write_atomically(&path, &text)
 }
 
 fn remove_journal(dir: &Path) -> Result<(), IngestError> {
@@ -152,8 +143,13 @@ pub fn compact_day(
     if dir.join(JOURNAL).exists() {
         recover_journal(&dir)?;
     }
+    let paths = day_files(&dir)?;
+    if paths.len() < 2 {
+        // Every pass looks at every closed day: a compacted day costs one directory listing.
+        return Ok(None);
+    }
     let mut files = Vec::new();
-    for path in day_files(&dir)? {
+    for path in paths {
         let rows = file_rows(&path)?;
         files.push((path, rows));
     }
@@ -233,10 +229,11 @@ pub fn compact_day(
 fn recover_journal(dir: &Path) -> Result<(), IngestError> {
     let path = dir.join(JOURNAL);
     let text = fs::read(&path).map_err(|e| IngestError::io(&path, e))?;
-    let journal: Journal = serde_json::from_slice(&text).map_err(|e| IngestError::CorruptWal {
-        path: path.clone(),
-        message: format!("unreadable compaction journal: {e}"),
-    })?;
+    let journal: Journal =
+        serde_json::from_slice(&text).map_err(|e| IngestError::CorruptJournal {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     let all_new_in_place = journal.new.iter().all(|n| dir.join(n).exists());
     let doomed = if all_new_in_place {
         &journal.old
@@ -299,32 +296,23 @@ mod tests {
     use super::*;
     use crate::lake::{read_event_keys, write_batches};
     use modelshare_event::schema::events_to_batch;
-    use modelshare_event::{Event, MicroUsd, ModelSlug, Status, Task, Timestamp};
+    use modelshare_event::{Event, Task};
 
     fn event(id: u32, model: &str) -> Event {
-        Event {
-            event_id: format!("e{id}"),
-            ts: Timestamp(1_794_873_600_000_000 + i64::from(id) * 1_000_000),
-            app_id: format!("a{}", id % 3),
-            task: if id.is_multiple_of(2) {
-                Task::Programming
-            } else {
-                Task::Roleplay
-            },
-            model_requested: model.into(),
-            model: ModelSlug::parse(model).unwrap(),
-            provider: "p".into(),
-            input_tokens: id,
-            output_tokens: 2,
-            reasoning_tokens: 0,
-            cached_tokens: 0,
-            cost: MicroUsd(3),
-            latency_ms: 4,
-            ttft_ms: 1,
-            status: Status::Ok,
-            finish_reason: None,
-            attempt: 0,
-        }
+        let task = if id.is_multiple_of(2) {
+            Task::Programming
+        } else {
+            Task::Roleplay
+        };
+        let ts = crate::fixtures::MONDAY_US + i64::from(id) * 1_000_000;
+        crate::fixtures::event(
+            &format!("e{id}"),
+            ts,
+            &format!("a{}", id % 3),
+            task,
+            model,
+            id,
+        )
     }
 
     /// Five flushes of one day, as a server leaves them.

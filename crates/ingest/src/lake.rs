@@ -175,6 +175,26 @@ pub fn remove_stale_temps(lake: &Lake) -> usize {
     removed
 }
 
+/// Writes `bytes` to `path` so that it appears whole or not at all: a temporary file beside it
+/// (a hidden `.tmp` name, which start-up removes if a crash leaves it), fsync, rename, fsync of
+/// the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IngestError> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| IngestError::io(path, std::io::Error::other("not a file path")))?
+        .to_string_lossy();
+    let temp = dir.join(format!(".{name}.tmp"));
+    let written = File::create(&temp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(IngestError::io(path, e));
+    }
+    sync_dir(dir)
+}
+
 /// Fsyncs a directory so a rename or create inside it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<(), IngestError> {
     File::open(dir)
@@ -390,29 +410,12 @@ pub fn read_event_keys(path: &Path) -> Result<Vec<(String, String)>, IngestError
 mod tests {
     use super::*;
     use modelshare_event::schema::events_to_batch;
-    use modelshare_event::{Event, MicroUsd, ModelSlug, Status, Task, Timestamp};
+    use modelshare_event::{Event, Task};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn event(id: &str, day: i64, task: Task, model: &str) -> Event {
-        Event {
-            event_id: id.into(),
-            ts: Timestamp(1_794_873_600_000_000 + day * 86_400_000_000 + 1000),
-            app_id: "a".into(),
-            task,
-            model_requested: model.into(),
-            model: ModelSlug::parse(model).unwrap(),
-            provider: "p".into(),
-            input_tokens: 1,
-            output_tokens: 2,
-            reasoning_tokens: 0,
-            cached_tokens: 0,
-            cost: MicroUsd(3),
-            latency_ms: 4,
-            ttft_ms: 1,
-            status: Status::Ok,
-            finish_reason: None,
-            attempt: 0,
-        }
+        let ts = crate::fixtures::MONDAY_US + day * 86_400_000_000 + 1000;
+        crate::fixtures::event(id, ts, "a", task, model, 1)
     }
 
     #[test]

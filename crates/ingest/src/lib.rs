@@ -45,6 +45,8 @@ pub enum IngestError {
     Schema(&'static str),
     #[error("write-ahead log {path}: {message}")]
     CorruptWal { path: PathBuf, message: String },
+    #[error("compaction journal {path}: {message}")]
+    CorruptJournal { path: PathBuf, message: String },
     #[error("ingest is overloaded ({0}); retry shortly")]
     Backpressure(String),
     #[error("ingest is shutting down")]
@@ -127,4 +129,44 @@ fn is_transient_io(e: &std::io::Error) -> bool {
             | ResourceBusy
             | OutOfMemory
     ) || matches!(e.raw_os_error(), Some(EIO | ENOSPC | EDQUOT))
+}
+
+/// Events for the unit tests of this crate.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod fixtures {
+    use modelshare_event::{Event, MicroUsd, ModelSlug, Status, Task, Timestamp};
+
+    /// The Monday 2026-11-16, 00:00 UTC, in microseconds.
+    pub(crate) const MONDAY_US: i64 = 1_794_873_600_000_000;
+
+    /// An `ok` event; only what the tests vary is a parameter.
+    pub(crate) fn event(
+        id: &str,
+        ts_us: i64,
+        app: &str,
+        task: Task,
+        model: &str,
+        input_tokens: u32,
+    ) -> Event {
+        Event {
+            event_id: id.into(),
+            ts: Timestamp(ts_us),
+            app_id: app.into(),
+            task,
+            model_requested: model.into(),
+            model: ModelSlug::parse(model).unwrap(),
+            provider: "p".into(),
+            input_tokens,
+            output_tokens: 2,
+            reasoning_tokens: 0,
+            cached_tokens: 0,
+            cost: MicroUsd(3),
+            latency_ms: 4,
+            ttft_ms: 1,
+            status: Status::Ok,
+            finish_reason: None,
+            attempt: 0,
+        }
+    }
 }

@@ -31,7 +31,7 @@ use crate::lake::sync_dir;
 use modelshare_event::Event;
 use modelshare_event::codec::{self, Reader};
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -530,15 +530,7 @@ pub fn salvage(wal_dir: &Path, seq: u64) -> Result<Salvaged, IngestError> {
     for record in prefix.iter().chain(rescued.iter().map(|(_, r)| r)) {
         record.encode_into(&mut out);
     }
-    let temp = wal_dir.join(format!(".{seq:016}.wal.salvage.tmp"));
-    let written = File::create(&temp)
-        .and_then(|mut f| f.write_all(&out).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&temp, &live));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(IngestError::io(&live, e));
-    }
-    sync_dir(wal_dir)?;
+    crate::lake::write_atomically(&live, &out)?;
 
     let done_dir = qdir.join("salvaged");
     fs::create_dir_all(&done_dir).map_err(|e| IngestError::io(&done_dir, e))?;
@@ -557,28 +549,17 @@ pub fn salvage(wal_dir: &Path, seq: u64) -> Result<Salvaged, IngestError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use modelshare_event::{MicroUsd, ModelSlug, Status, Task, Timestamp};
+    use modelshare_event::Task;
 
     fn event(id: &str) -> Event {
-        Event {
-            event_id: id.into(),
-            ts: Timestamp(1_795_168_800_000_000),
-            app_id: "a".into(),
-            task: Task::Programming,
-            model_requested: "x/y".into(),
-            model: ModelSlug::parse("x/y").unwrap(),
-            provider: "p".into(),
-            input_tokens: 10,
-            output_tokens: 20,
-            reasoning_tokens: 0,
-            cached_tokens: 0,
-            cost: MicroUsd(1),
-            latency_ms: 5,
-            ttft_ms: 1,
-            status: Status::Ok,
-            finish_reason: None,
-            attempt: 0,
-        }
+        crate::fixtures::event(
+            id,
+            crate::fixtures::MONDAY_US,
+            "a",
+            Task::Programming,
+            "x/y",
+            10,
+        )
     }
 
     fn record(ids: &[&str], key: Option<&str>) -> WalRecord {
