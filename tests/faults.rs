@@ -105,31 +105,25 @@ fn fiu_run() -> Vec<&'static str> {
 }
 
 /// Switches a libfiu failure point of the running server on (with a probability and errno) or
-/// off. libfiu answers over a FIFO with `write`, which an enabled write fault can swallow: the
-/// command has then been applied but `fiu-ctrl` waits forever, so it gets a time limit, and
-/// the command (idempotent) is sent again.
+/// off. libfiu answers over a FIFO with plain `write`, which these tests never fail; the time
+/// limit only keeps a broken `fiu-ctrl` from hanging the suite.
 fn fiu_ctrl(server: &Server, command: &str) {
-    for _ in 0..3 {
-        let out = Command::new("timeout")
-            .args([
-                "5",
-                "fiu-ctrl",
-                "-c",
-                command,
-                &server.child.id().to_string(),
-            ])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            return;
-        }
-        assert_eq!(
-            out.status.code(),
-            Some(124),
-            "fiu-ctrl {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let out = Command::new("timeout")
+        .args([
+            "10",
+            "fiu-ctrl",
+            "-c",
+            command,
+            &server.child.id().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fiu-ctrl {command}: {:?} {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn inject(server: &Server, point: &str, probability: f64, errno: i32) {
@@ -222,6 +216,20 @@ async fn send(http: &reqwest::Client, url: &str, body: String) -> (Option<u16>, 
         ),
         Err(_) => (None, Value::Null),
     }
+}
+
+/// Sends batch `n` of `tag`, which must be acknowledged; its ids and the answer.
+async fn send_ok(
+    http: &reqwest::Client,
+    url: &str,
+    tag: &str,
+    n: usize,
+    size: usize,
+) -> (Vec<String>, Option<u16>, Value) {
+    let (ids, body) = batch(tag, n, size);
+    let (status, answer) = send(http, url, body).await;
+    assert_eq!(status, Some(200), "{tag} batch {n}: {answer}");
+    (ids, status, answer)
 }
 
 /// Restarts the server on `dir` and says how long it took to listen.
@@ -349,9 +357,7 @@ async fn full_disk_then_space_returns_then_restart() {
     );
 
     fs.resize(400);
-    let (ids, body) = batch("after", 0, 1_000);
-    let (status, answer) = send(&http, &server.url, body).await;
-    assert_eq!(status, Some(200), "{answer}");
+    let (ids, status, answer) = send_ok(&http, &server.url, "after", 0, 1_000).await;
     ledger.record(ids, status, &answer);
     server.stop();
 
@@ -450,13 +456,7 @@ async fn ingest_under_fault(
     clear(server, point);
     // Recovers by itself once the fault clears.
     for n in 80..90 {
-        let (ids, body) = batch(tag, n, 200);
-        let (status, answer) = send(&http, &server.url, body).await;
-        assert_eq!(
-            status,
-            Some(200),
-            "{tag}: after the fault cleared: {answer}"
-        );
+        let (ids, status, answer) = send_ok(&http, &server.url, tag, n, 200).await;
         ledger.record(ids, status, &answer);
     }
 }
@@ -518,9 +518,7 @@ async fn parquet_flush_failures_keep_rows_until_writes_work() {
     // Acknowledged before the fault (the first write creates the WAL segment, which needs
     // fsync); the flush, three seconds later, runs into it.
     for n in 0..5 {
-        let (ids, body) = batch("flush", n, 400);
-        let (status, answer) = send(&http, &server.url, body).await;
-        assert_eq!(status, Some(200), "{answer}");
+        let (ids, status, answer) = send_ok(&http, &server.url, "flush", n, 400).await;
         ledger.record(ids, status, &answer);
     }
     inject(&server, "posix/io/sync/fsync", 1.0, EIO);
@@ -563,9 +561,7 @@ async fn parquet_flush_failures_keep_rows_until_writes_work() {
     }
     assert!(flushed, "the flush did not recover");
     assert_eq!(live_count(&server).await, 2_000);
-    let (ids, body) = batch("flush-after", 0, 100);
-    let (status, answer) = send(&http, &server.url, body).await;
-    assert_eq!(status, Some(200), "{answer}");
+    let (ids, status, answer) = send_ok(&http, &server.url, "flush-after", 0, 100).await;
     ledger.record(ids, status, &answer);
     server.kill();
     let (server, took) = restart(dir.path(), &flags);
@@ -578,39 +574,29 @@ async fn parquet_flush_failures_keep_rows_until_writes_work() {
     );
 }
 
-/// Two closed weeks of events from eight apps, loaded offline into `dir` (through `scratch`).
-fn closed_weeks_lake(dir: &Path, scratch: &Path) {
-    let mut lines = String::new();
-    for n in 0..40 {
-        let events: Vec<Value> = (0..25)
-            .map(|i| {
-                let ts = format!("2026-11-{:02}T{:02}:00:00Z", 2 + n % 12, i % 24);
-                event(
-                    &format!("old-{n}-{i}"),
-                    &ts,
-                    &format!("app-{}", i % 8),
-                    if i % 2 == 0 {
-                        "meta/llama-3.1-8b"
-                    } else {
-                        "openai/gpt-4o"
-                    },
-                    1_000,
-                    100,
-                    0.001,
-                )
-            })
-            .collect();
-        lines.push_str(&ndjson(&events));
-    }
-    let file = scratch.join("old.ndjson");
-    std::fs::write(&file, lines).unwrap();
-    run_ok([
-        "ingest".as_ref(),
-        "--data-dir".as_ref(),
-        dir.as_os_str(),
-        file.as_os_str(),
-    ]);
-    std::fs::remove_file(&file).unwrap();
+/// Two closed weeks of events from eight apps, loaded offline into `dir`.
+fn closed_weeks_lake(dir: &Path) {
+    let events: Vec<Value> = (0..40)
+        .flat_map(|n| (0..25).map(move |i| (n, i)))
+        .map(|(n, i)| {
+            let ts = format!("2026-11-{:02}T{:02}:00:00Z", 2 + n % 12, i % 24);
+            let model = if i % 2 == 0 {
+                "meta/llama-3.1-8b"
+            } else {
+                "openai/gpt-4o"
+            };
+            event(
+                &format!("old-{n}-{i}"),
+                &ts,
+                &format!("app-{}", i % 8),
+                model,
+                1_000,
+                100,
+                0.001,
+            )
+        })
+        .collect();
+    common::ingest(dir, &events);
 }
 
 /// Rollups and snapshots of closed weeks refreshed every second.
@@ -673,7 +659,7 @@ async fn assert_built_after(server: &Server, dir: &Path) {
 async fn rollup_and_snapshots_on_a_full_disk() {
     let Some(fs) = Tmpfs::mount(48) else { return };
     let dir = fs.path().join("lake");
-    closed_weeks_lake(&dir, fs.path());
+    closed_weeks_lake(&dir);
     let filler = fs.fill();
     let (server, took) = restart(&dir, &REFRESH_EVERY_SECOND);
     assert_nothing_partial(&server, &dir).await;
@@ -697,7 +683,7 @@ async fn rollup_and_snapshots_when_fsync_fails() {
         .collect();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("lake");
-    closed_weeks_lake(&dir, scratch.path());
+    closed_weeks_lake(&dir);
     let server = Server::start_via(&launcher, "127.0.0.1:0", &dir, &REFRESH_EVERY_SECOND);
     assert_nothing_partial(&server, &dir).await;
     clear(&server, "posix/io/sync/fsync");
@@ -796,10 +782,7 @@ async fn damaged_wal_is_quarantined_and_salvaged() {
     let http = reqwest::Client::new();
     let mut batches = Vec::new();
     for n in 0..3 {
-        let (ids, body) = batch("wal", n, 50);
-        let (status, answer) = send(&http, &server.url, body).await;
-        assert_eq!(status, Some(200), "{answer}");
-        batches.push(ids);
+        batches.push(send_ok(&http, &server.url, "wal", n, 50).await.0);
     }
     server.kill();
 
@@ -877,13 +860,7 @@ async fn damaged_wal_is_quarantined_and_salvaged() {
 
 /// `rounds` offline loads of `per_day` events on each of three closed days: one file per day
 /// per load, as a day of minute flushes leaves many small files. Returns the events loaded.
-fn small_files(
-    dir: &Path,
-    scratch: &Path,
-    first_round: usize,
-    rounds: usize,
-    per_day: usize,
-) -> u64 {
+fn small_files(dir: &Path, first_round: usize, rounds: usize, per_day: usize) -> u64 {
     for r in first_round..first_round + rounds {
         let events: Vec<Value> = (0..3 * per_day)
             .map(|i| {
@@ -899,15 +876,7 @@ fn small_files(
                 )
             })
             .collect();
-        let file = scratch.join(format!("load-{r}.ndjson"));
-        std::fs::write(&file, ndjson(&events)).unwrap();
-        run_ok([
-            "ingest".as_ref(),
-            "--data-dir".as_ref(),
-            dir.as_os_str(),
-            file.as_os_str(),
-        ]);
-        std::fs::remove_file(&file).unwrap();
+        common::ingest(dir, &events);
     }
     (rounds * 3 * per_day) as u64
 }
@@ -956,7 +925,7 @@ const COMPACT_NOW: [&str; 4] = [
 async fn closed_days_are_compacted_with_the_same_answers() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("lake");
-    let loaded = small_files(&dir, scratch.path(), 0, 6, 500);
+    let loaded = small_files(&dir, 0, 6, 500);
     assert_eq!(day_file_counts(&dir), [6, 6, 6]);
     let totals = lake_totals(&dir);
     assert_eq!(totals["n"], loaded);
@@ -1000,7 +969,7 @@ async fn sigkill_during_compaction_counts_each_event_once() {
     let mut loaded = 0;
     let mut mid_compaction = 0;
     for round in 0..6 {
-        loaded += small_files(&dir, scratch.path(), round * 3, 3, 10_000);
+        loaded += small_files(&dir, round * 3, 3, 10_000);
         let server = Server::start(&dir, &COMPACT_NOW);
         // The first pass starts with the server; it rewrites the three days in a few hundred ms.
         tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
@@ -1032,7 +1001,7 @@ async fn sigkill_during_compaction_counts_each_event_once() {
 async fn full_disk_during_compaction_keeps_the_old_files() {
     let Some(fs) = Tmpfs::mount(32) else { return };
     let dir = fs.path().join("lake");
-    let loaded = small_files(&dir, fs.path(), 0, 5, 2_000);
+    let loaded = small_files(&dir, 0, 5, 2_000);
     let before = day_file_counts(&dir);
     let filler = fs.fill();
     let server = Server::start(&dir, &COMPACT_NOW);
