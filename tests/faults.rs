@@ -613,13 +613,13 @@ const REFRESH_EVERY_SECOND: [&str; 10] = [
     "2",
 ];
 
-/// While the fault lasts: the server answers, and nothing partial is under `rollups/` or
+/// While the fault lasts: the server answers, and nothing partial is under `rollups/app_week/` or
 /// `snapshots/` (the snapshot builder's empty `LOCK` file aside).
 async fn assert_nothing_partial(server: &Server, dir: &Path) {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(server.get_ok("/healthz").await["status"], "ok");
     let written = |n: &str| n != "LOCK";
-    let partial: Vec<PathBuf> = files_named(&dir.join("rollups"), &written)
+    let partial: Vec<PathBuf> = files_named(&dir.join("rollups/app_week"), &written)
         .into_iter()
         .chain(files_named(&dir.join("snapshots"), &written))
         .collect();

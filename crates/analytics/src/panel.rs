@@ -2,7 +2,8 @@
 //! models it used (requests, tokens, spend of successful requests) and its *primary* model.
 //!
 //! Closed weeks are read from the app-week rollup; weeks the rollup does not cover are aggregated
-//! from raw events in the same query. App ids stay inside this crate as dense numbers; nothing
+//! in the same query from `cell_apps` (the app-day cube, or raw events for days it does not
+//! answer for; see `modelshare_query::engine`). App ids stay inside this crate as dense numbers; nothing
 //! here is ever published per app.
 
 use crate::AnalyticsError;
@@ -15,9 +16,9 @@ use modelshare_query::period::week_start;
 use modelshare_query::values::{micro_usd_at, str_at, u64_at};
 use std::collections::HashMap;
 
-/// The figures of a (slot, app, task, model) group of raw events, as the panel reads them.
-const USES_SQL: &str = "count(*) AS requests, \
-     sum(CAST(input_tokens AS BIGINT) + CAST(output_tokens AS BIGINT)) AS tokens, \
+/// The figures of a (slot, app, task, model) group of `cell_apps` rows, as the panel reads them.
+const USES_SQL: &str = "sum(requests) AS requests, \
+     sum(input_tokens + output_tokens) AS tokens, \
      CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd";
 
 /// A window of consecutive ISO weeks.
@@ -143,7 +144,7 @@ impl Panel {
             branches.push(format!(
                 "SELECT CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR) AS week, \
                  app_id, task, model, {USES_SQL} \
-                 FROM events WHERE status = 'ok' AND ({dates}){task_filter} \
+                 FROM cell_apps WHERE ({dates}){task_filter} \
                  GROUP BY 1, app_id, task, model"
             ));
         }
@@ -172,7 +173,7 @@ impl Panel {
         });
         let sql = format!(
             "SELECT date, app_id, task, model, {USES_SQL} \
-             FROM events WHERE status = 'ok' AND date >= '{first}' AND date < '{end}'{task_filter} \
+             FROM cell_apps WHERE date >= '{first}' AND date < '{end}'{task_filter} \
              GROUP BY date, app_id, task, model"
         );
         let slots = Weeks { first, count: days };

@@ -20,6 +20,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server: ingest at POST /v1/events, the JSON API under /v1.
@@ -93,13 +95,25 @@ pub struct QueryTuning {
     /// Cancel queries that run longer than this (seconds).
     #[arg(long, env = "MODELSHARE_QUERY_TIMEOUT_SECS", default_value_t = 30)]
     pub query_timeout_secs: u64,
+    /// Memory the public queries' operators may reserve together (MiB); beyond it they spill
+    /// to disk or fail, instead of growing the process.
+    #[arg(long, env = "MODELSHARE_QUERY_MEMORY_MB", default_value_t = DEFAULT_QUERY_MEMORY_MB)]
+    pub query_memory_mb: usize,
+    /// Answer every public figure from raw events instead of the app-day cube: the reference
+    /// the cube is tested against; slow on a big lake.
+    #[arg(long, env = "MODELSHARE_RAW_READS")]
+    pub raw_reads: bool,
 }
+
+/// Default `--query-memory-mb`.
+pub const DEFAULT_QUERY_MEMORY_MB: usize = 512;
 
 impl QueryTuning {
     pub fn to_config(&self) -> modelshare_query::QueryConfig {
         modelshare_query::QueryConfig {
             timeout: Duration::from_secs(self.query_timeout_secs.max(1)),
             min_apps: self.min_apps,
+            memory_bytes: Some(self.query_memory_mb.max(1) << 20),
             ..Default::default()
         }
     }
@@ -388,9 +402,21 @@ pub const DEFAULT_COMPACT_INTERVAL_SECS: f64 = 600.0;
 /// Default `--compact-grace-secs`.
 pub const DEFAULT_COMPACT_GRACE_SECS: u64 = 3600;
 
-/// Compaction of closed days into few large files.
+/// Default `--cube-interval-secs`.
+pub const DEFAULT_CUBE_INTERVAL_SECS: f64 = 60.0;
+
+/// Compaction of closed days into few large files, and upkeep of the app-day cube.
 #[derive(Debug, Clone, Args)]
 pub struct CompactionTuning {
+    /// Check the app-day cube against the events (rebuilding days that do not match) and merge
+    /// days with many small cube files this often (seconds). The first pass runs at start-up;
+    /// until it has checked the lake, public figures are computed from raw events.
+    #[arg(
+        long,
+        env = "MODELSHARE_CUBE_INTERVAL_SECS",
+        default_value_t = DEFAULT_CUBE_INTERVAL_SECS
+    )]
+    pub cube_interval_secs: f64,
     /// Look for closed days to compact this often (seconds; 0 turns compaction off).
     #[arg(
         long,
@@ -411,6 +437,7 @@ pub struct CompactionTuning {
 impl Default for CompactionTuning {
     fn default() -> Self {
         CompactionTuning {
+            cube_interval_secs: DEFAULT_CUBE_INTERVAL_SECS,
             compact_interval_secs: DEFAULT_COMPACT_INTERVAL_SECS,
             compact_grace_secs: DEFAULT_COMPACT_GRACE_SECS,
         }
@@ -430,6 +457,15 @@ impl CompactionTuning {
 
     pub fn grace(&self) -> Duration {
         Duration::from_secs(self.compact_grace_secs)
+    }
+
+    /// How often the app-day cube is looked after.
+    pub fn cube_interval(&self) -> anyhow::Result<Duration> {
+        anyhow::ensure!(
+            self.cube_interval_secs.is_finite() && self.cube_interval_secs > 0.0,
+            "--cube-interval-secs must be a positive number of seconds"
+        );
+        Ok(Duration::from_secs_f64(self.cube_interval_secs))
     }
 }
 

@@ -201,6 +201,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         query: QueryTuning {
             min_apps: 5,
             query_timeout_secs: 30,
+            query_memory_mb: crate::config::DEFAULT_QUERY_MEMORY_MB,
+            raw_reads: false,
         },
         rollup: RollupTuning {
             rollup_interval_secs: 60.0,

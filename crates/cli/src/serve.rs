@@ -34,11 +34,14 @@ pub async fn run_with_banner(
             .await
             .context("ingest start-up panicked")??;
     let ingester = Arc::new(ingester);
-    let query = QueryEngine::new(
+    let mut query = QueryEngine::new(
         lake.events_dir(),
         Some(ingester.live()),
         args.query.to_config(),
     )?;
+    if !args.query.raw_reads {
+        query = query.with_coverage(ingester.coverage());
+    }
     let rollups = Rollups::new(lake.clone());
     let refresher = crate::rollup::spawn_refresher(
         rollups.clone(),
@@ -53,10 +56,13 @@ pub async fn run_with_banner(
     let keys =
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
-    let compaction_task = args
-        .compaction
-        .interval()?
-        .map(|every| spawn_compaction(Arc::clone(&ingester), every, args.compaction.grace()));
+    let maintenance_task = spawn_maintenance(
+        Arc::clone(&ingester),
+        args.compaction.cube_interval()?,
+        args.compaction
+            .interval()?
+            .map(|every| (every, args.compaction.grace())),
+    );
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
         .with_rollups(rollups)
         .with_snapshots(lake.root())
@@ -91,9 +97,7 @@ pub async fn run_with_banner(
     if let Some(task) = snapshot_task {
         task.abort();
     }
-    if let Some(task) = compaction_task {
-        task.abort();
-    }
+    maintenance_task.abort();
     tracing::info!("flushing buffered rows before exit");
     tokio::task::spawn_blocking(move || ingester.shutdown())
         .await
@@ -161,18 +165,56 @@ fn spawn_snapshot_task(
     }))
 }
 
-/// Compacts closed days now and then every `every`, on the blocking pool; failures (a full
-/// disk) are logged and leave the day as it was, for the next pass.
-fn spawn_compaction(
+/// Looks after the lake in the background, on the blocking pool, one step at a time: a pass
+/// over the app-day cube at once (until it has checked the lake, public figures come from raw
+/// events) and then every `cube_every`; compaction of closed days every `compaction.0` (days
+/// that ended `compaction.1` ago). Failures (a full disk) are logged and leave the files as they
+/// were, for the next pass.
+fn spawn_maintenance(
     ingester: Arc<Ingester>,
-    every: std::time::Duration,
-    grace: std::time::Duration,
+    cube_every: std::time::Duration,
+    compaction: Option<(std::time::Duration, std::time::Duration)>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
+        let tick = compaction.map_or(cube_every, |(every, _)| every.min(cube_every));
+        let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let due = |last: Option<tokio::time::Instant>, every| {
+            last.is_none_or(|t: tokio::time::Instant| t.elapsed() + tick / 2 >= every)
+        };
+        let mut cube_at: Option<tokio::time::Instant> = None;
+        let mut compacted_at: Option<tokio::time::Instant> = None;
         loop {
             ticker.tick().await;
+            if due(cube_at, cube_every) {
+                cube_at = Some(tokio::time::Instant::now());
+                let ing = Arc::clone(&ingester);
+                let started = std::time::Instant::now();
+                match tokio::task::spawn_blocking(move || ing.maintain_cube()).await {
+                    Ok(Ok(pass)) => {
+                        if pass.checked > 0 || !pass.rebuilt.is_empty() {
+                            tracing::info!(
+                                days_checked = pass.checked,
+                                days_rebuilt = pass.rebuilt.len(),
+                                days_merged = pass.merged,
+                                ms = started.elapsed().as_millis() as u64,
+                                "app-day cube checked; public figures come from it"
+                            );
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "app-day cube upkeep failed; days not checked are read raw")
+                    }
+                    Err(e) => tracing::error!(error = %e, "app-day cube upkeep panicked"),
+                }
+            }
+            let Some((every, grace)) = compaction else {
+                continue;
+            };
+            if !due(compacted_at, every) {
+                continue;
+            }
+            compacted_at = Some(tokio::time::Instant::now());
             let ing = Arc::clone(&ingester);
             match tokio::task::spawn_blocking(move || ing.compact_closed_days(grace)).await {
                 Ok(Ok(done)) => {

@@ -12,8 +12,10 @@
 //! - [`schema`]: the Arrow schema and the events → `RecordBatch` builder.
 //! - [`codec`]: the compact binary encoding used by the write-ahead log.
 //! - [`live`]: the buffer of acknowledged rows that queries see before they reach Parquet.
+//! - [`cube`]: the app-day cube's layout and schema, and which days it answers for.
 
 pub mod codec;
+pub mod cube;
 pub mod event;
 pub mod live;
 pub mod parse;

@@ -59,7 +59,7 @@ pub struct Compacted {
     pub rows: u64,
 }
 
-fn day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+pub(crate) fn day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| IngestError::io(dir, e))? {
         let path = entry.map_err(|e| IngestError::io(dir, e))?.path();
@@ -75,7 +75,7 @@ fn day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
     Ok(files)
 }
 
-fn file_rows(path: &Path) -> Result<usize, IngestError> {
+pub(crate) fn file_rows(path: &Path) -> Result<usize, IngestError> {
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     Ok(builder.metadata().file_metadata().num_rows().max(0) as usize)
@@ -181,40 +181,11 @@ pub fn compact_day(
             }
         }
     }
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let journal = Journal {
-        new: staged.iter().map(|f| name(&f.path)).collect(),
-        old: files.iter().map(|(p, _)| name(p)).collect(),
-    };
-    if let Err(e) = write_journal(&dir, &journal) {
-        staged.into_iter().for_each(StagedFile::discard);
-        return Err(e);
-    }
     let rows = staged.iter().map(|f| f.rows as u64).sum();
     let bytes_after = staged.iter().map(|f| f.bytes).sum();
     let files_after = staged.len();
-    let swapped = live.swap_files(|| {
-        lake::publish_all(staged)?;
-        // From here the new files are the day: what is left of the old ones is rolled forward
-        // by the journal if this process stops before it has deleted them.
-        for (old, _) in &files {
-            fs::remove_file(old).map_err(|e| IngestError::io(old, e))?;
-        }
-        sync_dir(&dir)
-    });
-    match swapped {
-        Ok(()) => remove_journal(&dir)?,
-        Err(e) => {
-            // Either nothing was published (publish_all took its files back) or the new files
-            // are all in place: the journal decides which, now or at the next start.
-            recover_journal(&dir)?;
-            return Err(e);
-        }
-    }
+    let old: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    replace_files(live, &dir, staged, &old)?;
     Ok(Some(Compacted {
         date,
         files_before: files.len(),
@@ -223,6 +194,48 @@ pub fn compact_day(
         bytes_after,
         rows,
     }))
+}
+
+/// Replaces the files `old` of the directory `dir` by the `staged` ones, crash-safe and atomic
+/// for queries (steps 2 to 4 of the module docs). On failure the directory is as it was, or the
+/// journal left behind finishes the replacement at the next start.
+pub(crate) fn replace_files(
+    live: &LiveBuffer,
+    dir: &Path,
+    staged: Vec<StagedFile>,
+    old: &[PathBuf],
+) -> Result<(), IngestError> {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let journal = Journal {
+        new: staged.iter().map(|f| name(&f.path)).collect(),
+        old: old.iter().map(|p| name(p)).collect(),
+    };
+    if let Err(e) = write_journal(dir, &journal) {
+        staged.into_iter().for_each(StagedFile::discard);
+        return Err(e);
+    }
+    let swapped = live.swap_files(|| {
+        lake::publish_all(staged)?;
+        // From here the new files are the directory's: what is left of the old ones is rolled
+        // forward by the journal if this process stops before it has deleted them.
+        for path in old {
+            fs::remove_file(path).map_err(|e| IngestError::io(path, e))?;
+        }
+        sync_dir(dir)
+    });
+    match swapped {
+        Ok(()) => remove_journal(dir),
+        Err(e) => {
+            // Either nothing was published (publish_all took its files back) or the new files
+            // are all in place: the journal decides which, now or at the next start.
+            recover_journal(dir)?;
+            Err(e)
+        }
+    }
 }
 
 /// Finishes or undoes the compaction whose journal is in `dir` (see the module docs).
@@ -259,24 +272,35 @@ fn recover_journal(dir: &Path) -> Result<(), IngestError> {
 /// Rolls every interrupted compaction of the lake forward or back. Run before anything reads
 /// the lake's files at start.
 pub fn recover_journals(lake: &Lake) -> Result<usize, IngestError> {
-    let events = lake.events_dir();
     let mut recovered = 0;
-    for part in fs::read_dir(&events).map_err(|e| IngestError::io(&events, e))? {
-        let dir = part.map_err(|e| IngestError::io(&events, e))?.path();
-        if dir.join(JOURNAL).is_file() {
-            recover_journal(&dir)?;
-            recovered += 1;
+    for tree in [lake.events_dir(), lake.cube_dir()] {
+        if !tree.is_dir() {
+            continue;
+        }
+        for part in fs::read_dir(&tree).map_err(|e| IngestError::io(&tree, e))? {
+            let dir = part.map_err(|e| IngestError::io(&tree, e))?.path();
+            if dir.join(JOURNAL).is_file() {
+                recover_journal(&dir)?;
+                recovered += 1;
+            }
         }
     }
     Ok(recovered)
 }
 
-/// The days of the lake, oldest first (from the partition directories).
+/// The days of the lake's events, oldest first (from the partition directories).
 pub fn days(lake: &Lake) -> Result<Vec<NaiveDate>, IngestError> {
-    let events = lake.events_dir();
+    days_in(&lake.events_dir())
+}
+
+/// The days of the `date=` partitions under `tree`, oldest first.
+pub(crate) fn days_in(tree: &Path) -> Result<Vec<NaiveDate>, IngestError> {
     let mut out = Vec::new();
-    for part in fs::read_dir(&events).map_err(|e| IngestError::io(&events, e))? {
-        let dir = part.map_err(|e| IngestError::io(&events, e))?.path();
+    if !tree.is_dir() {
+        return Ok(out);
+    }
+    for part in fs::read_dir(tree).map_err(|e| IngestError::io(tree, e))? {
+        let dir = part.map_err(|e| IngestError::io(tree, e))?.path();
         let date = dir
             .file_name()
             .and_then(|n| n.to_str())

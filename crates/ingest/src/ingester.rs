@@ -20,6 +20,7 @@ use crate::lake::{self, Lake, LakeLock};
 use crate::metrics::IngestMetrics;
 use crate::wal::{self, WalRecord, WalWriter};
 use modelshare_event::Event;
+use modelshare_event::cube::Coverage;
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::events_to_batch;
 use std::collections::{HashMap, VecDeque};
@@ -140,6 +141,7 @@ struct Shared {
     lake: Lake,
     config: IngestConfig,
     live: Arc<LiveBuffer>,
+    coverage: Arc<Coverage>,
     metrics: Arc<IngestMetrics>,
     idempotency: Mutex<IdempotencyCache>,
 }
@@ -164,6 +166,7 @@ impl Ingester {
             lake,
             config,
             live,
+            coverage: Arc::new(Coverage::unchecked()),
             metrics,
             idempotency: Mutex::new(IdempotencyCache::default()),
         });
@@ -203,6 +206,22 @@ impl Ingester {
     /// The rows queries must see in addition to the lake's files.
     pub fn live(&self) -> Arc<LiveBuffer> {
         Arc::clone(&self.shared.live)
+    }
+
+    /// Which days queries may answer from the app-day cube (none until the first
+    /// [`maintain_cube`](Self::maintain_cube) has checked the lake).
+    pub fn coverage(&self) -> Arc<Coverage> {
+        Arc::clone(&self.shared.coverage)
+    }
+
+    /// One maintenance pass of the app-day cube (blocking; see [`crate::app_days::maintain`]).
+    pub fn maintain_cube(&self) -> Result<crate::app_days::Maintained, IngestError> {
+        crate::app_days::maintain(
+            &self.shared.lake,
+            &self.shared.live,
+            &self.shared.coverage,
+            crate::app_days::MERGE_ABOVE,
+        )
     }
 
     pub fn metrics(&self) -> Arc<IngestMetrics> {

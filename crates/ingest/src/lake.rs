@@ -6,6 +6,9 @@
 //!   LOCK                              held by the one process writing this lake
 //!   wal/<seq>.wal                     write-ahead log segments
 //!   events/date=YYYY-MM-DD/*.parquet  one partition per UTC day
+//!   rollups/app_days/date=YYYY-MM-DD/*.parquet
+//!                                     the app-day cube: one file per events file, same name
+//!                                     (see `modelshare_event::cube`)
 //! ```
 
 use crate::IngestError;
@@ -40,7 +43,12 @@ impl Lake {
     /// Opens (creating if needed) the lake at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Lake, IngestError> {
         let lake = Lake { root: root.into() };
-        for dir in [lake.root.clone(), lake.events_dir(), lake.wal_dir()] {
+        for dir in [
+            lake.root.clone(),
+            lake.events_dir(),
+            lake.wal_dir(),
+            lake.cube_dir(),
+        ] {
             fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
         }
         Ok(lake)
@@ -62,6 +70,16 @@ impl Lake {
     /// The directory of one day's partition.
     pub fn partition_dir(&self, date: NaiveDate) -> PathBuf {
         self.events_dir().join(format!("date={date}"))
+    }
+
+    /// `<root>/rollups/app_days`, the app-day cube.
+    pub fn cube_dir(&self) -> PathBuf {
+        self.root.join(modelshare_event::cube::APP_DAYS_DIR)
+    }
+
+    /// The directory of one day's cube partition.
+    pub fn cube_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.cube_dir().join(format!("date={date}"))
     }
 
     /// Takes the single-writer lock, failing at once if another process holds it.
@@ -111,6 +129,14 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// The name the file will have in the lake.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Renames the file into place and fsyncs its directory: from here on it is in the lake.
     pub fn publish(&self) -> Result<PathBuf, IngestError> {
         fs::rename(&self.temp, &self.path).map_err(|e| IngestError::io(&self.path, e))?;
@@ -156,9 +182,10 @@ pub fn publish_all(staged: Vec<StagedFile>) -> Result<(), IngestError> {
 /// the lake, and on a full disk their space is what the next flush needs.
 pub fn remove_stale_temps(lake: &Lake) -> usize {
     let mut removed = 0;
-    let Ok(parts) = fs::read_dir(lake.events_dir()) else {
-        return 0;
-    };
+    let parts = [lake.events_dir(), lake.cube_dir()]
+        .into_iter()
+        .filter_map(|tree| fs::read_dir(tree).ok())
+        .flatten();
     for part in parts.flatten() {
         let Ok(files) = fs::read_dir(part.path()) else {
             continue;
@@ -225,26 +252,35 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// Splits rows by UTC day, sorts each day by (task, model, ts) and writes one staged Parquet
-/// file per day. `tag` becomes part of the file names (the WAL segment for a flush).
+/// file per day, and for each the day's app-day cube file of the same name. `tag` becomes part of the file names (the WAL segment for a flush).
 pub fn stage_batches(
     lake: &Lake,
     batches: &[RecordBatch],
     tag: &str,
 ) -> Result<Vec<StagedFile>, IngestError> {
-    let mut staged = Vec::new();
+    let mut events = Vec::new();
+    let mut cube = Vec::new();
     for (date, batch) in split_by_date(batches)? {
-        match stage_one(lake, date, &batch, tag) {
-            Ok(f) => staged.push(f),
+        let staged = stage_one(lake, date, &batch, tag).and_then(|file| {
+            let name = file.file_name();
+            events.push(file);
+            crate::app_days::stage_for_events(lake, date, &name, &batch)
+        });
+        match staged {
+            Ok(f) => cube.push(f),
             Err(e) => {
-                staged.into_iter().for_each(StagedFile::discard);
+                events.into_iter().chain(cube).for_each(StagedFile::discard);
                 return Err(e);
             }
         }
     }
-    Ok(staged)
+    // Events first: a crash between the two halves leaves a day whose cube is short, which the
+    // start-up check finds and rebuilds.
+    events.extend(cube);
+    Ok(events)
 }
 
-/// Writes and publishes in one go, for writers that hold the lake lock and have no live buffer
+/// Writes and publishes in one go (returning the events files, not their cube files), for writers that hold the lake lock and have no live buffer
 /// to coordinate with (bulk ingest, the generator).
 pub fn write_batches(
     lake: &Lake,
@@ -252,7 +288,12 @@ pub fn write_batches(
     tag: &str,
 ) -> Result<Vec<PathBuf>, IngestError> {
     let staged = stage_batches(lake, batches, tag)?;
-    let paths = staged.iter().map(|f| f.path.clone()).collect();
+    let events = lake.events_dir();
+    let paths = staged
+        .iter()
+        .map(|f| f.path.clone())
+        .filter(|p| p.starts_with(&events))
+        .collect();
     publish_all(staged)?;
     Ok(paths)
 }
@@ -313,21 +354,40 @@ pub(crate) fn stage_one(
     batch: &RecordBatch,
     tag: &str,
 ) -> Result<StagedFile, IngestError> {
-    let dir = lake.partition_dir(date);
-    fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
-    let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{tag}-{}-{n}.parquet", std::process::id());
-    let path = dir.join(&name);
-    let temp = dir.join(format!(".{name}.tmp"));
     let sorted = sort_for_storage(batch)?;
+    stage_parquet(
+        &lake.partition_dir(date),
+        &new_file_name(tag),
+        &sorted,
+        writer_properties(),
+    )
+}
+
+/// A fresh file name for this process: `<tag>-<pid>-<n>.parquet`.
+pub(crate) fn new_file_name(tag: &str) -> String {
+    let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{}-{n}.parquet", std::process::id())
+}
+
+/// Writes `batch` as the Parquet file `dir/name` under a temporary name, fsynced, ready to be
+/// published.
+pub(crate) fn stage_parquet(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    properties: WriterProperties,
+) -> Result<StagedFile, IngestError> {
+    fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
+    let path = dir.join(name);
+    let temp = dir.join(format!(".{name}.tmp"));
     let file = File::create(&temp).map_err(|e| IngestError::io(&temp, e))?;
     let result = (|| {
         let sink = PositionalWriter {
             file: &file,
             offset: 0,
         };
-        let mut writer = ArrowWriter::try_new(sink, event_schema(), Some(writer_properties()))?;
-        writer.write(&sorted)?;
+        let mut writer = ArrowWriter::try_new(sink, batch.schema(), Some(properties))?;
+        writer.write(batch)?;
         writer.close()?;
         file.sync_all().map_err(|e| IngestError::io(&temp, e))?;
         file.metadata().map_err(|e| IngestError::io(&temp, e))
@@ -337,7 +397,7 @@ pub(crate) fn stage_one(
         Ok(meta) => Ok(StagedFile {
             temp,
             path,
-            rows: sorted.num_rows(),
+            rows: batch.num_rows(),
             bytes: meta.len(),
         }),
         Err(e) => {

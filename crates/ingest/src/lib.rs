@@ -7,8 +7,11 @@
 //! - [`dedup`]: the filter that makes retried `event_id`s count once.
 //! - [`ingester`]: the commit thread (group commit), the flush thread, backpressure.
 //! - [`compact`]: closed days rewritten into few large files, swapped in with a journal.
+//! - [`app_days`]: the app-day cube written beside every events file, checked against the
+//!   events, rebuilt from them when it does not match, merged to one file per day.
 //! - [`metrics`]: counters exported on `/metrics`.
 
+pub mod app_days;
 pub mod compact;
 pub mod dedup;
 pub mod ingester;

@@ -4,10 +4,20 @@
 //! `date` partition column prunes whole days) UNION ALL the live rows that are acknowledged but
 //! not flushed yet. Each query plans under a [`LivePin`](modelshare_event::live::LivePin), so a
 //! flush finishing mid-query can neither hide nor double a row.
+//!
+//! Table `app_days` = the app-day cube's files (`modelshare_event::cube`), as they are on disk.
+//!
+//! View `cell_apps` = the sums of `ok` events per (date, task, model, provider, app, attempt),
+//! which every public figure is computed from: from `app_days` for the days the engine's
+//! [`Coverage`] says the cube answers for, from raw events for the other days, plus the live
+//! rows. Without a coverage (or before the lake is checked) every day is read raw: that is the
+//! reference the cube is tested against.
 
 use crate::QueryError;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -18,8 +28,10 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
+use modelshare_event::cube::{Coverage, app_days_schema};
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +45,8 @@ pub struct QueryConfig {
     pub min_apps: u64,
     /// Threads DataFusion may use per query.
     pub target_partitions: usize,
+    /// Memory the queries' operators may reserve together; `None` for no limit.
+    pub memory_bytes: Option<usize>,
 }
 
 impl Default for QueryConfig {
@@ -41,15 +55,20 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(30),
             min_apps: 5,
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            memory_bytes: None,
         }
     }
 }
+
+/// How often a query is planned again when files it listed were swapped away meanwhile.
+const MAX_REPLANS: u32 = 5;
 
 /// Runs SQL over the lake plus the live buffer.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
     pub(crate) events_dir: PathBuf,
     pub(crate) live: Option<Arc<LiveBuffer>>,
+    pub(crate) coverage: Option<Arc<Coverage>>,
     pub(crate) runtime: Arc<RuntimeEnv>,
     pub(crate) config: QueryConfig,
     pub(crate) stats: Arc<QueryStats>,
@@ -65,13 +84,7 @@ pub struct QueryStats {
 
 /// The schema of `events` as queries see it: the file schema plus the `date` partition.
 pub fn table_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = event_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("date", DataType::Utf8, false));
-    Arc::new(Schema::new(fields))
+    with_date(&event_schema())
 }
 
 impl QueryEngine {
@@ -84,16 +97,25 @@ impl QueryEngine {
     ) -> Result<Self, QueryError> {
         // The default list-files cache never expires: new Parquet files would stay invisible.
         let cache = CacheManagerConfig::default().with_list_files_cache_limit(0);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(cache)
-            .build_arc()?;
+        let mut runtime = RuntimeEnvBuilder::new().with_cache_manager(cache);
+        if let Some(bytes) = config.memory_bytes {
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
         Ok(QueryEngine {
             events_dir: events_dir.into(),
             live,
+            coverage: None,
             runtime,
             config,
             stats: Arc::new(QueryStats::default()),
         })
+    }
+
+    /// Answers public figures from the app-day cube for the days `coverage` vouches for.
+    pub fn with_coverage(mut self, coverage: Arc<Coverage>) -> Self {
+        self.coverage = Some(coverage);
+        self
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -104,7 +126,9 @@ impl QueryEngine {
         Arc::clone(&self.stats)
     }
 
-    pub(crate) fn session(
+    /// A session with the tables and views of the module docs, over `live_batches` as the live
+    /// rows. Call under the live pin that produced them.
+    pub(crate) async fn session(
         &self,
         live_batches: Vec<RecordBatch>,
     ) -> Result<SessionContext, QueryError> {
@@ -112,23 +136,39 @@ impl QueryEngine {
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
-        let url = ListingTableUrl::parse(dir_url(&self.events_dir))?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(vec![("date".to_owned(), DataType::Utf8)]);
-        let lake = ListingTable::try_new(
-            ListingTableConfig::new(url)
-                .with_listing_options(options)
-                .with_schema(event_schema()),
-        )?;
+        ctx.register_table("lake", partitioned_table(&self.events_dir, event_schema())?)?;
         let live_rows = live_batches
             .iter()
             .map(with_date_column)
             .collect::<Result<Vec<_>, _>>()?;
         let live = MemTable::try_new(table_schema(), vec![live_rows])?;
-        ctx.register_table("lake", Arc::new(lake))?;
         ctx.register_table("live", Arc::new(live))?;
+        let cube_dir = self.cube_dir();
+        let cube: Arc<dyn TableProvider> = if cube_dir.is_dir() {
+            partitioned_table(&cube_dir, app_days_schema())?
+        } else {
+            Arc::new(MemTable::try_new(
+                with_date(&app_days_schema()),
+                vec![vec![]],
+            )?)
+        };
+        ctx.register_table("app_days", cube)?;
+        // Views, so filters on `date` reach the listing tables and prune partitions.
+        ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
+            .await?;
+        ctx.sql(&cell_apps_view(
+            self.coverage.as_ref().and_then(|c| c.raw_days()).as_ref(),
+        ))
+        .await?;
         Ok(ctx)
+    }
+
+    /// The cube's directory: `rollups/app_days` beside `events/`.
+    fn cube_dir(&self) -> PathBuf {
+        self.events_dir
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(modelshare_event::cube::APP_DAYS_DIR)
     }
 
     /// Runs one read-only SQL statement against table `events`.
@@ -179,15 +219,18 @@ impl QueryEngine {
         params: Vec<(String, ScalarValue)>,
         tables: &[FileTable],
     ) -> Result<Vec<RecordBatch>, QueryError> {
-        match self.sql_once(sql, params.clone(), tables).await {
-            // Files are listed when the query is planned and opened while it runs: a compaction
-            // that swapped a day's files in between removed some of those listed. Planned again,
-            // the query lists the day's new files.
-            Err(QueryError::DataFusion(e)) if is_missing_file(&e) => {
-                tracing::debug!(error = %e, "a listed file was compacted away; planning again");
-                self.sql_once(sql, params, tables).await
+        let mut replans = 0;
+        loop {
+            match self.sql_once(sql, params.clone(), tables).await {
+                // Files are listed when the query is planned and opened while it runs: a
+                // compaction or cube merge that swapped a day's files in between removed some of
+                // those listed. Planned again, the query lists the day's new files.
+                Err(QueryError::DataFusion(e)) if replans < MAX_REPLANS && is_missing_file(&e) => {
+                    replans += 1;
+                    tracing::debug!(error = %e, "a listed file was swapped away; planning again");
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -202,13 +245,10 @@ impl QueryEngine {
             None => None,
         };
         let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
-        let ctx = self.session(batches)?;
+        let ctx = self.session(batches).await?;
         for table in tables {
             register_file_table(&ctx, table)?;
         }
-        // `events` is a view so filters on `date` reach the listing table and prune partitions.
-        ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
-            .await?;
         let read_only = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -225,6 +265,64 @@ impl QueryEngine {
             Err(_) => Err(QueryError::Timeout(self.config.timeout)),
         }
     }
+}
+
+/// The `cell_apps` view (see the module docs). `raw_days`: the days the cube does not answer
+/// for; `None` when it answers for none.
+fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
+    // Dates are formatted from `NaiveDate`s (`YYYY-MM-DD`), never from input.
+    let listed = |days: &BTreeSet<NaiveDate>| {
+        days.iter()
+            .map(|d| format!("'{d}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (from_cube, from_lake) = match raw_days {
+        None => ("false".to_owned(), "true".to_owned()),
+        Some(raw) if raw.is_empty() => ("true".to_owned(), "false".to_owned()),
+        Some(raw) => (
+            format!("date NOT IN ({})", listed(raw)),
+            format!("date IN ({})", listed(raw)),
+        ),
+    };
+    let raw_rows = |table: &str, days: &str| {
+        format!(
+            "SELECT date, task, model, provider, app_id, attempt, CAST(1 AS BIGINT) AS requests, \
+               CAST(input_tokens AS BIGINT) AS input_tokens, \
+               CAST(output_tokens AS BIGINT) AS output_tokens, cost_usd \
+             FROM {table} WHERE status = 'ok' AND {days}"
+        )
+    };
+    format!(
+        "CREATE VIEW cell_apps AS \
+         SELECT date, task, model, provider, app_id, attempt, requests, input_tokens, \
+           output_tokens, cost_usd \
+         FROM app_days WHERE {from_cube} \
+         UNION ALL {lake} UNION ALL {live}",
+        lake = raw_rows("lake", &from_lake),
+        live = raw_rows("live", "true"),
+    )
+}
+
+/// A listing table over the `date=YYYY-MM-DD/*.parquet` partitions under `dir`, with the `date`
+/// partition column after the columns of `schema`.
+fn partitioned_table(dir: &Path, schema: SchemaRef) -> Result<Arc<ListingTable>, QueryError> {
+    let url = ListingTableUrl::parse(dir_url(dir))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("date".to_owned(), DataType::Utf8)]);
+    Ok(Arc::new(ListingTable::try_new(
+        ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema),
+    )?))
+}
+
+/// `schema` plus the `date` partition column.
+fn with_date(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("date", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
 }
 
 /// A table over an explicit list of Parquet files sharing one schema.
@@ -285,19 +383,26 @@ fn with_date_column(batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
     Ok(RecordBatch::try_new(table_schema(), columns)?)
 }
 
-/// Quotes a string as a SQL literal.
-/// True when `e` is an object store's "not found" (a file listed at planning that is gone).
+/// True when `e` is an object store's "not found" (a file listed at planning that is gone),
+/// however deep the readers wrapped it.
 fn is_missing_file(e: &datafusion::error::DataFusionError) -> bool {
-    use datafusion::error::DataFusionError;
-    match e.find_root() {
-        DataFusionError::ObjectStore(inner) => {
-            matches!(**inner, datafusion::object_store::Error::NotFound { .. })
+    use datafusion::object_store::Error as StoreError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(StoreError::NotFound { .. }) = err.downcast_ref::<StoreError>() {
+            return true;
         }
-        DataFusionError::IoError(io) => io.kind() == std::io::ErrorKind::NotFound,
-        _ => false,
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::NotFound
+        {
+            return true;
+        }
+        cause = err.source();
     }
+    false
 }
 
+/// Quotes a string as a SQL literal.
 pub fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -153,16 +153,16 @@ impl Scope {
 }
 
 /// `WITH … published AS (…)`: one row per (publishable base cell, app) of the scope, with the
-/// app's sums in that cell. Every public `ok` figure is an aggregate of this relation. One scan:
-/// the cell's distinct apps are the number of its (cell, app) rows, counted by a window.
+/// app's sums in that cell. Every public `ok` figure is an aggregate of this relation. One scan
+/// of `cell_apps` (the cube, or raw events where it does not answer): the cell's distinct apps
+/// are the number of its (cell, app) rows, counted by a window.
 fn published_cte(scope: &Scope) -> String {
     format!(
         "WITH per_app AS (\
            SELECT {CELL}, app_id, \
-             sum(CAST(input_tokens AS BIGINT)) AS input_tokens, \
-             sum(CAST(output_tokens AS BIGINT)) AS output_tokens, \
-             count(*) AS requests, sum(cost_usd) AS cost \
-           FROM events WHERE status = 'ok' AND {filter} \
+             sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+             sum(requests) AS requests, sum(cost_usd) AS cost \
+           FROM cell_apps WHERE {filter} \
            GROUP BY {CELL}, app_id), \
          counted AS (\
            SELECT *, count(*) OVER (PARTITION BY {CELL}) AS cell_apps FROM per_app), \
@@ -411,9 +411,9 @@ impl QueryEngine {
     ) -> Result<Vec<(String, u64)>, QueryError> {
         let sql = format!(
             "WITH parts AS (\
-               SELECT {CELL}, {part} AS part, count(*) AS requests, \
+               SELECT {CELL}, {part} AS part, sum(requests) AS requests, \
                  count(DISTINCT app_id) AS apps \
-               FROM events WHERE status = 'ok' AND {filter} \
+               FROM cell_apps WHERE {filter} \
                GROUP BY 1, 2, 3, 4, 5), \
              split_cells AS (\
                SELECT {CELL} FROM parts GROUP BY {CELL} HAVING {every_part}) \

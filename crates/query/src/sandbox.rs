@@ -79,9 +79,7 @@ impl QueryEngine {
             None => None,
         };
         let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
-        let ctx = self.session(batches)?;
-        ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
-            .await?;
+        let ctx = self.session(batches).await?;
         let plan = ctx
             .sql_with_options(sql, read_only())
             .await?

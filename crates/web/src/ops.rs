@@ -9,14 +9,24 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// `GET /healthz`: 200 while the server can answer. `wal_quarantine` lists damaged WAL segments
-/// kept for an operator (`modelshare wal check`); the server runs on without them.
+/// kept for an operator (`modelshare wal check`); the server runs on without them. `cube` says
+/// whether the app-day cube has been checked against the events (`checked`) and which days are
+/// still read from raw events (`raw_days`) until they are rebuilt.
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let quarantine = s.ingester.as_ref().map(|i| i.quarantined());
+    let cube = s.ingester.as_ref().map(|i| {
+        let raw = i.coverage().raw_days();
+        serde_json::json!({
+            "checked": raw.is_some(),
+            "raw_days": raw.map(|d| d.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
+        })
+    });
     axum::Json(serde_json::json!({
         "status": "ok",
         "ingest": s.ingester.is_some(),
         "buffered_rows": s.ingester.as_ref().map(|i| i.live().total_rows()),
         "wal_quarantine": quarantine,
+        "cube": cube,
     }))
 }
 

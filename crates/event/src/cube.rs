@@ -1,0 +1,137 @@
+//! The app-day cube as ingest writes it and queries read it: its layout, its schema, and which
+//! days it may answer for.
+//!
+//! A cube row is one (UTC day, task, model, provider, app, attempt) with the sums of that group's
+//! successful (`ok`) events: requests, input and output tokens, spend. It is the publication rule's
+//! own grain (a base cell, split by app), so every public usage figure — and the rule itself,
+//! which counts an exact number of distinct apps per cell — is computed from it exactly, at a
+//! cost that grows with the number of apps and models in use, not with traffic.
+//!
+//! ```text
+//! <lake>/rollups/app_days/date=YYYY-MM-DD/<name>.parquet
+//! ```
+//!
+//! Each events file a flush writes gets a cube file of the same name beside it in the cube's
+//! partition, published in the same step; the cube's key-value metadata records how many events
+//! (of any status) a cube file summarizes, so a day's cube can be checked against the day's
+//! events from the files' footers. [`Coverage`] says which days passed that check.
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock, RwLock};
+
+/// The cube's directory, relative to the lake's root.
+pub const APP_DAYS_DIR: &str = "rollups/app_days";
+
+/// The key-value metadata key of a cube file: the number of events it summarizes.
+pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
+
+/// The key columns of a cube row (besides the `date` partition), in storage order.
+pub const APP_DAYS_KEY: [&str; 5] = ["task", "model", "provider", "app_id", "attempt"];
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
+    let i64f = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        utf8("task"),
+        utf8("model"),
+        utf8("provider"),
+        utf8("app_id"),
+        Field::new("attempt", DataType::UInt8, false),
+        i64f("requests"),
+        i64f("input_tokens"),
+        i64f("output_tokens"),
+        Field::new(
+            "cost_usd",
+            DataType::Decimal128(crate::schema::COST_PRECISION, crate::schema::COST_SCALE),
+            false,
+        ),
+    ]))
+});
+
+/// The schema of every cube file (the `date` partition column lives in the path).
+pub fn app_days_schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+/// Which days the cube answers for. A day whose cube files do not summarize exactly its events
+/// files (a cube file lost or damaged, events written by a tool that writes no cube, a lake
+/// older than the cube) is read from raw events until the cube is rebuilt.
+///
+/// Until the lake has been checked, every day is read raw.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// `None`: not checked yet. `Some(days)`: the days to read raw; every other day is in the cube.
+    raw_days: RwLock<Option<BTreeSet<NaiveDate>>>,
+}
+
+impl Coverage {
+    /// A coverage under which nothing is read from the cube yet.
+    pub fn unchecked() -> Self {
+        Self::default()
+    }
+
+    /// The days to read from raw events, or `None` when every day is.
+    pub fn raw_days(&self) -> Option<BTreeSet<NaiveDate>> {
+        self.raw_days
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether the lake has been checked (some days may be answered from the cube).
+    pub fn is_checked(&self) -> bool {
+        self.raw_days
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Records the result of a check of the whole lake.
+    pub fn checked(&self, raw_days: BTreeSet<NaiveDate>) {
+        *self.raw_days.write().unwrap_or_else(|p| p.into_inner()) = Some(raw_days);
+    }
+
+    /// Stops answering from the cube until the lake is checked again (a cube file failed to read).
+    pub fn distrust(&self) {
+        *self.raw_days.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Records that `day`'s cube now summarizes its events exactly.
+    pub fn rebuilt(&self, day: NaiveDate) {
+        if let Some(raw) = self
+            .raw_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            raw.remove(&day);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchecked_reads_everything_raw_until_checked() {
+        let c = Coverage::unchecked();
+        assert_eq!(c.raw_days(), None);
+        let day: NaiveDate = "2026-11-17".parse().unwrap();
+        c.rebuilt(day);
+        assert_eq!(
+            c.raw_days(),
+            None,
+            "a rebuild does not check the other days"
+        );
+        c.checked(BTreeSet::from([day]));
+        assert_eq!(c.raw_days(), Some(BTreeSet::from([day])));
+        c.rebuilt(day);
+        assert_eq!(c.raw_days(), Some(BTreeSet::new()));
+        c.distrust();
+        assert!(!c.is_checked());
+    }
+}

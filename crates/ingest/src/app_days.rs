@@ -1,0 +1,572 @@
+//! Writing and keeping the app-day cube (see `modelshare_event::cube` for what it is).
+//!
+//! - **On the write path**: every events file a flush (or bulk ingest, or the generator) writes
+//!   gets a cube file of the same name, folded from the same rows and published in the same
+//!   all-or-nothing step ([`crate::lake::stage_batches`]). Late events land in their own day's
+//!   cube the same way.
+//! - **Check** ([`check_day`]): a day's cube files must summarize exactly the day's events files:
+//!   the event count in the cube files' metadata equals the rows in the events files' footers,
+//!   and every cube file decodes. A day that fails (a cube file missing or damaged, events
+//!   copied in by hand, a lake older than the cube, a crash between the two halves of a
+//!   publication) is read from raw events and rebuilt.
+//! - **Rebuild** ([`rebuild_day`]): the day's events files are folded into one new cube file,
+//!   which replaces the day's cube files under a journal.
+//! - **Merge** ([`merge_day`]): a day's many small cube files (one per flush) are folded into
+//!   one, under a journal, so a read of the open day costs one file too.
+//!
+//! Replacements take the live buffer's gate, so a query lists either the cube files before or
+//! after a swap; the file lists they fold are taken under the same gate, so a flush that
+//! publishes in between adds an events file together with its cube file and both stay.
+
+use crate::IngestError;
+use crate::compact::{self, day_files};
+use crate::lake::{self, Lake, StagedFile};
+use arrow::array::{
+    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt8Array, UInt32Array,
+};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, Rows, SortField};
+use chrono::NaiveDate;
+use hashbrown::HashTable;
+use modelshare_event::cube::{APP_DAYS_EVENTS_KEY, Coverage, app_days_schema};
+use modelshare_event::live::LiveBuffer;
+use modelshare_event::schema::{COST_PRECISION, COST_SCALE};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A day with more cube files than this is merged by the next maintenance pass. One pass every
+/// ten minutes and a flush a minute keep an open day at about this many files.
+pub const MERGE_ABOVE: usize = 8;
+
+/// The largest spend a cube row can hold: `cost_usd` is stored as a 64-bit integer of micro-USD.
+const MAX_COST_MICROS: i128 = 999_999_999_999_999_999;
+
+/// Sums of one cube row.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Measures {
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_micros: i128,
+}
+
+impl Measures {
+    fn add(&mut self, other: Measures) {
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_micros += other.cost_micros;
+    }
+}
+
+/// Folds rows into cube rows: one per distinct key, its measures summed.
+pub(crate) struct Folder {
+    converter: RowConverter,
+    keys: Rows,
+    index: HashTable<usize>,
+    measures: Vec<Measures>,
+    /// Events (of any status) folded so far.
+    events: u64,
+}
+
+fn key_fields() -> Vec<SortField> {
+    let utf8 = || SortField::new(DataType::Utf8);
+    vec![
+        utf8(),
+        utf8(),
+        utf8(),
+        utf8(),
+        SortField::new(DataType::UInt8),
+    ]
+}
+
+fn column<'a, T: 'static>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<&'a T, IngestError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or(IngestError::Schema(
+            "a column the app-day cube needs is missing or has another type",
+        ))
+}
+
+fn key_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, IngestError> {
+    modelshare_event::cube::APP_DAYS_KEY
+        .iter()
+        .map(|name| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or(IngestError::Schema(
+                    "a key column of the app-day cube is missing",
+                ))
+        })
+        .collect()
+}
+
+fn hash(row: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(row)
+}
+
+impl Folder {
+    pub(crate) fn new() -> Result<Folder, IngestError> {
+        let converter = RowConverter::new(key_fields())?;
+        let keys = converter.empty_rows(0, 0);
+        Ok(Folder {
+            converter,
+            keys,
+            index: HashTable::new(),
+            measures: Vec::new(),
+            events: 0,
+        })
+    }
+
+    /// Folds a batch of events (lake schema): every event counts towards [`Folder::events`],
+    /// only `ok` ones towards the cube's sums.
+    pub(crate) fn fold_events(&mut self, batch: &RecordBatch) -> Result<(), IngestError> {
+        self.events += batch.num_rows() as u64;
+        let status: &StringArray = column(batch, "status")?;
+        let ok: arrow::array::BooleanArray = status
+            .iter()
+            .map(|s| Some(s == Some(modelshare_event::Status::Ok.as_str())))
+            .collect();
+        let batch = filter_record_batch(batch, &ok)?;
+        let input: &UInt32Array = column(&batch, "input_tokens")?;
+        let output: &UInt32Array = column(&batch, "output_tokens")?;
+        let cost: &Decimal128Array = column(&batch, "cost_usd")?;
+        let measures = (0..batch.num_rows()).map(|i| Measures {
+            requests: 1,
+            input_tokens: i64::from(input.value(i)),
+            output_tokens: i64::from(output.value(i)),
+            cost_micros: cost.value(i),
+        });
+        self.add(&key_columns(&batch)?, measures)
+    }
+
+    /// Folds a batch of cube rows that summarize `events` events.
+    fn fold_cube(&mut self, batch: &RecordBatch, events: u64) -> Result<(), IngestError> {
+        self.events += events;
+        let requests: &Int64Array = column(batch, "requests")?;
+        let input: &Int64Array = column(batch, "input_tokens")?;
+        let output: &Int64Array = column(batch, "output_tokens")?;
+        let cost: &Decimal128Array = column(batch, "cost_usd")?;
+        let measures = (0..batch.num_rows()).map(|i| Measures {
+            requests: requests.value(i),
+            input_tokens: input.value(i),
+            output_tokens: output.value(i),
+            cost_micros: cost.value(i),
+        });
+        self.add(&key_columns(batch)?, measures)
+    }
+
+    fn add(
+        &mut self,
+        keys: &[ArrayRef],
+        measures: impl Iterator<Item = Measures>,
+    ) -> Result<(), IngestError> {
+        let rows = self.converter.convert_columns(keys)?;
+        let Folder {
+            keys: known,
+            index,
+            measures: sums,
+            ..
+        } = self;
+        for (i, m) in measures.enumerate() {
+            let row = rows.row(i);
+            let h = hash(row.as_ref());
+            let group = match index.find(h, |g| known.row(*g) == row) {
+                Some(g) => *g,
+                None => {
+                    let g = known.num_rows();
+                    known.push(row);
+                    sums.push(Measures::default());
+                    index.insert_unique(h, g, |g| hash(known.row(*g).as_ref()));
+                    g
+                }
+            };
+            sums[group].add(m);
+        }
+        Ok(())
+    }
+
+    /// The cube rows, sorted by key, and the number of events they summarize.
+    pub(crate) fn finish(self) -> Result<(RecordBatch, u64), IngestError> {
+        let mut order: Vec<usize> = (0..self.keys.num_rows()).collect();
+        order.sort_unstable_by(|a, b| self.keys.row(*a).cmp(&self.keys.row(*b)));
+        let mut columns = self
+            .converter
+            .convert_rows(order.iter().map(|g| self.keys.row(*g)))?;
+        let pick = |f: fn(&Measures) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(
+                order.iter().map(|g| f(&self.measures[*g])),
+            ))
+        };
+        columns.push(pick(|m| m.requests));
+        columns.push(pick(|m| m.input_tokens));
+        columns.push(pick(|m| m.output_tokens));
+        if order
+            .iter()
+            .any(|g| self.measures[*g].cost_micros > MAX_COST_MICROS)
+        {
+            return Err(IngestError::Schema(
+                "a cube row's spend exceeds what cost_usd can hold",
+            ));
+        }
+        let cost =
+            Decimal128Array::from_iter_values(order.iter().map(|g| self.measures[*g].cost_micros))
+                .with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
+        columns.push(Arc::new(cost));
+        // The row converter hands back the key columns' types; the cube's are the same.
+        debug_assert_eq!(columns[4].data_type(), &DataType::UInt8);
+        let _: &UInt8Array = columns[4]
+            .as_any()
+            .downcast_ref()
+            .ok_or(IngestError::Schema("attempt must be UInt8"))?;
+        Ok((
+            RecordBatch::try_new(app_days_schema(), columns)?,
+            self.events,
+        ))
+    }
+}
+
+/// Writer settings of cube files; the file's event count goes into its metadata.
+fn writer_properties(events: u64) -> WriterProperties {
+    let kv = vec![KeyValue::new(
+        APP_DAYS_EVENTS_KEY.to_owned(),
+        events.to_string(),
+    )];
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_key_value_metadata(Some(kv))
+        .build()
+}
+
+fn stage(
+    lake: &Lake,
+    date: NaiveDate,
+    name: &str,
+    folder: Folder,
+) -> Result<StagedFile, IngestError> {
+    let (rows, events) = folder.finish()?;
+    lake::stage_parquet(
+        &lake.cube_partition_dir(date),
+        name,
+        &rows,
+        writer_properties(events),
+    )
+}
+
+/// The cube file of the events of one day that a flush is about to publish as `name`.
+pub(crate) fn stage_for_events(
+    lake: &Lake,
+    date: NaiveDate,
+    name: &str,
+    events: &RecordBatch,
+) -> Result<StagedFile, IngestError> {
+    let mut folder = Folder::new()?;
+    folder.fold_events(events)?;
+    stage(lake, date, name, folder)
+}
+
+/// The number of events a cube file summarizes (from its metadata).
+fn cube_file_events(path: &Path) -> Result<u64, IngestError> {
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .find(|kv| kv.key == APP_DAYS_EVENTS_KEY)
+        .and_then(|kv| kv.value.as_deref()?.parse().ok())
+        .ok_or(IngestError::Schema("a cube file without its event count"))
+}
+
+/// Folds Parquet files (events or cube files) into `folder`, batch by batch.
+fn fold_files(folder: &mut Folder, paths: &[PathBuf], cube: bool) -> Result<(), IngestError> {
+    for path in paths {
+        let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+        let events = if cube { cube_file_events(path)? } else { 0 };
+        let mut first = true;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+            let batch = batch?;
+            if cube {
+                folder.fold_cube(&batch, if first { events } else { 0 })?;
+            } else {
+                folder.fold_events(&batch)?;
+            }
+            first = false;
+        }
+        if cube && first {
+            folder.events += events;
+        }
+    }
+    Ok(())
+}
+
+/// The events files and cube files of a day, listed under the live buffer's gate so that no
+/// flush is half visible in them.
+fn list_day(
+    lake: &Lake,
+    live: &LiveBuffer,
+    date: NaiveDate,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), IngestError> {
+    live.swap_files(|| {
+        Ok((
+            existing_day_files(&lake.partition_dir(date))?,
+            existing_day_files(&lake.cube_partition_dir(date))?,
+        ))
+    })
+}
+
+fn existing_day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    day_files(dir)
+}
+
+/// Whether `date`'s cube files summarize exactly its events files, every cube file decoding.
+pub fn check_day(lake: &Lake, live: &LiveBuffer, date: NaiveDate) -> Result<bool, IngestError> {
+    let (events, cube) = list_day(lake, live, date)?;
+    let mut event_rows = 0u64;
+    for path in &events {
+        event_rows += compact::file_rows(path)? as u64;
+    }
+    let mut folder = Folder::new()?;
+    match fold_files(&mut folder, &cube, true) {
+        Ok(()) => Ok(folder.events == event_rows),
+        Err(e) => {
+            tracing::warn!(error = %e, %date, "a cube file of the day cannot be read");
+            Ok(false)
+        }
+    }
+}
+
+/// The days with events or cube files, oldest first.
+pub fn days(lake: &Lake) -> Result<Vec<NaiveDate>, IngestError> {
+    let mut days: BTreeSet<NaiveDate> = compact::days_in(&lake.events_dir())?.into_iter().collect();
+    days.extend(compact::days_in(&lake.cube_dir())?);
+    Ok(days.into_iter().collect())
+}
+
+/// Replaces `date`'s cube with one file folded from its events files.
+pub fn rebuild_day(lake: &Lake, live: &LiveBuffer, date: NaiveDate) -> Result<(), IngestError> {
+    let (events, cube) = list_day(lake, live, date)?;
+    let mut folder = Folder::new()?;
+    fold_files(&mut folder, &events, false)?;
+    let staged = stage(lake, date, &lake::new_file_name("r"), folder)?;
+    compact::replace_files(live, &lake.cube_partition_dir(date), vec![staged], &cube)
+}
+
+/// Folds `date`'s cube files into one when it has more than `above`. Returns whether it did.
+pub fn merge_day(
+    lake: &Lake,
+    live: &LiveBuffer,
+    date: NaiveDate,
+    above: usize,
+) -> Result<bool, IngestError> {
+    let (_, cube) = list_day(lake, live, date)?;
+    if cube.len() <= above.max(1) {
+        return Ok(false);
+    }
+    let mut folder = Folder::new()?;
+    fold_files(&mut folder, &cube, true)?;
+    let staged = stage(lake, date, &lake::new_file_name("m"), folder)?;
+    compact::replace_files(live, &lake.cube_partition_dir(date), vec![staged], &cube)?;
+    Ok(true)
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Maintained {
+    /// Days checked (all of them on the first pass, then those read raw).
+    pub checked: usize,
+    pub rebuilt: Vec<NaiveDate>,
+    pub merged: usize,
+}
+
+/// One maintenance pass: check every day when the lake is unchecked, rebuild the days that failed
+/// (or are still read raw after an earlier pass stopped), merge days with more than `merge_above` cube files. Days
+/// become readable from the cube as soon as they pass. Stops at the first failure, which leaves
+/// that day read raw.
+pub fn maintain(
+    lake: &Lake,
+    live: &LiveBuffer,
+    coverage: &Coverage,
+    merge_above: usize,
+) -> Result<Maintained, IngestError> {
+    let mut done = Maintained::default();
+    let all = days(lake)?;
+    let raw_days = match coverage.raw_days() {
+        Some(raw) => raw,
+        None => {
+            let mut raw = BTreeSet::new();
+            for day in &all {
+                if !check_day(lake, live, *day)? {
+                    raw.insert(*day);
+                }
+            }
+            done.checked = all.len();
+            coverage.checked(raw.clone());
+            raw
+        }
+    };
+    for day in raw_days {
+        tracing::warn!(%day, "the day's app-day cube does not match its events; rebuilding it from raw events");
+        rebuild_day(lake, live, day)?;
+        coverage.rebuilt(day);
+        done.rebuilt.push(day);
+    }
+    for day in all {
+        if merge_day(lake, live, day, merge_above)? {
+            done.merged += 1;
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{MONDAY_US, event};
+    use crate::lake::write_batches;
+    use modelshare_event::schema::events_to_batch;
+    use modelshare_event::{Event, Status, Task};
+
+    fn monday() -> NaiveDate {
+        modelshare_event::Timestamp(MONDAY_US).date()
+    }
+
+    fn cube_rows(lake: &Lake, date: NaiveDate) -> Vec<(String, String, i64, i64, i128)> {
+        let mut out = Vec::new();
+        for path in day_files(&lake.cube_partition_dir(date)).unwrap() {
+            for b in ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let b = b.unwrap();
+                let app: &StringArray = column(&b, "app_id").unwrap();
+                let model: &StringArray = column(&b, "model").unwrap();
+                let req: &Int64Array = column(&b, "requests").unwrap();
+                let input: &Int64Array = column(&b, "input_tokens").unwrap();
+                let cost: &Decimal128Array = column(&b, "cost_usd").unwrap();
+                for i in 0..b.num_rows() {
+                    out.push((
+                        app.value(i).to_owned(),
+                        model.value(i).to_owned(),
+                        req.value(i),
+                        input.value(i),
+                        cost.value(i),
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn failed(mut e: Event) -> Event {
+        e.status = Status::Error;
+        e
+    }
+
+    #[test]
+    fn a_flush_writes_the_cube_of_its_ok_events_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let events = vec![
+            event("1", MONDAY_US, "a", Task::Programming, "x/m", 10),
+            event("2", MONDAY_US + 1, "a", Task::Programming, "x/m", 20),
+            event("3", MONDAY_US + 2, "b", Task::Programming, "x/m", 5),
+            failed(event("4", MONDAY_US + 3, "a", Task::Programming, "x/m", 7)),
+        ];
+        let files = write_batches(&lake, &[events_to_batch(&events)], "t").unwrap();
+        assert_eq!(files.len(), 1, "the published events files");
+        let cube = day_files(&lake.cube_partition_dir(monday())).unwrap();
+        assert_eq!(cube.len(), 1);
+        assert_eq!(cube[0].file_name(), files[0].file_name(), "same name");
+        assert_eq!(
+            cube_file_events(&cube[0]).unwrap(),
+            4,
+            "every status counts"
+        );
+        assert_eq!(
+            cube_rows(&lake, monday()),
+            vec![
+                ("a".into(), "x/m".into(), 2, 30, 6),
+                ("b".into(), "x/m".into(), 1, 5, 3),
+            ]
+        );
+        let live = LiveBuffer::new();
+        assert!(check_day(&lake, &live, monday()).unwrap());
+    }
+
+    #[test]
+    fn a_day_whose_cube_is_missing_or_damaged_is_rebuilt_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let live = LiveBuffer::new();
+        for (i, app) in ["a", "b", "a"].iter().enumerate() {
+            let e = event(
+                &i.to_string(),
+                MONDAY_US + i as i64,
+                app,
+                Task::Legal,
+                "x/m",
+                1,
+            );
+            write_batches(&lake, &[events_to_batch(&[e])], &format!("t{i}")).unwrap();
+        }
+        let expected = vec![
+            ("a".to_owned(), "x/m".to_owned(), 2, 2, 6),
+            ("b".to_owned(), "x/m".to_owned(), 1, 1, 3),
+        ];
+        let coverage = Coverage::unchecked();
+        let pass = maintain(&lake, &live, &coverage, 1).unwrap();
+        assert_eq!((pass.checked, pass.rebuilt.len(), pass.merged), (1, 0, 1));
+        assert_eq!(coverage.raw_days(), Some(BTreeSet::new()));
+        assert_eq!(cube_rows(&lake, monday()), expected, "merged, same sums");
+        assert_eq!(
+            day_files(&lake.cube_partition_dir(monday())).unwrap().len(),
+            1
+        );
+
+        // Damage the only cube file: the check fails, the day is read raw, then rebuilt.
+        let cube = day_files(&lake.cube_partition_dir(monday())).unwrap();
+        std::fs::write(&cube[0], b"PAR1 not a parquet file").unwrap();
+        assert!(!check_day(&lake, &live, monday()).unwrap());
+        let coverage = Coverage::unchecked();
+        let pass = maintain(&lake, &live, &coverage, 1).unwrap();
+        assert_eq!(pass.rebuilt, vec![monday()]);
+        assert_eq!(cube_rows(&lake, monday()), expected);
+        assert!(check_day(&lake, &live, monday()).unwrap());
+
+        // Lose it: same.
+        for f in day_files(&lake.cube_partition_dir(monday())).unwrap() {
+            std::fs::remove_file(f).unwrap();
+        }
+        let coverage = Coverage::unchecked();
+        assert_eq!(
+            maintain(&lake, &live, &coverage, 1).unwrap().rebuilt,
+            vec![monday()]
+        );
+        assert_eq!(cube_rows(&lake, monday()), expected);
+        assert_eq!(coverage.raw_days(), Some(BTreeSet::new()));
+    }
+}

@@ -1,0 +1,225 @@
+//! The app-day cube answers every public read exactly as raw events do: the same JSON from every
+//! usage and analytics endpoint and the same HTML pages, for every period kind, on a generated
+//! lake; and still after late events, live rows, a lost cube file, a damaged one and events
+//! copied into the lake by hand (the server finds the days that no longer match and rebuilds
+//! them). The raw answers come from the same binary with `--raw-reads`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::{Days, NaiveDate};
+use common::{Server, event};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn generate(dir: &Path) -> NaiveDate {
+    let mut args: Vec<std::ffi::OsString> = [
+        "generate",
+        "--events",
+        "150000",
+        "--apps",
+        "400",
+        "--seed",
+        "11",
+        "--start",
+        "2026-09-28",
+        "--days",
+        "35",
+        "--data-dir",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(dir.into());
+    common::run_ok(args);
+    "2026-11-01".parse().unwrap()
+}
+
+/// Every public read, for each period kind, on a few dates.
+fn paths(last: NaiveDate) -> Vec<String> {
+    let first = last - Days::new(34);
+    let mut out = Vec::new();
+    for date in [last, last - Days::new(9)] {
+        for period in ["day", "week", "month"] {
+            for by in ["tokens", "requests", "spend", "apps"] {
+                out.push(format!(
+                    "/v1/leaderboard?period={period}&date={date}&by={by}&limit=7"
+                ));
+            }
+            out.push(format!(
+                "/v1/leaderboard?period={period}&date={date}&task=programming"
+            ));
+            out.push(format!("/v1/authors?period={period}&date={date}&limit=5"));
+            out.push(format!("/v1/tasks?period={period}&date={date}&top=3"));
+            out.push(format!(
+                "/v1/price-share?period={period}&date={date}&task=programming"
+            ));
+        }
+        out.push(format!("/v1/retention?task=programming&date={date}"));
+        out.push(format!(
+            "/v1/switches?task=programming&from={}&to={date}",
+            date - Days::new(21)
+        ));
+        out.push(format!("/v1/index?task=programming&date={date}"));
+        out.push(format!("/v1/shifts?date={date}"));
+        out.push(format!(
+            "/v1/shifts?date={date}&period=day&task=programming"
+        ));
+    }
+    for granularity in ["day", "week"] {
+        out.push(format!(
+            "/v1/share?granularity={granularity}&from={first}&to={last}"
+        ));
+        out.push(format!(
+            "/v1/share?granularity={granularity}&from={first}&to={last}&task=programming&by=requests&top=4"
+        ));
+    }
+    for page in ["/", "/tasks/programming"] {
+        out.push(format!("{page}?date={last}"));
+        out.push(format!("{page}?date={last}&period=month"));
+    }
+    out.push(format!("/index?date={last}"));
+    out
+}
+
+/// The answers of the server, one per path (JSON parsed, pages as text).
+async fn answers(server: &Server, paths: &[String]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for path in paths {
+        let (status, text) = server.get_text(path).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        out.push(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+    }
+    out
+}
+
+async fn wait_for_cube(server: &Server) -> Value {
+    for _ in 0..600 {
+        let health = server.get_ok("/healthz").await;
+        if health["cube"]["raw_days"] == serde_json::json!([]) {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the cube was not checked within 30 s");
+}
+
+fn assert_same(paths: &[String], cube: &[Value], raw: &[Value]) {
+    for ((path, c), r) in paths.iter().zip(cube).zip(raw) {
+        assert_eq!(c, r, "{path}: the cube's answer differs from the raw one");
+    }
+}
+
+/// The top model's page, so the model pages are compared too.
+async fn with_model_pages(server: &Server, mut paths: Vec<String>, last: NaiveDate) -> Vec<String> {
+    let lb = server
+        .get_ok(&format!("/v1/leaderboard?period=month&date={last}&limit=2"))
+        .await;
+    for row in lb["models"].as_array().unwrap() {
+        let slug = row["model"].as_str().unwrap();
+        if slug.contains('/') {
+            paths.push(format!("/models/{slug}?date={last}"));
+        }
+    }
+    paths
+}
+
+fn cube_files(dir: &Path, day: &str) -> Vec<PathBuf> {
+    let part = dir.join(format!("rollups/app_days/date={day}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(part)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cube_answers_exactly_as_raw_events_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let last = generate(lake);
+
+    // 1. A generated lake: the generator writes the cube with the events.
+    let cube_server = Server::start(lake, &[]);
+    let health = wait_for_cube(&cube_server).await;
+    assert_eq!(health["cube"]["checked"], true);
+    let paths = with_model_pages(&cube_server, paths(last), last).await;
+    let from_cube = answers(&cube_server, &paths).await;
+    cube_server.stop();
+    let raw_server = Server::start(lake, &["--raw-reads"]);
+    let from_raw = answers(&raw_server, &paths).await;
+    raw_server.stop();
+    assert_same(&paths, &from_cube, &from_raw);
+    println!("cube = raw on {} public reads", paths.len());
+
+    // 2. Live rows (late ones among them) read beside the cube, then flushed into it.
+    let cube_server = Server::start(lake, &[]);
+    wait_for_cube(&cube_server).await;
+    let late: Vec<Value> = (0..60)
+        .map(|i| {
+            let day = last - Days::new(i % 3);
+            event(
+                &format!("late-{i}"),
+                &format!("{day}T12:{:02}:00Z", i % 60),
+                &format!("late-app-{}", i % 7),
+                "openai/gpt-4o",
+                1000 + i,
+                10,
+                0.001,
+            )
+        })
+        .collect();
+    let (status, body) = cube_server.ndjson(&late).await;
+    assert_eq!(status, 200, "{body}");
+    let with_live = answers(&cube_server, &paths).await;
+    cube_server.stop();
+    let raw_server = Server::start(lake, &["--raw-reads"]);
+    let raw_after_late = answers(&raw_server, &paths).await;
+    raw_server.stop();
+    assert_same(&paths, &with_live, &raw_after_late);
+    assert_ne!(
+        from_raw, raw_after_late,
+        "the late events changed some answers"
+    );
+
+    // 3. Damage: a day's cube file lost, another day's overwritten with garbage, a third day
+    //    given an events file copied in by hand (no cube file of its own).
+    let days = ["2026-10-20", "2026-10-21", "2026-10-22"];
+    for f in cube_files(lake, days[0]) {
+        std::fs::remove_file(f).unwrap();
+    }
+    std::fs::write(&cube_files(lake, days[1])[0], b"PAR1 garbage").unwrap();
+    let events_dir = lake.join(format!("events/date={}", days[2]));
+    let original = std::fs::read_dir(&events_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    std::fs::copy(&original, events_dir.join("copied-by-hand.parquet")).unwrap();
+
+    let cube_server = Server::start(lake, &[]);
+    // Until the check has run, every day is read raw: answers are right even before it.
+    let early = answers(&cube_server, &paths[..3]).await;
+    wait_for_cube(&cube_server).await;
+    let rebuilt = answers(&cube_server, &paths).await;
+    cube_server.stop();
+    for day in days {
+        assert_eq!(
+            cube_files(lake, day).len(),
+            1,
+            "{day} rebuilt into one file"
+        );
+    }
+    let raw_server = Server::start(lake, &["--raw-reads"]);
+    let raw_after_damage = answers(&raw_server, &paths).await;
+    raw_server.stop();
+    assert_same(&paths[..3], &early, &raw_after_damage[..3]);
+    assert_same(&paths, &rebuilt, &raw_after_damage);
+    assert_ne!(
+        raw_after_late, raw_after_damage,
+        "the copied events changed some answers"
+    );
+}
