@@ -166,7 +166,7 @@ fn spawn_snapshot_task(
 }
 
 /// Looks after the lake in the background, on the blocking pool, one step at a time: a pass
-/// over the app-day cube at once (until it has checked the lake, public figures come from raw
+/// over the app-day cube and the id index (expiry, merges) at once (until it has checked the lake, public figures come from raw
 /// events) and then every `cube_every`; compaction of closed days every `compaction.0` (days
 /// that ended `compaction.1` ago). Failures (a full disk) are logged and leave the files as they
 /// were, for the next pass.

@@ -1,14 +1,16 @@
-//! The duplicate filter: an `event_id` seen within the window counts once.
+//! The duplicate filter's memory: an `event_id` seen within the window counts once.
 //!
-//! Holds 64-bit hashes (xxh3) of recent ids, in hourly generations so old ones can be dropped
-//! without scanning. At 10 M ids that is ~160 MiB; a false positive (two distinct ids with the
-//! same 64-bit hash) has odds of about 3 in a million per 10 M ids per window.
+//! Holds 64-bit hashes (xxh3) of the ids committed but not yet in a published flush, in
+//! generations of a few seconds so those a flush has published (and the id index holds, see
+//! [`crate::id_index`]) are dropped without scanning. Memory so follows the rows waiting for a
+//! flush, not the window. A false positive (two distinct ids with the same 64-bit hash) has odds
+//! of about 3 in a million per 10 M ids per window.
 
 use hashbrown::HashSet;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-const GENERATION: Duration = Duration::from_secs(3600);
+const GENERATION: Duration = Duration::from_secs(5);
 
 /// Recently seen event ids.
 #[derive(Debug)]
@@ -55,6 +57,25 @@ impl DedupFilter {
             self.seen.remove(h);
         }
         // The generation lists may keep the stale hashes; removing a hash twice is harmless.
+    }
+
+    pub fn contains(&self, hash: u64) -> bool {
+        self.seen.contains(&hash)
+    }
+
+    /// Drops the generations that ended before `before` (their ids are in a published flush).
+    pub fn forget_before(&mut self, before: Instant) {
+        while self.generations.len() > 1 {
+            let ended = self.generations.get(1).map(|(start, _)| *start);
+            if ended.is_none_or(|end| end > before) {
+                break;
+            }
+            if let Some((_, hashes)) = self.generations.pop_front() {
+                for h in hashes {
+                    self.seen.remove(&h);
+                }
+            }
+        }
     }
 
     /// Drops generations older than the window.

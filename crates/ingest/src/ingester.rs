@@ -16,6 +16,7 @@
 
 use crate::IngestError;
 use crate::dedup::{DedupFilter, id_hash};
+use crate::id_index::IdIndex;
 use crate::lake::{self, Lake, LakeLock};
 use crate::metrics::IngestMetrics;
 use crate::wal::{self, WalRecord, WalWriter};
@@ -129,6 +130,8 @@ enum Command {
 
 struct FlushJob {
     batches: Vec<arrow::array::RecordBatch>,
+    /// When the rows were taken: every id committed before is in this flush or an earlier one.
+    taken_at: Instant,
     upto_segment: u64,
     done: Option<oneshot::Sender<Result<(), IngestError>>>,
     /// Signalled when the job is over (success or not), so the commit thread may start another.
@@ -142,6 +145,10 @@ struct Shared {
     config: IngestConfig,
     live: Arc<LiveBuffer>,
     coverage: Arc<Coverage>,
+    /// The ids of published flushes, for the duplicate window.
+    ids: IdIndex,
+    /// `taken_at` of the newest flush that published: ids committed before it are in `ids`.
+    flushed_before: Mutex<Option<Instant>>,
     metrics: Arc<IngestMetrics>,
     idempotency: Mutex<IdempotencyCache>,
 }
@@ -161,12 +168,15 @@ impl Ingester {
     pub fn open(lake: Lake, config: IngestConfig) -> Result<Ingester, IngestError> {
         let lock = lake.lock()?;
         let live = Arc::new(LiveBuffer::new());
+        let ids = open_id_index(&lake, config.dedup_window)?;
         let metrics = Arc::new(IngestMetrics::default());
         let shared = Arc::new(Shared {
             lake,
             config,
             live,
             coverage: Arc::new(Coverage::unchecked()),
+            ids,
+            flushed_before: Mutex::new(None),
             metrics,
             idempotency: Mutex::new(IdempotencyCache::default()),
         });
@@ -212,6 +222,12 @@ impl Ingester {
     /// [`maintain_cube`](Self::maintain_cube) has checked the lake).
     pub fn coverage(&self) -> Arc<Coverage> {
         Arc::clone(&self.shared.coverage)
+    }
+
+    /// Drops id runs older than the duplicate window and merges small ones (blocking).
+    pub fn maintain_ids(&self) -> Result<(usize, u64), IngestError> {
+        self.shared.ids.maintain(self.shared.config.dedup_window)?;
+        Ok(self.shared.ids.stats())
     }
 
     /// One maintenance pass of the app-day cube (blocking; see [`crate::app_days::maintain`]).
@@ -354,29 +370,10 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         );
     }
     let segments = wal::list_segments(&wal_dir)?;
-    let oldest_segment = segments.first().map(|s| s.0);
     let now = Instant::now();
 
-    // Ids already in Parquet: recent files (retries within the window), and every file a flush
-    // wrote for a segment we are about to replay (a crash between publish and WAL deletion).
-    let window_start = SystemTime::now()
-        .checked_sub(shared.config.dedup_window)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    for file in shared.lake.event_files()? {
-        let recent = std::fs::metadata(&file)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= window_start);
-        let covers_replay = match (lake::flush_tag(&file), oldest_segment) {
-            (Some(tag), Some(oldest)) => tag >= oldest,
-            _ => false,
-        };
-        if recent || covers_replay {
-            for (app, id) in lake::read_event_keys(&file)? {
-                dedup.insert(id_hash(&app, &id), now);
-            }
-        }
-    }
-
+    // Ids already in Parquet (retries within the window, and the rows of a flush that was
+    // published before the crash could delete its segments) are in the id index.
     let mut replayed = Vec::new();
     let mut skipped = 0usize;
     let mut idempotency = shared.idempotency.lock().unwrap_or_else(|p| p.into_inner());
@@ -413,7 +410,7 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         for record in scan.records {
             let stored = record.events.len();
             for e in record.events {
-                if dedup.insert(id_hash(&e.app_id, &e.event_id), now) {
+                if is_new(dedup, &shared.ids, id_hash(&e.app_id, &e.event_id), now)? {
                     replayed.push(e);
                 } else {
                     skipped += 1;
@@ -444,6 +441,55 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         }
     }
     Ok(segments.last().map_or(0, |s| s.0))
+}
+
+/// Whether the id `hash` is new: neither in memory (committed, not yet in a published flush)
+/// nor in the id index (published within the window). A new id is remembered in memory.
+fn is_new(
+    memory: &mut DedupFilter,
+    index: &IdIndex,
+    hash: u64,
+    now: Instant,
+) -> Result<bool, IngestError> {
+    if memory.contains(hash) || index.contains(hash)? {
+        return Ok(false);
+    }
+    memory.insert(hash, now);
+    Ok(true)
+}
+
+/// Opens the lake's id index. A lake written before the index existed gets one first, from the
+/// ids of its files written within `window` (what the duplicate filter used to read at every
+/// start).
+fn open_id_index(lake: &Lake, window: Duration) -> Result<IdIndex, IngestError> {
+    if !lake.ids_dir().exists() {
+        let since = SystemTime::now()
+            .checked_sub(window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut hashes = Vec::new();
+        for file in lake.event_files()? {
+            let recent = std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since);
+            if recent {
+                hashes.extend(
+                    lake::read_event_keys(&file)?
+                        .iter()
+                        .map(|(app, id)| id_hash(app, id)),
+                );
+            }
+        }
+        let dir = lake.ids_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
+        if !hashes.is_empty() {
+            tracing::info!(
+                ids = hashes.len(),
+                "indexing the ids of recently written files"
+            );
+            crate::id_index::stage_run(lake, "recent.parquet", hashes)?.publish()?;
+        }
+    }
+    IdIndex::open(lake)
 }
 
 /// Rows per live-buffer batch when the WAL is replayed.
@@ -493,8 +539,15 @@ impl CommitLoop {
                 oldest_pending.get_or_insert_with(Instant::now);
             }
             let now = Instant::now();
-            if now.duration_since(last_expiry) > Duration::from_secs(60) {
-                self.dedup.expire(now);
+            if now.duration_since(last_expiry) > Duration::from_secs(10) {
+                let flushed = *self
+                    .shared
+                    .flushed_before
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if let Some(before) = flushed {
+                    self.dedup.forget_before(before);
+                }
                 let ttl = self.shared.config.dedup_window;
                 self.shared
                     .idempotency
@@ -535,16 +588,21 @@ impl CommitLoop {
         let mut outcomes = Vec::with_capacity(group.len());
         let mut fresh_all = Vec::new();
         let mut keys = Vec::new();
+        let mut index_fault = None;
         for (submission, reply) in group {
             let mut fresh = Vec::with_capacity(submission.events.len());
             let mut duplicates = 0usize;
             for e in submission.events {
                 let h = id_hash(&e.app_id, &e.event_id);
-                if self.dedup.insert(h, now) {
-                    inserted.push(h);
-                    fresh.push(e);
-                } else {
-                    duplicates += 1;
+                match is_new(&mut self.dedup, &self.shared.ids, h, now) {
+                    Ok(true) => {
+                        inserted.push(h);
+                        fresh.push(e);
+                    }
+                    Ok(false) => duplicates += 1,
+                    Err(e) => {
+                        index_fault.get_or_insert(e);
+                    }
                 }
             }
             let record = WalRecord {
@@ -571,7 +629,12 @@ impl CommitLoop {
             outcomes.push((reply, receipt));
         }
         let metrics = &self.shared.metrics;
-        match self.wal.append_durable(&encoded) {
+        // An id the index could not be asked about might be a duplicate: refuse the group.
+        let appended = match index_fault {
+            Some(e) => Err(e),
+            None => self.wal.append_durable(&encoded),
+        };
+        match appended {
             Ok(()) => {
                 IngestMetrics::add(&metrics.wal_bytes, encoded.len() as u64);
                 IngestMetrics::add(&metrics.wal_fsyncs, 1);
@@ -632,6 +695,7 @@ impl CommitLoop {
         self.flush_done = Some(finished_rx);
         let job = FlushJob {
             batches,
+            taken_at: Instant::now(),
             upto_segment,
             done,
             finished: finished_tx,
@@ -700,7 +764,23 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
         &lake::flush_file_tag(job.upto_segment),
     )?;
     let bytes = staged.iter().map(|f| f.bytes).sum();
+    let runs: Vec<std::path::PathBuf> = staged
+        .iter()
+        .filter(|f| f.path.starts_with(shared.lake.ids_dir()))
+        .map(|f| f.path.clone())
+        .collect();
     shared.live.publish_flush(|| lake::publish_all(staged))?;
+    // The ids are in a published run now; from the next expiry on, memory need not hold them.
+    if let Err(e) = shared.ids.add(&runs) {
+        // Not lost: the run is on disk and opened at the next start. Until then memory keeps
+        // the ids (the flush does not count as published for the duplicate filter).
+        tracing::error!(error = %e, "cannot open the id run of a published flush");
+    } else {
+        *shared
+            .flushed_before
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(job.taken_at);
+    }
     // The rows are in Parquet now. Segments that cannot be deleted are harmless: a restart skips
     // their events as duplicates of the files tagged with their numbers, and the next flush
     // deletes them.

@@ -6,6 +6,7 @@
 //!   LOCK                              held by the one process writing this lake
 //!   wal/<seq>.wal                     write-ahead log segments
 //!   events/date=YYYY-MM-DD/*.parquet  one partition per UTC day
+//!   ids/*.ids                         sorted id hashes of each flush (see `id_index`)
 //!   rollups/app_days/date=YYYY-MM-DD/*.parquet
 //!                                     the app-day cube: one file per events file, same name
 //!                                     (see `modelshare_event::cube`)
@@ -72,6 +73,11 @@ impl Lake {
         self.events_dir().join(format!("date={date}"))
     }
 
+    /// `<root>/ids`, the runs of the id index.
+    pub fn ids_dir(&self) -> PathBuf {
+        self.root.join("ids")
+    }
+
     /// `<root>/rollups/app_days`, the app-day cube.
     pub fn cube_dir(&self) -> PathBuf {
         self.root.join(modelshare_event::cube::APP_DAYS_DIR)
@@ -129,6 +135,15 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    pub(crate) fn new(temp: PathBuf, path: PathBuf, rows: usize, bytes: u64) -> StagedFile {
+        StagedFile {
+            temp,
+            path,
+            rows,
+            bytes,
+        }
+    }
+
     /// The name the file will have in the lake.
     pub fn file_name(&self) -> String {
         self.path
@@ -252,7 +267,8 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// Splits rows by UTC day, sorts each day by (task, model, ts) and writes one staged Parquet
-/// file per day, and for each the day's app-day cube file of the same name. `tag` becomes part of the file names (the WAL segment for a flush).
+/// file per day, for each the day's app-day cube file of the same name, and the run of the id
+/// index that holds the rows' ids. `tag` becomes part of the file names (the WAL segment for a flush).
 pub fn stage_batches(
     lake: &Lake,
     batches: &[RecordBatch],
@@ -277,7 +293,33 @@ pub fn stage_batches(
     // Events first: a crash between the two halves leaves a day whose cube is short, which the
     // start-up check finds and rebuilds.
     events.extend(cube);
+    match id_hashes(batches).and_then(|h| crate::id_index::stage_run(lake, &new_file_name(tag), h))
+    {
+        Ok(run) => events.push(run),
+        Err(e) => {
+            events.into_iter().for_each(StagedFile::discard);
+            return Err(e);
+        }
+    }
     Ok(events)
+}
+
+/// The duplicate-filter hashes of the rows of `batches`.
+fn id_hashes(batches: &[RecordBatch]) -> Result<Vec<u64>, IngestError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+                .ok_or(IngestError::Schema(
+                    "event_id and app_id must be string columns",
+                ))
+        };
+        let (ids, apps) = (column("event_id")?, column("app_id")?);
+        out.extend((0..ids.len()).map(|i| crate::dedup::id_hash(apps.value(i), ids.value(i))));
+    }
+    Ok(out)
 }
 
 /// Writes and publishes in one go (returning the events files, not their cube files), for writers that hold the lake lock and have no live buffer

@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`lake`]: the directory layout, the single-writer lock, atomic Parquet publication.
 //! - [`wal`]: write-ahead log segments, records with checksums, replay.
-//! - [`dedup`]: the filter that makes retried `event_id`s count once.
+//! - [`dedup`]: the filter that makes retried `event_id`s count once (ids not in Parquet yet).
+//! - [`id_index`]: sorted runs of the ids of every flush, on disk, for the rest of the window.
 //! - [`ingester`]: the commit thread (group commit), the flush thread, backpressure.
 //! - [`compact`]: closed days rewritten into few large files, swapped in with a journal.
 //! - [`app_days`]: the app-day cube written beside every events file, checked against the
@@ -14,6 +15,7 @@
 pub mod app_days;
 pub mod compact;
 pub mod dedup;
+pub mod id_index;
 pub mod ingester;
 pub mod lake;
 pub mod metrics;
@@ -50,6 +52,8 @@ pub enum IngestError {
     CorruptWal { path: PathBuf, message: String },
     #[error("compaction journal {path}: {message}")]
     CorruptJournal { path: PathBuf, message: String },
+    #[error("id index run {path}: {message}")]
+    CorruptIdIndex { path: PathBuf, message: String },
     #[error("ingest is overloaded ({0}); retry shortly")]
     Backpressure(String),
     #[error("ingest is shutting down")]
