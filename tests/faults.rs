@@ -293,18 +293,50 @@ async fn metrics(server: &Server) -> String {
         .unwrap()
 }
 
-async fn live_count(server: &Server) -> u64 {
+async fn admin_sql(server: &Server, sql: &str) -> Value {
     let resp = server
         .client
         .post(format!("{}/v1/sql", server.url))
         .header("content-type", "text/plain")
-        .body("SELECT count(*) AS n FROM events")
+        .body(sql.to_owned())
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let v: Value = resp.json().await.unwrap();
+    resp.json().await.unwrap()
+}
+
+async fn live_count(server: &Server) -> u64 {
+    let v = admin_sql(server, "SELECT count(*) AS n FROM events").await;
     v["rows"][0]["n"].as_u64().unwrap_or_else(|| panic!("{v}"))
+}
+
+/// Once a clean start has checked the app-day cube (rebuilding what a crash left wrong), the
+/// cube counts, day by day, exactly the `ok` events of the lake.
+async fn verify_cube(case: &str, dir: &Path) {
+    let server = Server::start(dir, &[]);
+    let mut checked = false;
+    for _ in 0..300 {
+        if server.get_ok("/healthz").await["cube"]["raw_days"] == serde_json::json!([]) {
+            checked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(checked, "{case}: the cube was not checked within 30 s");
+    let cube = admin_sql(
+        &server,
+        "SELECT date, CAST(sum(requests) AS BIGINT) AS n FROM app_days GROUP BY date ORDER BY date",
+    )
+    .await;
+    let raw = admin_sql(
+        &server,
+        "SELECT date, count(*) AS n FROM events WHERE status = 'ok' GROUP BY date ORDER BY date",
+    )
+    .await;
+    server.stop();
+    assert!(!raw["rows"].as_array().unwrap().is_empty());
+    assert_eq!(cube["rows"], raw["rows"], "{case}: cube and events differ");
 }
 
 fn files_named(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
@@ -718,7 +750,16 @@ async fn sigkill_at_random_moments_under_io_faults() {
     println!("kill-moment seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let flags = ["--flush-rows", "900", "--flush-interval-secs", "0.2"];
+    // Cube upkeep (merges of the many small cube files, rebuilds after a crash) all the time,
+    // so kills and faults land in it too.
+    let flags = [
+        "--flush-rows",
+        "900",
+        "--flush-interval-secs",
+        "0.2",
+        "--cube-interval-secs",
+        "0.1",
+    ];
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut slowest_restart = Duration::ZERO;
     for round in 0..4 {
@@ -762,12 +803,9 @@ async fn sigkill_at_random_moments_under_io_faults() {
         "{:?}",
         ledger.statuses
     );
-    verify(
-        "SIGKILL x4 at random moments, pwrite+fdatasync EIO p=0.05",
-        dir.path(),
-        &ledger,
-        slowest_restart,
-    );
+    let case = "SIGKILL x4 at random moments, pwrite+fdatasync EIO p=0.05";
+    verify(case, dir.path(), &ledger, slowest_restart);
+    verify_cube(case, dir.path()).await;
 }
 
 /// Damage in the middle of a WAL segment (a flipped bit in an acknowledged record): the server

@@ -21,6 +21,51 @@ pub(crate) enum BenchCommand {
     /// Preference index and retention over 12 weeks of a large lake, from the rollup and from
     /// raw events, next to DuckDB.
     Analytics(BenchAnalyticsArgs),
+    /// Public reads at a router's volume: generate, start-up, cold and warm reads, a mixed
+    /// read and ingest load, next to DuckDB on the raw files.
+    Scale(BenchScaleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchScaleArgs {
+    /// Events in the generated lake (reused if the lake already holds this data set).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub(crate) events: u64,
+    /// Distinct apps.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) apps: u32,
+    /// Days of traffic.
+    #[arg(long, default_value_t = 84)]
+    pub(crate) days: u32,
+    /// First day of traffic.
+    #[arg(long, default_value = "2026-08-31")]
+    pub(crate) start: chrono::NaiveDate,
+    #[arg(long, default_value_t = 99)]
+    pub(crate) seed: u64,
+    /// Lake directory for the benchmark (keep it outside the repository).
+    #[arg(long)]
+    pub(crate) dir: PathBuf,
+    /// Warm repetitions per read.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Reads per second in the mixed load.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) read_rate: u32,
+    /// Events per second ingested during the mixed load.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) ingest_rate: u32,
+    /// Length of the mixed load (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub(crate) load_secs: u64,
+    /// The `modelshare` binary to benchmark (default: the one built next to this program).
+    #[arg(long, env = "MODELSHARE_BIN")]
+    pub(crate) server_bin: Option<PathBuf>,
+    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
+    #[arg(long, default_value = "python3")]
+    pub(crate) python: String,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-scale.txt")]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

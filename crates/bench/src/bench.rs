@@ -25,11 +25,12 @@ pub(crate) async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Query(a) => query(a).await,
         BenchCommand::Analytics(a) => crate::analytics::run(a).await,
+        BenchCommand::Scale(a) => crate::scale::run(a).await,
     }
 }
 
 /// The `modelshare` binary: given, or the one cargo built next to this program.
-fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(crate) fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(p) => p,
         None => std::env::current_exe()?

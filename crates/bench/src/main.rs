@@ -6,10 +6,12 @@
 //! - [`args`]: the command line.
 //! - [`bench`]: shared helpers, and the `ingest` and `query` benchmarks.
 //! - [`analytics`]: the preference-index and retention benchmark.
+//! - [`scale`]: the public reads at a router's volume, start-up, memory, a mixed load.
 
 mod analytics;
 mod args;
 mod bench;
+mod scale;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -9,7 +9,17 @@
 //!
 //! ```text
 //! <lake>/rollups/app_days/date=YYYY-MM-DD/<name>.parquet
+//! <lake>/rollups/cells/date=YYYY-MM-DD/<name>.parquet     the day's cells, when its cube is one file
 //! ```
+//!
+//! Each cube row also carries [`app_key`], a 64-bit hash of its app: distinct apps are counted on
+//! it (a count of integers, not strings). Two apps whose keys collide count as one; at a million
+//! apps the odds that any two do are about 3 in 100 million, and a collision can only lower a
+//! count, never publish a cell that has too few apps.
+//!
+//! A day whose cube is a single file also gets a *cells* file of the same name: one row per base
+//! cell (task, model, provider) with its distinct apps and sums, so the publication rule and
+//! every additive figure read a few thousand rows per day instead of the cube's app rows.
 //!
 //! Each events file a flush writes gets a cube file of the same name beside it in the cube's
 //! partition, published in the same step; the cube's key-value metadata records how many events
@@ -23,6 +33,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 /// The cube's directory, relative to the lake's root.
 pub const APP_DAYS_DIR: &str = "rollups/app_days";
+
+/// The per-day cells summaries' directory, relative to the lake's root.
+pub const CELLS_DIR: &str = "rollups/cells";
 
 /// The key-value metadata key of a cube file: the number of events it summarizes.
 pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
@@ -39,6 +52,26 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("provider"),
         utf8("app_id"),
         Field::new("attempt", DataType::UInt8, false),
+        Field::new("app_key", DataType::UInt64, false),
+        i64f("requests"),
+        i64f("input_tokens"),
+        i64f("output_tokens"),
+        Field::new(
+            "cost_usd",
+            DataType::Decimal128(crate::schema::COST_PRECISION, crate::schema::COST_SCALE),
+            false,
+        ),
+    ]))
+});
+
+static CELLS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
+    let i64f = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        utf8("task"),
+        utf8("model"),
+        utf8("provider"),
+        i64f("apps"),
         i64f("requests"),
         i64f("input_tokens"),
         i64f("output_tokens"),
@@ -55,6 +88,16 @@ pub fn app_days_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }
 
+/// The schema of every cells file (the `date` partition column lives in the path).
+pub fn cells_schema() -> SchemaRef {
+    Arc::clone(&CELLS_SCHEMA)
+}
+
+/// The key distinct apps are counted on: xxh3 of the app id.
+pub fn app_key(app_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(app_id.as_bytes())
+}
+
 /// Which days the cube answers for. A day whose cube files do not summarize exactly its events
 /// files (a cube file lost or damaged, events written by a tool that writes no cube, a lake
 /// older than the cube) is read from raw events until the cube is rebuilt.
@@ -64,6 +107,8 @@ pub fn app_days_schema() -> SchemaRef {
 pub struct Coverage {
     /// `None`: not checked yet. `Some(days)`: the days to read raw; every other day is in the cube.
     raw_days: RwLock<Option<BTreeSet<NaiveDate>>>,
+    /// Days whose cells file summarizes their (single-file) cube.
+    cells_days: RwLock<BTreeSet<NaiveDate>>,
 }
 
 impl Coverage {
@@ -96,6 +141,36 @@ impl Coverage {
     /// Stops answering from the cube until the lake is checked again (a cube file failed to read).
     pub fn distrust(&self) {
         *self.raw_days.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.cells_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The days whose cells file is current, among those the cube answers for.
+    pub fn cells_days(&self) -> BTreeSet<NaiveDate> {
+        let Some(raw) = self.raw_days() else {
+            return BTreeSet::new();
+        };
+        let cells = self.cells_days.read().unwrap_or_else(|p| p.into_inner());
+        cells.difference(&raw).copied().collect()
+    }
+
+    /// Records that `day`'s cells file summarizes its cube.
+    pub fn cells_written(&self, day: NaiveDate) {
+        self.cells_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(day);
+    }
+
+    /// Records that the cube of `days` changed (a flush added files): their cells files no longer
+    /// summarize it. Call in the same step that publishes the change.
+    pub fn cube_changed(&self, days: impl IntoIterator<Item = NaiveDate>) {
+        let mut cells = self.cells_days.write().unwrap_or_else(|p| p.into_inner());
+        for d in days {
+            cells.remove(&d);
+        }
     }
 
     /// Records that `day`'s cube now summarizes its events exactly.

@@ -22,14 +22,17 @@ use crate::IngestError;
 use crate::compact::{self, day_files};
 use crate::lake::{self, Lake, StagedFile};
 use arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt8Array, UInt32Array,
+    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt32Array,
+    UInt64Array,
 };
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, Rows, SortField};
 use chrono::NaiveDate;
 use hashbrown::HashTable;
-use modelshare_event::cube::{APP_DAYS_EVENTS_KEY, Coverage, app_days_schema};
+use modelshare_event::cube::{
+    APP_DAYS_EVENTS_KEY, Coverage, app_days_schema, app_key, cells_schema,
+};
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::{COST_PRECISION, COST_SCALE};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -155,6 +158,8 @@ impl Folder {
     /// Folds a batch of cube rows that summarize `events` events.
     fn fold_cube(&mut self, batch: &RecordBatch, events: u64) -> Result<(), IngestError> {
         self.events += events;
+        // Files of an older layout lack the key: the check fails and the day is rebuilt.
+        let _: &UInt64Array = column(batch, "app_key")?;
         let requests: &Int64Array = column(batch, "requests")?;
         let input: &Int64Array = column(batch, "input_tokens")?;
         let output: &Int64Array = column(batch, "output_tokens")?;
@@ -225,12 +230,12 @@ impl Folder {
             Decimal128Array::from_iter_values(order.iter().map(|g| self.measures[*g].cost_micros))
                 .with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
         columns.push(Arc::new(cost));
-        // The row converter hands back the key columns' types; the cube's are the same.
-        debug_assert_eq!(columns[4].data_type(), &DataType::UInt8);
-        let _: &UInt8Array = columns[4]
+        let apps: &StringArray = columns[3]
             .as_any()
             .downcast_ref()
-            .ok_or(IngestError::Schema("attempt must be UInt8"))?;
+            .ok_or(IngestError::Schema("app_id must be a string column"))?;
+        let keys = UInt64Array::from_iter_values(apps.iter().map(|a| app_key(a.unwrap_or(""))));
+        columns.insert(5, Arc::new(keys));
         Ok((
             RecordBatch::try_new(app_days_schema(), columns)?,
             self.events,
@@ -390,6 +395,103 @@ pub fn merge_day(
     Ok(true)
 }
 
+/// The cells of a day's single cube file: per (task, model, provider), distinct apps and sums.
+fn cells_of(cube_file: &Path) -> Result<RecordBatch, IngestError> {
+    type Cell = (String, String, String);
+    let mut cells: std::collections::BTreeMap<Cell, (BTreeSet<u64>, Measures)> = Default::default();
+    let file = File::open(cube_file).map_err(|e| IngestError::io(cube_file, e))?;
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+        let batch = batch?;
+        let task: &StringArray = column(&batch, "task")?;
+        let model: &StringArray = column(&batch, "model")?;
+        let provider: &StringArray = column(&batch, "provider")?;
+        let key: &UInt64Array = column(&batch, "app_key")?;
+        let requests: &Int64Array = column(&batch, "requests")?;
+        let input: &Int64Array = column(&batch, "input_tokens")?;
+        let output: &Int64Array = column(&batch, "output_tokens")?;
+        let cost: &Decimal128Array = column(&batch, "cost_usd")?;
+        for i in 0..batch.num_rows() {
+            let cell = (
+                task.value(i).to_owned(),
+                model.value(i).to_owned(),
+                provider.value(i).to_owned(),
+            );
+            let (apps, sums) = cells.entry(cell).or_default();
+            apps.insert(key.value(i));
+            sums.add(Measures {
+                requests: requests.value(i),
+                input_tokens: input.value(i),
+                output_tokens: output.value(i),
+                cost_micros: cost.value(i),
+            });
+        }
+    }
+    let strings = |f: fn(&Cell) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(cells.keys().map(f)))
+    };
+    let ints = |f: fn(&(BTreeSet<u64>, Measures)) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(cells.values().map(f)))
+    };
+    let cost = Decimal128Array::from_iter_values(cells.values().map(|(_, m)| m.cost_micros))
+        .with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
+    let columns = vec![
+        strings(|c| &c.0),
+        strings(|c| &c.1),
+        strings(|c| &c.2),
+        ints(|(apps, _)| apps.len() as i64),
+        ints(|(_, m)| m.requests),
+        ints(|(_, m)| m.input_tokens),
+        ints(|(_, m)| m.output_tokens),
+        Arc::new(cost),
+    ];
+    Ok(RecordBatch::try_new(cells_schema(), columns)?)
+}
+
+/// Makes `date`'s cells file current when its cube is one file: reuses a cells file of the same
+/// name, or writes one. Returns whether the day's cells are current now.
+pub fn ensure_cells(
+    lake: &Lake,
+    live: &LiveBuffer,
+    coverage: &Coverage,
+    date: NaiveDate,
+) -> Result<bool, IngestError> {
+    let (_, cube) = list_day(lake, live, date)?;
+    let [only] = cube.as_slice() else {
+        return Ok(false);
+    };
+    let name = only
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = lake.cells_partition_dir(date);
+    let existing = existing_day_files(&dir)?;
+    let staged = if existing.iter().any(|p| p.ends_with(&name)) {
+        None
+    } else {
+        Some(lake::stage_parquet(
+            &dir,
+            &name,
+            &cells_of(only)?,
+            writer_properties(0),
+        )?)
+    };
+    // Under the gate: the cube must still be that one file (a flush may have added one).
+    live.swap_files(|| {
+        if existing_day_files(&lake.cube_partition_dir(date))?.as_slice() != [only.clone()] {
+            staged.into_iter().for_each(StagedFile::discard);
+            return Ok(false);
+        }
+        if let Some(file) = staged {
+            file.publish()?;
+        }
+        for old in existing.iter().filter(|p| !p.ends_with(&name)) {
+            std::fs::remove_file(old).map_err(|e| IngestError::io(old, e))?;
+        }
+        coverage.cells_written(date);
+        Ok(true)
+    })
+}
+
 /// What one maintenance pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Maintained {
@@ -397,6 +499,8 @@ pub struct Maintained {
     pub checked: usize,
     pub rebuilt: Vec<NaiveDate>,
     pub merged: usize,
+    /// Days whose cells file was written or found current.
+    pub cells: usize,
 }
 
 /// One maintenance pass: check every day when the lake is unchecked, rebuild the days that failed
@@ -431,9 +535,16 @@ pub fn maintain(
         coverage.rebuilt(day);
         done.rebuilt.push(day);
     }
+    let today = chrono::Utc::now().date_naive();
+    let cells_current = coverage.cells_days();
     for day in all {
-        if merge_day(lake, live, day, merge_above)? {
+        // A closed day becomes one file; the open day is merged once it has many.
+        let above = if day < today { 1 } else { merge_above };
+        if merge_day(lake, live, day, above)? {
             done.merged += 1;
+        }
+        if !cells_current.contains(&day) && ensure_cells(lake, live, coverage, day)? {
+            done.cells += 1;
         }
     }
     Ok(done)

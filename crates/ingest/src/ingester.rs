@@ -769,7 +769,13 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
         .filter(|f| f.path.starts_with(shared.lake.ids_dir()))
         .map(|f| f.path.clone())
         .collect();
-    shared.live.publish_flush(|| lake::publish_all(staged))?;
+    let days: Vec<chrono::NaiveDate> = staged.iter().filter_map(|f| f.day()).collect();
+    shared.live.publish_flush(|| {
+        lake::publish_all(staged)?;
+        // In the same step: a query that sees the new cube files must not use the old cells.
+        shared.coverage.cube_changed(days);
+        Ok::<(), IngestError>(())
+    })?;
     // The ids are in a published run now; from the next expiry on, memory need not hold them.
     if let Err(e) = shared.ids.add(&runs) {
         // Not lost: the run is on disk and opened at the next start. Until then memory keeps

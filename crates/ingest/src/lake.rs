@@ -10,6 +10,8 @@
 //!   rollups/app_days/date=YYYY-MM-DD/*.parquet
 //!                                     the app-day cube: one file per events file, same name
 //!                                     (see `modelshare_event::cube`)
+//!   rollups/cells/date=YYYY-MM-DD/*.parquet
+//!                                     the day's base cells, when its cube is one file
 //! ```
 
 use crate::IngestError;
@@ -83,6 +85,16 @@ impl Lake {
         self.root.join(modelshare_event::cube::APP_DAYS_DIR)
     }
 
+    /// `<root>/rollups/cells`, the per-day cells summaries.
+    pub fn cells_dir(&self) -> PathBuf {
+        self.root.join(modelshare_event::cube::CELLS_DIR)
+    }
+
+    /// The directory of one day's cells summary.
+    pub fn cells_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.cells_dir().join(format!("date={date}"))
+    }
+
     /// The directory of one day's cube partition.
     pub fn cube_partition_dir(&self, date: NaiveDate) -> PathBuf {
         self.cube_dir().join(format!("date={date}"))
@@ -135,6 +147,17 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// The day of the partition the file goes to, if it goes to one.
+    pub(crate) fn day(&self) -> Option<NaiveDate> {
+        self.path
+            .parent()?
+            .file_name()?
+            .to_str()?
+            .strip_prefix("date=")?
+            .parse()
+            .ok()
+    }
+
     pub(crate) fn new(temp: PathBuf, path: PathBuf, rows: usize, bytes: u64) -> StagedFile {
         StagedFile {
             temp,
@@ -197,7 +220,7 @@ pub fn publish_all(staged: Vec<StagedFile>) -> Result<(), IngestError> {
 /// the lake, and on a full disk their space is what the next flush needs.
 pub fn remove_stale_temps(lake: &Lake) -> usize {
     let mut removed = 0;
-    let parts = [lake.events_dir(), lake.cube_dir()]
+    let parts = [lake.events_dir(), lake.cube_dir(), lake.cells_dir()]
         .into_iter()
         .filter_map(|tree| fs::read_dir(tree).ok())
         .flatten();

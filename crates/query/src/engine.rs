@@ -12,6 +12,9 @@
 //! [`Coverage`] says the cube answers for, from raw events for the other days, plus the live
 //! rows. Without a coverage (or before the lake is checked) every day is read raw: that is the
 //! reference the cube is tested against.
+//!
+//! View `cells` = one row per base cell (date, task, model, provider) of `cell_apps`: its
+//! distinct apps and sums. The publication rule and every additive public figure read it.
 
 use crate::QueryError;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -28,7 +31,9 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
-use modelshare_event::cube::{Coverage, app_days_schema};
+use modelshare_event::cube::{
+    APP_DAYS_DIR, CELLS_DIR, Coverage, app_days_schema, app_key, cells_schema,
+};
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
 use std::collections::BTreeSet;
@@ -141,34 +146,39 @@ impl QueryEngine {
             .iter()
             .map(with_date_column)
             .collect::<Result<Vec<_>, _>>()?;
+        let live_days = days_of(&live_rows)?;
         let live = MemTable::try_new(table_schema(), vec![live_rows])?;
         ctx.register_table("live", Arc::new(live))?;
-        let cube_dir = self.cube_dir();
-        let cube: Arc<dyn TableProvider> = if cube_dir.is_dir() {
-            partitioned_table(&cube_dir, app_days_schema())?
-        } else {
-            Arc::new(MemTable::try_new(
-                with_date(&app_days_schema()),
-                vec![vec![]],
-            )?)
-        };
-        ctx.register_table("app_days", cube)?;
+        let root = self
+            .events_dir
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .to_owned();
+        ctx.register_table(
+            "app_days",
+            optional_table(&root.join(APP_DAYS_DIR), app_days_schema())?,
+        )?;
+        ctx.register_table(
+            "day_cells",
+            optional_table(&root.join(CELLS_DIR), cells_schema())?,
+        )?;
+        ctx.register_udf(app_key_udf());
         // Views, so filters on `date` reach the listing tables and prune partitions.
         ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
             .await?;
-        ctx.sql(&cell_apps_view(
-            self.coverage.as_ref().and_then(|c| c.raw_days()).as_ref(),
-        ))
-        .await?;
+        let raw_days = self.coverage.as_ref().and_then(|c| c.raw_days());
+        ctx.sql(&cell_apps_view(raw_days.as_ref())).await?;
+        // A day with live rows is not summarized by its cells file.
+        let cells_days: BTreeSet<NaiveDate> = self
+            .coverage
+            .as_ref()
+            .map(|c| c.cells_days())
+            .unwrap_or_default()
+            .difference(&live_days)
+            .copied()
+            .collect();
+        ctx.sql(&cells_view(&cells_days)).await?;
         Ok(ctx)
-    }
-
-    /// The cube's directory: `rollups/app_days` beside `events/`.
-    fn cube_dir(&self) -> PathBuf {
-        self.events_dir
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join(modelshare_event::cube::APP_DAYS_DIR)
     }
 
     /// Runs one read-only SQL statement against table `events`.
@@ -270,13 +280,7 @@ impl QueryEngine {
 /// The `cell_apps` view (see the module docs). `raw_days`: the days the cube does not answer
 /// for; `None` when it answers for none.
 fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
-    // Dates are formatted from `NaiveDate`s (`YYYY-MM-DD`), never from input.
-    let listed = |days: &BTreeSet<NaiveDate>| {
-        days.iter()
-            .map(|d| format!("'{d}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let listed = date_list;
     let (from_cube, from_lake) = match raw_days {
         None => ("false".to_owned(), "true".to_owned()),
         Some(raw) if raw.is_empty() => ("true".to_owned(), "false".to_owned()),
@@ -287,7 +291,8 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
     };
     let raw_rows = |table: &str, days: &str| {
         format!(
-            "SELECT date, task, model, provider, app_id, attempt, CAST(1 AS BIGINT) AS requests, \
+            "SELECT date, task, model, provider, app_id, attempt, app_key(app_id) AS app_key, \
+               CAST(1 AS BIGINT) AS requests, \
                CAST(input_tokens AS BIGINT) AS input_tokens, \
                CAST(output_tokens AS BIGINT) AS output_tokens, cost_usd \
              FROM {table} WHERE status = 'ok' AND {days}"
@@ -295,12 +300,111 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
     };
     format!(
         "CREATE VIEW cell_apps AS \
-         SELECT date, task, model, provider, app_id, attempt, requests, input_tokens, \
+         SELECT date, task, model, provider, app_id, attempt, app_key, requests, input_tokens, \
            output_tokens, cost_usd \
          FROM app_days WHERE {from_cube} \
          UNION ALL {lake} UNION ALL {live}",
         lake = raw_rows("lake", &from_lake),
         live = raw_rows("live", "true"),
+    )
+}
+
+/// `'d1', 'd2', …` of `days` (formatted from `NaiveDate`s, never from input).
+fn date_list(days: &BTreeSet<NaiveDate>) -> String {
+    days.iter()
+        .map(|d| format!("'{d}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `cells` view: one row per (date, task, model, provider) base cell with its distinct apps
+/// and the sums of its `ok` events; from the cells files of `cells_days`, computed from
+/// `cell_apps` for the other days.
+fn cells_view(cells_days: &BTreeSet<NaiveDate>) -> String {
+    let (from_files, computed) = if cells_days.is_empty() {
+        ("false".to_owned(), "true".to_owned())
+    } else {
+        let listed = date_list(cells_days);
+        (
+            format!("date IN ({listed})"),
+            format!("date NOT IN ({listed})"),
+        )
+    };
+    format!(
+        "CREATE VIEW cells AS \
+         SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
+           CAST(cost_usd AS DECIMAL(38, 6)) AS cost_usd \
+         FROM day_cells WHERE {from_files} \
+         UNION ALL \
+         SELECT date, task, model, provider, CAST(count(DISTINCT app_key) AS BIGINT) AS apps, \
+           sum(requests) AS requests, sum(input_tokens) AS input_tokens, \
+           sum(output_tokens) AS output_tokens, \
+           CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
+         FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider"
+    )
+}
+
+/// A listing table over the partitions under `dir`, or an empty table when there is none.
+fn optional_table(dir: &Path, schema: SchemaRef) -> Result<Arc<dyn TableProvider>, QueryError> {
+    if dir.is_dir() {
+        Ok(partitioned_table(dir, schema)?)
+    } else {
+        Ok(Arc::new(MemTable::try_new(
+            with_date(&schema),
+            vec![vec![]],
+        )?))
+    }
+}
+
+/// The UTC days of the live rows (their `date` column).
+fn days_of(batches: &[RecordBatch]) -> Result<BTreeSet<NaiveDate>, QueryError> {
+    let mut days = BTreeSet::new();
+    for b in batches {
+        let dates = b
+            .column_by_name("date")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(|| QueryError::Shape("live batch without date".into()))?;
+        for d in dates.iter().flatten() {
+            if let Ok(day) = d.parse() {
+                days.insert(day);
+            }
+        }
+    }
+    Ok(days)
+}
+
+/// `app_key(app_id)`: the key distinct apps are counted on (`modelshare_event::cube::app_key`).
+fn app_key_udf() -> datafusion::logical_expr::ScalarUDF {
+    use arrow::array::UInt64Array;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let hash = Arc::new(|args: &[ColumnarValue]| {
+        let [arg] = args else {
+            return Err(datafusion::error::DataFusionError::Plan(
+                "app_key takes one argument".into(),
+            ));
+        };
+        match arg {
+            ColumnarValue::Array(a) => {
+                let apps = a.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan("app_key takes a string".into())
+                })?;
+                let keys: UInt64Array = apps.iter().map(|a| a.map(app_key)).collect();
+                Ok(ColumnarValue::Array(Arc::new(keys)))
+            }
+            ColumnarValue::Scalar(ScalarValue::Utf8(a)) => Ok(ColumnarValue::Scalar(
+                ScalarValue::UInt64(a.as_deref().map(app_key)),
+            )),
+            ColumnarValue::Scalar(_) => Err(datafusion::error::DataFusionError::Plan(
+                "app_key takes a string".into(),
+            )),
+        }
+    });
+    create_udf(
+        "app_key",
+        vec![DataType::Utf8],
+        DataType::UInt64,
+        Volatility::Immutable,
+        hash,
     )
 }
 

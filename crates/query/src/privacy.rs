@@ -152,23 +152,14 @@ impl Scope {
     }
 }
 
-/// `WITH … published AS (…)`: one row per (publishable base cell, app) of the scope, with the
-/// app's sums in that cell. Every public `ok` figure is an aggregate of this relation. One scan
-/// of `cell_apps` (the cube, or raw events where it does not answer): the cell's distinct apps
-/// are the number of its (cell, app) rows, counted by a window.
-fn published_cte(scope: &Scope) -> String {
+/// `WITH pcells AS (…)`: the publishable base cells of the scope, one row each with the cell's
+/// distinct apps and sums (from the `cells` view: per-day summaries where they are current,
+/// computed from `cell_apps` otherwise). Every public additive `ok` figure is a sum over it.
+fn published_cells_cte(scope: &Scope) -> String {
     format!(
-        "WITH per_app AS (\
-           SELECT {CELL}, app_id, \
-             sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
-             sum(requests) AS requests, sum(cost_usd) AS cost \
-           FROM cell_apps WHERE {filter} \
-           GROUP BY {CELL}, app_id), \
-         counted AS (\
-           SELECT *, count(*) OVER (PARTITION BY {CELL}) AS cell_apps FROM per_app), \
-         published AS (SELECT * FROM counted WHERE {publishable}) ",
+        "WITH pcells AS (SELECT * FROM cells WHERE {filter} AND {publishable}) ",
         filter = scope.filter(),
-        publishable = publishable_sql("cell_apps"),
+        publishable = publishable_sql("apps"),
     )
 }
 
@@ -221,18 +212,29 @@ fn since_param(dims: &[Dim]) -> Result<Option<(String, ScalarValue)>, QueryError
     Ok(first.map(|d| ("since".to_owned(), ScalarValue::Utf8(Some(d.to_string())))))
 }
 
-/// The aggregates of [`Figures`] over published (cell, app) rows.
-const FIGURES_SQL: &str = "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
-     sum(requests) AS requests, count(DISTINCT app_id) AS apps, sum(cost) AS cost";
+/// The additive aggregates of [`Figures`] over published cells.
+const SUMS_SQL: &str = "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+     sum(requests) AS requests, sum(cost_usd) AS cost";
 
-fn figures_at(batch: &arrow::array::RecordBatch, row: usize) -> Result<Figures, QueryError> {
+/// The distinct apps of published cells: over their (cell, app) rows, on the app key.
+const APPS_SQL: &str = "count(DISTINCT app_key) AS apps";
+
+fn sums_at(batch: &arrow::array::RecordBatch, row: usize) -> Result<Figures, QueryError> {
     Ok(Figures {
         input_tokens: u64_at(batch, "input_tokens", row)?,
         output_tokens: u64_at(batch, "output_tokens", row)?,
         requests: u64_at(batch, "requests", row)?,
-        apps: u64_at(batch, "apps", row)?,
+        apps: 0,
         cost: micro_usd_at(batch, "cost", row)?,
     })
+}
+
+/// Whether a published query counts distinct apps (a second, costlier pass over the apps of
+/// the published cells) or leaves `apps` at 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apps {
+    Counted,
+    NotCounted,
 }
 
 /// One group of published figures: its key (one value per [`Dim`] asked for) and figures.
@@ -260,28 +262,50 @@ impl QueryEngine {
         dims: &[Dim],
         except: Option<Except<'_>>,
     ) -> Result<Vec<Group>, QueryError> {
-        let mut params = scope.params(self.config().min_apps);
-        params.extend(since_param(dims)?);
-        let keys: Vec<String> = dims
-            .iter()
-            .enumerate()
-            .map(|(i, d)| format!("{} AS k{i}", d.sql()))
-            .collect();
-        let mut sql = published_cte(scope);
-        sql.push_str("SELECT ");
-        for k in &keys {
-            sql.push_str(k);
-            sql.push_str(", ");
+        let mut sets = self.grouped(scope, &[dims], except, Apps::Counted).await?;
+        let mut groups = sets.pop().unwrap_or_default();
+        if dims.is_empty() {
+            groups.truncate(1);
         }
-        sql.push_str(FIGURES_SQL);
-        sql.push_str(" FROM published");
+        Ok(groups)
+    }
+
+    /// Several groupings of the publishable cells of `scope` in one pass (a grouping set each):
+    /// per set, its groups as [`published`](Self::published) would answer. The empty set is the
+    /// total; it is always answered, with zeros when nothing is publishable.
+    pub async fn published_sets(
+        &self,
+        scope: &Scope,
+        sets: &[&[Dim]],
+    ) -> Result<Vec<Vec<Group>>, QueryError> {
+        self.grouped(scope, sets, None, Apps::Counted).await
+    }
+
+    /// Like [`published_sets`](Self::published_sets), counting distinct apps only when `apps`
+    /// says so (they are 0 otherwise).
+    pub async fn published_sets_counting(
+        &self,
+        scope: &Scope,
+        sets: &[&[Dim]],
+        apps: Apps,
+    ) -> Result<Vec<Vec<Group>>, QueryError> {
+        self.grouped(scope, sets, None, apps).await
+    }
+
+    async fn grouped(
+        &self,
+        scope: &Scope,
+        sets: &[&[Dim]],
+        except: Option<Except<'_>>,
+        apps: Apps,
+    ) -> Result<Vec<Vec<Group>>, QueryError> {
+        let grouping = Grouping::new(sets);
+        let mut params = scope.params(self.config().min_apps);
+        params.extend(since_param(&grouping.columns)?);
+        let mut filter = String::from("true");
         if let Some(except) = except.filter(|e| !e.keys.is_empty()) {
             let names: Vec<String> = (0..except.keys.len()).map(|i| format!("$x{i}")).collect();
-            sql.push_str(&format!(
-                " WHERE {} NOT IN ({})",
-                except.dim.sql(),
-                names.join(", ")
-            ));
+            filter = format!("{} NOT IN ({})", except.dim.sql(), names.join(", "));
             params.extend(
                 except
                     .keys
@@ -290,91 +314,41 @@ impl QueryEngine {
                     .map(|(i, k)| (format!("x{i}"), ScalarValue::Utf8(Some(k.clone())))),
             );
         }
-        if !dims.is_empty() {
-            let positions: Vec<String> = (1..=dims.len()).map(|i| i.to_string()).collect();
-            sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
-        }
-        let mut out = Vec::new();
-        for batch in self.sql_with_params(&sql, params).await? {
-            for row in 0..batch.num_rows() {
-                let key = (0..dims.len())
-                    .map(|i| str_at(&batch, &format!("k{i}"), row).map(str::to_owned))
-                    .collect::<Result<Vec<_>, _>>()?;
-                out.push((key, figures_at(&batch, row)?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Several groupings of the publishable cells of `scope` in one pass over the events (a
-    /// grouping set each): per set, its groups as [`published`](Self::published) would answer.
-    /// The empty set is the total; it is always answered, with zeros when nothing is publishable.
-    pub async fn published_sets(
-        &self,
-        scope: &Scope,
-        sets: &[&[Dim]],
-    ) -> Result<Vec<Vec<Group>>, QueryError> {
-        if let [only] = sets {
-            return Ok(vec![self.published(scope, only).await?]);
-        }
-        let mut columns: Vec<Dim> = Vec::new();
-        for d in sets.iter().flat_map(|s| s.iter()) {
-            if !columns.contains(d) {
-                columns.push(*d);
-            }
-        }
-        let mut params = scope.params(self.config().min_apps);
-        params.extend(since_param(&columns)?);
-        let keyed: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, d)| format!("{} AS k{i}", d.sql()))
-            .collect();
-        let index = |d: &Dim| columns.iter().position(|c| c == d).unwrap_or(0);
-        let grouping_sets: Vec<String> = sets
-            .iter()
-            .map(|set| {
-                let ks: Vec<String> = set.iter().map(|d| format!("k{}", index(d))).collect();
-                format!("({})", ks.join(", "))
-            })
-            .collect();
-        let selected: Vec<String> = (0..columns.len())
-            .map(|i| format!("k{i}, CAST(grouping(k{i}) AS BIGINT) AS g{i}"))
-            .collect();
-        let sql = format!(
-            "{cte}, keyed AS (SELECT {keyed}, app_id, input_tokens, output_tokens, requests, cost \
-             FROM published) \
-             SELECT {selected}, {FIGURES_SQL} FROM keyed GROUP BY GROUPING SETS ({sets})",
-            cte = published_cte(scope).trim_end(),
-            keyed = keyed.join(", "),
-            selected = selected.join(", "),
-            sets = grouping_sets.join(", "),
+        let cte = published_cells_cte(scope);
+        let sums_sql = format!(
+            "{cte}{}",
+            grouping.query(
+                SUMS_SQL,
+                "input_tokens, output_tokens, requests, cost_usd",
+                "pcells",
+                &filter
+            )
         );
-        // A row belongs to the set whose columns are exactly the ones it is grouped by.
-        let masks: Vec<u64> = sets
-            .iter()
-            .map(|set| {
-                (0..columns.len())
-                    .filter(|i| !set.contains(&columns[*i]))
-                    .map(|i| 1u64 << i)
-                    .sum()
-            })
-            .collect();
-        let mut out: Vec<Vec<Group>> = vec![Vec::new(); sets.len()];
-        for batch in self.sql_with_params(&sql, params).await? {
-            for row in 0..batch.num_rows() {
-                let mut mask = 0;
-                for i in 0..columns.len() {
-                    mask |= u64_at(&batch, &format!("g{i}"), row)?.min(1) << i;
+        let mut out = grouping.collect(
+            self.sql_with_params(&sums_sql, params.clone()).await?,
+            sums_at,
+        )?;
+        if apps == Apps::Counted {
+            // The (cell, app) rows of the published cells: a join on the cell, whose rows are
+            // distinct in `pcells`.
+            let apps_sql = format!(
+                "{cte}, published AS (\
+                   SELECT a.date, a.task, a.model, a.provider, a.app_key FROM cell_apps a \
+                   JOIN pcells p ON a.date = p.date AND a.task = p.task AND a.model = p.model \
+                     AND a.provider = p.provider) \
+                 {}",
+                grouping.query(APPS_SQL, "app_key", "published", &filter)
+            );
+            let counts = grouping
+                .collect(self.sql_with_params(&apps_sql, params).await?, |b, row| {
+                    u64_at(b, "apps", row)
+                })?;
+            for (set, counted) in out.iter_mut().zip(counts) {
+                let by_key: std::collections::HashMap<Vec<String>, u64> =
+                    counted.into_iter().collect();
+                for (key, f) in set.iter_mut() {
+                    f.apps = by_key.get(key).copied().unwrap_or(0);
                 }
-                let Some(s) = masks.iter().position(|m| *m == mask) else {
-                    continue;
-                };
-                let key = sets[s]
-                    .iter()
-                    .map(|d| str_at(&batch, &format!("k{}", index(d)), row).map(str::to_owned))
-                    .collect::<Result<Vec<_>, _>>()?;
-                out[s].push((key, figures_at(&batch, row)?));
             }
         }
         for (s, set) in sets.iter().enumerate() {
@@ -388,8 +362,8 @@ impl QueryEngine {
     /// The number of publishable cells in `scope` (e.g. whether a model has any public usage).
     pub async fn publishable_cells(&self, scope: &Scope) -> Result<u64, QueryError> {
         let sql = format!(
-            "{cte}SELECT count(*) AS cells FROM (SELECT DISTINCT {CELL} FROM published)",
-            cte = published_cte(scope)
+            "{cte}SELECT count(*) AS cells FROM pcells",
+            cte = published_cells_cte(scope)
         );
         let params = scope.params(self.config().min_apps);
         let mut cells = 0;
@@ -434,6 +408,123 @@ impl QueryEngine {
                     str_at(&b, "part", row)?.to_owned(),
                     u64_at(&b, "requests", row)?,
                 ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The groups of one grouping set: key (one value per dimension) and a value.
+type Keyed<T> = Vec<(Vec<String>, T)>;
+
+/// The grouping sets of one published query: the distinct columns of all sets (`k0`, `k1`, …)
+/// and, per set, which rows of a `GROUPING SETS` answer belong to it.
+struct Grouping<'a> {
+    sets: &'a [&'a [Dim]],
+    columns: Vec<Dim>,
+}
+
+impl<'a> Grouping<'a> {
+    fn new(sets: &'a [&'a [Dim]]) -> Self {
+        let mut columns: Vec<Dim> = Vec::new();
+        for d in sets.iter().flat_map(|s| s.iter()) {
+            if !columns.contains(d) {
+                columns.push(*d);
+            }
+        }
+        Grouping { sets, columns }
+    }
+
+    fn index(&self, d: &Dim) -> usize {
+        self.columns.iter().position(|c| c == d).unwrap_or(0)
+    }
+
+    /// The key expressions as `k0, k1, …` with a trailing comma (for the inner select).
+    fn keyed(&self) -> String {
+        let mut out = String::new();
+        for (i, d) in self.columns.iter().enumerate() {
+            out.push_str(&format!("{} AS k{i}, ", d.sql()));
+        }
+        out
+    }
+
+    /// The keys and, with several sets, their grouping flags, with a trailing comma.
+    fn keys(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.columns.len() {
+            out.push_str(&format!("k{i}, "));
+            if self.sets.len() > 1 {
+                out.push_str(&format!("CAST(grouping(k{i}) AS BIGINT) AS g{i}, "));
+            }
+        }
+        out
+    }
+
+    fn group_by(&self) -> String {
+        if self.columns.is_empty() {
+            return String::new();
+        }
+        let k = |d: &Dim| format!("k{}", self.index(d));
+        if self.sets.len() == 1 {
+            let ks: Vec<String> = self.columns.iter().map(k).collect();
+            return format!("GROUP BY {}", ks.join(", "));
+        }
+        let sets: Vec<String> = self
+            .sets
+            .iter()
+            .map(|set| format!("({})", set.iter().map(k).collect::<Vec<_>>().join(", ")))
+            .collect();
+        format!("GROUP BY GROUPING SETS ({})", sets.join(", "))
+    }
+
+    /// `SELECT keys, <aggregates> FROM (SELECT keyed, <columns> FROM <from> WHERE <filter>)`,
+    /// grouped.
+    fn query(&self, aggregates: &str, columns: &str, from: &str, filter: &str) -> String {
+        format!(
+            "SELECT {keys}{aggregates} FROM (SELECT {keyed}{columns} FROM {from} WHERE {filter}) {group_by}",
+            keys = self.keys(),
+            keyed = self.keyed(),
+            group_by = self.group_by(),
+        )
+    }
+
+    /// Splits an answer into the sets' groups, reading each row's value with `value`.
+    fn collect<T>(
+        &self,
+        batches: Vec<arrow::array::RecordBatch>,
+        value: impl Fn(&arrow::array::RecordBatch, usize) -> Result<T, QueryError>,
+    ) -> Result<Vec<Keyed<T>>, QueryError> {
+        // A row belongs to the set whose columns are exactly the ones it is grouped by.
+        let masks: Vec<u64> = self
+            .sets
+            .iter()
+            .map(|set| {
+                (0..self.columns.len())
+                    .filter(|i| !set.contains(&self.columns[*i]))
+                    .map(|i| 1u64 << i)
+                    .sum()
+            })
+            .collect();
+        let mut out: Vec<Keyed<T>> = self.sets.iter().map(|_| Vec::new()).collect();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                let s = if self.sets.len() == 1 {
+                    0
+                } else {
+                    let mut mask = 0;
+                    for i in 0..self.columns.len() {
+                        mask |= u64_at(batch, &format!("g{i}"), row)?.min(1) << i;
+                    }
+                    match masks.iter().position(|m| *m == mask) {
+                        Some(s) => s,
+                        None => continue,
+                    }
+                };
+                let key = self.sets[s]
+                    .iter()
+                    .map(|d| str_at(batch, &format!("k{}", self.index(d)), row).map(str::to_owned))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out[s].push((key, value(batch, row)?));
             }
         }
         Ok(out)

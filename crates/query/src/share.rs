@@ -8,7 +8,7 @@ use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::leaderboard::{Figures, Measure, share_of};
 use crate::period::week_start;
-use crate::privacy::{Dim, Except, Group, Scope};
+use crate::privacy::{Apps, Dim, Except, Group, Scope};
 use chrono::{Days, NaiveDate};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -101,8 +101,18 @@ impl QueryEngine {
         };
         let scope = Scope::days(*first, end).with_task(q.task);
         let bucket = q.bucket_dim();
+        // Distinct apps cost a pass over the apps of every published cell: only when ranked by.
+        let apps = if q.by == Measure::Apps {
+            Apps::Counted
+        } else {
+            Apps::NotCounted
+        };
         let [cells, totals, overall]: [Vec<Group>; 3] = self
-            .published_sets(&scope, &[&[bucket, Dim::Model], &[bucket], &[Dim::Model]])
+            .published_sets_counting(
+                &scope,
+                &[&[bucket, Dim::Model], &[bucket], &[Dim::Model]],
+                apps,
+            )
             .await?
             .try_into()
             .map_err(|_| QueryError::Shape("three grouping sets expected".into()))?;
