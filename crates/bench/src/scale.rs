@@ -301,7 +301,7 @@ async fn mixed_load(
                 let acked = Instant::now();
                 if resp.is_ok_and(|r| r.status().is_success()) {
                     sent += u64::from(batch);
-                    if n % 20 == 0 {
+                    if n.is_multiple_of(20) {
                         // Freshness: how long until a query counts the acknowledged event.
                         let sql =
                             format!("SELECT count(*) AS n FROM events WHERE event_id = '{probe}'");
