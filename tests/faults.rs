@@ -805,6 +805,7 @@ async fn sigkill_at_random_moments_under_io_faults() {
     );
     let case = "SIGKILL x4 at random moments, pwrite+fdatasync EIO p=0.05";
     verify(case, dir.path(), &ledger, slowest_restart);
+    drop(ledger);
     verify_cube(case, dir.path()).await;
 }
 
