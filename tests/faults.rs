@@ -791,21 +791,22 @@ async fn sigkill_at_random_moments_under_io_faults() {
         slowest_restart = slowest_restart.max(took);
         server.stop();
     }
-    let ledger = ledger.lock().unwrap();
-    assert!(
-        ledger.acked_batches > 0 && ledger.refused_batches > 0,
-        "{} acked, {} refused",
-        ledger.acked_batches,
-        ledger.refused_batches
-    );
-    assert!(
-        ledger.statuses.iter().all(|s| *s == 503),
-        "{:?}",
-        ledger.statuses
-    );
     let case = "SIGKILL x4 at random moments, pwrite+fdatasync EIO p=0.05";
-    verify(case, dir.path(), &ledger, slowest_restart);
-    drop(ledger);
+    {
+        let ledger = ledger.lock().unwrap();
+        assert!(
+            ledger.acked_batches > 0 && ledger.refused_batches > 0,
+            "{} acked, {} refused",
+            ledger.acked_batches,
+            ledger.refused_batches
+        );
+        assert!(
+            ledger.statuses.iter().all(|s| *s == 503),
+            "{:?}",
+            ledger.statuses
+        );
+        verify(case, dir.path(), &ledger, slowest_restart);
+    }
     verify_cube(case, dir.path()).await;
 }
 
