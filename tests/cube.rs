@@ -94,10 +94,13 @@ async fn answers(server: &Server, paths: &[String]) -> Vec<Value> {
     out
 }
 
+/// Waits until the cube is checked and every day has its cells summary, so the reads go through
+/// the summaries (closed days) and the cube.
 async fn wait_for_cube(server: &Server) -> Value {
     for _ in 0..600 {
         let health = server.get_ok("/healthz").await;
-        if health["cube"]["raw_days"] == serde_json::json!([]) {
+        let cube = &health["cube"];
+        if cube["raw_days"] == serde_json::json!([]) && cube["summarized_days"] == cube["days"] {
             return health;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -146,6 +149,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     let cube_server = Server::start(lake, &[]);
     let health = wait_for_cube(&cube_server).await;
     assert_eq!(health["cube"]["checked"], true);
+    assert_eq!(health["cube"]["days"], 35);
     let paths = with_model_pages(&cube_server, paths(last), last).await;
     let from_cube = answers(&cube_server, &paths).await;
     cube_server.stop();

@@ -433,7 +433,8 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
     let pid = server.child.id();
     let cube_ready = loop {
         let (_, health) = server.get("/healthz").await?;
-        if health["cube"]["raw_days"] == serde_json::json!([]) {
+        let cube = &health["cube"];
+        if cube["raw_days"] == serde_json::json!([]) && cube["summarized_days"] == cube["days"] {
             break started.elapsed();
         }
         anyhow::ensure!(
@@ -443,7 +444,7 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     lines.push(format!(
-        "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked after {:.1} s (RSS {:.0} MiB)",
+        "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked and every day summarized after {:.1} s (RSS {:.0} MiB)",
         listening.as_secs_f64(),
         mib(vm_rss(pid).unwrap_or(0)),
         cube_ready.as_secs_f64(),

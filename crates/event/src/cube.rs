@@ -10,6 +10,7 @@
 //! ```text
 //! <lake>/rollups/app_days/date=YYYY-MM-DD/<name>.parquet
 //! <lake>/rollups/cells/date=YYYY-MM-DD/<name>.parquet     the day's cells, when its cube is one file
+//! <lake>/rollups/presence/date=YYYY-MM-DD/<name>.parquet  and its (cell, app) presence
 //! ```
 //!
 //! Each cube row also carries [`app_key`], a 64-bit hash of its app: distinct apps are counted on
@@ -36,6 +37,9 @@ pub const APP_DAYS_DIR: &str = "rollups/app_days";
 
 /// The per-day cells summaries' directory, relative to the lake's root.
 pub const CELLS_DIR: &str = "rollups/cells";
+
+/// The per-day presence files' directory, relative to the lake's root.
+pub const PRESENCE_DIR: &str = "rollups/presence";
 
 /// The key-value metadata key of a cube file: the number of events it summarizes.
 pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
@@ -82,6 +86,22 @@ static CELLS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         ),
     ]))
 });
+
+static PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        utf8("task"),
+        utf8("model"),
+        utf8("provider"),
+        Field::new("app_key", DataType::UInt64, false),
+        Field::new("cell_apps", DataType::Int64, false),
+    ]))
+});
+
+/// The schema of every presence file (the `date` partition column lives in the path).
+pub fn presence_schema() -> SchemaRef {
+    Arc::clone(&PRESENCE_SCHEMA)
+}
 
 /// The schema of every cube file (the `date` partition column lives in the path).
 pub fn app_days_schema() -> SchemaRef {

@@ -31,7 +31,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use chrono::NaiveDate;
 use hashbrown::HashTable;
 use modelshare_event::cube::{
-    APP_DAYS_EVENTS_KEY, Coverage, app_days_schema, app_key, cells_schema,
+    APP_DAYS_EVENTS_KEY, Coverage, app_days_schema, app_key, cells_schema, presence_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::{COST_PRECISION, COST_SCALE};
@@ -395,8 +395,9 @@ pub fn merge_day(
     Ok(true)
 }
 
-/// The cells of a day's single cube file: per (task, model, provider), distinct apps and sums.
-fn cells_of(cube_file: &Path) -> Result<RecordBatch, IngestError> {
+/// The cells of a day's single cube file (per task, model, provider: distinct apps and sums)
+/// and its presence (per cell and app key: the cell's distinct apps).
+fn cells_of(cube_file: &Path) -> Result<(RecordBatch, RecordBatch), IngestError> {
     type Cell = (String, String, String);
     let mut cells: std::collections::BTreeMap<Cell, (BTreeSet<u64>, Measures)> = Default::default();
     let file = File::open(cube_file).map_err(|e| IngestError::io(cube_file, e))?;
@@ -444,7 +445,25 @@ fn cells_of(cube_file: &Path) -> Result<RecordBatch, IngestError> {
         ints(|(_, m)| m.output_tokens),
         Arc::new(cost),
     ];
-    Ok(RecordBatch::try_new(cells_schema(), columns)?)
+    let cells_batch = RecordBatch::try_new(cells_schema(), columns)?;
+    let all: Vec<(&Cell, u64, usize)> = cells
+        .iter()
+        .flat_map(|(cell, (apps, _))| apps.iter().map(move |k| (cell, *k, apps.len())))
+        .collect();
+    let rows = || all.iter().copied();
+    let presence = vec![
+        Arc::new(StringArray::from_iter_values(rows().map(|(c, _, _)| &c.0))) as ArrayRef,
+        Arc::new(StringArray::from_iter_values(rows().map(|(c, _, _)| &c.1))),
+        Arc::new(StringArray::from_iter_values(rows().map(|(c, _, _)| &c.2))),
+        Arc::new(UInt64Array::from_iter_values(rows().map(|(_, k, _)| k))),
+        Arc::new(Int64Array::from_iter_values(
+            rows().map(|(_, _, n)| n as i64),
+        )),
+    ];
+    Ok((
+        cells_batch,
+        RecordBatch::try_new(presence_schema(), presence)?,
+    ))
 }
 
 /// Makes `date`'s cells file current when its cube is one file: reuses a cells file of the same
@@ -463,28 +482,39 @@ pub fn ensure_cells(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let dir = lake.cells_partition_dir(date);
-    let existing = existing_day_files(&dir)?;
-    let staged = if existing.iter().any(|p| p.ends_with(&name)) {
-        None
-    } else {
-        Some(lake::stage_parquet(
-            &dir,
+    let dirs = [
+        lake.cells_partition_dir(date),
+        lake.presence_partition_dir(date),
+    ];
+    let existing = [existing_day_files(&dirs[0])?, existing_day_files(&dirs[1])?];
+    let current = existing
+        .iter()
+        .all(|e| e.iter().any(|p| p.ends_with(&name)));
+    let mut staged = Vec::new();
+    if !current {
+        let (cells, presence) = cells_of(only)?;
+        staged.push(lake::stage_parquet(
+            &dirs[0],
             &name,
-            &cells_of(only)?,
+            &cells,
             writer_properties(0),
-        )?)
-    };
+        )?);
+        match lake::stage_parquet(&dirs[1], &name, &presence, writer_properties(0)) {
+            Ok(f) => staged.push(f),
+            Err(e) => {
+                staged.into_iter().for_each(StagedFile::discard);
+                return Err(e);
+            }
+        }
+    }
     // Under the gate: the cube must still be that one file (a flush may have added one).
     live.swap_files(|| {
         if existing_day_files(&lake.cube_partition_dir(date))?.as_slice() != [only.clone()] {
             staged.into_iter().for_each(StagedFile::discard);
             return Ok(false);
         }
-        if let Some(file) = staged {
-            file.publish()?;
-        }
-        for old in existing.iter().filter(|p| !p.ends_with(&name)) {
+        lake::publish_all(staged)?;
+        for old in existing.iter().flatten().filter(|p| !p.ends_with(&name)) {
             std::fs::remove_file(old).map_err(|e| IngestError::io(old, e))?;
         }
         coverage.cells_written(date);

@@ -230,6 +230,11 @@ impl Ingester {
         Ok(self.shared.ids.stats())
     }
 
+    /// The days of the lake (with events or cube files).
+    pub fn cube_days(&self) -> Result<Vec<chrono::NaiveDate>, IngestError> {
+        crate::app_days::days(&self.shared.lake)
+    }
+
     /// One maintenance pass of the app-day cube (blocking; see [`crate::app_days::maintain`]).
     pub fn maintain_cube(&self) -> Result<crate::app_days::Maintained, IngestError> {
         crate::app_days::maintain(

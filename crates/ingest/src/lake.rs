@@ -12,6 +12,8 @@
 //!                                     (see `modelshare_event::cube`)
 //!   rollups/cells/date=YYYY-MM-DD/*.parquet
 //!                                     the day's base cells, when its cube is one file
+//!   rollups/presence/date=YYYY-MM-DD/*.parquet
+//!                                     and the (cell, app) presence with each cell's apps
 //! ```
 
 use crate::IngestError;
@@ -88,6 +90,16 @@ impl Lake {
     /// `<root>/rollups/cells`, the per-day cells summaries.
     pub fn cells_dir(&self) -> PathBuf {
         self.root.join(modelshare_event::cube::CELLS_DIR)
+    }
+
+    /// `<root>/rollups/presence`, the per-day (cell, app) presence.
+    pub fn presence_dir(&self) -> PathBuf {
+        self.root.join(modelshare_event::cube::PRESENCE_DIR)
+    }
+
+    /// The directory of one day's presence file.
+    pub fn presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.presence_dir().join(format!("date={date}"))
     }
 
     /// The directory of one day's cells summary.
@@ -220,10 +232,15 @@ pub fn publish_all(staged: Vec<StagedFile>) -> Result<(), IngestError> {
 /// the lake, and on a full disk their space is what the next flush needs.
 pub fn remove_stale_temps(lake: &Lake) -> usize {
     let mut removed = 0;
-    let parts = [lake.events_dir(), lake.cube_dir(), lake.cells_dir()]
-        .into_iter()
-        .filter_map(|tree| fs::read_dir(tree).ok())
-        .flatten();
+    let parts = [
+        lake.events_dir(),
+        lake.cube_dir(),
+        lake.cells_dir(),
+        lake.presence_dir(),
+    ]
+    .into_iter()
+    .filter_map(|tree| fs::read_dir(tree).ok())
+    .flatten();
     for part in parts.flatten() {
         let Ok(files) = fs::read_dir(part.path()) else {
             continue;

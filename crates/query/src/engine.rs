@@ -15,6 +15,9 @@
 //!
 //! View `cells` = one row per base cell (date, task, model, provider) of `cell_apps`: its
 //! distinct apps and sums. The publication rule and every additive public figure read it.
+//!
+//! View `cell_presence` = one row per (base cell, app key) with the cell's distinct apps:
+//! distinct apps of published cells are counted on it.
 
 use crate::QueryError;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -32,7 +35,8 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 use modelshare_event::cube::{
-    APP_DAYS_DIR, CELLS_DIR, Coverage, app_days_schema, app_key, cells_schema,
+    APP_DAYS_DIR, CELLS_DIR, Coverage, PRESENCE_DIR, app_days_schema, app_key, cells_schema,
+    presence_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
@@ -162,6 +166,10 @@ impl QueryEngine {
             "day_cells",
             optional_table(&root.join(CELLS_DIR), cells_schema())?,
         )?;
+        ctx.register_table(
+            "day_presence",
+            optional_table(&root.join(PRESENCE_DIR), presence_schema())?,
+        )?;
         ctx.register_udf(app_key_udf());
         // Views, so filters on `date` reach the listing tables and prune partitions.
         ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
@@ -178,6 +186,7 @@ impl QueryEngine {
             .copied()
             .collect();
         ctx.sql(&cells_view(&cells_days)).await?;
+        ctx.sql(&presence_view(&cells_days)).await?;
         Ok(ctx)
     }
 
@@ -341,6 +350,31 @@ fn cells_view(cells_days: &BTreeSet<NaiveDate>) -> String {
            sum(output_tokens) AS output_tokens, \
            CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
          FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider"
+    )
+}
+
+/// The `cell_presence` view: one row per (base cell, app key) with the cell's distinct apps;
+/// from the presence files of `cells_days`, from `cell_apps` and `cells` for the other days.
+fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
+    let (from_files, computed) = if cells_days.is_empty() {
+        ("false".to_owned(), "true".to_owned())
+    } else {
+        let listed = date_list(cells_days);
+        (
+            format!("date IN ({listed})"),
+            format!("date NOT IN ({listed})"),
+        )
+    };
+    format!(
+        "CREATE VIEW cell_presence AS \
+         SELECT date, task, model, provider, app_key, cell_apps \
+         FROM day_presence WHERE {from_files} \
+         UNION ALL \
+         SELECT a.date, a.task, a.model, a.provider, a.app_key, c.apps AS cell_apps \
+         FROM (SELECT DISTINCT date, task, model, provider, app_key FROM cell_apps \
+               WHERE {computed}) a \
+         JOIN cells c ON a.date = c.date AND a.task = c.task AND a.model = c.model \
+           AND a.provider = c.provider"
     )
 }
 

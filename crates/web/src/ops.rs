@@ -10,15 +10,19 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// `GET /healthz`: 200 while the server can answer. `wal_quarantine` lists damaged WAL segments
 /// kept for an operator (`modelshare wal check`); the server runs on without them. `cube` says
-/// whether the app-day cube has been checked against the events (`checked`) and which days are
-/// still read from raw events (`raw_days`) until they are rebuilt.
+/// whether the app-day cube has been checked against the events (`checked`), which days are
+/// still read from raw events (`raw_days`) until they are rebuilt, and of its `days`, how many
+/// have a current cells summary (`summarized_days`; the others are summed from the cube).
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let quarantine = s.ingester.as_ref().map(|i| i.quarantined());
     let cube = s.ingester.as_ref().map(|i| {
-        let raw = i.coverage().raw_days();
+        let coverage = i.coverage();
+        let raw = coverage.raw_days();
         serde_json::json!({
             "checked": raw.is_some(),
             "raw_days": raw.map(|d| d.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
+            "summarized_days": coverage.cells_days().len(),
+            "days": i.cube_days().ok().map(|d| d.len()),
         })
     });
     axum::Json(serde_json::json!({
