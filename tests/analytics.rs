@@ -276,6 +276,8 @@ async fn a_late_event_rebuilds_its_closed_week() {
         serde_json::from_str::<Value>(&text).map_or(0, |v| v["generation"].as_u64().unwrap_or(0))
     };
     wait_for("generation 2", &|| generation() == 2);
+    // Public answers may be up to a second old (the response cache).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(server.get_ok(index).await["outcomes"]["trials_kept"], 2);
     assert!(
         dir.path()

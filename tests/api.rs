@@ -339,3 +339,45 @@ async fn bad_parameters_get_json_errors() {
     let (status, h) = s.get("/healthz").await;
     assert_eq!((status, h["status"].clone()), (200, json!("ok")));
 }
+
+/// Identical public reads arriving together cost one computation: fifty concurrent requests for
+/// the same leaderboard run the queries of one, and all get the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_concurrent_reads_are_computed_once() {
+    let (_dir, server) = server_with_fixture().await;
+    let queries = || async {
+        let text = server.get_text("/metrics").await.1;
+        text.lines()
+            .find_map(|l| l.strip_prefix("modelshare_queries_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap()
+    };
+    let path = "/v1/leaderboard?period=week&date=2026-11-18";
+    let before = queries().await;
+    let one = server.get_ok(path).await;
+    let per_read = queries().await - before;
+    assert!(per_read >= 1.0);
+    // Fifty at once at an unchanged lake: all from the cache.
+    let before = queries().await;
+    let reads = (0..50).map(|_| server.get_ok(path));
+    assert!(
+        futures::future::join_all(reads)
+            .await
+            .iter()
+            .all(|a| *a == one)
+    );
+    assert_eq!(queries().await - before, 0.0, "no computation at all");
+    // An event (outside the week) and the first answer's freshness passes: computed again, once.
+    let other_week = event("x", "2026-11-03T10:00:00Z", "app1", "a/alpha", 1, 1, 0.0);
+    assert_eq!(server.ndjson(&[other_week]).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = queries().await;
+    let reads = (0..50).map(|_| server.get_ok(path));
+    let answers = futures::future::join_all(reads).await;
+    assert!(answers.iter().all(|a| *a == one));
+    assert_eq!(
+        queries().await - before,
+        per_read,
+        "one computation for fifty reads"
+    );
+}

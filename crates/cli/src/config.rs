@@ -30,7 +30,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Load NDJSON files (or `-` for stdin) straight into a lake.
     Ingest(IngestArgs),
-    /// Run SQL over the lake (table `events`).
+    /// Run SQL over the lake (tables `events`, `app_days`).
     Query(QueryArgs),
     /// Generate synthetic traffic into a lake or stream it to a server.
     Generate(GenerateArgs),
@@ -567,7 +567,8 @@ pub enum OutputFormat {
 pub struct QueryArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
-    /// One SQL statement over the table `events` (read-only).
+    /// One SQL statement (read-only) over the table `events`, the app-day cube `app_days` and
+    /// its per-day summaries `day_cells` and `day_presence`.
     pub sql: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]

@@ -248,6 +248,15 @@ impl QueryEngine {
                     replans += 1;
                     tracing::debug!(error = %e, "a listed file was swapped away; planning again");
                 }
+                Err(QueryError::DataFusion(e))
+                    if matches!(
+                        e.find_root(),
+                        datafusion::error::DataFusionError::ResourcesExhausted(_)
+                    ) =>
+                {
+                    tracing::warn!(error = %e, "query refused: the memory pool is full");
+                    return Err(QueryError::Busy);
+                }
                 other => return other,
             }
         }

@@ -39,6 +39,9 @@ pub enum QueryError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("query took longer than {0:?}")]
     Timeout(std::time::Duration),
+    /// The queries' memory pool is taken by other queries: transient.
+    #[error("the queries' memory is in use by other queries")]
+    Busy,
     #[error("unexpected result shape: {0}")]
     Shape(String),
 }

@@ -115,6 +115,9 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::Timeout(_) => ApiError::QueryTimeout,
+            QueryError::Busy => {
+                ApiError::Unavailable("the server is busy with other queries; retry shortly".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

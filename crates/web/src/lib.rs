@@ -32,6 +32,7 @@ pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod params;
+pub mod read_cache;
 pub mod site;
 pub mod site_queries;
 pub mod snapshots;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub sql_limits: modelshare_query::sandbox::SqlLimits,
     /// The website (dashboards); `None` serves the API only.
     pub site: Option<Arc<modelshare_site::Site>>,
+    /// Answers of the public reads (see [`read_cache`]).
+    pub read_cache: Arc<read_cache::ReadCache>,
 }
 
 /// Default caps of `POST /v1/sql`.
@@ -111,7 +114,18 @@ impl AppState {
             limits: limits::Limits::new(limits::LimitConfig::default()),
             sql_limits: DEFAULT_SQL_LIMITS,
             site: None,
+            read_cache: Arc::default(),
         }
+    }
+
+    /// Changes whenever ingest stores or publishes rows (0 for a read-only server): cached
+    /// answers computed at another generation are reused only while fresh.
+    pub fn lake_generation(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.ingester.as_ref().map_or(0, |i| {
+            let m = i.metrics();
+            m.events_stored.load(Relaxed) ^ m.flushes.load(Relaxed).rotate_left(40)
+        })
     }
 
     /// Serves `site`'s pages and charts too.
@@ -177,14 +191,8 @@ pub fn router(state: AppState) -> Router {
         }
         router = router.route("/charts/{dashboard}/{file}", get(site::chart));
     }
-    router
-        .route("/v1/events", post(ingest::post_events))
-        // Foreign telemetry, admin SQL, the API description.
-        .route("/v1/traces", post(telemetry::post_traces))
-        .route("/v1/litellm", post(telemetry::post_litellm))
-        .route("/v1/openrouter", post(telemetry::post_openrouter))
-        .route("/v1/sql", post(sql::post_sql))
-        .route("/v1/openapi.json", get(openapi::get_openapi))
+    // Public reads: answered from the response cache when they can be.
+    let public_reads = Router::new()
         .route("/v1/leaderboard", get(api::leaderboard))
         .route("/v1/authors", get(api::authors))
         .route("/v1/share", get(api::share))
@@ -194,6 +202,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/index", get(analytics::index_endpoint))
         .route("/v1/price-share", get(analytics::price_share_endpoint))
         .route("/v1/shifts", get(analytics::shifts_endpoint))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_cache::cached,
+        ));
+    router
+        .merge(public_reads)
+        .route("/v1/events", post(ingest::post_events))
+        // Foreign telemetry, admin SQL, the API description.
+        .route("/v1/traces", post(telemetry::post_traces))
+        .route("/v1/litellm", post(telemetry::post_litellm))
+        .route("/v1/openrouter", post(telemetry::post_openrouter))
+        .route("/v1/sql", post(sql::post_sql))
+        .route("/v1/openapi.json", get(openapi::get_openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         // Weekly snapshots.

@@ -138,13 +138,8 @@ fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<(Option<Task>, Option
     Ok((task, slug))
 }
 
-/// Changes whenever ingest stores or publishes rows (0 for a read-only server).
 fn generation(state: &AppState) -> u64 {
-    use std::sync::atomic::Ordering::Relaxed;
-    state.ingester.as_ref().map_or(0, |i| {
-        let m = i.metrics();
-        m.events_stored.load(Relaxed) ^ m.flushes.load(Relaxed).rotate_left(40)
-    })
+    state.lake_generation()
 }
 
 /// The latest day with data, cached like a panel.
