@@ -80,10 +80,19 @@ pub(crate) fn report(out: &Path, lines: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Peak resident set size of a process, from /proc (kB → bytes).
-fn peak_rss(pid: u32) -> Option<u64> {
+/// Peak resident set size of a live process, from /proc (kB → bytes).
+pub(crate) fn peak_rss(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmHWM:")
+}
+
+/// Current resident set size of a live process, from /proc (kB → bytes).
+pub(crate) fn rss(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -107,15 +116,17 @@ pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-struct ServerChild {
-    child: std::process::Child,
-    url: String,
+pub(crate) struct ServerChild {
+    pub(crate) child: std::process::Child,
+    pub(crate) url: String,
 }
 
-fn start_server(exe: &Path, dir: &Path) -> anyhow::Result<ServerChild> {
+/// Starts `exe serve` on `dir` with `extra` flags; returns once it prints its address.
+pub(crate) fn start_server(exe: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
     let mut child = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("MODELSHARE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -246,7 +257,7 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     .await??;
     let body_bytes: usize = batched.iter().map(Vec::len).sum();
 
-    let server = start_server(&server_bin, &dir)?;
+    let server = start_server(&server_bin, &dir, &[])?;
     let pid = server.child.id();
     let t_batched = blast(&server.url, Arc::new(batched), args.clients.min(8)).await?;
     let t_single = blast(&server.url, Arc::new(single), args.clients).await?;

@@ -6,30 +6,16 @@
 //! show in a query), and runs the same questions in DuckDB over the raw Parquet files.
 
 use crate::args::BenchScaleArgs;
-use crate::bench::{dir_bytes, machine, ms, python_json, report, server_binary};
+use crate::bench::{
+    ServerChild, dir_bytes, machine, ms, peak_rss, python_json, report, rss, server_binary,
+    start_server,
+};
 use anyhow::Context;
 use chrono::{Days, NaiveDate};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Peak RSS (VmHWM) of a live process, bytes.
-fn vm_hwm(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Current RSS (VmRSS) of a live process, bytes.
-fn vm_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
@@ -74,7 +60,7 @@ fn generate(exe: &Path, dir: &Path, args: &BenchScaleArgs) -> anyhow::Result<(f6
         .context("cannot start modelshare generate")?;
     let mut peak = 0;
     loop {
-        peak = peak.max(vm_hwm(child.id()).unwrap_or(0));
+        peak = peak.max(peak_rss(child.id()).unwrap_or(0));
         if let Some(status) = child.try_wait()? {
             anyhow::ensure!(status.success(), "generate exited with {status}");
             break;
@@ -401,30 +387,12 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
 
     // Start-up.
     let started = Instant::now();
-    let mut child = Command::new(&exe)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--trust-loopback",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .args(["--snapshot-interval-secs", "0"])
-        .env("MODELSHARE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start the server")?;
-    let stdout = child.stdout.take().context("no server stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
+    let ServerChild { child, url } = start_server(
+        &exe,
+        &dir,
+        &["--trust-loopback", "--snapshot-interval-secs", "0"],
+    )?;
     let listening = started.elapsed();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .context("server did not print its address")?
-        .to_owned();
     let server = Arc::new(Server {
         child,
         url,
@@ -446,9 +414,9 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
     lines.push(format!(
         "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked and every day summarized after {:.1} s (RSS {:.0} MiB)",
         listening.as_secs_f64(),
-        mib(vm_rss(pid).unwrap_or(0)),
+        mib(rss(pid).unwrap_or(0)),
         cube_ready.as_secs_f64(),
-        mib(vm_rss(pid).unwrap_or(0)),
+        mib(rss(pid).unwrap_or(0)),
     ));
 
     // Reads, cold then warm.
@@ -464,7 +432,7 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
         warm.sort();
         timed.push((label.clone(), cold, warm[warm.len() / 2]));
     }
-    let after_reads = vm_hwm(pid).unwrap_or(0);
+    let after_reads = peak_rss(pid).unwrap_or(0);
 
     // DuckDB on the raw files.
     let questions = duckdb_questions(last, args.days);
@@ -521,7 +489,7 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
         percentile(&fresh, 0.5),
         percentile(&fresh, 1.0),
         fresh.len(),
-        mib(vm_hwm(pid).unwrap_or(0)),
+        mib(peak_rss(pid).unwrap_or(0)),
     ));
     drop(server);
     report(&args.out, &lines)?;
