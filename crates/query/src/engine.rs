@@ -146,11 +146,11 @@ impl QueryEngine {
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
         ctx.register_table("lake", partitioned_table(&self.events_dir, event_schema())?)?;
+        let mut live_days = BTreeSet::new();
         let live_rows = live_batches
             .iter()
-            .map(with_date_column)
+            .map(|b| with_date_column(b, &mut live_days))
             .collect::<Result<Vec<_>, _>>()?;
-        let live_days = days_of(&live_rows)?;
         let live = MemTable::try_new(table_schema(), vec![live_rows])?;
         ctx.register_table("live", Arc::new(live))?;
         let root = self
@@ -298,14 +298,9 @@ impl QueryEngine {
 /// The `cell_apps` view (see the module docs). `raw_days`: the days the cube does not answer
 /// for; `None` when it answers for none.
 fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
-    let listed = date_list;
-    let (from_cube, from_lake) = match raw_days {
-        None => ("false".to_owned(), "true".to_owned()),
-        Some(raw) if raw.is_empty() => ("true".to_owned(), "false".to_owned()),
-        Some(raw) => (
-            format!("date NOT IN ({})", listed(raw)),
-            format!("date IN ({})", listed(raw)),
-        ),
+    let (from_lake, from_cube) = match raw_days {
+        None => ("true".to_owned(), "false".to_owned()),
+        Some(raw) => in_and_out(raw),
     };
     let raw_rows = |table: &str, days: &str| {
         format!(
@@ -327,27 +322,28 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
     )
 }
 
-/// `'d1', 'd2', …` of `days` (formatted from `NaiveDate`s, never from input).
-fn date_list(days: &BTreeSet<NaiveDate>) -> String {
-    days.iter()
+/// Predicates on `date` for the rows of `days` and for the others (`false` and `true` when
+/// there are none). Dates are formatted from `NaiveDate`s, never from input.
+fn in_and_out(days: &BTreeSet<NaiveDate>) -> (String, String) {
+    if days.is_empty() {
+        return ("false".to_owned(), "true".to_owned());
+    }
+    let listed = days
+        .iter()
         .map(|d| format!("'{d}'"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    (
+        format!("date IN ({listed})"),
+        format!("date NOT IN ({listed})"),
+    )
 }
 
 /// The `cells` view: one row per (date, task, model, provider) base cell with its distinct apps
 /// and the sums of its `ok` events; from the cells files of `cells_days`, computed from
 /// `cell_apps` for the other days.
 fn cells_view(cells_days: &BTreeSet<NaiveDate>) -> String {
-    let (from_files, computed) = if cells_days.is_empty() {
-        ("false".to_owned(), "true".to_owned())
-    } else {
-        let listed = date_list(cells_days);
-        (
-            format!("date IN ({listed})"),
-            format!("date NOT IN ({listed})"),
-        )
-    };
+    let (from_files, computed) = in_and_out(cells_days);
     format!(
         "CREATE VIEW cells AS \
          SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
@@ -365,15 +361,7 @@ fn cells_view(cells_days: &BTreeSet<NaiveDate>) -> String {
 /// The `cell_presence` view: one row per (base cell, app key) with the cell's distinct apps;
 /// from the presence files of `cells_days`, from `cell_apps` and `cells` for the other days.
 fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
-    let (from_files, computed) = if cells_days.is_empty() {
-        ("false".to_owned(), "true".to_owned())
-    } else {
-        let listed = date_list(cells_days);
-        (
-            format!("date IN ({listed})"),
-            format!("date NOT IN ({listed})"),
-        )
-    };
+    let (from_files, computed) = in_and_out(cells_days);
     format!(
         "CREATE VIEW cell_presence AS \
          SELECT date, task, model, provider, app_key, cell_apps \
@@ -397,23 +385,6 @@ fn optional_table(dir: &Path, schema: SchemaRef) -> Result<Arc<dyn TableProvider
             vec![vec![]],
         )?))
     }
-}
-
-/// The UTC days of the live rows (their `date` column).
-fn days_of(batches: &[RecordBatch]) -> Result<BTreeSet<NaiveDate>, QueryError> {
-    let mut days = BTreeSet::new();
-    for b in batches {
-        let dates = b
-            .column_by_name("date")
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| QueryError::Shape("live batch without date".into()))?;
-        for d in dates.iter().flatten() {
-            if let Ok(day) = d.parse() {
-                days.insert(day);
-            }
-        }
-    }
-    Ok(days)
 }
 
 /// `app_key(app_id)`: the key distinct apps are counted on (`modelshare_event::cube::app_key`).
@@ -514,8 +485,12 @@ fn dir_url(dir: &Path) -> String {
     s
 }
 
-/// Adds the `date` partition column (the UTC day of `ts`) to a live batch.
-fn with_date_column(batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
+/// Adds the `date` partition column (the UTC day of `ts`) to a live batch, and its days to
+/// `days`.
+fn with_date_column(
+    batch: &RecordBatch,
+    days: &mut BTreeSet<NaiveDate>,
+) -> Result<RecordBatch, QueryError> {
     let ts = batch
         .column_by_name("ts")
         .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
@@ -523,7 +498,11 @@ fn with_date_column(batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
     let dates: StringArray = ts
         .values()
         .iter()
-        .map(|us| Some(modelshare_event::Timestamp(*us).date().to_string()))
+        .map(|us| {
+            let day = modelshare_event::Timestamp(*us).date();
+            days.insert(day);
+            Some(day.to_string())
+        })
         .collect();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(dates));
