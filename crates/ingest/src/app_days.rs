@@ -155,9 +155,8 @@ impl Folder {
         self.add(&key_columns(&batch)?, measures)
     }
 
-    /// Folds a batch of cube rows that summarize `events` events.
-    fn fold_cube(&mut self, batch: &RecordBatch, events: u64) -> Result<(), IngestError> {
-        self.events += events;
+    /// Folds a batch of cube rows (their event count is added per file, see [`fold_files`]).
+    fn fold_cube(&mut self, batch: &RecordBatch) -> Result<(), IngestError> {
         // Files of an older layout lack the key: the check fails and the day is rebuilt.
         let _: &UInt64Array = column(batch, "app_key")?;
         let requests: &Int64Array = column(batch, "requests")?;
@@ -286,12 +285,8 @@ pub(crate) fn stage_for_events(
 }
 
 /// The number of events a cube file summarizes (from its metadata).
-fn cube_file_events(path: &Path) -> Result<u64, IngestError> {
-    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    builder
-        .metadata()
-        .file_metadata()
+fn events_summarized(meta: &parquet::file::metadata::ParquetMetaData) -> Result<u64, IngestError> {
+    meta.file_metadata()
         .key_value_metadata()
         .into_iter()
         .flatten()
@@ -304,19 +299,17 @@ fn cube_file_events(path: &Path) -> Result<u64, IngestError> {
 fn fold_files(folder: &mut Folder, paths: &[PathBuf], cube: bool) -> Result<(), IngestError> {
     for path in paths {
         let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-        let events = if cube { cube_file_events(path)? } else { 0 };
-        let mut first = true;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        if cube {
+            folder.events += events_summarized(reader.metadata())?;
+        }
+        for batch in reader.build()? {
             let batch = batch?;
             if cube {
-                folder.fold_cube(&batch, if first { events } else { 0 })?;
+                folder.fold_cube(&batch)?;
             } else {
                 folder.fold_events(&batch)?;
             }
-            first = false;
-        }
-        if cube && first {
-            folder.events += events;
         }
     }
     Ok(())
@@ -643,7 +636,12 @@ mod tests {
         assert_eq!(cube.len(), 1);
         assert_eq!(cube[0].file_name(), files[0].file_name(), "same name");
         assert_eq!(
-            cube_file_events(&cube[0]).unwrap(),
+            events_summarized(
+                ParquetRecordBatchReaderBuilder::try_new(File::open(&cube[0]).unwrap())
+                    .unwrap()
+                    .metadata()
+            )
+            .unwrap(),
             4,
             "every status counts"
         );
