@@ -47,55 +47,63 @@ pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
 /// The key columns of a cube row (besides the `date` partition), in storage order.
 pub const APP_DAYS_KEY: [&str; 5] = ["task", "model", "provider", "app_id", "attempt"];
 
+fn column(name: &str, data_type: DataType) -> Field {
+    Field::new(name, data_type, false)
+}
+
+/// The columns of a base cell (the `date` is the partition).
+fn cell_columns() -> Vec<Field> {
+    ["task", "model", "provider"]
+        .into_iter()
+        .map(|name| column(name, DataType::Utf8))
+        .collect()
+}
+
+/// The sums of `ok` events every cube and cells row carries.
+fn sum_columns() -> Vec<Field> {
+    let mut sums: Vec<Field> = ["requests", "input_tokens", "output_tokens"]
+        .into_iter()
+        .map(|name| column(name, DataType::Int64))
+        .collect();
+    sums.push(column(
+        "cost_usd",
+        DataType::Decimal128(crate::schema::COST_PRECISION, crate::schema::COST_SCALE),
+    ));
+    sums
+}
+
+/// The columns of a cell, then `middle`, then the sums when `sums`.
+fn schema_of(middle: Vec<Field>, sums: bool) -> SchemaRef {
+    let mut fields = cell_columns();
+    fields.extend(middle);
+    if sums {
+        fields.extend(sum_columns());
+    }
+    Arc::new(Schema::new(fields))
+}
+
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
-    let i64f = |name: &str| Field::new(name, DataType::Int64, false);
-    Arc::new(Schema::new(vec![
-        utf8("task"),
-        utf8("model"),
-        utf8("provider"),
-        utf8("app_id"),
-        Field::new("attempt", DataType::UInt8, false),
-        Field::new("app_key", DataType::UInt64, false),
-        i64f("requests"),
-        i64f("input_tokens"),
-        i64f("output_tokens"),
-        Field::new(
-            "cost_usd",
-            DataType::Decimal128(crate::schema::COST_PRECISION, crate::schema::COST_SCALE),
-            false,
-        ),
-    ]))
+    schema_of(
+        vec![
+            column("app_id", DataType::Utf8),
+            column("attempt", DataType::UInt8),
+            column("app_key", DataType::UInt64),
+        ],
+        true,
+    )
 });
 
-static CELLS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
-    let i64f = |name: &str| Field::new(name, DataType::Int64, false);
-    Arc::new(Schema::new(vec![
-        utf8("task"),
-        utf8("model"),
-        utf8("provider"),
-        i64f("apps"),
-        i64f("requests"),
-        i64f("input_tokens"),
-        i64f("output_tokens"),
-        Field::new(
-            "cost_usd",
-            DataType::Decimal128(crate::schema::COST_PRECISION, crate::schema::COST_SCALE),
-            false,
-        ),
-    ]))
-});
+static CELLS_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema_of(vec![column("apps", DataType::Int64)], true));
 
 static PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
-    Arc::new(Schema::new(vec![
-        utf8("task"),
-        utf8("model"),
-        utf8("provider"),
-        Field::new("app_key", DataType::UInt64, false),
-        Field::new("cell_apps", DataType::Int64, false),
-    ]))
+    schema_of(
+        vec![
+            column("app_key", DataType::UInt64),
+            column("cell_apps", DataType::Int64),
+        ],
+        false,
+    )
 });
 
 /// The schema of every presence file (the `date` partition column lives in the path).
@@ -143,14 +151,6 @@ impl Coverage {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// Whether the lake has been checked (some days may be answered from the cube).
-    pub fn is_checked(&self) -> bool {
-        self.raw_days
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
     }
 
     /// Records the result of a check of the whole lake.
@@ -227,6 +227,6 @@ mod tests {
         c.rebuilt(day);
         assert_eq!(c.raw_days(), Some(BTreeSet::new()));
         c.distrust();
-        assert!(!c.is_checked());
+        assert_eq!(c.raw_days(), None);
     }
 }

@@ -161,8 +161,9 @@ pub fn compact_day(
         .iter()
         .map(|(p, _)| fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
-    // The newest WAL segment any input may hold rows of: the start-up duplicate filter reads the
-    // files tagged with a segment it replays, and the compacted file must stay one of them.
+    // The compacted file is named like the flush files it replaces, after the newest WAL segment
+    // any of its rows was logged in. Nothing reads the tag back (the duplicate filter has the id
+    // index); it tells an operator where a file's rows came from.
     let tag = files
         .iter()
         .filter_map(|(p, _)| lake::flush_tag(p))

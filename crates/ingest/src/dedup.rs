@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 const GENERATION: Duration = Duration::from_secs(5);
 
 /// Recently seen event ids.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct DedupFilter {
     seen: HashSet<u64>,
     generations: VecDeque<(Instant, Vec<u64>)>,
-    window: Duration,
 }
 
 /// The hash the filter keys on: the event id *within its app*, so one app (one ingest key)
@@ -31,11 +30,10 @@ pub fn id_hash(app_id: &str, event_id: &str) -> u64 {
 }
 
 impl DedupFilter {
-    pub fn new(window: Duration) -> Self {
+    pub fn new() -> Self {
         DedupFilter {
             seen: HashSet::new(),
             generations: VecDeque::new(),
-            window,
         }
     }
 
@@ -78,20 +76,6 @@ impl DedupFilter {
         }
     }
 
-    /// Drops generations older than the window.
-    pub fn expire(&mut self, now: Instant) {
-        while let Some((start, _)) = self.generations.front() {
-            if now.duration_since(*start) <= self.window + GENERATION {
-                break;
-            }
-            if let Some((_, hashes)) = self.generations.pop_front() {
-                for h in hashes {
-                    self.seen.remove(&h);
-                }
-            }
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.seen.len()
     }
@@ -106,9 +90,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn duplicates_rollback_and_expiry() {
+    fn duplicates_rollback_and_forgetting_what_a_flush_published() {
         let t0 = Instant::now();
-        let mut f = DedupFilter::new(Duration::from_secs(24 * 3600));
+        let mut f = DedupFilter::new();
         assert!(f.insert(id_hash("app", "a"), t0));
         assert!(!f.insert(id_hash("app", "a"), t0));
         // The same id from another app is another event.
@@ -119,7 +103,7 @@ mod tests {
         assert!(f.insert(id_hash("app", "b"), t0));
         let later = t0 + Duration::from_secs(26 * 3600);
         assert!(f.insert(id_hash("app", "c"), later));
-        f.expire(later);
+        f.forget_before(later);
         assert_eq!(f.len(), 1);
         assert!(f.insert(id_hash("app", "a"), later));
     }

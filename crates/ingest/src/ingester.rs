@@ -180,7 +180,7 @@ impl Ingester {
             metrics,
             idempotency: Mutex::new(IdempotencyCache::default()),
         });
-        let mut dedup = DedupFilter::new(shared.config.dedup_window);
+        let mut dedup = DedupFilter::new();
         let last_segment = recover(&shared, &mut dedup)?;
         let wal = WalWriter::new(&shared.lake.wal_dir(), last_segment);
 

@@ -263,11 +263,7 @@ impl QueryEngine {
         except: Option<Except<'_>>,
     ) -> Result<Vec<Group>, QueryError> {
         let mut sets = self.grouped(scope, &[dims], except, Apps::Counted).await?;
-        let mut groups = sets.pop().unwrap_or_default();
-        if dims.is_empty() {
-            groups.truncate(1);
-        }
-        Ok(groups)
+        Ok(sets.pop().unwrap_or_default())
     }
 
     /// Several groupings of the publishable cells of `scope` in one pass (a grouping set each):

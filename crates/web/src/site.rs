@@ -138,13 +138,9 @@ fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<(Option<Task>, Option
     Ok((task, slug))
 }
 
-fn generation(state: &AppState) -> u64 {
-    state.lake_generation()
-}
-
 /// The latest day with data, cached like a panel.
 async fn latest(state: &AppState, site: &Arc<Site>) -> Result<Option<NaiveDate>, SiteError> {
-    let generation = generation(state);
+    let generation = state.lake_generation();
     if let Some(t) = site.cache.get("latest", generation) {
         return Ok(t.rows.first().and_then(|r| r[0].label().parse().ok()));
     }
@@ -259,7 +255,7 @@ pub async fn page(
     let runs = d
         .panels
         .iter()
-        .map(|panel| site.run_panel_cached(&state.query, d, panel, &args, generation(&state)));
+        .map(|panel| site.run_panel_cached(&state.query, d, panel, &args, state.lake_generation()));
     let tables = futures::future::join_all(runs).await;
     for (panel, t) in d.panels.iter().zip(&tables) {
         if let Err(e) = t {
@@ -319,7 +315,7 @@ pub async fn chart(
     }
     let (args, _, _) = resolve_args(&state, &site, &p, &panel.params, None, None).await?;
     let table = site
-        .run_panel_cached(&state.query, d, panel, &args, generation(&state))
+        .run_panel_cached(&state.query, d, panel, &args, state.lake_generation())
         .await
         .map_err(|e| from_site(e, &site))?;
     let (kind, roles) = (panel.chart, panel.roles.clone());
