@@ -11,7 +11,6 @@ use chrono::{Days, NaiveDate};
 use common::{Server, event};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 fn generate(dir: &Path) -> NaiveDate {
     let mut args: Vec<std::ffi::OsString> = [
@@ -94,20 +93,6 @@ async fn answers(server: &Server, paths: &[String]) -> Vec<Value> {
     out
 }
 
-/// Waits until the cube is checked and every day has its cells summary, so the reads go through
-/// the summaries (closed days) and the cube.
-async fn wait_for_cube(server: &Server) -> Value {
-    for _ in 0..600 {
-        let health = server.get_ok("/healthz").await;
-        let cube = &health["cube"];
-        if cube["raw_days"] == serde_json::json!([]) && cube["summarized_days"] == cube["days"] {
-            return health;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the cube was not checked within 30 s");
-}
-
 fn assert_same(paths: &[String], cube: &[Value], raw: &[Value]) {
     for ((path, c), r) in paths.iter().zip(cube).zip(raw) {
         assert_eq!(c, r, "{path}: the cube's answer differs from the raw one");
@@ -147,7 +132,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
 
     // 1. A generated lake: the generator writes the cube with the events.
     let cube_server = Server::start(lake, &[]);
-    let health = wait_for_cube(&cube_server).await;
+    let health = cube_server.wait_for_cube().await;
     assert_eq!(health["cube"]["checked"], true);
     assert_eq!(health["cube"]["days"], 35);
     let paths = with_model_pages(&cube_server, paths(last), last).await;
@@ -161,7 +146,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
 
     // 2. Live rows (late ones among them) read beside the cube, then flushed into it.
     let cube_server = Server::start(lake, &[]);
-    wait_for_cube(&cube_server).await;
+    cube_server.wait_for_cube().await;
     let late: Vec<Value> = (0..60)
         .map(|i| {
             let day = last - Days::new(i % 3);
@@ -207,7 +192,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     let cube_server = Server::start(lake, &[]);
     // Until the check has run, every day is read raw: answers are right even before it.
     let early = answers(&cube_server, &paths[..3]).await;
-    wait_for_cube(&cube_server).await;
+    cube_server.wait_for_cube().await;
     let rebuilt = answers(&cube_server, &paths).await;
     cube_server.stop();
     for day in days {

@@ -315,15 +315,7 @@ async fn live_count(server: &Server) -> u64 {
 /// cube counts, day by day, exactly the `ok` events of the lake.
 async fn verify_cube(case: &str, dir: &Path) {
     let server = Server::start(dir, &[]);
-    let mut checked = false;
-    for _ in 0..300 {
-        if server.get_ok("/healthz").await["cube"]["raw_days"] == serde_json::json!([]) {
-            checked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(checked, "{case}: the cube was not checked within 30 s");
+    server.wait_for_cube().await;
     let cube = admin_sql(
         &server,
         "SELECT date, CAST(sum(requests) AS BIGINT) AS n FROM app_days GROUP BY date ORDER BY date",
@@ -730,6 +722,17 @@ async fn rollup_and_snapshots_when_fsync_fails() {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded from the clock; the seed is printed so a failing run can be replayed.
+    fn from_clock() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        println!("kill-moment seed {seed}");
+        Rng(seed)
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -742,13 +745,7 @@ impl Rng {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_under_io_faults() {
     let launcher = fiu_run();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill-moment seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
     let dir = tempfile::tempdir().unwrap();
     // Cube upkeep (merges of the many small cube files, rebuilds after a crash) all the time,
     // so kills and faults land in it too.
@@ -997,13 +994,7 @@ async fn closed_days_are_compacted_with_the_same_answers() {
 /// after every restart each event is stored exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_compaction_counts_each_event_once() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill-moment seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("lake");
     let mut loaded = 0;

@@ -141,6 +141,20 @@ impl Server {
         body
     }
 
+    /// Waits (30 s at most) until the server has checked its app-day cube against the events and
+    /// every day has its cells summary; returns `/healthz`.
+    pub async fn wait_for_cube(&self) -> Value {
+        for _ in 0..600 {
+            let health = self.get_ok("/healthz").await;
+            let cube = &health["cube"];
+            if cube["raw_days"] == json!([]) && cube["summarized_days"] == cube["days"] {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the cube was not checked and summarized within 30 s");
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) {
         Command::new("kill")
