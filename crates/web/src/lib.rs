@@ -183,16 +183,17 @@ pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let fences = Arc::clone(&state.limits);
     let proxies = Arc::clone(&state.proxies);
-    let mut router = Router::new();
+    // Public reads, pages and charts included: answered from the response cache when they can
+    // be, computed once for identical requests arriving together.
+    let mut public_reads = Router::new();
     // Website: one route per dashboard file, the charts, an HTML 404 outside /v1.
     if let Some(website) = &state.site {
         for d in &website.dashboards.pages {
-            router = router.route(&d.route, site::page_route(&d.id));
+            public_reads = public_reads.route(&d.route, site::page_route(&d.id));
         }
-        router = router.route("/charts/{dashboard}/{file}", get(site::chart));
+        public_reads = public_reads.route("/charts/{dashboard}/{file}", get(site::chart));
     }
-    // Public reads: answered from the response cache when they can be.
-    let public_reads = Router::new()
+    let public_reads = public_reads
         .route("/v1/leaderboard", get(api::leaderboard))
         .route("/v1/authors", get(api::authors))
         .route("/v1/share", get(api::share))
@@ -206,7 +207,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             read_cache::cached,
         ));
-    router
+    Router::new()
         .merge(public_reads)
         .route("/v1/events", post(ingest::post_events))
         // Foreign telemetry, admin SQL, the API description.

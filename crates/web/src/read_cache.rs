@@ -1,5 +1,5 @@
-//! The public reads' response cache: the JSON of `/v1/leaderboard`, `/v1/share`, … kept per
-//! request (path and query), served while younger than [`FRESH_FOR`] whatever arrives, and up to
+//! The public reads' response cache: the JSON of `/v1/leaderboard`, `/v1/share`, …, the
+//! website's pages and charts, kept per request (path and query), served while younger than [`FRESH_FOR`] whatever arrives, and up to
 //! [`MAX_AGE`] while no event arrives (the lake generation is unchanged); computed once for any
 //! number of identical requests arriving together (the others wait for the first). So the cost
 //! of a public read does not grow with the number of readers, a thousand visitors asking for
@@ -9,7 +9,7 @@
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -31,7 +31,7 @@ const MAX_CACHED_BYTES: usize = 64 << 20;
 struct Answer {
     generation: u64,
     at: Instant,
-    content_type: Option<HeaderValue>,
+    headers: HeaderMap,
     body: Bytes,
 }
 
@@ -84,6 +84,10 @@ impl ReadCache {
 /// Middleware for the public GET reads: answers from the cache when it can, otherwise runs the
 /// handler (once for all identical requests waiting) and keeps a successful answer.
 pub async fn cached(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // A conditional request is answered by the handler itself (a 304 when it can be).
+    if request.headers().contains_key(header::IF_NONE_MATCH) {
+        return next.run(request).await;
+    }
     let key = request.uri().path_and_query().map_or_else(
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
@@ -109,7 +113,7 @@ pub async fn cached(State(state): State<AppState>, request: Request, next: Next)
     let answer = Answer {
         generation,
         at: Instant::now(),
-        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+        headers: parts.headers.clone(),
         body,
     };
     let out = Response::from_parts(parts, Body::from(answer.body.clone()));
@@ -119,10 +123,6 @@ pub async fn cached(State(state): State<AppState>, request: Request, next: Next)
 
 fn respond(answer: &Answer) -> Response {
     let mut response = Response::new(Body::from(answer.body.clone()));
-    if let Some(ct) = &answer.content_type {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, ct.clone());
-    }
+    *response.headers_mut() = answer.headers.clone();
     response
 }
