@@ -36,9 +36,7 @@ use modelshare_event::cube::{
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::{COST_PRECISION, COST_SCALE};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -244,17 +242,7 @@ impl Folder {
 
 /// Writer settings of cube files; the file's event count goes into its metadata.
 fn writer_properties(events: u64) -> WriterProperties {
-    let kv = vec![KeyValue::new(
-        APP_DAYS_EVENTS_KEY.to_owned(),
-        events.to_string(),
-    )];
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(1 << 20))
-        .set_key_value_metadata(Some(kv))
-        .build()
+    lake::lake_writer_properties(APP_DAYS_EVENTS_KEY, events.to_string()).build()
 }
 
 fn stage(

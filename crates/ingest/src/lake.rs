@@ -25,7 +25,7 @@ use modelshare_event::{SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -286,23 +286,25 @@ pub fn sync_dir(dir: &Path) -> Result<(), IngestError> {
 
 static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writer settings for the lake: zstd, dictionaries, page statistics, and encodings that suit
-/// each column (unique ids share prefixes; timestamps are sorted within a model).
-pub fn writer_properties() -> WriterProperties {
-    let kv = vec![KeyValue::new(
-        SCHEMA_VERSION_KEY.to_owned(),
-        SCHEMA_VERSION.to_owned(),
-    )];
+/// Writer settings every Parquet file of the lake shares: zstd, dictionaries, page statistics,
+/// row groups of up to 1 M rows, and `key = value` in the file's metadata.
+pub(crate) fn lake_writer_properties(key: &str, value: String) -> WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(1 << 20))
+        .set_key_value_metadata(Some(vec![KeyValue::new(key.to_owned(), value)]))
+}
+
+/// Writer settings for events files: the lake's, with encodings that suit each column (unique
+/// ids share prefixes; timestamps are sorted within a model).
+pub fn writer_properties() -> WriterProperties {
+    lake_writer_properties(SCHEMA_VERSION_KEY, SCHEMA_VERSION.to_owned())
         .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
         .set_column_encoding(ColumnPath::from("event_id"), Encoding::DELTA_BYTE_ARRAY)
         .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
         .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
-        .set_key_value_metadata(Some(kv))
         .build()
 }
 
@@ -344,19 +346,26 @@ pub fn stage_batches(
     Ok(events)
 }
 
+/// The `event_id` and `app_id` columns of a batch of events.
+fn id_columns(
+    batch: &RecordBatch,
+) -> Result<(&arrow::array::StringArray, &arrow::array::StringArray), IngestError> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+            .ok_or(IngestError::Schema(
+                "event_id and app_id must be string columns",
+            ))
+    };
+    Ok((column("event_id")?, column("app_id")?))
+}
+
 /// The duplicate-filter hashes of the rows of `batches`.
 fn id_hashes(batches: &[RecordBatch]) -> Result<Vec<u64>, IngestError> {
     let mut out = Vec::new();
     for batch in batches {
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
-                .ok_or(IngestError::Schema(
-                    "event_id and app_id must be string columns",
-                ))
-        };
-        let (ids, apps) = (column("event_id")?, column("app_id")?);
+        let (ids, apps) = id_columns(batch)?;
         out.extend((0..ids.len()).map(|i| crate::dedup::id_hash(apps.value(i), ids.value(i))));
     }
     Ok(out)
@@ -534,15 +543,7 @@ pub fn read_event_keys(path: &Path) -> Result<Vec<(String, String)>, IngestError
     let mut keys = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
-                .ok_or(IngestError::Schema(
-                    "event_id and app_id must be string columns",
-                ))
-        };
-        let (ids, apps) = (column("event_id")?, column("app_id")?);
+        let (ids, apps) = id_columns(&batch)?;
         keys.extend((0..ids.len()).map(|i| (apps.value(i).to_owned(), ids.value(i).to_owned())));
     }
     Ok(keys)
