@@ -7,7 +7,7 @@
 use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::period::Period;
-use crate::privacy::{BEFORE, Dim, Except, Group, SINCE, Scope};
+use crate::privacy::{Apps, BEFORE, Dim, Group, SINCE, Scope};
 use modelshare_event::{MicroUsd, Task};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -170,7 +170,8 @@ type ByGroup = HashMap<String, Figures>;
 
 impl QueryEngine {
     /// Groups and totals of the period and of the one before, in one pass over both: cells are
-    /// days, so the two periods' publishable cells are those of their union.
+    /// days, so the two periods' publishable cells are those of their union. Distinct apps are
+    /// counted here only when they rank (the previous shares need them then).
     async fn with_previous(
         &self,
         q: &LeaderboardQuery,
@@ -178,7 +179,15 @@ impl QueryEngine {
         let both = Scope::days(q.period.previous().start, q.period.end).with_task(q.task);
         let half = Dim::Since(q.period.start);
         let [by_group, by_half]: [Vec<Group>; 2] = self
-            .published_sets(&both, &[&[half, q.group.dim()], &[half]])
+            .published_sets_counting(
+                &both,
+                &[&[half, q.group.dim()], &[half]],
+                if q.by == Measure::Apps {
+                    Apps::Counted
+                } else {
+                    Apps::NotCounted
+                },
+            )
             .await?
             .try_into()
             .map_err(|_| QueryError::Shape("two grouping sets expected".into()))?;
@@ -207,7 +216,7 @@ impl QueryEngine {
     /// Answers a leaderboard request.
     pub async fn leaderboard(&self, q: LeaderboardQuery) -> Result<Leaderboard, QueryError> {
         let scope = Scope::period(&q.period, q.task);
-        let (groups, totals, prev_groups, prev_totals) = self.with_previous(&q).await?;
+        let (groups, mut totals, prev_groups, prev_totals) = self.with_previous(&q).await?;
 
         // Every group is made of publishable cells only, so every group may be listed.
         let mut ranked: Vec<(&String, &Figures)> = groups.iter().collect();
@@ -219,6 +228,15 @@ impl QueryEngine {
         });
         ranked.truncate(q.limit);
 
+        // Distinct apps of the listed rows, of `other` and of the period, in one pass over the
+        // period's presence rows. `other` is the publishable cells of the groups beyond the
+        // limit: whole cells, so it covers at least `min_apps` apps.
+        let keys: Vec<String> = ranked.iter().map(|(k, _)| (*k).clone()).collect();
+        let apps = self
+            .published_apps_kept(&scope, q.group.dim(), &keys)
+            .await?;
+        totals.apps = apps.total;
+
         let mut rows = Vec::with_capacity(ranked.len() + 1);
         let mut listed = Figures::default();
         for (i, (key, fig)) in ranked.iter().enumerate() {
@@ -226,29 +244,21 @@ impl QueryEngine {
             let previous_share = prev_groups
                 .get(*key)
                 .map(|p| share_of(p.measure(q.by), prev_totals.measure(q.by)));
+            let figures = Figures {
+                apps: apps.kept.get(*key).copied().unwrap_or(0),
+                ..**fig
+            };
             rows.push(Row {
                 rank: Some(i as u32 + 1),
                 key: (*key).clone(),
-                figures: **fig,
-                share: share_of(fig.measure(q.by), totals.measure(q.by)),
+                figures,
+                share: share_of(figures.measure(q.by), totals.measure(q.by)),
                 previous_share,
             });
         }
         if groups.len() > rows.len() {
-            // `other` is the publishable cells of the groups beyond the limit: whole cells, so
-            // it covers at least `min_apps` apps. Distinct apps do not subtract; count them.
-            let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-            let except = Except {
-                dim: q.group.dim(),
-                keys: &keys,
-            };
-            let rest_apps = self
-                .published_except(&scope, &[], Some(except))
-                .await?
-                .first()
-                .map_or(0, |(_, f)| f.apps);
             let mut rest = totals.minus(&listed);
-            rest.apps = rest_apps;
+            rest.apps = apps.rest;
             rows.push(Row {
                 rank: None,
                 key: "other".to_owned(),

@@ -240,6 +240,16 @@ pub enum Apps {
 /// One group of published figures: its key (one value per [`Dim`] asked for) and figures.
 pub type Group = (Vec<String>, Figures);
 
+/// The answer of [`QueryEngine::published_apps_kept`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptApps {
+    /// Per kept value that has publishable cells.
+    pub kept: std::collections::HashMap<String, u64>,
+    /// The apps of the values not kept, together.
+    pub rest: u64,
+    pub total: u64,
+}
+
 /// Rows to leave out of an aggregate: those whose `dim` is one of `keys` (e.g. the listed
 /// models, to count the distinct apps of `other`).
 #[derive(Debug, Clone, Copy)]
@@ -325,15 +335,17 @@ impl QueryEngine {
             sums_at,
         )?;
         if apps == Apps::Counted {
-            // The (cell, app) rows of the published cells: a join on the cell, whose rows are
-            // distinct in `pcells`.
-            let apps_sql = format!(
-                "{cte}, published AS (\
-                   SELECT a.date, a.task, a.model, a.provider, a.app_key FROM cell_apps a \
-                   JOIN pcells p ON a.date = p.date AND a.task = p.task AND a.model = p.model \
-                     AND a.provider = p.provider) \
-                 {}",
-                grouping.query(APPS_SQL, "app_key", "published", &filter)
+            // The (cell, app key) rows of the publishable cells, each carrying its cell's
+            // distinct apps: no join with the cells.
+            let apps_sql = grouping.query(
+                APPS_SQL,
+                "app_key",
+                "cell_presence",
+                &format!(
+                    "{} AND {} AND {filter}",
+                    scope.filter(),
+                    publishable_sql("cell_apps")
+                ),
             );
             let counts = grouping
                 .collect(self.sql_with_params(&apps_sql, params).await?, |b, row| {
@@ -350,6 +362,58 @@ impl QueryEngine {
         for (s, set) in sets.iter().enumerate() {
             if set.is_empty() && out[s].is_empty() {
                 out[s].push((Vec::new(), Figures::default()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Distinct apps of the publishable cells of `scope` in one pass: per value of `dim` among
+    /// `kept`, for all the other values together (the `other` row of a ranking), and in total.
+    pub async fn published_apps_kept(
+        &self,
+        scope: &Scope,
+        dim: Dim,
+        kept: &[String],
+    ) -> Result<KeptApps, QueryError> {
+        let mut params = scope.params(self.config().min_apps);
+        params.extend(since_param(&[dim])?);
+        let names: Vec<String> = (0..kept.len()).map(|i| format!("$x{i}")).collect();
+        params.extend(
+            kept.iter()
+                .enumerate()
+                .map(|(i, k)| (format!("x{i}"), ScalarValue::Utf8(Some(k.clone())))),
+        );
+        // NULL stands for the values not kept: no model, author or provider is NULL.
+        let key = if kept.is_empty() {
+            "CAST(NULL AS VARCHAR)".to_owned()
+        } else {
+            format!(
+                "CASE WHEN {d} IN ({names}) THEN {d} END",
+                d = dim.sql(),
+                names = names.join(", ")
+            )
+        };
+        let sql = format!(
+            "SELECT k, CAST(grouping(k) AS BIGINT) AS total, {APPS_SQL} \
+             FROM (SELECT {key} AS k, app_key FROM cell_presence WHERE {filter} AND {publishable}) \
+             GROUP BY GROUPING SETS ((k), ())",
+            filter = scope.filter(),
+            publishable = publishable_sql("cell_apps"),
+        );
+        let mut out = KeptApps::default();
+        for b in self.sql_with_params(&sql, params).await? {
+            let keys = b
+                .column_by_name("k")
+                .ok_or_else(|| QueryError::Shape("column k missing".into()))?;
+            for row in 0..b.num_rows() {
+                let apps = u64_at(&b, "apps", row)?;
+                if u64_at(&b, "total", row)? == 1 {
+                    out.total = apps;
+                } else if keys.is_null(row) {
+                    out.rest = apps;
+                } else {
+                    out.kept.insert(str_at(&b, "k", row)?.to_owned(), apps);
+                }
             }
         }
         Ok(out)
