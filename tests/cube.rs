@@ -135,6 +135,10 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     let health = cube_server.wait_for_cube().await;
     assert_eq!(health["cube"]["checked"], true);
     assert_eq!(health["cube"]["days"], 35);
+    assert_eq!(
+        health["cube"]["summarized_weeks"], 5,
+        "five closed weeks, each read from its week presence file"
+    );
     let paths = with_model_pages(&cube_server, paths(last), last).await;
     let from_cube = answers(&cube_server, &paths).await;
     cube_server.stop();

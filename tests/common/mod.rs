@@ -147,7 +147,10 @@ impl Server {
         for _ in 0..600 {
             let health = self.get_ok("/healthz").await;
             let cube = &health["cube"];
-            if cube["raw_days"] == json!([]) && cube["summarized_days"] == cube["days"] {
+            if cube["raw_days"] == json!([])
+                && cube["summarized_days"] == cube["days"]
+                && cube["summarized_weeks"] == cube["weeks"]
+            {
                 return health;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -416,7 +416,10 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
     let cube_ready = loop {
         let (_, health) = server.get("/healthz").await?;
         let cube = &health["cube"];
-        if cube["raw_days"] == serde_json::json!([]) && cube["summarized_days"] == cube["days"] {
+        if cube["raw_days"] == serde_json::json!([])
+            && cube["summarized_days"] == cube["days"]
+            && cube["summarized_weeks"] == cube["weeks"]
+        {
             break started.elapsed();
         }
         anyhow::ensure!(

@@ -11,6 +11,7 @@
 //! <lake>/rollups/app_days/date=YYYY-MM-DD/<name>.parquet
 //! <lake>/rollups/cells/date=YYYY-MM-DD/<name>.parquet     the day's cells, when its cube is one file
 //! <lake>/rollups/presence/date=YYYY-MM-DD/<name>.parquet  and its (cell, app) presence
+//! <lake>/rollups/week_presence/week=YYYY-MM-DD/w-<hash>.parquet  a closed ISO week's presence
 //! ```
 //!
 //! Each cube row also carries [`app_key`], a 64-bit hash of its app: distinct apps are counted on
@@ -21,6 +22,15 @@
 //! A day whose cube is a single file also gets a *cells* file of the same name: one row per base
 //! cell (task, model, provider) with its distinct apps and sums, so the publication rule and
 //! every additive figure read a few thousand rows per day instead of the cube's app rows.
+//!
+//! A closed ISO week (named by its Monday) whose days are all summarized also gets a *week
+//! presence* file: one row per (task, model, app key) with the most distinct apps of any cell of
+//! that task and model, in that week, that the app was in. An app has an `ok` event in a
+//! publishable cell of the task and model that week exactly when that number reaches the
+//! threshold, so distinct apps of whole weeks (grouped by task, model or coarser) are counted on
+//! a week's rows (about a sixth of its days' presence rows). Its name is a hash of the names of
+//! the presence files it was built from: a week file is current when its name is the one its
+//! days' files give now.
 //!
 //! Each events file a flush writes gets a cube file of the same name beside it in the cube's
 //! partition, published in the same step; the cube's key-value metadata records how many events
@@ -40,6 +50,9 @@ pub const CELLS_DIR: &str = "rollups/cells";
 
 /// The per-day presence files' directory, relative to the lake's root.
 pub const PRESENCE_DIR: &str = "rollups/presence";
+
+/// The per-week presence files' directory, relative to the lake's root.
+pub const WEEK_PRESENCE_DIR: &str = "rollups/week_presence";
 
 /// The key-value metadata key of a cube file: the number of events it summarizes.
 pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
@@ -106,6 +119,33 @@ static PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     )
 });
 
+static WEEK_PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        column("task", DataType::Utf8),
+        column("model", DataType::Utf8),
+        column("app_key", DataType::UInt64),
+        column("cell_apps", DataType::Int64),
+    ]))
+});
+
+/// The schema of every week presence file (the `week` partition column lives in the path).
+pub fn week_presence_schema() -> SchemaRef {
+    Arc::clone(&WEEK_PRESENCE_SCHEMA)
+}
+
+/// The Monday of `day`'s ISO week.
+pub fn monday_of(day: NaiveDate) -> NaiveDate {
+    day.week(chrono::Weekday::Mon).first_day()
+}
+
+/// The ISO weeks (their Mondays) among `days` that ended by `today`.
+pub fn closed_weeks(days: &[NaiveDate], today: NaiveDate) -> BTreeSet<NaiveDate> {
+    days.iter()
+        .map(|d| monday_of(*d))
+        .filter(|w| *w + chrono::Days::new(7) <= today)
+        .collect()
+}
+
 /// The schema of every presence file (the `date` partition column lives in the path).
 pub fn presence_schema() -> SchemaRef {
     Arc::clone(&PRESENCE_SCHEMA)
@@ -137,6 +177,8 @@ pub struct Coverage {
     raw_days: RwLock<Option<BTreeSet<NaiveDate>>>,
     /// Days whose cells file summarizes their (single-file) cube.
     cells_days: RwLock<BTreeSet<NaiveDate>>,
+    /// Weeks (Mondays) whose week presence file summarizes their days' presence files.
+    weeks: RwLock<BTreeSet<NaiveDate>>,
 }
 
 impl Coverage {
@@ -165,6 +207,31 @@ impl Coverage {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.weeks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The weeks whose week presence file is current, none of whose days is read raw.
+    pub fn weeks(&self) -> BTreeSet<NaiveDate> {
+        let Some(raw) = self.raw_days() else {
+            return BTreeSet::new();
+        };
+        let weeks = self.weeks.read().unwrap_or_else(|p| p.into_inner());
+        weeks
+            .iter()
+            .filter(|w| !raw.iter().any(|d| monday_of(*d) == **w))
+            .copied()
+            .collect()
+    }
+
+    /// Records that the week of Monday `week` has a current week presence file.
+    pub fn week_written(&self, week: NaiveDate) {
+        self.weeks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(week);
     }
 
     /// The days whose cells file is current, among those the cube answers for.
@@ -184,12 +251,14 @@ impl Coverage {
             .insert(day);
     }
 
-    /// Records that the cube of `days` changed (a flush added files): their cells files no longer
-    /// summarize it. Call in the same step that publishes the change.
+    /// Records that the cube of `days` changed (a flush added files): their cells files, and the
+    /// week presence files of their weeks, no longer summarize it. Call in the same step that publishes the change.
     pub fn cube_changed(&self, days: impl IntoIterator<Item = NaiveDate>) {
         let mut cells = self.cells_days.write().unwrap_or_else(|p| p.into_inner());
+        let mut weeks = self.weeks.write().unwrap_or_else(|p| p.into_inner());
         for d in days {
             cells.remove(&d);
+            weeks.remove(&monday_of(d));
         }
     }
 

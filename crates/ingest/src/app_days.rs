@@ -88,7 +88,7 @@ fn key_fields() -> Vec<SortField> {
     ]
 }
 
-fn column<'a, T: 'static>(
+pub(crate) fn column<'a, T: 'static>(
     batch: &'a RecordBatch,
     name: &'static str,
 ) -> Result<&'a T, IngestError> {
@@ -241,7 +241,7 @@ impl Folder {
 }
 
 /// Writer settings of cube files; the file's event count goes into its metadata.
-fn writer_properties(events: u64) -> WriterProperties {
+pub(crate) fn writer_properties(events: u64) -> WriterProperties {
     lake::lake_writer_properties(APP_DAYS_EVENTS_KEY, events.to_string()).build()
 }
 
@@ -318,7 +318,7 @@ fn list_day(
     })
 }
 
-fn existing_day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+pub(crate) fn existing_day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
@@ -512,12 +512,15 @@ pub struct Maintained {
     pub merged: usize,
     /// Days whose cells file was written or found current.
     pub cells: usize,
+    /// Closed weeks whose week presence file is current.
+    pub weeks: usize,
 }
 
 /// One maintenance pass: check every day when the lake is unchecked, rebuild the days that failed
-/// (or are still read raw after an earlier pass stopped), merge days with more than `merge_above` cube files. Days
-/// become readable from the cube as soon as they pass. Stops at the first failure, which leaves
-/// that day read raw.
+/// (or are still read raw after an earlier pass stopped), merge days with more than
+/// `merge_above` cube files, summarize days with one cube file into cells and presence, and
+/// closed weeks into week presence. Days become readable from the cube as soon as they pass.
+/// Stops at the first failure, which leaves that day read raw.
 pub fn maintain(
     lake: &Lake,
     live: &LiveBuffer,
@@ -548,7 +551,7 @@ pub fn maintain(
     }
     let today = chrono::Utc::now().date_naive();
     let cells_current = coverage.cells_days();
-    for day in all {
+    for &day in &all {
         // A closed day becomes one file; the open day is merged once it has many.
         let above = if day < today { 1 } else { merge_above };
         if merge_day(lake, live, day, above)? {
@@ -558,6 +561,7 @@ pub fn maintain(
             done.cells += 1;
         }
     }
+    done.weeks = crate::week_presence::ensure_weeks(lake, live, coverage, &all, today)?;
     Ok(done)
 }
 

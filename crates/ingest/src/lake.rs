@@ -97,6 +97,13 @@ impl Lake {
         self.root.join(modelshare_event::cube::PRESENCE_DIR)
     }
 
+    /// The directory of one ISO week's presence file (`week` is its Monday).
+    pub fn week_presence_partition_dir(&self, week: NaiveDate) -> PathBuf {
+        self.root
+            .join(modelshare_event::cube::WEEK_PRESENCE_DIR)
+            .join(format!("week={week}"))
+    }
+
     /// The directory of one day's presence file.
     pub fn presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
         self.presence_dir().join(format!("date={date}"))

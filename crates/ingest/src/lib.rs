@@ -20,6 +20,7 @@ pub mod ingester;
 pub mod lake;
 pub mod metrics;
 pub mod wal;
+pub mod week_presence;
 
 pub use ingester::{IngestConfig, Ingester, Receipt};
 pub use lake::{Lake, LakeLock};

@@ -18,6 +18,10 @@
 //!
 //! View `cell_presence` = one row per (base cell, app key) with the cell's distinct apps:
 //! distinct apps of published cells are counted on it.
+//!
+//! Table `week_presence` = the week presence files (`modelshare_event::cube`); view `presence`
+//! = `cell_presence` without the provider, where the whole weeks a query asks for (and whose
+//! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -35,8 +39,8 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 use modelshare_event::cube::{
-    APP_DAYS_DIR, CELLS_DIR, Coverage, PRESENCE_DIR, app_days_schema, app_key, cells_schema,
-    presence_schema,
+    APP_DAYS_DIR, CELLS_DIR, Coverage, PRESENCE_DIR, WEEK_PRESENCE_DIR, app_days_schema, app_key,
+    cells_schema, monday_of, presence_schema, week_presence_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
@@ -140,12 +144,16 @@ impl QueryEngine {
     pub(crate) async fn session(
         &self,
         live_batches: Vec<RecordBatch>,
+        weeks: &BTreeSet<NaiveDate>,
     ) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new()
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
-        ctx.register_table("lake", partitioned_table(&self.events_dir, event_schema())?)?;
+        ctx.register_table(
+            "lake",
+            partitioned_table(&self.events_dir, event_schema(), "date")?,
+        )?;
         let mut live_days = BTreeSet::new();
         let live_rows = live_batches
             .iter()
@@ -160,15 +168,23 @@ impl QueryEngine {
             .to_owned();
         ctx.register_table(
             "app_days",
-            optional_table(&root.join(APP_DAYS_DIR), app_days_schema())?,
+            optional_table(&root.join(APP_DAYS_DIR), app_days_schema(), "date")?,
         )?;
         ctx.register_table(
             "day_cells",
-            optional_table(&root.join(CELLS_DIR), cells_schema())?,
+            optional_table(&root.join(CELLS_DIR), cells_schema(), "date")?,
         )?;
         ctx.register_table(
             "day_presence",
-            optional_table(&root.join(PRESENCE_DIR), presence_schema())?,
+            optional_table(&root.join(PRESENCE_DIR), presence_schema(), "date")?,
+        )?;
+        ctx.register_table(
+            "week_presence",
+            optional_table(
+                &root.join(WEEK_PRESENCE_DIR),
+                week_presence_schema(),
+                "week",
+            )?,
         )?;
         ctx.register_udf(app_key_udf());
         // Views, so filters on `date` reach the listing tables and prune partitions.
@@ -187,6 +203,17 @@ impl QueryEngine {
             .collect();
         ctx.sql(&cells_view(&cells_days)).await?;
         ctx.sql(&presence_view(&cells_days)).await?;
+        // Whole weeks asked for, with a current week file, no day of which has live rows.
+        let weeks: BTreeSet<NaiveDate> = self
+            .coverage
+            .as_ref()
+            .map(|c| c.weeks())
+            .unwrap_or_default()
+            .intersection(weeks)
+            .filter(|w| !live_days.iter().any(|d| monday_of(*d) == **w))
+            .copied()
+            .collect();
+        ctx.sql(&weeks_presence_view(&weeks)).await?;
         Ok(ctx)
     }
 
@@ -203,7 +230,22 @@ impl QueryEngine {
         params: Vec<(String, ScalarValue)>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner(sql, params, &[]).await;
+        let result = self.sql_inner(sql, params, &[], &BTreeSet::new()).await;
+        self.count(started, result.is_err());
+        result
+    }
+
+    /// Like [`sql_with_params`](Self::sql_with_params), with the `presence` view reading the
+    /// week presence files of `weeks` (Mondays) where they are current (see [`crate::privacy`]
+    /// for when a query may).
+    pub(crate) async fn sql_over_weeks(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+        weeks: &BTreeSet<NaiveDate>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let started = Instant::now();
+        let result = self.sql_inner(sql, params, &[], weeks).await;
         self.count(started, result.is_err());
         result
     }
@@ -216,7 +258,9 @@ impl QueryEngine {
         tables: &[FileTable],
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner(sql, Vec::new(), tables).await;
+        let result = self
+            .sql_inner(sql, Vec::new(), tables, &BTreeSet::new())
+            .await;
         self.count(started, result.is_err());
         result
     }
@@ -237,10 +281,11 @@ impl QueryEngine {
         sql: &str,
         params: Vec<(String, ScalarValue)>,
         tables: &[FileTable],
+        weeks: &BTreeSet<NaiveDate>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let mut replans = 0;
         loop {
-            match self.sql_once(sql, params.clone(), tables).await {
+            match self.sql_once(sql, params.clone(), tables, weeks).await {
                 // Files are listed when the query is planned and opened while it runs: a
                 // compaction or cube merge that swapped a day's files in between removed some of
                 // those listed. Planned again, the query lists the day's new files.
@@ -267,13 +312,14 @@ impl QueryEngine {
         sql: &str,
         params: Vec<(String, ScalarValue)>,
         tables: &[FileTable],
+        weeks: &BTreeSet<NaiveDate>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let pin = match &self.live {
             Some(live) => Some(live.pin().await),
             None => None,
         };
         let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
-        let ctx = self.session(batches).await?;
+        let ctx = self.session(batches, weeks).await?;
         for table in tables {
             register_file_table(&ctx, table)?;
         }
@@ -375,13 +421,46 @@ fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
     )
 }
 
+/// The `presence` view: one row per (date, task, model, app key) with a distinct-app count that
+/// publishes the app's row when it reaches the threshold: for each of `weeks`, its week
+/// presence rows dated on its Monday; for every other day, `cell_presence` without the
+/// provider.
+fn weeks_presence_view(weeks: &BTreeSet<NaiveDate>) -> String {
+    let days: BTreeSet<NaiveDate> = weeks
+        .iter()
+        .flat_map(|w| (0..7).map(move |i| *w + chrono::Days::new(i)))
+        .collect();
+    let (_, other_days) = in_and_out(&days);
+    let listed = weeks
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let from_weeks = if weeks.is_empty() {
+        "false".to_owned()
+    } else {
+        format!("week IN ({listed})")
+    };
+    format!(
+        "CREATE VIEW presence AS \
+         SELECT week AS date, task, model, app_key, cell_apps FROM week_presence \
+         WHERE {from_weeks} \
+         UNION ALL \
+         SELECT date, task, model, app_key, cell_apps FROM cell_presence WHERE {other_days}"
+    )
+}
+
 /// A listing table over the partitions under `dir`, or an empty table when there is none.
-fn optional_table(dir: &Path, schema: SchemaRef) -> Result<Arc<dyn TableProvider>, QueryError> {
+fn optional_table(
+    dir: &Path,
+    schema: SchemaRef,
+    partition: &str,
+) -> Result<Arc<dyn TableProvider>, QueryError> {
     if dir.is_dir() {
-        Ok(partitioned_table(dir, schema)?)
+        Ok(partitioned_table(dir, schema, partition)?)
     } else {
         Ok(Arc::new(MemTable::try_new(
-            with_date(&schema),
+            with_partition(&schema, partition),
             vec![vec![]],
         )?))
     }
@@ -422,13 +501,17 @@ fn app_key_udf() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
-/// A listing table over the `date=YYYY-MM-DD/*.parquet` partitions under `dir`, with the `date`
+/// A listing table over the `<partition>=YYYY-MM-DD/*.parquet` partitions under `dir`, with the
 /// partition column after the columns of `schema`.
-fn partitioned_table(dir: &Path, schema: SchemaRef) -> Result<Arc<ListingTable>, QueryError> {
+fn partitioned_table(
+    dir: &Path,
+    schema: SchemaRef,
+    partition: &str,
+) -> Result<Arc<ListingTable>, QueryError> {
     let url = ListingTableUrl::parse(dir_url(dir))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("date".to_owned(), DataType::Utf8)]);
+        .with_table_partition_cols(vec![(partition.to_owned(), DataType::Utf8)]);
     Ok(Arc::new(ListingTable::try_new(
         ListingTableConfig::new(url)
             .with_listing_options(options)
@@ -438,8 +521,13 @@ fn partitioned_table(dir: &Path, schema: SchemaRef) -> Result<Arc<ListingTable>,
 
 /// `schema` plus the `date` partition column.
 fn with_date(schema: &Schema) -> SchemaRef {
+    with_partition(schema, "date")
+}
+
+/// `schema` plus a partition column.
+fn with_partition(schema: &Schema, partition: &str) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new("date", DataType::Utf8, false));
+    fields.push(Field::new(partition, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
 

@@ -55,8 +55,10 @@ use crate::engine::{QueryEngine, ScalarValue};
 use crate::leaderboard::Figures;
 use crate::period::Period;
 use crate::values::{micro_usd_at, str_at, u64_at};
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 use modelshare_event::Task;
+use modelshare_event::cube::monday_of;
+use std::collections::BTreeSet;
 
 /// Whether a group seen by `apps` distinct apps may be published under a threshold of
 /// `min_apps`. Base cells, failure cells and split parts are tested with this; so are the
@@ -133,6 +135,33 @@ impl Scope {
             f.push_str(" AND model = $model");
         }
         f
+    }
+
+    /// The whole ISO weeks (Mondays) of the scope that a distinct-app count grouped by `dims`
+    /// may read from week presence rows: none when a dimension splits a week or needs the
+    /// provider, which week rows do not carry.
+    fn whole_weeks(&self, dims: &[Dim]) -> BTreeSet<NaiveDate> {
+        let splits = dims.iter().any(|d| match d {
+            Dim::Day | Dim::Provider => true,
+            Dim::Since(day) => monday_of(*day) != *day,
+            Dim::Week | Dim::Task | Dim::Model | Dim::Author => false,
+        });
+        let Some((start, end)) = self.days else {
+            return BTreeSet::new();
+        };
+        if splits {
+            return BTreeSet::new();
+        }
+        let mut week = monday_of(start);
+        if week < start {
+            week = week + Days::new(7);
+        }
+        let mut out = BTreeSet::new();
+        while week + Days::new(7) <= end {
+            out.insert(week);
+            week = week + Days::new(7);
+        }
+        out
     }
 
     fn params(&self, min_apps: u64) -> Vec<(String, ScalarValue)> {
@@ -215,6 +244,16 @@ fn since_param(dims: &[Dim]) -> Result<Option<(String, ScalarValue)>, QueryError
 /// The additive aggregates of [`Figures`] over published cells.
 const SUMS_SQL: &str = "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
      sum(requests) AS requests, sum(cost_usd) AS cost";
+
+/// Where distinct apps grouped by `dims` are counted: the `presence` view (whole weeks from
+/// their week files) unless a dimension is the provider, which only `cell_presence` has.
+fn presence_of(dims: &[Dim]) -> &'static str {
+    if dims.contains(&Dim::Provider) {
+        "cell_presence"
+    } else {
+        "presence"
+    }
+}
 
 /// The distinct apps of published cells: over their (cell, app) rows, on the app key.
 const APPS_SQL: &str = "count(DISTINCT app_key) AS apps";
@@ -337,20 +376,23 @@ impl QueryEngine {
         if apps == Apps::Counted {
             // The (cell, app key) rows of the publishable cells, each carrying its cell's
             // distinct apps: no join with the cells.
+            let mut dims = grouping.columns.clone();
+            dims.extend(except.map(|e| e.dim));
+            let weeks = scope.whole_weeks(&dims);
             let apps_sql = grouping.query(
                 APPS_SQL,
                 "app_key",
-                "cell_presence",
+                presence_of(&dims),
                 &format!(
                     "{} AND {} AND {filter}",
                     scope.filter(),
                     publishable_sql("cell_apps")
                 ),
             );
-            let counts = grouping
-                .collect(self.sql_with_params(&apps_sql, params).await?, |b, row| {
-                    u64_at(b, "apps", row)
-                })?;
+            let counts = grouping.collect(
+                self.sql_over_weeks(&apps_sql, params, &weeks).await?,
+                |b, row| u64_at(b, "apps", row),
+            )?;
             for (set, counted) in out.iter_mut().zip(counts) {
                 let by_key: std::collections::HashMap<Vec<String>, u64> =
                     counted.into_iter().collect();
@@ -395,13 +437,15 @@ impl QueryEngine {
         };
         let sql = format!(
             "SELECT k, CAST(grouping(k) AS BIGINT) AS total, {APPS_SQL} \
-             FROM (SELECT {key} AS k, app_key FROM cell_presence WHERE {filter} AND {publishable}) \
+             FROM (SELECT {key} AS k, app_key FROM {presence} WHERE {filter} AND {publishable}) \
              GROUP BY GROUPING SETS ((k), ())",
+            presence = presence_of(&[dim]),
             filter = scope.filter(),
             publishable = publishable_sql("cell_apps"),
         );
+        let weeks = scope.whole_weeks(&[dim]);
         let mut out = KeptApps::default();
-        for b in self.sql_with_params(&sql, params).await? {
+        for b in self.sql_over_weeks(&sql, params, &weeks).await? {
             let keys = b
                 .column_by_name("k")
                 .ok_or_else(|| QueryError::Shape("column k missing".into()))?;
@@ -617,6 +661,47 @@ impl Split {
 mod tests {
     use super::*;
     use crate::QueryConfig;
+
+    #[test]
+    fn only_whole_weeks_not_split_by_a_dimension_are_read_as_weeks() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let monday = day("2026-11-02");
+        let two_weeks = Scope::days(monday, day("2026-11-16"));
+        assert_eq!(
+            two_weeks.whole_weeks(&[Dim::Model, Dim::Week]),
+            BTreeSet::from([monday, day("2026-11-09")])
+        );
+        // A month: only the weeks inside it.
+        let november = Scope::days(day("2026-11-01"), day("2026-12-01"));
+        assert_eq!(
+            november.whole_weeks(&[Dim::Author]),
+            BTreeSet::from([
+                monday,
+                day("2026-11-09"),
+                day("2026-11-16"),
+                day("2026-11-23")
+            ])
+        );
+        assert!(two_weeks.whole_weeks(&[Dim::Day]).is_empty());
+        assert!(two_weeks.whole_weeks(&[Dim::Provider]).is_empty());
+        assert!(
+            two_weeks
+                .whole_weeks(&[Dim::Since(day("2026-11-04"))])
+                .is_empty()
+        );
+        assert_eq!(
+            two_weeks
+                .whole_weeks(&[Dim::Since(day("2026-11-09"))])
+                .len(),
+            2
+        );
+        assert!(Scope::default().whole_weeks(&[]).is_empty());
+        assert!(
+            Scope::days(monday, day("2026-11-08"))
+                .whole_weeks(&[])
+                .is_empty()
+        );
+    }
 
     #[test]
     fn the_threshold_is_inclusive() {

@@ -12,6 +12,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SQLOptions;
 use futures::StreamExt;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,7 @@ impl QueryEngine {
             None => None,
         };
         let batches = pin.as_ref().map(|p| p.batches.clone()).unwrap_or_default();
-        let ctx = self.session(batches).await?;
+        let ctx = self.session(batches, &BTreeSet::new()).await?;
         let plan = ctx
             .sql_with_options(sql, read_only())
             .await?

@@ -4,6 +4,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use modelshare_event::cube::closed_weeks;
 use modelshare_ingest::metrics::IngestMetrics;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,17 +13,22 @@ use std::sync::atomic::Ordering::Relaxed;
 /// kept for an operator (`modelshare wal check`); the server runs on without them. `cube` says
 /// whether the app-day cube has been checked against the events (`checked`), which days are
 /// still read from raw events (`raw_days`) until they are rebuilt, and of its `days`, how many
-/// have a current cells summary (`summarized_days`; the others are summed from the cube).
+/// have a current cells summary (`summarized_days`; the others are summed from the cube), and
+/// of its closed ISO `weeks`, how many have a current week presence file (`summarized_weeks`).
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let quarantine = s.ingester.as_ref().map(|i| i.quarantined());
     let cube = s.ingester.as_ref().map(|i| {
         let coverage = i.coverage();
         let raw = coverage.raw_days();
+        let days = i.cube_days().ok();
+        let today = chrono::Utc::now().date_naive();
         serde_json::json!({
             "checked": raw.is_some(),
             "raw_days": raw.map(|d| d.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
             "summarized_days": coverage.cells_days().len(),
-            "days": i.cube_days().ok().map(|d| d.len()),
+            "days": days.as_ref().map(Vec::len),
+            "summarized_weeks": coverage.weeks().len(),
+            "weeks": days.map(|d| closed_weeks(&d, today).len()),
         })
     });
     axum::Json(serde_json::json!({

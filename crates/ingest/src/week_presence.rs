@@ -1,0 +1,165 @@
+//! Week presence files: for each closed ISO week whose days are all summarized, one row per
+//! (task, model, app key) with the largest cell app count the app was seen with (see
+//! `modelshare_event::cube`). Derived from the days' presence files only, so they are rebuilt
+//! whenever a day of the week gets a new presence file (a late event), and found current by
+//! name after a restart without reading anything.
+
+use crate::IngestError;
+use crate::app_days::{self, existing_day_files};
+use crate::lake::{self, Lake};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
+use chrono::{Days, NaiveDate};
+use modelshare_event::cube::{Coverage, closed_weeks, week_presence_schema};
+use modelshare_event::live::LiveBuffer;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The presence files of the week of Monday `week`, one per day with data, or `None` when a day
+/// with data is not summarized (its cube is not one checked file yet).
+fn sources(
+    lake: &Lake,
+    coverage: &Coverage,
+    days: &[NaiveDate],
+    week: NaiveDate,
+) -> Result<Option<Vec<PathBuf>>, IngestError> {
+    let summarized = coverage.cells_days();
+    let mut files = Vec::new();
+    for day in days
+        .iter()
+        .filter(|d| **d >= week && **d < week + Days::new(7))
+    {
+        if !summarized.contains(day) {
+            return Ok(None);
+        }
+        match existing_day_files(&lake.presence_partition_dir(*day))?.as_slice() {
+            [only] => files.push(only.clone()),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(files))
+}
+
+/// The name of the week file built from `sources`: a hash of their names (which change with
+/// every new cube file of their day).
+fn name_of(sources: &[PathBuf]) -> String {
+    let mut names = String::new();
+    for s in sources {
+        let day = s.parent().and_then(Path::file_name).unwrap_or_default();
+        let file = s.file_name().unwrap_or_default();
+        names.push_str(&format!(
+            "{}/{}\n",
+            day.to_string_lossy(),
+            file.to_string_lossy()
+        ));
+    }
+    format!(
+        "w-{:016x}.parquet",
+        xxhash_rust::xxh3::xxh3_64(names.as_bytes())
+    )
+}
+
+/// (task, model, app key) → the largest cell app count, over the rows of `sources`.
+fn fold(sources: &[PathBuf]) -> Result<RecordBatch, IngestError> {
+    let mut strings: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut intern = |s: &str| -> u32 {
+        if let Some(i) = strings.get(s) {
+            return *i;
+        }
+        let i = names.len() as u32;
+        names.push(s.to_owned());
+        strings.insert(s.to_owned(), i);
+        i
+    };
+    let mut rows: HashMap<(u32, u32, u64), i64> = HashMap::new();
+    for path in sources {
+        let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+            let batch = batch?;
+            let task: &StringArray = app_days::column(&batch, "task")?;
+            let model: &StringArray = app_days::column(&batch, "model")?;
+            let key: &UInt64Array = app_days::column(&batch, "app_key")?;
+            let apps: &Int64Array = app_days::column(&batch, "cell_apps")?;
+            for i in 0..batch.num_rows() {
+                let k = (intern(task.value(i)), intern(model.value(i)), key.value(i));
+                let most = rows.entry(k).or_insert(0);
+                *most = (*most).max(apps.value(i));
+            }
+        }
+    }
+    // Sorted by task, model and key: the filters of a read prune row groups, and equal inputs
+    // give equal files.
+    let sorted: BTreeMap<(&str, &str, u64), i64> = rows
+        .into_iter()
+        .map(|((t, m, k), n)| {
+            (
+                (names[t as usize].as_str(), names[m as usize].as_str(), k),
+                n,
+            )
+        })
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(sorted.keys().map(|k| k.0))),
+        Arc::new(StringArray::from_iter_values(sorted.keys().map(|k| k.1))),
+        Arc::new(UInt64Array::from_iter_values(sorted.keys().map(|k| k.2))),
+        Arc::new(Int64Array::from_iter_values(sorted.values().copied())),
+    ];
+    Ok(RecordBatch::try_new(week_presence_schema(), columns)?)
+}
+
+/// Makes the week presence file of every closed week with data current: found by name, or
+/// written. Returns how many weeks are current. `days`: the days with data.
+pub fn ensure_weeks(
+    lake: &Lake,
+    live: &LiveBuffer,
+    coverage: &Coverage,
+    days: &[NaiveDate],
+    today: NaiveDate,
+) -> Result<usize, IngestError> {
+    let current = coverage.weeks();
+    let mut done = 0;
+    for week in closed_weeks(days, today) {
+        if current.contains(&week) {
+            done += 1;
+            continue;
+        }
+        let Some(sources) = sources(lake, coverage, days, week)? else {
+            continue;
+        };
+        let name = name_of(&sources);
+        let dir = lake.week_presence_partition_dir(week);
+        let existing = existing_day_files(&dir)?;
+        let staged = if existing.iter().any(|p| p.ends_with(&name)) {
+            None
+        } else {
+            let batch = fold(&sources)?;
+            Some(lake::stage_parquet(
+                &dir,
+                &name,
+                &batch,
+                app_days::writer_properties(0),
+            )?)
+        };
+        // Under the gate: the days must still be summarized by the same files (a flush may have
+        // added a late event meanwhile).
+        let published = live.swap_files(|| {
+            if self::sources(lake, coverage, days, week)?.as_deref() != Some(sources.as_slice()) {
+                staged.into_iter().for_each(lake::StagedFile::discard);
+                return Ok::<bool, IngestError>(false);
+            }
+            if let Some(staged) = staged {
+                lake::publish_all(vec![staged])?;
+            }
+            for old in existing.iter().filter(|p| !p.ends_with(&name)) {
+                std::fs::remove_file(old).map_err(|e| IngestError::io(old, e))?;
+            }
+            coverage.week_written(week);
+            Ok(true)
+        })?;
+        done += usize::from(published);
+    }
+    Ok(done)
+}
