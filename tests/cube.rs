@@ -1,8 +1,10 @@
 //! The app-day cube answers every public read exactly as raw events do: the same JSON from every
 //! usage and analytics endpoint and the same HTML pages, for every period kind, on a generated
-//! lake; and still after late events, live rows, a lost cube file, a damaged one and events
-//! copied into the lake by hand (the server finds the days that no longer match and rebuilds
-//! them). The raw answers come from the same binary with `--raw-reads`.
+//! lake; and still after late events, live rows, a lost cube file, a damaged one, events copied
+//! into the lake by hand (the server finds the days that no longer match and rebuilds them), and
+//! damaged presence and week presence files, before start-up or under a running server (the read
+//! that meets one is answered from raw events; the file is written again). The raw answers come
+//! from the same binary with `--raw-reads`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -114,7 +116,12 @@ async fn with_model_pages(server: &Server, mut paths: Vec<String>, last: NaiveDa
 }
 
 fn cube_files(dir: &Path, day: &str) -> Vec<PathBuf> {
-    let part = dir.join(format!("rollups/app_days/date={day}"));
+    rollup_files(dir, &format!("app_days/date={day}"))
+}
+
+/// The Parquet files of one partition of a rollup, e.g. `presence/date=2026-10-13`.
+fn rollup_files(dir: &Path, partition: &str) -> Vec<PathBuf> {
+    let part = dir.join("rollups").join(partition);
     let mut files: Vec<PathBuf> = std::fs::read_dir(part)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -192,12 +199,48 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
         .find(|p| p.extension().is_some_and(|x| x == "parquet"))
         .unwrap();
     std::fs::copy(&original, events_dir.join("copied-by-hand.parquet")).unwrap();
+    //    And summaries damaged: a day's presence file, a week's presence file.
+    let garbage = b"PAR1 garbage".as_slice();
+    std::fs::write(&rollup_files(lake, "presence/date=2026-10-13")[0], garbage).unwrap();
+    std::fs::write(
+        &rollup_files(lake, "week_presence/week=2026-10-05")[0],
+        garbage,
+    )
+    .unwrap();
 
-    let cube_server = Server::start(lake, &[]);
+    let cube_server = Server::start(lake, &["--cube-interval-secs", "0.2"]);
     // Until the check has run, every day is read raw: answers are right even before it.
     let early = answers(&cube_server, &paths[..3]).await;
     cube_server.wait_for_cube().await;
     let rebuilt = answers(&cube_server, &paths).await;
+    for partition in ["presence/date=2026-10-13", "week_presence/week=2026-10-05"] {
+        let files = rollup_files(lake, partition);
+        assert_eq!(files.len(), 1, "{partition}");
+        assert_ne!(
+            std::fs::read(&files[0]).unwrap(),
+            garbage,
+            "{partition} rewritten"
+        );
+    }
+
+    // 4. A week file damaged under a running server: the read that meets it is answered from
+    //    raw events, and the file is written again.
+    let week_file =
+        rollup_files(lake, &format!("week_presence/week={}", last - Days::new(6)))[0].clone();
+    std::fs::write(&week_file, garbage).unwrap();
+    let unseen = format!("/v1/leaderboard?period=week&date={last}&by=apps&limit=3");
+    let under_damage = answers(&cube_server, std::slice::from_ref(&unseen)).await;
+    let mut rewritten = false;
+    for _ in 0..300 {
+        let files = rollup_files(lake, &format!("week_presence/week={}", last - Days::new(6)));
+        if files.len() == 1 && std::fs::read(&files[0]).unwrap() != garbage {
+            rewritten = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(rewritten, "the damaged week file is written again");
+    cube_server.wait_for_cube().await;
     cube_server.stop();
     for day in days {
         assert_eq!(
@@ -208,7 +251,9 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     }
     let raw_server = Server::start(lake, &["--raw-reads"]);
     let raw_after_damage = answers(&raw_server, &paths).await;
+    let raw_unseen = answers(&raw_server, std::slice::from_ref(&unseen)).await;
     raw_server.stop();
+    assert_same(std::slice::from_ref(&unseen), &under_damage, &raw_unseen);
     assert_same(&paths[..3], &early, &raw_after_damage[..3]);
     assert_same(&paths, &rebuilt, &raw_after_damage);
     assert_ne!(

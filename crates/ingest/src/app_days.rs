@@ -447,13 +447,33 @@ fn cells_of(cube_file: &Path) -> Result<(RecordBatch, RecordBatch), IngestError>
     ))
 }
 
+/// Whether every row of the Parquet file at `path` decodes (a warning names it when not).
+pub(crate) fn decodes(path: &Path) -> bool {
+    let read = || -> Result<(), IngestError> {
+        let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+            batch?;
+        }
+        Ok(())
+    };
+    match read() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "a cube summary file cannot be read; writing it again");
+            false
+        }
+    }
+}
+
 /// Makes `date`'s cells file current when its cube is one file: reuses a cells file of the same
-/// name, or writes one. Returns whether the day's cells are current now.
+/// name (when `verify`, only if it decodes), or writes one. Returns whether the day's cells are
+/// current now.
 pub fn ensure_cells(
     lake: &Lake,
     live: &LiveBuffer,
     coverage: &Coverage,
     date: NaiveDate,
+    verify: bool,
 ) -> Result<bool, IngestError> {
     let (_, cube) = list_day(lake, live, date)?;
     let [only] = cube.as_slice() else {
@@ -468,9 +488,10 @@ pub fn ensure_cells(
         lake.presence_partition_dir(date),
     ];
     let existing = [existing_day_files(&dirs[0])?, existing_day_files(&dirs[1])?];
-    let current = existing
-        .iter()
-        .all(|e| e.iter().any(|p| p.ends_with(&name)));
+    let current = existing.iter().all(|e| {
+        e.iter()
+            .any(|p| p.ends_with(&name) && (!verify || decodes(p)))
+    });
     let mut staged = Vec::new();
     if !current {
         let (cells, presence) = cells_of(only)?;
@@ -550,6 +571,9 @@ pub fn maintain(
         done.rebuilt.push(day);
     }
     let today = chrono::Utc::now().date_naive();
+    // After a full check (start-up, or a read that found a damaged file), summaries found by
+    // name are read through before they are trusted again.
+    let verify = done.checked > 0;
     let cells_current = coverage.cells_days();
     for &day in &all {
         // A closed day becomes one file; the open day is merged once it has many.
@@ -557,11 +581,11 @@ pub fn maintain(
         if merge_day(lake, live, day, above)? {
             done.merged += 1;
         }
-        if !cells_current.contains(&day) && ensure_cells(lake, live, coverage, day)? {
+        if !cells_current.contains(&day) && ensure_cells(lake, live, coverage, day, verify)? {
             done.cells += 1;
         }
     }
-    done.weeks = crate::week_presence::ensure_weeks(lake, live, coverage, &all, today)?;
+    done.weeks = crate::week_presence::ensure_weeks(lake, live, coverage, &all, today, verify)?;
     Ok(done)
 }
 

@@ -110,14 +110,16 @@ fn fold(sources: &[PathBuf]) -> Result<RecordBatch, IngestError> {
     Ok(RecordBatch::try_new(week_presence_schema(), columns)?)
 }
 
-/// Makes the week presence file of every closed week with data current: found by name, or
-/// written. Returns how many weeks are current. `days`: the days with data.
+/// Makes the week presence file of every closed week with data current: found by name (when
+/// `verify`, only if it decodes), or written. Returns how many weeks are current. `days`: the
+/// days with data.
 pub fn ensure_weeks(
     lake: &Lake,
     live: &LiveBuffer,
     coverage: &Coverage,
     days: &[NaiveDate],
     today: NaiveDate,
+    verify: bool,
 ) -> Result<usize, IngestError> {
     let current = coverage.weeks();
     let mut done = 0;
@@ -132,7 +134,10 @@ pub fn ensure_weeks(
         let name = name_of(&sources);
         let dir = lake.week_presence_partition_dir(week);
         let existing = existing_day_files(&dir)?;
-        let staged = if existing.iter().any(|p| p.ends_with(&name)) {
+        let staged = if existing
+            .iter()
+            .any(|p| p.ends_with(&name) && (!verify || app_days::decodes(p)))
+        {
             None
         } else {
             let batch = fold(&sources)?;

@@ -131,6 +131,13 @@ impl QueryEngine {
         self
     }
 
+    /// Whether some public figures are read from the cube now (not all from raw events).
+    fn trusts_cube(&self) -> bool {
+        self.coverage
+            .as_ref()
+            .is_some_and(|c| c.raw_days().is_some())
+    }
+
     pub fn config(&self) -> &QueryConfig {
         &self.config
     }
@@ -284,8 +291,21 @@ impl QueryEngine {
         weeks: &BTreeSet<NaiveDate>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let mut replans = 0;
+        let mut distrusted = false;
         loop {
             match self.sql_once(sql, params.clone(), tables, weeks).await {
+                // A cube, cells, presence or week file that does not decode: answer from raw
+                // events (exact, slower) until the maintenance pass has checked the cube and
+                // rewritten what it finds damaged.
+                Err(QueryError::DataFusion(e))
+                    if !distrusted && is_damaged_file(&e) && self.trusts_cube() =>
+                {
+                    distrusted = true;
+                    tracing::warn!(error = %e, "a cube file cannot be read; answering from raw events until the cube is checked and its damaged files are rebuilt");
+                    if let Some(c) = &self.coverage {
+                        c.distrust();
+                    }
+                }
                 // Files are listed when the query is planned and opened while it runs: a
                 // compaction or cube merge that swapped a day's files in between removed some of
                 // those listed. Planned again, the query lists the day's new files.
@@ -599,6 +619,14 @@ fn with_date_column(
 
 /// True when `e` is an object store's "not found" (a file listed at planning that is gone),
 /// however deep the readers wrapped it.
+/// Whether a query failed on a Parquet file that does not decode.
+fn is_damaged_file(e: &datafusion::error::DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        datafusion::error::DataFusionError::ParquetError(_)
+    )
+}
+
 fn is_missing_file(e: &datafusion::error::DataFusionError) -> bool {
     use datafusion::object_store::Error as StoreError;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
