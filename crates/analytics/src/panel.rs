@@ -11,15 +11,9 @@ use crate::rollup::Rollups;
 use chrono::{Days, NaiveDate};
 use modelshare_event::Task;
 use modelshare_query::QueryEngine;
-use modelshare_query::engine::sql_literal;
 use modelshare_query::period::week_start;
 use modelshare_query::values::{micro_usd_at, str_at, u64_at};
 use std::collections::HashMap;
-
-/// The figures of a (slot, app, task, model) group of `cell_apps` rows, as the panel reads them.
-const USES_SQL: &str = "sum(requests) AS requests, \
-     sum(input_tokens + output_tokens) AS tokens, \
-     CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd";
 
 /// A window of consecutive ISO weeks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,34 +117,10 @@ impl Panel {
     ) -> Result<Panel, AnalyticsError> {
         let manifests = rollups.manifests()?;
         let covered: Vec<NaiveDate> = weeks.iter().filter(|w| manifests.contains_key(w)).collect();
-        let task_filter = task.map_or(String::new(), |t| {
-            format!(" AND task = {}", sql_literal(t.as_str()))
-        });
-        let mut branches = Vec::new();
-        if !covered.is_empty() {
-            branches.push(format!(
-                "SELECT week, app_id, task, model, requests, \
-                 input_tokens + output_tokens AS tokens, cost_usd \
-                 FROM rollup WHERE true{task_filter}"
-            ));
-        }
         let raw = uncovered_ranges(&weeks, &covered);
-        if !raw.is_empty() {
-            let dates = raw
-                .iter()
-                .map(|(a, b)| format!("(date >= '{a}' AND date < '{b}')"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            branches.push(format!(
-                "SELECT CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR) AS week, \
-                 app_id, task, model, {USES_SQL} \
-                 FROM cell_apps WHERE ({dates}){task_filter} \
-                 GROUP BY 1, app_id, task, model"
-            ));
-        }
-        let sql = branches.join(" UNION ALL ");
-        let table = rollups.table("rollup", &manifests, covered.iter().copied());
-        let batches = engine.sql_with_tables(&sql, &[table]).await?;
+        let rollup = (!covered.is_empty())
+            .then(|| rollups.table("rollup", &manifests, covered.iter().copied()));
+        let batches = engine.app_weeks(task, rollup, &raw).await?;
 
         let mut builder = PanelBuilder::new(weeks);
         builder.add_batches(&batches, "week", |week| weeks.index_of(week))?;
@@ -168,17 +138,9 @@ impl Panel {
         days: u32,
     ) -> Result<Panel, AnalyticsError> {
         let end = first + Days::new(u64::from(days));
-        let task_filter = task.map_or(String::new(), |t| {
-            format!(" AND task = {}", sql_literal(t.as_str()))
-        });
-        let sql = format!(
-            "SELECT date, app_id, task, model, {USES_SQL} \
-             FROM cell_apps WHERE date >= '{first}' AND date < '{end}'{task_filter} \
-             GROUP BY date, app_id, task, model"
-        );
         let slots = Weeks { first, count: days };
         let mut builder = PanelBuilder::new(slots);
-        builder.add_batches(&engine.sql(&sql).await?, "date", |date| {
+        builder.add_batches(&engine.app_days(task, first, end).await?, "date", |date| {
             let slot = (date - first).num_days();
             (0..i64::from(days))
                 .contains(&slot)

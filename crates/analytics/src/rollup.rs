@@ -250,18 +250,7 @@ impl Rollups {
         generation: u32,
         sources: Vec<SourceFile>,
     ) -> Result<(), AnalyticsError> {
-        let end = week + Days::new(7);
-        // Only the Parquet files (`lake`), never live rows: the rollup is a function of the files
-        // its manifest lists, so a later flush into this week shows up as a change of sources.
-        let sql = format!(
-            "SELECT '{week}' AS week, app_id, task, model, count(*) AS requests, \
-             sum(CAST(input_tokens AS BIGINT)) AS input_tokens, \
-             sum(CAST(output_tokens AS BIGINT)) AS output_tokens, \
-             CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd \
-             FROM lake WHERE date >= '{week}' AND date < '{end}' AND status = 'ok' \
-             GROUP BY app_id, task, model ORDER BY task, model, app_id"
-        );
-        let batches = engine.sql(&sql).await?;
+        let batches = engine.app_week_rollup(week).await?;
         let schema = rollup_schema();
         let batches = batches
             .iter()

@@ -24,6 +24,7 @@
 //! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
+use crate::fragments::OK_ROWS;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
@@ -257,17 +258,17 @@ impl QueryEngine {
         result
     }
 
-    /// Like [`sql`](Self::sql), with extra tables over explicit Parquet files registered next to
-    /// `events` (derived data such as rollups, whose current files a manifest names).
-    pub async fn sql_with_tables(
+    /// Like [`sql_with_params`](Self::sql_with_params), with extra tables over explicit Parquet
+    /// files registered next to `events` (derived data such as rollups, whose current files a
+    /// manifest names).
+    pub(crate) async fn sql_with_tables_and_params(
         &self,
         sql: &str,
+        params: Vec<(String, ScalarValue)>,
         tables: &[FileTable],
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self
-            .sql_inner(sql, Vec::new(), tables, &BTreeSet::new())
-            .await;
+        let result = self.sql_inner(sql, params, tables, &BTreeSet::new()).await;
         self.count(started, result.is_err());
         result
     }
@@ -374,7 +375,7 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
                CAST(1 AS BIGINT) AS requests, \
                CAST(input_tokens AS BIGINT) AS input_tokens, \
                CAST(output_tokens AS BIGINT) AS output_tokens, cost_usd \
-             FROM {table} WHERE status = 'ok' AND {days}"
+             FROM {table} WHERE {OK_ROWS} AND {days}"
         )
     };
     format!(
@@ -642,9 +643,4 @@ fn is_missing_file(e: &datafusion::error::DataFusionError) -> bool {
         cause = err.source();
     }
     false
-}
-
-/// Quotes a string as a SQL literal.
-pub fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }

@@ -11,10 +11,13 @@
 //!   beyond the limit as `other`.
 //! - [`share`]: share of the top models per day or week.
 //! - [`tasks`]: per-task totals and top models.
+//! - [`apps`]: per-app rows the analyses read (never published as such).
 //! - [`values`]: reading typed values out of Arrow columns.
 //! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
 
+pub mod apps;
 pub mod engine;
+mod fragments;
 pub mod leaderboard;
 pub mod period;
 pub mod privacy;

@@ -52,6 +52,7 @@
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, ScalarValue};
+use crate::fragments::WEEK_OF_DATE;
 use crate::leaderboard::Figures;
 use crate::period::Period;
 use crate::values::{micro_usd_at, str_at, u64_at};
@@ -217,8 +218,7 @@ impl Dim {
     fn sql(self) -> &'static str {
         match self {
             Dim::Day => "date",
-            // From the `date` partition column, not `ts`: one value per file, not per row.
-            Dim::Week => "CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR)",
+            Dim::Week => WEEK_OF_DATE,
             Dim::Task => "task",
             Dim::Model => "model",
             Dim::Author => "split_part(model, '/', 1)",

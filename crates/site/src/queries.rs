@@ -14,7 +14,6 @@ use modelshare_event::Task;
 use modelshare_event::event::author_of;
 use modelshare_query::engine::ScalarValue;
 use modelshare_query::leaderboard::Figures;
-use modelshare_query::values::str_at;
 use modelshare_query::{
     Dim, Granularity, GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryEngine, Scope,
     ShareQuery, Split,
@@ -647,16 +646,7 @@ pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, Site
 
 /// The latest day with data (today's live rows included), or `None` for an empty lake.
 pub async fn latest_date(engine: &QueryEngine) -> Result<Option<NaiveDate>, SiteError> {
-    let batches = engine.sql("SELECT max(date) AS d FROM events").await?;
-    for b in &batches {
-        if b.num_rows() > 0 {
-            let d = str_at(b, "d", 0)?;
-            if !d.is_empty() {
-                return Ok(d.parse().ok());
-            }
-        }
-    }
-    Ok(None)
+    Ok(engine.latest_date().await?)
 }
 
 #[cfg(test)]

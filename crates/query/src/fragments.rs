@@ -1,0 +1,14 @@
+//! SQL fragments more than one query shares, so each rule is written once.
+
+/// The rows of successful requests: the only ones any usage figure counts.
+pub(crate) const OK_ROWS: &str = "status = 'ok'";
+
+/// The ISO week of a row, from its `date` partition column: the Monday, `YYYY-MM-DD` (one
+/// value per file, not per row).
+pub(crate) const WEEK_OF_DATE: &str =
+    "CAST(CAST(date_trunc('week', CAST(date AS DATE)) AS DATE) AS VARCHAR)";
+
+/// Requests, tokens and spend of a group of `cell_apps` rows (or of app-week rollup rows).
+pub(crate) const USES: &str = "sum(requests) AS requests, \
+     sum(input_tokens + output_tokens) AS tokens, \
+     CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd";
