@@ -759,7 +759,11 @@ async fn sigkill_at_random_moments_under_io_faults() {
     ];
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut slowest_restart = Duration::ZERO;
-    for round in 0..4 {
+    // Four rounds, and more (up to twelve) while no write has been refused yet: the faults are
+    // random, and a short round can miss them all.
+    let mut round = 0;
+    while round < 4 || (round < 12 && ledger.lock().unwrap().refused_batches == 0) {
+        round += 1;
         let server = Server::start_via(&launcher, "127.0.0.1:0", dir.path(), &flags);
         inject(&server, "posix/io/rw/pwrite", 0.05, EIO);
         inject(&server, "posix/io/sync/fdatasync", 0.05, EIO);
@@ -788,7 +792,7 @@ async fn sigkill_at_random_moments_under_io_faults() {
         slowest_restart = slowest_restart.max(took);
         server.stop();
     }
-    let case = "SIGKILL x4 at random moments, pwrite+fdatasync EIO p=0.05";
+    let case = "SIGKILL x4 (or more, until a write is refused) at random moments, pwrite+fdatasync EIO p=0.05";
     {
         let ledger = ledger.lock().unwrap();
         assert!(
