@@ -86,6 +86,19 @@ pub struct QueryEngine {
     pub(crate) runtime: Arc<RuntimeEnv>,
     pub(crate) config: QueryConfig,
     pub(crate) stats: Arc<QueryStats>,
+    /// Answers shared by the reads of one unit of work (see [`QueryEngine::sharing_answers`]).
+    pub(crate) shared: Option<Arc<SharedAnswers>>,
+}
+
+/// Answers of identical queries (same SQL, parameters and weeks) asked within one unit of work,
+/// such as the panels of one page: the first asker computes, the others wait and reuse. Only
+/// answers are shared; an asker whose computation fails returns its own error, and the next
+/// asker tries again.
+#[derive(Debug, Default)]
+pub(crate) struct SharedAnswers {
+    cells: std::sync::Mutex<
+        std::collections::HashMap<String, Arc<tokio::sync::OnceCell<Vec<RecordBatch>>>>,
+    >,
 }
 
 /// Query counters for `/metrics`.
@@ -123,6 +136,7 @@ impl QueryEngine {
             runtime,
             config,
             stats: Arc::new(QueryStats::default()),
+            shared: None,
         })
     }
 
@@ -130,6 +144,36 @@ impl QueryEngine {
     pub fn with_coverage(mut self, coverage: Arc<Coverage>) -> Self {
         self.coverage = Some(coverage);
         self
+    }
+
+    /// This engine, sharing the answers of identical queries among the reads made through it
+    /// (and its clones): for the panels of one page, which ask some questions twice. Make one
+    /// per unit of work; answers are never shared beyond it.
+    pub fn sharing_answers(&self) -> QueryEngine {
+        QueryEngine {
+            shared: Some(Arc::new(SharedAnswers::default())),
+            ..self.clone()
+        }
+    }
+
+    /// `sql_inner`, through the shared answers when there are.
+    async fn sql_shared(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+        weeks: &BTreeSet<NaiveDate>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let Some(shared) = &self.shared else {
+            return self.sql_inner(sql, params, &[], weeks).await;
+        };
+        let key = format!("{sql}\n{params:?}\n{weeks:?}");
+        let cell = {
+            let mut cells = shared.cells.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(cells.entry(key).or_default())
+        };
+        cell.get_or_try_init(|| self.sql_inner(sql, params, &[], weeks))
+            .await
+            .cloned()
     }
 
     /// Whether some public figures are read from the cube now (not all from raw events).
@@ -238,7 +282,7 @@ impl QueryEngine {
         params: Vec<(String, ScalarValue)>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner(sql, params, &[], &BTreeSet::new()).await;
+        let result = self.sql_shared(sql, params, &BTreeSet::new()).await;
         self.count(started, result.is_err());
         result
     }
@@ -253,7 +297,7 @@ impl QueryEngine {
         weeks: &BTreeSet<NaiveDate>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let started = Instant::now();
-        let result = self.sql_inner(sql, params, &[], weeks).await;
+        let result = self.sql_shared(sql, params, weeks).await;
         self.count(started, result.is_err());
         result
     }

@@ -252,10 +252,13 @@ pub async fn page(
     let names: Vec<&str> = d.params.iter().map(|p| p.as_str()).collect();
     let p = Params::new(q, &names).map_err(|e| from_api(e, &site))?;
     let (args, date, latest) = resolve_args(&state, &site, &p, &d.params, task, model).await?;
+    // The panels of one page ask some questions twice (a leaderboard's sums at two limits, the
+    // tasks overview): computed once for the page.
+    let engine = state.query.sharing_answers();
     let runs = d
         .panels
         .iter()
-        .map(|panel| site.run_panel_cached(&state.query, d, panel, &args, state.lake_generation()));
+        .map(|panel| site.run_panel_cached(&engine, d, panel, &args, state.lake_generation()));
     let tables = futures::future::join_all(runs).await;
     for (panel, t) in d.panels.iter().zip(&tables) {
         if let Err(e) = t {
