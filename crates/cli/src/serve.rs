@@ -190,6 +190,7 @@ fn spawn_maintenance(
                 cube_at = Some(tokio::time::Instant::now());
                 let ing = Arc::clone(&ingester);
                 let started = std::time::Instant::now();
+                let ids = Arc::clone(&ingester);
                 match tokio::task::spawn_blocking(move || ing.maintain_cube()).await {
                     Ok(Ok(pass)) => {
                         if pass.checked > 0 || !pass.rebuilt.is_empty() {
@@ -206,6 +207,15 @@ fn spawn_maintenance(
                         tracing::warn!(error = %e, "app-day cube upkeep failed; days not checked are read raw")
                     }
                     Err(e) => tracing::error!(error = %e, "app-day cube upkeep panicked"),
+                }
+                // Runs past the duplicate window dropped, small ones merged: a lookup reads one
+                // block per run, so their number must not grow with every flush.
+                match tokio::task::spawn_blocking(move || ids.maintain_ids()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "id index upkeep failed; its runs stay as they are")
+                    }
+                    Err(e) => tracing::error!(error = %e, "id index upkeep panicked"),
                 }
             }
             let Some((every, grace)) = compaction else {
