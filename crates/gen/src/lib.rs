@@ -187,6 +187,16 @@ impl Generator {
         for r in results {
             total += r?;
         }
+        // Each file came with its own run of event ids: merge them now, so a server starting on
+        // the lake probes a few runs per event, not one per generated file.
+        let ids = modelshare_ingest::id_index::IdIndex::open(lake)?;
+        loop {
+            let (before, _) = ids.stats();
+            ids.maintain(modelshare_ingest::ingester::DEDUP_WINDOW)?;
+            if ids.stats().0 == before {
+                break;
+            }
+        }
         self.manifest().write(lake.root())?;
         Ok(total)
     }

@@ -55,7 +55,7 @@ impl Default for IngestConfig {
             flush_interval: Duration::from_secs(60),
             max_buffered_rows: 4_000_000,
             queue_depth: 4096,
-            dedup_window: Duration::from_secs(24 * 3600),
+            dedup_window: DEDUP_WINDOW,
             max_idempotency_keys: 1_000_000,
         }
     }
@@ -496,6 +496,9 @@ fn open_id_index(lake: &Lake, window: Duration) -> Result<IdIndex, IngestError> 
     }
     IdIndex::open(lake)
 }
+
+/// How long an event id is remembered as seen, by default.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Rows per live-buffer batch when the WAL is replayed.
 const REPLAY_BATCH_ROWS: usize = 65_536;
