@@ -1,7 +1,8 @@
 //! Request fences applied to every route by one middleware ([`guard`]): CORS for the public
-//! read API (preflight answered here), a per-client token bucket on public reads (`GET`/`HEAD`
-//! under `/v1/`; 429 with `Retry-After`), and a time limit on every request (408), which also
-//! covers clients that send their body too slowly. Body size limits live with the routes.
+//! read API (preflight answered here), a per-client rate limit on public reads (the `governor`
+//! crate's keyed GCRA limiter, equivalent to a token bucket; 429 with `Retry-After`), and a time
+//! limit on every request (408), which also covers clients that send their body too slowly.
+//! Body size limits live with the routes.
 //!
 //! The client is the one [`crate::client`] resolves: the TCP peer, or behind a trusted proxy the
 //! address the proxy names (a trusted proxy that names nobody is one client).
@@ -12,10 +13,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Settings of the fences.
 #[derive(Debug, Clone, Copy)]
@@ -38,49 +41,50 @@ impl Default for LimitConfig {
     }
 }
 
-/// Buckets kept before idle full ones are dropped.
+/// Clients tracked before those whose allowance is full again are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 100_000;
 
-/// Per-client token buckets.
+/// Per-client rate limits.
 #[derive(Debug)]
 pub struct Limits {
     pub config: LimitConfig,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    /// `None` when rate limiting is off.
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    clock: DefaultClock,
     /// Requests refused with 429 (exported on `/metrics`).
     pub throttled: std::sync::atomic::AtomicU64,
 }
 
 impl Limits {
     pub fn new(config: LimitConfig) -> Arc<Limits> {
+        // One request every 1/rate seconds, `burst` at once after a quiet spell.
+        let quota = (config.rate_per_sec > 0.0)
+            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / config.rate_per_sec)))
+            .flatten()
+            .map(|q| {
+                let burst = config.burst.max(1.0).min(f64::from(u32::MAX)).round() as u32;
+                q.allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+            });
         Arc::new(Limits {
             config,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: quota.map(DefaultKeyedRateLimiter::keyed),
+            clock: DefaultClock::default(),
             throttled: Default::default(),
         })
     }
 
-    /// Takes one token for `client`, or says how many seconds until one is available.
-    fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
-        let c = self.config;
-        if c.rate_per_sec <= 0.0 {
+    /// Takes one request from `client`'s allowance, or says how many seconds until it has one.
+    fn take(&self, client: IpAddr) -> Result<(), u64> {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
+        };
+        if limiter.len() >= MAX_TRACKED_CLIENTS {
+            limiter.retain_recent();
         }
-        let burst = c.burst.max(1.0);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_TRACKED_CLIENTS {
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * c.rate_per_sec < burst
-            });
-        }
-        let (tokens, at) = buckets.entry(client).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * c.rate_per_sec).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / c.rate_per_sec).ceil().max(1.0) as u64)
-        }
+        limiter.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
     }
 }
 
@@ -117,7 +121,7 @@ pub async fn guard(State(limits): State<Arc<Limits>>, req: Request, next: Next) 
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
                 bucket_of(c.rate_key())
             });
-        if let Err(secs) = limits.take(client, Instant::now()) {
+        if let Err(secs) = limits.take(client) {
             limits
                 .throttled
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -182,20 +186,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bucket_refills_at_the_configured_rate() {
+    fn allowance_refills_at_the_configured_rate() {
         let l = Limits::new(LimitConfig {
             rate_per_sec: 0.5,
             burst: 2.0,
             request_timeout: Duration::from_secs(1),
         });
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let t0 = Instant::now();
-        assert_eq!(l.take(ip, t0), Ok(()));
-        assert_eq!(l.take(ip, t0), Ok(()));
-        assert_eq!(l.take(ip, t0), Err(2));
-        assert_eq!(l.take(ip, t0 + Duration::from_secs(2)), Ok(()));
+        assert_eq!(l.take(ip), Ok(()));
+        assert_eq!(l.take(ip), Ok(()));
+        assert_eq!(l.take(ip), Err(2), "one request per 2 s after the burst");
         let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(l.take(other, t0), Ok(()));
+        assert_eq!(l.take(other), Ok(()), "each client has its own allowance");
+
+        let fast = Limits::new(LimitConfig {
+            rate_per_sec: 50.0,
+            burst: 1.0,
+            request_timeout: Duration::from_secs(1),
+        });
+        assert_eq!(fast.take(ip), Ok(()));
+        assert_eq!(fast.take(ip), Err(1), "less than a second is asked as 1 s");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(fast.take(ip), Ok(()), "refilled after 1/rate");
+    }
+
+    #[test]
+    fn no_rate_means_no_limit() {
+        let l = Limits::new(LimitConfig {
+            rate_per_sec: 0.0,
+            ..LimitConfig::default()
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!((0..10_000).all(|_| l.take(ip).is_ok()));
     }
 
     #[test]
