@@ -24,6 +24,14 @@ pub(crate) enum BenchCommand {
     /// Public reads at a router's volume: generate, start-up, cold and warm reads, a mixed
     /// read and ingest load, next to DuckDB on the raw files.
     Scale(BenchScaleArgs),
+    /// Bytes per event of one events file rewritten in other row orders and writer settings.
+    Encodings(BenchEncodingsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchEncodingsArgs {
+    /// An events file of a lake (e.g. one compacted day).
+    pub(crate) file: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -26,6 +26,7 @@ pub(crate) async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Query(a) => query(a).await,
         BenchCommand::Analytics(a) => crate::analytics::run(a).await,
         BenchCommand::Scale(a) => crate::scale::run(a).await,
+        BenchCommand::Encodings(a) => crate::encodings::run(a),
     }
 }
 

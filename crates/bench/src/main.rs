@@ -7,10 +7,12 @@
 //! - [`bench`]: shared helpers, and the `ingest` and `query` benchmarks.
 //! - [`analytics`]: the preference-index and retention benchmark.
 //! - [`scale`]: the public reads at a router's volume, start-up, memory, a mixed load.
+//! - [`encodings`]: bytes per event of an events file in other orders and writer settings.
 
 mod analytics;
 mod args;
 mod bench;
+mod encodings;
 mod scale;
 
 use clap::Parser;
