@@ -436,6 +436,11 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
 /// Predicates on `date` for the rows of `days` and for the others (`false` and `true` when
 /// there are none). Dates are formatted from `NaiveDate`s, never from input.
 fn in_and_out(days: &BTreeSet<NaiveDate>) -> (String, String) {
+    in_and_out_of("date", days)
+}
+
+/// [`in_and_out`] on another date column (`week` for the week presence files).
+fn in_and_out_of(column: &str, days: &BTreeSet<NaiveDate>) -> (String, String) {
     if days.is_empty() {
         return ("false".to_owned(), "true".to_owned());
     }
@@ -445,8 +450,8 @@ fn in_and_out(days: &BTreeSet<NaiveDate>) -> (String, String) {
         .collect::<Vec<_>>()
         .join(", ");
     (
-        format!("date IN ({listed})"),
-        format!("date NOT IN ({listed})"),
+        format!("{column} IN ({listed})"),
+        format!("{column} NOT IN ({listed})"),
     )
 }
 
@@ -496,16 +501,7 @@ fn weeks_presence_view(weeks: &BTreeSet<NaiveDate>) -> String {
         .flat_map(|w| (0..7).map(move |i| *w + chrono::Days::new(i)))
         .collect();
     let (_, other_days) = in_and_out(&days);
-    let listed = weeks
-        .iter()
-        .map(|w| format!("'{w}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let from_weeks = if weeks.is_empty() {
-        "false".to_owned()
-    } else {
-        format!("week IN ({listed})")
-    };
+    let (from_weeks, _) = in_and_out_of("week", weeks);
     format!(
         "CREATE VIEW presence AS \
          SELECT week AS date, task, model, app_key, cell_apps FROM week_presence \

@@ -279,6 +279,17 @@ pub enum Apps {
 /// One group of published figures: its key (one value per [`Dim`] asked for) and figures.
 pub type Group = (Vec<String>, Figures);
 
+/// `keys` as the placeholders of an `IN` list (`$x0, $x1, …`) and their bound values.
+fn list_params(keys: &[String]) -> (String, Vec<(String, ScalarValue)>) {
+    let names: Vec<String> = (0..keys.len()).map(|i| format!("$x{i}")).collect();
+    let values = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("x{i}"), ScalarValue::Utf8(Some(k.clone()))))
+        .collect();
+    (names.join(", "), values)
+}
+
 /// The answer of [`QueryEngine::published_apps_kept`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeptApps {
@@ -349,15 +360,9 @@ impl QueryEngine {
         params.extend(since_param(&grouping.columns)?);
         let mut filter = String::from("true");
         if let Some(except) = except.filter(|e| !e.keys.is_empty()) {
-            let names: Vec<String> = (0..except.keys.len()).map(|i| format!("$x{i}")).collect();
-            filter = format!("{} NOT IN ({})", except.dim.sql(), names.join(", "));
-            params.extend(
-                except
-                    .keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| (format!("x{i}"), ScalarValue::Utf8(Some(k.clone())))),
-            );
+            let (names, values) = list_params(except.keys);
+            filter = format!("{} NOT IN ({names})", except.dim.sql());
+            params.extend(values);
         }
         let cte = published_cells_cte(scope);
         let sums_sql = format!(
@@ -419,21 +424,13 @@ impl QueryEngine {
     ) -> Result<KeptApps, QueryError> {
         let mut params = scope.params(self.config().min_apps);
         params.extend(since_param(&[dim])?);
-        let names: Vec<String> = (0..kept.len()).map(|i| format!("$x{i}")).collect();
-        params.extend(
-            kept.iter()
-                .enumerate()
-                .map(|(i, k)| (format!("x{i}"), ScalarValue::Utf8(Some(k.clone())))),
-        );
+        let (names, values) = list_params(kept);
+        params.extend(values);
         // NULL stands for the values not kept: no model, author or provider is NULL.
         let key = if kept.is_empty() {
             "CAST(NULL AS VARCHAR)".to_owned()
         } else {
-            format!(
-                "CASE WHEN {d} IN ({names}) THEN {d} END",
-                d = dim.sql(),
-                names = names.join(", ")
-            )
+            format!("CASE WHEN {d} IN ({names}) THEN {d} END", d = dim.sql())
         };
         let sql = format!(
             "SELECT k, CAST(grouping(k) AS BIGINT) AS total, {APPS_SQL} \
