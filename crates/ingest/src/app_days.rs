@@ -448,7 +448,7 @@ fn cells_of(cube_file: &Path) -> Result<(RecordBatch, RecordBatch), IngestError>
 }
 
 /// Whether every row of the Parquet file at `path` decodes (a warning names it when not).
-pub(crate) fn decodes(path: &Path) -> bool {
+fn decodes(path: &Path) -> bool {
     let read = || -> Result<(), IngestError> {
         let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
         for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
@@ -463,6 +463,14 @@ pub(crate) fn decodes(path: &Path) -> bool {
             false
         }
     }
+}
+
+/// Whether `files` hold one named `name` (which, when `verify`, decodes): a summary current for
+/// the sources its name was derived from.
+pub(crate) fn holds_current(files: &[PathBuf], name: &str, verify: bool) -> bool {
+    files
+        .iter()
+        .any(|p| p.ends_with(name) && (!verify || decodes(p)))
 }
 
 /// Makes `date`'s cells file current when its cube is one file: reuses a cells file of the same
@@ -488,10 +496,7 @@ pub fn ensure_cells(
         lake.presence_partition_dir(date),
     ];
     let existing = [existing_day_files(&dirs[0])?, existing_day_files(&dirs[1])?];
-    let current = existing.iter().all(|e| {
-        e.iter()
-            .any(|p| p.ends_with(&name) && (!verify || decodes(p)))
-    });
+    let current = existing.iter().all(|e| holds_current(e, &name, verify));
     let mut staged = Vec::new();
     if !current {
         let (cells, presence) = cells_of(only)?;

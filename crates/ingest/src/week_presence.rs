@@ -134,10 +134,7 @@ pub fn ensure_weeks(
         let name = name_of(&sources);
         let dir = lake.week_presence_partition_dir(week);
         let existing = existing_day_files(&dir)?;
-        let staged = if existing
-            .iter()
-            .any(|p| p.ends_with(&name) && (!verify || app_days::decodes(p)))
-        {
+        let staged = if app_days::holds_current(&existing, &name, verify) {
             None
         } else {
             let batch = fold(&sources)?;
