@@ -121,14 +121,7 @@ fn cube_files(dir: &Path, day: &str) -> Vec<PathBuf> {
 
 /// The Parquet files of one partition of a rollup, e.g. `presence/date=2026-10-13`.
 fn rollup_files(dir: &Path, partition: &str) -> Vec<PathBuf> {
-    let part = dir.join("rollups").join(partition);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(part)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    files
+    common::files_in(&dir.join("rollups").join(partition), ".parquet")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{Server, event, ndjson, sql, wait_until, with};
+use common::{Server, event, files_in, ndjson, sql, wait_until, with};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -250,19 +250,6 @@ async fn unreadable_bodies_are_refused_whole() {
     );
 }
 
-/// The visible files of `dir` whose name ends with `suffix`.
-fn files(dir: &std::path::Path, suffix: &str) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref().is_ok_and(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.ends_with(suffix) && !name.starts_with('.')
-            })
-        })
-        .count()
-    })
-}
-
 /// Every flush adds a run of event ids; the server's upkeep merges them, so lookups do not read
 /// one more block per flush forever, and duplicates are still found after the merge.
 #[tokio::test]
@@ -284,13 +271,13 @@ async fn id_runs_are_merged_and_still_find_duplicates() {
         assert_eq!((status, r["accepted"].as_u64()), (200, Some(1)), "{r}");
         // One flush (one events file, one run) per event.
         wait_until(|| async {
-            files(&dir.path().join("events/date=2026-11-17"), ".parquet") == i + 1
+            files_in(&dir.path().join("events/date=2026-11-17"), ".parquet").len() == i + 1
         })
         .await;
     }
     // Twelve runs were written; fewer than eight left means they were merged (none is old
     // enough to expire).
-    wait_until(|| async { files(&dir.path().join("ids"), ".ids") < 8 }).await;
+    wait_until(|| async { files_in(&dir.path().join("ids"), ".ids").len() < 8 }).await;
     let again: Vec<Value> = (0..12).map(|i| good(&format!("m{i}"))).collect();
     let (_, r) = s.ndjson(&again).await;
     assert_eq!(r["duplicates"], 12, "{r}");

@@ -222,6 +222,25 @@ pub fn sql(dir: &Path, query: &str) -> Vec<Value> {
     serde_json::from_str(&out).unwrap()
 }
 
+/// The visible files of `dir` (not its subdirectories) whose name ends with `suffix`, sorted;
+/// none when `dir` does not exist.
+pub fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.ends_with(suffix) && !n.starts_with('.'))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
 }
