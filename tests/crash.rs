@@ -121,3 +121,69 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
     assert_eq!(counts[0]["n"], total as u64);
     assert_eq!(counts[0]["d"], total as u64);
 }
+
+/// The moment a flush has published its events files but not yet its id run (nor deleted its
+/// WAL segments), made by hand: the WAL of before the flush is put back and the run removed.
+/// The restart must not store the replayed rows a second time, and the ids stay duplicates for
+/// later retries and for the start after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_cut_before_its_id_run_counts_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    // Rows stay in the WAL until the server stops.
+    let flags = ["--flush-rows", "1000000", "--flush-interval-secs", "3600"];
+    let server = Server::start(lake, &flags);
+    let (_, body) = batch(0, 0);
+    let (status, r) = server.post("application/x-ndjson", body.clone()).await;
+    assert_eq!(
+        (status, r["accepted"].as_u64()),
+        (200, Some(BATCH as u64)),
+        "{r}"
+    );
+    server.kill();
+    let wal = lake.join("wal");
+    let saved = tempfile::tempdir().unwrap();
+    let segments = common::files_in(&wal, ".wal");
+    assert!(!segments.is_empty());
+    for s in &segments {
+        std::fs::copy(s, saved.path().join(s.file_name().unwrap())).unwrap();
+    }
+
+    // A clean start and stop flushes the rows: events files, their id run, no WAL rows left.
+    Server::start(lake, &flags).stop();
+    let runs = common::files_in(&lake.join("ids"), ".ids");
+    assert!(!runs.is_empty(), "the flush wrote no id run");
+    for r in &runs {
+        std::fs::remove_file(r).unwrap();
+    }
+    for s in common::files_in(&wal, ".wal") {
+        std::fs::remove_file(s).unwrap();
+    }
+    for s in common::files_in(saved.path(), ".wal") {
+        std::fs::copy(&s, wal.join(s.file_name().unwrap())).unwrap();
+    }
+
+    let once = |what: &str, expected: u64| {
+        let counts = sql(
+            lake,
+            "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events",
+        );
+        assert_eq!(counts[0]["n"], expected, "{what}: {counts:?}");
+        assert_eq!(counts[0]["d"], expected, "{what}: {counts:?}");
+    };
+    // The restart replays nothing new; its stop leaves the ids in a run and the WAL empty.
+    Server::start(lake, &flags).stop();
+    once("after the restart", BATCH as u64);
+    assert!(common::files_in(&wal, ".wal").is_empty());
+    let server = Server::start(lake, &flags);
+    let (status, r) = server.post("application/x-ndjson", body.clone()).await;
+    assert_eq!(
+        (status, r["duplicates"].as_u64()),
+        (200, Some(BATCH as u64)),
+        "{r}"
+    );
+    let (_, other) = batch(1, 0);
+    assert_eq!(server.post("application/x-ndjson", other).await.0, 200);
+    server.stop();
+    once("after retries and new rows", 2 * BATCH as u64);
+}

@@ -149,6 +149,9 @@ struct Shared {
     ids: IdIndex,
     /// `taken_at` of the newest flush that published: ids committed before it are in `ids`.
     flushed_before: Mutex<Option<Instant>>,
+    /// Ids of events files that a crash published without their id run: memory holds them,
+    /// and the next flush's run holds them too.
+    unindexed: Mutex<Vec<u64>>,
     metrics: Arc<IngestMetrics>,
     idempotency: Mutex<IdempotencyCache>,
 }
@@ -177,6 +180,7 @@ impl Ingester {
             coverage: Arc::new(Coverage::unchecked()),
             ids,
             flushed_before: Mutex::new(None),
+            unindexed: Mutex::new(Vec::new()),
             metrics,
             idempotency: Mutex::new(IdempotencyCache::default()),
         });
@@ -376,6 +380,9 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
     }
     let segments = wal::list_segments(&wal_dir)?;
     let now = Instant::now();
+    if let Some((oldest, _)) = segments.first() {
+        remember_unindexed_flushes(shared, dedup, *oldest, now)?;
+    }
 
     // Ids already in Parquet (retries within the window, and the rows of a flush that was
     // published before the crash could delete its segments) are in the id index.
@@ -446,6 +453,57 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
         }
     }
     Ok(segments.last().map_or(0, |s| s.0))
+}
+
+/// A flush publishes its events files before its id run and deletes its WAL segments last, so
+/// a crash in between leaves files, tagged with a segment still in the WAL, whose ids no run
+/// holds. Their ids go to memory (the replay then skips those rows) and to the next flush's run.
+fn remember_unindexed_flushes(
+    shared: &Shared,
+    dedup: &mut DedupFilter,
+    oldest_segment: u64,
+    now: Instant,
+) -> Result<(), IngestError> {
+    let mut unindexed = Vec::new();
+    for file in shared.lake.event_files()? {
+        if lake::flush_tag(&file).is_some_and(|tag| tag >= oldest_segment) {
+            let keys = lake::read_event_keys(&file)?;
+            unindexed.extend(keys.iter().map(|(app, id)| id_hash(app, id)));
+        }
+    }
+    if unindexed.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        ids = unindexed.len(),
+        "events files of a flush interrupted before its id run; their ids are indexed again"
+    );
+    for h in &unindexed {
+        dedup.insert(*h, now);
+    }
+    *shared.unindexed.lock().unwrap_or_else(|p| p.into_inner()) = unindexed;
+    Ok(())
+}
+
+/// Publishes the run of the ids [`remember_unindexed_flushes`] found, for a flush that has no
+/// rows to carry them. Called only while no flush is in flight.
+fn publish_unindexed(shared: &Shared) -> Result<(), IngestError> {
+    let mut unindexed = shared.unindexed.lock().unwrap_or_else(|p| p.into_inner());
+    if unindexed.is_empty() {
+        return Ok(());
+    }
+    let name = lake::new_file_name("recovered");
+    let staged = crate::id_index::stage_run(&shared.lake, &name, unindexed.clone())?;
+    let path = match staged.publish() {
+        Ok(path) => path,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
+    shared.ids.add(&[path])?;
+    unindexed.clear();
+    Ok(())
 }
 
 /// Whether the id `hash` is new: neither in memory (committed, not yet in a published flush)
@@ -690,8 +748,11 @@ impl CommitLoop {
         let upto_segment = self.wal.seal();
         let Some(batches) = self.shared.live.begin_flush() else {
             // Nothing in memory: every record up to here is in Parquet already (or was a
-            // duplicate), so the segments can go.
-            if let Err(e) = wal::remove_segments_upto(&self.shared.lake.wal_dir(), upto_segment) {
+            // duplicate), so the segments can go once a run holds every id they logged.
+            let cleared = publish_unindexed(&self.shared).and_then(|()| {
+                wal::remove_segments_upto(&self.shared.lake.wal_dir(), upto_segment)
+            });
+            if let Err(e) = cleared {
                 tracing::warn!(error = %e, "could not remove flushed wal segments; next flush retries");
             }
             if let Some(d) = done {
@@ -766,10 +827,17 @@ fn flush_loop(shared: &Shared, jobs: Receiver<FlushJob>) {
 }
 
 fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
+    // Only this thread changes the list after start-up; it is cleared once a run holds it.
+    let unindexed = shared
+        .unindexed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let staged = lake::stage_batches(
         &shared.lake,
         &job.batches,
         &lake::flush_file_tag(job.upto_segment),
+        &unindexed,
     )?;
     let bytes = staged.iter().map(|f| f.bytes).sum();
     let runs: Vec<std::path::PathBuf> = staged
@@ -784,6 +852,11 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
         shared.coverage.cube_changed(days);
         Ok::<(), IngestError>(())
     })?;
+    shared
+        .unindexed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     // The ids are in a published run now; from the next expiry on, memory need not hold them.
     if let Err(e) = shared.ids.add(&runs) {
         // Not lost: the run is on disk and opened at the next start. Until then memory keeps

@@ -317,11 +317,13 @@ pub fn writer_properties() -> WriterProperties {
 
 /// Splits rows by UTC day, sorts each day by (task, model, ts) and writes one staged Parquet
 /// file per day, for each the day's app-day cube file of the same name, and the run of the id
-/// index that holds the rows' ids. `tag` becomes part of the file names (the WAL segment for a flush).
+/// index that holds the rows' ids and `also_index` (ids of published rows that no run holds
+/// yet). `tag` becomes part of the file names (the WAL segment for a flush).
 pub fn stage_batches(
     lake: &Lake,
     batches: &[RecordBatch],
     tag: &str,
+    also_index: &[u64],
 ) -> Result<Vec<StagedFile>, IngestError> {
     let mut events = Vec::new();
     let mut cube = Vec::new();
@@ -339,11 +341,15 @@ pub fn stage_batches(
             }
         }
     }
-    // Events first: a crash between the two halves leaves a day whose cube is short, which the
-    // start-up check finds and rebuilds.
+    // Events first, the id run last. A crash in between leaves a day whose cube is short, which
+    // the start-up check finds and rebuilds, or events whose ids no run holds, which the
+    // start-up finds by the flush tag of their file (their WAL segments are still there).
     events.extend(cube);
-    match id_hashes(batches).and_then(|h| crate::id_index::stage_run(lake, &new_file_name(tag), h))
-    {
+    let hashes = id_hashes(batches).map(|mut h| {
+        h.extend_from_slice(also_index);
+        h
+    });
+    match hashes.and_then(|h| crate::id_index::stage_run(lake, &new_file_name(tag), h)) {
         Ok(run) => events.push(run),
         Err(e) => {
             events.into_iter().for_each(StagedFile::discard);
@@ -385,7 +391,7 @@ pub fn write_batches(
     batches: &[RecordBatch],
     tag: &str,
 ) -> Result<Vec<PathBuf>, IngestError> {
-    let staged = stage_batches(lake, batches, tag)?;
+    let staged = stage_batches(lake, batches, tag, &[])?;
     let events = lake.events_dir();
     let paths = staged
         .iter()
