@@ -141,9 +141,26 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     );
     let paths = with_model_pages(&cube_server, paths(last), last).await;
     let from_cube = answers(&cube_server, &paths).await;
+    wait_for_hours(&cube_server, 35).await;
+    let hourly = [
+        "SELECT date, status, sum(requests) AS n, sum(fallbacks) AS f,            sum(reasoning_tokens + cached_tokens) AS t, sum(latency_ms_sum) AS l,            sum(ttft_ms_sum) AS tt, sum(latency_le_1000ms) AS h,            CAST(sum(cost_usd) AS VARCHAR) AS c, count(*) AS rows          FROM hourly GROUP BY date, status ORDER BY date, status",
+        "SELECT CAST(hour AS VARCHAR) AS hour, model, provider, status, requests,            latency_le_300ms AS a, latency_le_3000ms AS b, latency_le_30000ms AS c          FROM hourly WHERE date = '2026-10-20' AND task = 'programming'          ORDER BY hour, model, provider, status",
+    ];
+    let mut hourly_from_files = Vec::new();
+    for q in hourly {
+        hourly_from_files.push(http_sql(&cube_server, q).await);
+    }
     cube_server.stop();
     let raw_server = Server::start(lake, &["--raw-reads"]);
     let from_raw = answers(&raw_server, &paths).await;
+    for (q, from_files) in hourly.iter().zip(&hourly_from_files) {
+        assert!(from_files.len() > 24, "{q}: {}", from_files.len());
+        assert_eq!(
+            from_files,
+            &http_sql(&raw_server, q).await,
+            "{q}: hourly files = raw events"
+        );
+    }
     raw_server.stop();
     assert_same(&paths, &from_cube, &from_raw);
     println!("cube = raw on {} public reads", paths.len());
@@ -253,4 +270,126 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
         raw_after_late, raw_after_damage,
         "the copied events changed some answers"
     );
+}
+
+/// Waits (30 s at most) until `/healthz` counts `days` closed days with a current hourly file.
+async fn wait_for_hours(server: &Server, days: u64) {
+    for _ in 0..600 {
+        let health = server.get_ok("/healthz").await;
+        if health["cube"]["hourly_days"] == days {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{days} days did not get their hourly file within 30 s");
+}
+
+/// Rows of `/v1/sql` (loopback, no keys configured).
+async fn http_sql(server: &Server, query: &str) -> Vec<Value> {
+    let body = serde_json::json!({ "sql": query }).to_string();
+    let (status, answer) = server
+        .post_to("/v1/sql", "application/json", &[], body)
+        .await;
+    assert_eq!(status, 200, "{query}: {answer}");
+    answer["rows"].as_array().unwrap().clone()
+}
+
+/// The `hourly` view on hand-made events of a closed day: exact counts, sums and histogram,
+/// the same from the day's hourly file, from raw events, with a late event still live, and
+/// after that event is flushed (the stale file is replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let day = "2026-11-02";
+    let e = |id: &str, time: &str, status: &str, latency: u64, attempt: u64| {
+        let e = event(
+            id,
+            &format!("{day}T{time}Z"),
+            "app-1",
+            "openai/gpt-4o",
+            100,
+            10,
+            0.25,
+        );
+        let e = common::with(e, "status", serde_json::json!(status));
+        let e = common::with(e, "latency_ms", serde_json::json!(latency));
+        common::with(e, "attempt", serde_json::json!(attempt))
+    };
+    common::ingest(
+        lake,
+        &[
+            e("h1", "10:05:00", "ok", 90, 0),
+            e("h2", "10:40:00", "ok", 250, 0),
+            e("h3", "10:59:59", "error", 5000, 0),
+            e("h4", "11:00:00", "ok", 70000, 1),
+        ],
+    );
+    let query = "SELECT CAST(date_part('hour', hour) AS INT) AS h, status, requests, fallbacks, \
+                 input_tokens, CAST(cost_usd AS DOUBLE) AS cost, latency_ms_sum, ttft_ms_sum, \
+                 latency_le_100ms AS le100, latency_le_300ms AS le300, \
+                 latency_le_5000ms AS le5000, latency_le_60000ms AS le60000 \
+                 FROM hourly ORDER BY h, status";
+    let row = |h: u32, status: &str, n: u64, fallbacks: u64, latency: u64, le: [u64; 4]| {
+        serde_json::json!({
+            "h": h, "status": status, "requests": n, "fallbacks": fallbacks,
+            "input_tokens": 100 * n, "cost": 0.25 * n as f64, "latency_ms_sum": latency,
+            "ttft_ms_sum": 200 * n, "le100": le[0], "le300": le[1], "le5000": le[2],
+            "le60000": le[3],
+        })
+    };
+    let expected = vec![
+        row(10, "error", 1, 0, 5000, [0, 0, 1, 1]),
+        row(10, "ok", 2, 0, 340, [1, 2, 2, 2]),
+        row(11, "ok", 1, 1, 70000, [0, 0, 0, 0]),
+    ];
+    let flags = ["--cube-interval-secs", "0.2"];
+    let hour_files =
+        || common::files_in(&lake.join(format!("rollups/hourly/date={day}")), ".parquet");
+
+    let server = Server::start(lake, &flags);
+    wait_for_hours(&server, 1).await;
+    assert_eq!(hour_files().len(), 1);
+    assert_eq!(
+        http_sql(&server, query).await,
+        expected,
+        "from the hourly file"
+    );
+    // The rows come from the file: with the day's events moved away, raw events have none.
+    // (Another text than before, so no cached answer stands in.)
+    let events_dir = lake.join(format!("events/date={day}"));
+    let aside = lake.join("aside");
+    std::fs::rename(&events_dir, &aside).unwrap();
+    let again = format!("{query} LIMIT 10");
+    assert_eq!(
+        http_sql(&server, &again).await,
+        expected,
+        "the hourly file alone"
+    );
+    std::fs::rename(&aside, &events_dir).unwrap();
+    // A late event, still live: read beside the file.
+    let (status, body) = server.ndjson(&[e("h5", "10:10:00", "ok", 150, 0)]).await;
+    assert_eq!(status, 200, "{body}");
+    let mut late = expected.clone();
+    late[1] = row(10, "ok", 3, 0, 490, [1, 3, 3, 3]);
+    assert_eq!(http_sql(&server, query).await, late, "file and live rows");
+    server.stop();
+    assert_eq!(common::sql(lake, query), late, "raw events");
+    let first = hour_files();
+
+    // Flushed, the late event makes the day's file stale: read raw until it is written again.
+    let server = Server::start(lake, &flags);
+    wait_for_hours(&server, 1).await;
+    let second = hour_files();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second, "a new file for the day's new events files");
+    assert_eq!(
+        http_sql(&server, query).await,
+        late,
+        "from the new hourly file"
+    );
+    server.stop();
+    let raw = Server::start(lake, &["--raw-reads"]);
+    assert_eq!(http_sql(&raw, query).await, late, "--raw-reads");
+    raw.stop();
 }

@@ -425,6 +425,7 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
         if cube["raw_days"] == serde_json::json!([])
             && summarized + 1 >= days
             && cube["summarized_weeks"] == cube["weeks"]
+            && cube["hourly_days"].as_u64().unwrap_or(0) + 1 >= days
         {
             break started.elapsed();
         }
@@ -435,7 +436,7 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     lines.push(format!(
-        "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked and every day summarized after {:.1} s (RSS {:.0} MiB)",
+        "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked and every day summarized (cells, presence, hourly) after {:.1} s (RSS {:.0} MiB)",
         listening.as_secs_f64(),
         mib(rss(pid).unwrap_or(0)),
         cube_ready.as_secs_f64(),

@@ -58,6 +58,7 @@ pub async fn run_with_banner(
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
     let maintenance_task = spawn_maintenance(
         Arc::clone(&ingester),
+        query.clone(),
         args.compaction.cube_interval()?,
         args.compaction
             .interval()?
@@ -172,6 +173,7 @@ fn spawn_snapshot_task(
 /// were, for the next pass.
 fn spawn_maintenance(
     ingester: Arc<Ingester>,
+    query: QueryEngine,
     cube_every: std::time::Duration,
     compaction: Option<(std::time::Duration, std::time::Duration)>,
 ) -> tokio::task::JoinHandle<()> {
@@ -217,6 +219,18 @@ fn spawn_maintenance(
                     }
                     Err(e) => tracing::error!(error = %e, "id index upkeep panicked"),
                 }
+                let started = std::time::Instant::now();
+                match summarize_hours(&ingester, &query).await {
+                    Ok(0) => {}
+                    Ok(days) => tracing::info!(
+                        days,
+                        ms = started.elapsed().as_millis() as u64,
+                        "hourly summaries of closed days written"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hourly summary upkeep failed; days without one are read raw")
+                    }
+                }
             }
             let Some((every, grace)) = compaction else {
                 continue;
@@ -245,4 +259,20 @@ fn spawn_maintenance(
             }
         }
     })
+}
+
+/// Writes the hourly summary of every closed day that lacks a current one (see
+/// `modelshare_ingest::hourly`); returns how many it wrote.
+async fn summarize_hours(ingester: &Arc<Ingester>, query: &QueryEngine) -> anyhow::Result<usize> {
+    let ing = Arc::clone(ingester);
+    let jobs = tokio::task::spawn_blocking(move || ing.hourly_jobs()).await??;
+    let mut written = 0;
+    for job in jobs {
+        let rows = query.hour_summary(&job.events).await?;
+        let ing = Arc::clone(ingester);
+        if tokio::task::spawn_blocking(move || ing.publish_hourly(&job, &rows)).await?? {
+            written += 1;
+        }
+    }
+    Ok(written)
 }

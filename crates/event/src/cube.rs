@@ -54,6 +54,10 @@ pub const PRESENCE_DIR: &str = "rollups/presence";
 /// The per-week presence files' directory, relative to the lake's root.
 pub const WEEK_PRESENCE_DIR: &str = "rollups/week_presence";
 
+/// Where the hourly summaries of closed days live (`date=YYYY-MM-DD/h-<hash>.parquet`, named
+/// after the day's events files they summarize; the columns are the query crate's `hourly`).
+pub const HOURLY_DIR: &str = "rollups/hourly";
+
 /// The key-value metadata key of a cube file: the number of events it summarizes.
 pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
 
@@ -179,6 +183,8 @@ pub struct Coverage {
     cells_days: RwLock<BTreeSet<NaiveDate>>,
     /// Weeks (Mondays) whose week presence file summarizes their days' presence files.
     weeks: RwLock<BTreeSet<NaiveDate>>,
+    /// Days whose hourly file summarizes their events files.
+    hour_days: RwLock<BTreeSet<NaiveDate>>,
 }
 
 impl Coverage {
@@ -211,6 +217,29 @@ impl Coverage {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.hour_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The days whose hourly file is current (none until the lake is checked).
+    pub fn hour_days(&self) -> BTreeSet<NaiveDate> {
+        if self.raw_days().is_none() {
+            return BTreeSet::new();
+        }
+        self.hour_days
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records that `day`'s hourly file summarizes its events files.
+    pub fn hours_written(&self, day: NaiveDate) {
+        self.hour_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(day);
     }
 
     /// The weeks whose week presence file is current, none of whose days is read raw.
@@ -251,13 +280,16 @@ impl Coverage {
             .insert(day);
     }
 
-    /// Records that the cube of `days` changed (a flush added files): their cells files, and the
-    /// week presence files of their weeks, no longer summarize it. Call in the same step that publishes the change.
+    /// Records that the cube of `days` changed (a flush added files): their cells and hourly
+    /// files, and the week presence files of their weeks, no longer summarize it. Call in the
+    /// same step that publishes the change.
     pub fn cube_changed(&self, days: impl IntoIterator<Item = NaiveDate>) {
         let mut cells = self.cells_days.write().unwrap_or_else(|p| p.into_inner());
         let mut weeks = self.weeks.write().unwrap_or_else(|p| p.into_inner());
+        let mut hours = self.hour_days.write().unwrap_or_else(|p| p.into_inner());
         for d in days {
             cells.remove(&d);
+            hours.remove(&d);
             weeks.remove(&monday_of(d));
         }
     }

@@ -34,7 +34,7 @@ pub use wire::to_json;
 use chrono::{Days, NaiveDate};
 use modelshare_event::Event;
 use modelshare_event::schema::EventBatchBuilder;
-use modelshare_ingest::lake::{Lake, write_batches};
+use modelshare_ingest::lake::{IdRun, Lake, write_batches};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Worker threads for [`generate_to_lake`] (the target machine has two cores; more threads
@@ -42,8 +42,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 const THREADS: usize = 2;
 /// Rows per Arrow batch handed to the lake writer.
 const BATCH_ROWS: usize = 64 * 1024;
-/// Rows per Parquet file at most; a bigger day is written as several files.
-const FILE_ROWS: usize = 1 << 20;
+/// Rows per Parquet file at most: what compaction makes of a closed day, so it finds nothing to
+/// do in a generated lake. A bigger day is split into equal files, any two of which together
+/// are more than compaction would merge.
+const FILE_ROWS: usize = modelshare_ingest::compact::ROWS_PER_FILE;
 
 /// A planned data set: build once, then generate any day, in any order, on any thread.
 #[derive(Debug)]
@@ -132,6 +134,13 @@ impl Generator {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, GenError> {
         let _lock = lake.lock()?;
+        // Generated history is not in the duplicate window (nobody sends it again): the index
+        // exists, so a server does not index the files at its first start, and holds no run.
+        let ids = lake.ids_dir();
+        std::fs::create_dir_all(&ids).map_err(|source| GenError::Io {
+            path: ids.clone(),
+            source,
+        })?;
         let next_day = AtomicU32::new(0);
         let stop = AtomicBool::new(false);
         let worker = || -> Result<u64, GenError> {
@@ -141,7 +150,7 @@ impl Generator {
             let mut pending = 0usize;
             let flush = |batches: &mut Vec<_>, pending: &mut usize| -> Result<(), GenError> {
                 if *pending > 0 {
-                    write_batches(lake, batches, "gen")?;
+                    write_batches(lake, batches, "gen", IdRun::Skip)?;
                     progress(*pending as u64);
                 }
                 batches.clear();
@@ -154,12 +163,14 @@ impl Generator {
                     break;
                 }
                 let mut result = Ok(());
+                let day_rows = self.rows_on_day(day) as usize;
+                let file_rows = day_rows.div_ceil(day_rows.div_ceil(FILE_ROWS).max(1));
                 self.for_each_event_in_storage_order(day, |e| {
                     builder.push(e);
-                    if builder.len() == BATCH_ROWS {
+                    if builder.len() == BATCH_ROWS || pending + builder.len() == file_rows {
                         pending += builder.len();
                         batches.push(builder.finish());
-                        if pending >= FILE_ROWS && result.is_ok() {
+                        if pending >= file_rows && result.is_ok() {
                             result = flush(&mut batches, &mut pending);
                         }
                     }
@@ -186,16 +197,6 @@ impl Generator {
         let mut total = 0;
         for r in results {
             total += r?;
-        }
-        // Each file came with its own run of event ids: merge them now, so a server starting on
-        // the lake probes a few runs per event, not one per generated file.
-        let ids = modelshare_ingest::id_index::IdIndex::open(lake)?;
-        loop {
-            let (before, _) = ids.stats();
-            ids.maintain(modelshare_ingest::ingester::DEDUP_WINDOW)?;
-            if ids.stats().0 == before {
-                break;
-            }
         }
         self.manifest().write(lake.root())?;
         Ok(total)

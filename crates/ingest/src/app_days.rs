@@ -599,7 +599,7 @@ pub fn maintain(
 mod tests {
     use super::*;
     use crate::fixtures::{MONDAY_US, event};
-    use crate::lake::write_batches;
+    use crate::lake::{IdRun, write_batches};
     use modelshare_event::schema::events_to_batch;
     use modelshare_event::{Event, Status, Task};
 
@@ -651,7 +651,8 @@ mod tests {
             event("3", MONDAY_US + 2, "b", Task::Programming, "x/m", 5),
             failed(event("4", MONDAY_US + 3, "a", Task::Programming, "x/m", 7)),
         ];
-        let files = write_batches(&lake, &[events_to_batch(&events)], "t").unwrap();
+        let files =
+            write_batches(&lake, &[events_to_batch(&events)], "t", IdRun::RowsAnd(&[])).unwrap();
         assert_eq!(files.len(), 1, "the published events files");
         let cube = day_files(&lake.cube_partition_dir(monday())).unwrap();
         assert_eq!(cube.len(), 1);
@@ -691,7 +692,13 @@ mod tests {
                 "x/m",
                 1,
             );
-            write_batches(&lake, &[events_to_batch(&[e])], &format!("t{i}")).unwrap();
+            write_batches(
+                &lake,
+                &[events_to_batch(&[e])],
+                &format!("t{i}"),
+                IdRun::RowsAnd(&[]),
+            )
+            .unwrap();
         }
         let expected = vec![
             ("a".to_owned(), "x/m".to_owned(), 2, 2, 6),

@@ -319,7 +319,7 @@ pub(crate) fn days_in(tree: &Path) -> Result<Vec<NaiveDate>, IngestError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::lake::{read_event_keys, write_batches};
+    use crate::lake::{IdRun, read_event_keys, write_batches};
     use modelshare_event::schema::events_to_batch;
     use modelshare_event::{Event, Task};
 
@@ -350,6 +350,7 @@ mod tests {
                 lake,
                 &[events_to_batch(&events)],
                 &lake::flush_file_tag(u64::from(f) + 1),
+                IdRun::RowsAnd(&[]),
             )
             .unwrap();
         }

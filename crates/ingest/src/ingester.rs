@@ -249,6 +249,33 @@ impl Ingester {
         )
     }
 
+    /// The closed days whose hourly summary is missing or stale (blocking; see
+    /// [`crate::hourly`]).
+    pub fn hourly_jobs(&self) -> Result<Vec<crate::hourly::HourlyJob>, IngestError> {
+        crate::hourly::pending(
+            &self.shared.lake,
+            &self.shared.live,
+            &self.shared.coverage,
+            chrono::Utc::now().date_naive(),
+        )
+    }
+
+    /// Swaps in the hourly summary `rows` of `job` (blocking); false when the day's events
+    /// files changed meanwhile.
+    pub fn publish_hourly(
+        &self,
+        job: &crate::hourly::HourlyJob,
+        rows: &[arrow::array::RecordBatch],
+    ) -> Result<bool, IngestError> {
+        crate::hourly::publish(
+            &self.shared.lake,
+            &self.shared.live,
+            &self.shared.coverage,
+            job,
+            rows,
+        )
+    }
+
     pub fn metrics(&self) -> Arc<IngestMetrics> {
         Arc::clone(&self.shared.metrics)
     }
@@ -837,7 +864,7 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
         &shared.lake,
         &job.batches,
         &lake::flush_file_tag(job.upto_segment),
-        &unindexed,
+        lake::IdRun::RowsAnd(&unindexed),
     )?;
     let bytes = staged.iter().map(|f| f.bytes).sum();
     let runs: Vec<std::path::PathBuf> = staged

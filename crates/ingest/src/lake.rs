@@ -104,6 +104,13 @@ impl Lake {
             .join(format!("week={week}"))
     }
 
+    /// The directory of one day's hourly summary.
+    pub fn hourly_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.root
+            .join(modelshare_event::cube::HOURLY_DIR)
+            .join(format!("date={date}"))
+    }
+
     /// The directory of one day's presence file.
     pub fn presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
         self.presence_dir().join(format!("date={date}"))
@@ -315,15 +322,25 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Which ids a write enters into the id index (the duplicate filter's memory of published rows).
+#[derive(Debug, Clone, Copy)]
+pub enum IdRun<'a> {
+    /// The rows' ids and these ids of published rows that no run holds yet: a flush.
+    RowsAnd(&'a [u64]),
+    /// None: history written in bulk (the generator), which no client sends again, so it does
+    /// not take 8 bytes per event of runs.
+    Skip,
+}
+
 /// Splits rows by UTC day, sorts each day by (task, model, ts) and writes one staged Parquet
 /// file per day, for each the day's app-day cube file of the same name, and the run of the id
-/// index that holds the rows' ids and `also_index` (ids of published rows that no run holds
-/// yet). `tag` becomes part of the file names (the WAL segment for a flush).
+/// index that `ids` asks for. `tag` becomes part of the file names (the WAL segment for a
+/// flush).
 pub fn stage_batches(
     lake: &Lake,
     batches: &[RecordBatch],
     tag: &str,
-    also_index: &[u64],
+    ids: IdRun<'_>,
 ) -> Result<Vec<StagedFile>, IngestError> {
     let mut events = Vec::new();
     let mut cube = Vec::new();
@@ -345,6 +362,9 @@ pub fn stage_batches(
     // the start-up check finds and rebuilds, or events whose ids no run holds, which the
     // start-up finds by the flush tag of their file (their WAL segments are still there).
     events.extend(cube);
+    let IdRun::RowsAnd(also_index) = ids else {
+        return Ok(events);
+    };
     let hashes = id_hashes(batches).map(|mut h| {
         h.extend_from_slice(also_index);
         h
@@ -384,14 +404,16 @@ fn id_hashes(batches: &[RecordBatch]) -> Result<Vec<u64>, IngestError> {
     Ok(out)
 }
 
-/// Writes and publishes in one go (returning the events files, not their cube files), for writers that hold the lake lock and have no live buffer
-/// to coordinate with (bulk ingest, the generator).
+/// Writes and publishes in one go (returning the events files, not their cube files), for
+/// writers that hold the lake lock and have no live buffer to coordinate with (the generator,
+/// tests). `ids` says whether their ids enter the duplicate filter's index.
 pub fn write_batches(
     lake: &Lake,
     batches: &[RecordBatch],
     tag: &str,
+    ids: IdRun<'_>,
 ) -> Result<Vec<PathBuf>, IngestError> {
-    let staged = stage_batches(lake, batches, tag, &[])?;
+    let staged = stage_batches(lake, batches, tag, ids)?;
     let events = lake.events_dir();
     let paths = staged
         .iter()
@@ -448,6 +470,12 @@ fn sort_for_storage(batch: &RecordBatch) -> Result<RecordBatch, IngestError> {
             options: None,
         },
     ];
+    // Writers that produce storage order already (the generator, compaction of one sorted
+    // file) skip the sort and the copy: one pass of comparisons tells.
+    let comparator = arrow::compute::LexicographicalComparator::try_new(&columns)?;
+    if (1..batch.num_rows()).all(|i| comparator.compare(i - 1, i).is_le()) {
+        return Ok(batch.clone());
+    }
     let idx = lexsort_to_indices(&columns, None)?;
     Ok(take_record_batch(batch, &idx)?)
 }
@@ -584,7 +612,8 @@ mod tests {
             event("2", 0, Task::Programming, "a/a"),
             event("4", 0, Task::Programming, "a/0"),
         ];
-        let files = write_batches(&lake, &[events_to_batch(&events)], "t").unwrap();
+        let files =
+            write_batches(&lake, &[events_to_batch(&events)], "t", IdRun::RowsAnd(&[])).unwrap();
         assert_eq!(files.len(), 2);
         assert!(files[0].starts_with(lake.partition_dir("2026-11-17".parse().unwrap())));
         assert!(files[1].starts_with(lake.partition_dir("2026-11-18".parse().unwrap())));

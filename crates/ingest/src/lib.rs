@@ -10,11 +10,14 @@
 //! - [`compact`]: closed days rewritten into few large files, swapped in with a journal.
 //! - [`app_days`]: the app-day cube written beside every events file, checked against the
 //!   events, rebuilt from them when it does not match, merged to one file per day.
+//! - [`week_presence`]: one (task, model, app key) file per closed ISO week.
+//! - [`hourly`]: which closed days need an hourly summary, and swapping one in.
 //! - [`metrics`]: counters exported on `/metrics`.
 
 pub mod app_days;
 pub mod compact;
 pub mod dedup;
+pub mod hourly;
 pub mod id_index;
 pub mod ingester;
 pub mod lake;

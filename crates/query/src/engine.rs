@@ -19,12 +19,17 @@
 //! View `cell_presence` = one row per (base cell, app key) with the cell's distinct apps:
 //! distinct apps of published cells are counted on it.
 //!
+//! View `hourly` = every attempt's counts, sums and latency histogram per (date, hour, task,
+//! model, provider, status), from the hourly files of closed days where they are current
+//! (see [`crate::hourly`]).
+//!
 //! Table `week_presence` = the week presence files (`modelshare_event::cube`); view `presence`
 //! = `cell_presence` without the provider, where the whole weeks a query asks for (and whose
 //! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
 use crate::fragments::OK_ROWS;
+use crate::hourly::{hourly_schema, hourly_view};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
@@ -40,8 +45,8 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 use modelshare_event::cube::{
-    APP_DAYS_DIR, CELLS_DIR, Coverage, PRESENCE_DIR, WEEK_PRESENCE_DIR, app_days_schema, app_key,
-    cells_schema, monday_of, presence_schema, week_presence_schema,
+    APP_DAYS_DIR, CELLS_DIR, Coverage, HOURLY_DIR, PRESENCE_DIR, WEEK_PRESENCE_DIR,
+    app_days_schema, app_key, cells_schema, monday_of, presence_schema, week_presence_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
@@ -238,6 +243,10 @@ impl QueryEngine {
                 "week",
             )?,
         )?;
+        ctx.register_table(
+            "hour_files",
+            optional_table(&root.join(HOURLY_DIR), hourly_schema(), "date")?,
+        )?;
         ctx.register_udf(app_key_udf());
         // Views, so filters on `date` reach the listing tables and prune partitions.
         ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
@@ -266,6 +275,13 @@ impl QueryEngine {
             .copied()
             .collect();
         ctx.sql(&weeks_presence_view(&weeks)).await?;
+        let hour_days = self
+            .coverage
+            .as_ref()
+            .map(|c| c.hour_days())
+            .unwrap_or_default();
+        let (from_files, computed) = in_and_out(&hour_days);
+        ctx.sql(&hourly_view(&from_files, &computed)).await?;
         Ok(ctx)
     }
 

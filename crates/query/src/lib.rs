@@ -11,6 +11,8 @@
 //!   beyond the limit as `other`.
 //! - [`share`]: share of the top models per day or week.
 //! - [`tasks`]: per-task totals and top models.
+//! - [`hourly`]: the `hourly` view (every attempt per hour, with a latency histogram) and the
+//!   summary of a closed day's events that its hourly file holds.
 //! - [`apps`]: per-app rows the analyses read (never published as such).
 //! - [`values`]: reading typed values out of Arrow columns.
 //! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
@@ -18,6 +20,7 @@
 pub mod apps;
 pub mod engine;
 mod fragments;
+pub mod hourly;
 pub mod leaderboard;
 pub mod period;
 pub mod privacy;

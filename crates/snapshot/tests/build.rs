@@ -6,7 +6,7 @@ use arrow::array::{Array, Decimal128Array, Int64Array, StringArray};
 use modelshare_event::schema::events_to_batch;
 use modelshare_event::{Event, MicroUsd, ModelSlug, Status, Task, Timestamp};
 use modelshare_ingest::Lake;
-use modelshare_ingest::lake::write_batches;
+use modelshare_ingest::lake::{IdRun, write_batches};
 use modelshare_snapshot::build::keys;
 use modelshare_snapshot::{BuildOutcome, IsoWeek, Refresher, build_week, list, verify};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -233,7 +233,13 @@ fn fixture() -> Vec<Event> {
 fn lake_with(dir: &Path, batches: &[Vec<Event>]) -> Lake {
     let lake = Lake::open(dir).unwrap();
     for (i, events) in batches.iter().enumerate() {
-        write_batches(&lake, &[events_to_batch(events)], &format!("b{i}")).unwrap();
+        write_batches(
+            &lake,
+            &[events_to_batch(events)],
+            &format!("b{i}"),
+            IdRun::RowsAnd(&[]),
+        )
+        .unwrap();
     }
     lake
 }
@@ -511,7 +517,13 @@ fn a_late_event_publishes_r2_and_leaves_r1_alone() {
         Okay,
         0,
     );
-    write_batches(&lake, &[events_to_batch(&[late])], "late").unwrap();
+    write_batches(
+        &lake,
+        &[events_to_batch(&[late])],
+        "late",
+        IdRun::RowsAnd(&[]),
+    )
+    .unwrap();
     let built = refresher.refresh(now).unwrap();
     assert_eq!(built.len(), 1);
     let r2 = &built[0];

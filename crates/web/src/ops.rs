@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering::Relaxed;
 /// whether the app-day cube has been checked against the events (`checked`), which days are
 /// still read from raw events (`raw_days`) until they are rebuilt, and of its `days`, how many
 /// have a current cells summary (`summarized_days`; the others are summed from the cube), and
-/// of its closed ISO `weeks`, how many have a current week presence file (`summarized_weeks`).
+/// of its closed ISO `weeks`, how many have a current week presence file (`summarized_weeks`),
+/// and how many closed days have a current hourly summary (`hourly_days`).
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let quarantine = s.ingester.as_ref().map(|i| i.quarantined());
     let cube = s.ingester.as_ref().map(|i| {
@@ -28,6 +29,7 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
             "summarized_days": coverage.cells_days().len(),
             "days": days.as_ref().map(Vec::len),
             "summarized_weeks": coverage.weeks().len(),
+            "hourly_days": coverage.hour_days().len(),
             "weeks": days.map(|d| closed_weeks(&d, today).len()),
         })
     });
