@@ -186,4 +186,13 @@ async fn a_flush_cut_before_its_id_run_counts_each_event_once() {
     assert_eq!(server.post("application/x-ndjson", other).await.0, 200);
     server.stop();
     once("after retries and new rows", 2 * BATCH as u64);
+    // Each flush of the day has its own tag: WAL numbering goes on across restarts, so a tag
+    // still in the WAL can only be a flush cut short.
+    let mut tags: Vec<String> = common::files_in(&lake.join("events/date=2026-11-10"), ".parquet")
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy()[..17].to_owned())
+        .collect();
+    let flushes = tags.len();
+    tags.dedup();
+    assert_eq!((flushes, tags.len()), (2, 2), "{tags:?}");
 }

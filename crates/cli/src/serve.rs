@@ -208,6 +208,8 @@ fn spawn_maintenance(
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "app-day cube upkeep failed; days not checked are read raw")
                     }
+                    // The runtime is shutting down: not a fault.
+                    Err(e) if e.is_cancelled() => return,
                     Err(e) => tracing::error!(error = %e, "app-day cube upkeep panicked"),
                 }
                 // Runs past the duplicate window dropped, small ones merged: a lookup reads one
@@ -217,6 +219,8 @@ fn spawn_maintenance(
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "id index upkeep failed; its runs stay as they are")
                     }
+                    // The runtime is shutting down: not a fault.
+                    Err(e) if e.is_cancelled() => return,
                     Err(e) => tracing::error!(error = %e, "id index upkeep panicked"),
                 }
                 let started = std::time::Instant::now();
@@ -255,6 +259,8 @@ fn spawn_maintenance(
                     }
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed; the day is unchanged"),
+                // The runtime is shutting down: not a fault.
+                Err(e) if e.is_cancelled() => return,
                 Err(e) => tracing::error!(error = %e, "compaction panicked"),
             }
         }

@@ -389,7 +389,7 @@ impl Drop for Ingester {
 /// Rebuilds the duplicate filter and idempotency cache and replays the WAL into the live
 /// buffer. Segments stay on disk until the first flush has written their rows; a torn tail is
 /// cut, a damaged segment is quarantined after its good prefix is replayed. Returns the number
-/// of the newest segment.
+/// of the newest segment, or of the newest flush tag in the lake when that is higher.
 fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError> {
     let wal_dir = shared.lake.wal_dir();
     // Before anything reads the lake's files: an interrupted compaction could otherwise show a
@@ -407,8 +407,17 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
     }
     let segments = wal::list_segments(&wal_dir)?;
     let now = Instant::now();
+    // Flush files are tagged with WAL segment numbers; numbering goes on after the newest tag,
+    // so a tag names one segment for the lake's whole life, not one per run of the server.
+    let flushed: Vec<(std::path::PathBuf, u64)> = shared
+        .lake
+        .event_files()?
+        .into_iter()
+        .filter_map(|f| lake::flush_tag(&f).map(|tag| (f, tag)))
+        .collect();
+    let newest_tag = flushed.iter().map(|(_, tag)| *tag).max().unwrap_or(0);
     if let Some((oldest, _)) = segments.first() {
-        remember_unindexed_flushes(shared, dedup, *oldest, now)?;
+        remember_unindexed_flushes(shared, dedup, &flushed, *oldest, now)?;
     }
 
     // Ids already in Parquet (retries within the window, and the rows of a flush that was
@@ -479,7 +488,7 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
             shared.live.append(events_to_batch(chunk));
         }
     }
-    Ok(segments.last().map_or(0, |s| s.0))
+    Ok(segments.last().map_or(0, |s| s.0).max(newest_tag))
 }
 
 /// A flush publishes its events files before its id run and deletes its WAL segments last, so
@@ -488,13 +497,14 @@ fn recover(shared: &Shared, dedup: &mut DedupFilter) -> Result<u64, IngestError>
 fn remember_unindexed_flushes(
     shared: &Shared,
     dedup: &mut DedupFilter,
+    flushed: &[(std::path::PathBuf, u64)],
     oldest_segment: u64,
     now: Instant,
 ) -> Result<(), IngestError> {
     let mut unindexed = Vec::new();
-    for file in shared.lake.event_files()? {
-        if lake::flush_tag(&file).is_some_and(|tag| tag >= oldest_segment) {
-            let keys = lake::read_event_keys(&file)?;
+    for (file, tag) in flushed {
+        if *tag >= oldest_segment {
+            let keys = lake::read_event_keys(file)?;
             unindexed.extend(keys.iter().map(|(app, id)| id_hash(app, id)));
         }
     }
