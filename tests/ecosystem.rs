@@ -60,6 +60,7 @@ fn trace_request() -> ExportTraceServiceRequest {
             s("modelshare.task", "programming"),
         ],
         status: None,
+        ..Span::default()
     };
     let failed = Span {
         trace_id: vec![0xab; 16],
@@ -78,6 +79,7 @@ fn trace_request() -> ExportTraceServiceRequest {
             message: "upstream timed out".into(),
             code: 2,
         }),
+        ..Span::default()
     };
     let plain = Span {
         trace_id: vec![0xab; 16],
@@ -87,6 +89,7 @@ fn trace_request() -> ExportTraceServiceRequest {
         end_time_unix_nano: T0_NS + 1_000_000,
         attributes: vec![s("http.request.method", "GET")],
         status: None,
+        ..Span::default()
     };
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -95,10 +98,13 @@ fn trace_request() -> ExportTraceServiceRequest {
                     s("service.name", "router"),
                     s("modelshare.app_id", "otel-app"),
                 ],
+                ..Resource::default()
             }),
             scope_spans: vec![ScopeSpans {
                 spans: vec![genai, failed, plain],
+                ..ScopeSpans::default()
             }],
+            ..ResourceSpans::default()
         }],
     }
 }
@@ -495,6 +501,7 @@ async fn keys_bind_apps_and_revocation_takes_effect_without_restart() {
     let mut spans = trace_request();
     spans.resource_spans[0].resource = Some(Resource {
         attributes: vec![s("modelshare.app_id", "app-b")],
+        ..Resource::default()
     });
     let resp = post_raw(
         &server,

@@ -8,7 +8,7 @@
 //!
 //! Layout:
 //! - [`otlp`]: OTLP/HTTP traces (protobuf and JSON) with OpenTelemetry GenAI span attributes.
-//! - [`otlp_proto`]: the hand-written protobuf messages of the OTLP trace subset we read.
+//! - [`otlp_proto`]: the OTLP trace messages (from `opentelemetry-proto`).
 //! - [`litellm`]: LiteLLM's `StandardLoggingPayload` (its generic HTTP logging callback).
 //! - [`openrouter`]: OpenRouter generation stats (`/api/v1/generation` `data` objects).
 //! - [`common`]: the shared pieces: app binding, model slug resolution, the draft event.

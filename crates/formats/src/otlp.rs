@@ -392,9 +392,13 @@ impl JRequest {
                             message: st.message,
                             code: st.code,
                         }),
+                        ..Span::default()
                     });
                 }
-                scope_spans.push(ScopeSpans { spans });
+                scope_spans.push(ScopeSpans {
+                    spans,
+                    ..ScopeSpans::default()
+                });
             }
             resource_spans.push(ResourceSpans {
                 resource: rs.resource.map(|r| Resource {
@@ -403,8 +407,10 @@ impl JRequest {
                         .into_iter()
                         .map(JKeyValue::into_proto)
                         .collect(),
+                    ..Resource::default()
                 }),
                 scope_spans,
+                ..ResourceSpans::default()
             });
         }
         Ok(ExportTraceServiceRequest { resource_spans })
