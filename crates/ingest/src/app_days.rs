@@ -465,6 +465,25 @@ fn decodes(path: &Path) -> bool {
     }
 }
 
+/// The name of a summary built from `sources`: `<prefix>-<hash of their day and file
+/// names>.parquet`, so a new or renamed source makes another name.
+pub(crate) fn summary_name(prefix: &str, sources: &[PathBuf]) -> String {
+    let mut names = String::new();
+    for s in sources {
+        let day = s.parent().and_then(Path::file_name).unwrap_or_default();
+        let file = s.file_name().unwrap_or_default();
+        names.push_str(&format!(
+            "{}/{}\n",
+            day.to_string_lossy(),
+            file.to_string_lossy()
+        ));
+    }
+    format!(
+        "{prefix}-{:016x}.parquet",
+        xxhash_rust::xxh3::xxh3_64(names.as_bytes())
+    )
+}
+
 /// Whether `files` hold one named `name` (which, when `verify`, decodes): a summary current for
 /// the sources its name was derived from.
 pub(crate) fn holds_current(files: &[PathBuf], name: &str, verify: bool) -> bool {

@@ -9,7 +9,7 @@
 //! file to the day in between leaves the day read raw.
 
 use crate::IngestError;
-use crate::app_days::{existing_day_files, holds_current};
+use crate::app_days::{existing_day_files, holds_current, summary_name};
 use crate::lake::{self, Lake};
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -18,8 +18,9 @@ use modelshare_event::cube::Coverage;
 use modelshare_event::live::LiveBuffer;
 use std::path::PathBuf;
 
-/// Footer key of an hourly file: the number of events it summarizes.
-const HOURLY_EVENTS_KEY: &str = "modelshare.hourly.events";
+/// Footer key of an hourly file: the names of the events files it summarizes (its own name is
+/// their hash), for an operator who asks.
+const HOURLY_SOURCES_KEY: &str = "modelshare.hourly.sources";
 
 /// A closed day whose hourly file is missing or stale: the events files to summarize.
 #[derive(Debug, Clone)]
@@ -27,18 +28,6 @@ pub struct HourlyJob {
     pub date: NaiveDate,
     pub events: Vec<PathBuf>,
     name: String,
-}
-
-/// The name of the hourly file that summarizes exactly `events`.
-fn summary_name(events: &[PathBuf]) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for f in events {
-        if let Some(name) = f.file_name() {
-            h.update(name.as_encoded_bytes());
-            h.update(&[0]);
-        }
-    }
-    format!("h-{:016x}.parquet", h.digest())
 }
 
 /// For each day before `today` that `coverage` does not list as summarized: marks it when a
@@ -59,7 +48,7 @@ pub fn pending(
         if events.is_empty() {
             continue;
         }
-        let name = summary_name(&events);
+        let name = summary_name("h", &events);
         let existing = existing_day_files(&lake.hourly_partition_dir(date))?;
         if holds_current(&existing, &name, true) {
             coverage.hours_written(date);
@@ -85,11 +74,13 @@ pub fn publish(
     };
     let batch = concat_batches(&first.schema(), rows)?;
     let dir = lake.hourly_partition_dir(job.date);
-    let mut events = 0u64;
-    for f in &job.events {
-        events += crate::compact::file_rows(f)? as u64;
-    }
-    let properties = lake::lake_writer_properties(HOURLY_EVENTS_KEY, events.to_string()).build();
+    let sources: Vec<String> = job
+        .events
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    let properties = lake::lake_writer_properties(HOURLY_SOURCES_KEY, sources.join(",")).build();
     let staged = lake::stage_parquet(&dir, &job.name, &batch, properties)?;
     live.swap_files(|| {
         if existing_day_files(&lake.partition_dir(job.date))? != job.events {

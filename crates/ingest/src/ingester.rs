@@ -531,13 +531,8 @@ fn publish_unindexed(shared: &Shared) -> Result<(), IngestError> {
     }
     let name = lake::new_file_name("recovered");
     let staged = crate::id_index::stage_run(&shared.lake, &name, unindexed.clone())?;
-    let path = match staged.publish() {
-        Ok(path) => path,
-        Err(e) => {
-            staged.discard();
-            return Err(e);
-        }
-    };
+    let path = staged.path.clone();
+    lake::publish_all(vec![staged])?;
     shared.ids.add(&[path])?;
     unindexed.clear();
     Ok(())

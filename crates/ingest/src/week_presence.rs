@@ -14,7 +14,7 @@ use modelshare_event::live::LiveBuffer;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The presence files of the week of Monday `week`, one per day with data, or `None` when a day
@@ -40,25 +40,6 @@ fn sources(
         }
     }
     Ok(Some(files))
-}
-
-/// The name of the week file built from `sources`: a hash of their names (which change with
-/// every new cube file of their day).
-fn name_of(sources: &[PathBuf]) -> String {
-    let mut names = String::new();
-    for s in sources {
-        let day = s.parent().and_then(Path::file_name).unwrap_or_default();
-        let file = s.file_name().unwrap_or_default();
-        names.push_str(&format!(
-            "{}/{}\n",
-            day.to_string_lossy(),
-            file.to_string_lossy()
-        ));
-    }
-    format!(
-        "w-{:016x}.parquet",
-        xxhash_rust::xxh3::xxh3_64(names.as_bytes())
-    )
 }
 
 /// (task, model, app key) → the largest cell app count, over the rows of `sources`.
@@ -131,7 +112,8 @@ pub fn ensure_weeks(
         let Some(sources) = sources(lake, coverage, days, week)? else {
             continue;
         };
-        let name = name_of(&sources);
+        // A hash of the sources' names, which change with every new cube file of their day.
+        let name = app_days::summary_name("w", &sources);
         let dir = lake.week_presence_partition_dir(week);
         let existing = existing_day_files(&dir)?;
         let staged = if app_days::holds_current(&existing, &name, verify) {
