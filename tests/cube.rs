@@ -148,7 +148,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     ];
     let mut hourly_from_files = Vec::new();
     for q in hourly {
-        hourly_from_files.push(http_sql(&cube_server, q).await);
+        hourly_from_files.push(cube_server.sql_rows(&[], q).await);
     }
     cube_server.stop();
     let raw_server = Server::start(lake, &["--raw-reads"]);
@@ -157,7 +157,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
         assert!(from_files.len() > 24, "{q}: {}", from_files.len());
         assert_eq!(
             from_files,
-            &http_sql(&raw_server, q).await,
+            &raw_server.sql_rows(&[], q).await,
             "{q}: hourly files = raw events"
         );
     }
@@ -284,16 +284,6 @@ async fn wait_for_hours(server: &Server, days: u64) {
     panic!("{days} days did not get their hourly file within 30 s");
 }
 
-/// Rows of `/v1/sql` (loopback, no keys configured).
-async fn http_sql(server: &Server, query: &str) -> Vec<Value> {
-    let body = serde_json::json!({ "sql": query }).to_string();
-    let (status, answer) = server
-        .post_to("/v1/sql", "application/json", &[], body)
-        .await;
-    assert_eq!(status, 200, "{query}: {answer}");
-    answer["rows"].as_array().unwrap().clone()
-}
-
 /// The `hourly` view on hand-made events of a closed day: exact counts, sums and histogram,
 /// the same from the day's hourly file, from raw events, with a late event still live, and
 /// after that event is flushed (the stale file is replaced).
@@ -351,7 +341,7 @@ async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
     wait_for_hours(&server, 1).await;
     assert_eq!(hour_files().len(), 1);
     assert_eq!(
-        http_sql(&server, query).await,
+        server.sql_rows(&[], query).await,
         expected,
         "from the hourly file"
     );
@@ -362,7 +352,7 @@ async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
     std::fs::rename(&events_dir, &aside).unwrap();
     let again = format!("{query} LIMIT 10");
     assert_eq!(
-        http_sql(&server, &again).await,
+        server.sql_rows(&[], &again).await,
         expected,
         "the hourly file alone"
     );
@@ -372,7 +362,11 @@ async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
     assert_eq!(status, 200, "{body}");
     let mut late = expected.clone();
     late[1] = row(10, "ok", 3, 0, 490, [1, 3, 3, 3]);
-    assert_eq!(http_sql(&server, query).await, late, "file and live rows");
+    assert_eq!(
+        server.sql_rows(&[], query).await,
+        late,
+        "file and live rows"
+    );
     server.stop();
     assert_eq!(common::sql(lake, query), late, "raw events");
     let first = hour_files();
@@ -384,12 +378,12 @@ async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
     assert_eq!(second.len(), 1);
     assert_ne!(first, second, "a new file for the day's new events files");
     assert_eq!(
-        http_sql(&server, query).await,
+        server.sql_rows(&[], query).await,
         late,
         "from the new hourly file"
     );
     server.stop();
     let raw = Server::start(lake, &["--raw-reads"]);
-    assert_eq!(http_sql(&raw, query).await, late, "--raw-reads");
+    assert_eq!(raw.sql_rows(&[], query).await, late, "--raw-reads");
     raw.stop();
 }

@@ -148,13 +148,6 @@ async fn sql(server: &Server, headers: &[(&str, &str)], query: &str) -> (u16, Va
     post_json(server, "/v1/sql", headers, &json!({ "sql": query })).await
 }
 
-/// Rows of an admin SQL query that must succeed.
-async fn rows(server: &Server, headers: &[(&str, &str)], query: &str) -> Vec<Value> {
-    let (status, body) = sql(server, headers, query).await;
-    assert_eq!(status, 200, "{body}");
-    body["rows"].as_array().unwrap().clone()
-}
-
 const EVENT_COLUMNS: &str = "event_id, CAST(ts AS VARCHAR) AS ts, app_id, task, model_requested, \
     model, provider, input_tokens, output_tokens, reasoning_tokens, cached_tokens, \
     CAST(cost_usd * 1000000 AS BIGINT) AS cost_usd_micros, \
@@ -189,12 +182,12 @@ async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
         "1 spans without gen_ai model attributes ignored"
     );
 
-    let got = rows(
-        &server,
-        &[],
-        &format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY ts"),
-    )
-    .await;
+    let got = server
+        .sql_rows(
+            &[],
+            &format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY ts"),
+        )
+        .await;
     let trace = "ab".repeat(16);
     assert_eq!(
         got,
@@ -253,8 +246,7 @@ async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
         json!({"partialSuccess": {"rejectedSpans": "0",
             "errorMessage": "1 spans without gen_ai model attributes ignored"}})
     );
-    let got = rows(
-        &server,
+    let got = server.sql_rows(
         &[],
         "SELECT input_tokens, output_tokens, latency_ms FROM events WHERE event_id LIKE '%-0404040404040404'",
     )
@@ -392,12 +384,12 @@ async fn litellm_and_openrouter_payloads_are_mapped_exactly() {
         json!({"accepted": 2, "rejected": 1, "duplicates": 0, "ignored": 0, "errors": [
             {"index": 2, "message": "field `input_tokens`: -1 is outside 0..=4294967295"}]})
     );
-    let got = rows(
-        &server,
-        &[("authorization", &admin_auth)],
-        &format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY event_id"),
-    )
-    .await;
+    let got = server
+        .sql_rows(
+            &[("authorization", &admin_auth)],
+            &format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY event_id"),
+        )
+        .await;
     assert_eq!(
         got,
         vec![

@@ -110,6 +110,16 @@ impl Server {
         )
     }
 
+    /// Rows of a `POST /v1/sql` query that must succeed.
+    pub async fn sql_rows(&self, headers: &[(&str, &str)], query: &str) -> Vec<Value> {
+        let body = json!({ "sql": query }).to_string();
+        let (status, answer) = self
+            .post_to("/v1/sql", "application/json", headers, body)
+            .await;
+        assert_eq!(status, 200, "{query}: {answer}");
+        answer["rows"].as_array().unwrap().clone()
+    }
+
     pub async fn ndjson(&self, events: &[Value]) -> (u16, Value) {
         self.post("application/x-ndjson", ndjson(events)).await
     }
