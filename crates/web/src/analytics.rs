@@ -2,6 +2,7 @@
 //! `/v1/price-share` and `/v1/shifts`. Parameters are parsed here; the analyses live in
 //! `modelshare-analytics`. Windows default to the weeks ending with the last closed week.
 
+use crate::openapi::query_params;
 use crate::params::Params;
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -22,11 +23,26 @@ use serde_json::{Value, json};
 
 type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-pub const RETENTION_PARAMS: &[&str] = &["task", "model", "weeks", "date"];
-pub const SWITCHES_PARAMS: &[&str] = &["task", "from", "to", "model"];
-pub const INDEX_PARAMS: &[&str] = &["task", "date", "weeks", "min_observations", "resamples"];
-pub const PRICE_SHARE_PARAMS: &[&str] = &["task", "period", "date"];
-pub const SHIFTS_PARAMS: &[&str] = &["task", "date", "period"];
+query_params!(
+    /// Query parameters of `/v1/retention`.
+    RetentionParams = ["task", "model", "weeks", "date"]
+);
+query_params!(
+    /// Query parameters of `/v1/switches`.
+    SwitchesParams = ["task", "from", "to", "model"]
+);
+query_params!(
+    /// Query parameters of `/v1/index`.
+    IndexParams = ["task", "date", "weeks", "min_observations", "resamples"]
+);
+query_params!(
+    /// Query parameters of `/v1/price-share`.
+    PriceShareParams = ["task", "period", "date"]
+);
+query_params!(
+    /// Query parameters of `/v1/shifts`.
+    ShiftsParams = ["task", "date", "period"]
+);
 
 /// Longest window of weeks an analysis answers in one request.
 pub const MAX_WEEKS: usize = 104;
@@ -83,12 +99,14 @@ fn pooled_json(r: &ModelRetention) -> Value {
         .collect()
 }
 
-/// `GET /v1/retention?task=&model=&weeks=&date=`
+/// Cohort retention of apps whose primary model became M (docs/METRICS.md)
+#[utoipa::path(get, path = "/v1/retention", params(RetentionParams),
+    responses((status = 200, description = "retention per model and weeks since adoption", body = Object)))]
 pub async fn retention_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, RETENTION_PARAMS)?;
+    let p = Params::new(q, RetentionParams::NAMES)?;
     let task = p.get::<Task>("task")?;
     let model = model_param(&p, "model")?;
     let weeks = window(&p)?;
@@ -135,13 +153,17 @@ fn flow_json(f: &Flow) -> Value {
             "tokens": f.tokens })
 }
 
-/// `GET /v1/switches?task=&from=&to=&model=`: `from`/`to` are dates; the window is the ISO weeks
-/// they fall in (default: the 12 weeks ending with the last closed week).
+/// Flows of apps changing primary model A -> B, with tokens moved
+///
+/// `from`/`to` are dates; the window is the ISO weeks they fall in (default: the 12 weeks ending
+/// with the last closed week).
+#[utoipa::path(get, path = "/v1/switches", params(SwitchesParams),
+    responses((status = 200, description = "the flows between models", body = Object)))]
 pub async fn switches_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, SWITCHES_PARAMS)?;
+    let p = Params::new(q, SwitchesParams::NAMES)?;
     let task = p.get::<Task>("task")?;
     let model = model_param(&p, "model")?;
     let to = p.date("to")?.unwrap_or_else(last_closed_week_day);
@@ -219,12 +241,14 @@ fn index_json(
     })
 }
 
-/// `GET /v1/index?task=&date=&weeks=&min_observations=&resamples=`
+/// Preference index: Bradley-Terry ratings from switches and kept trials, bootstrap intervals
+#[utoipa::path(get, path = "/v1/index", params(IndexParams),
+    responses((status = 200, description = "ranked ratings with 95% intervals, and unranked models", body = Object)))]
 pub async fn index_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, INDEX_PARAMS)?;
+    let p = Params::new(q, IndexParams::NAMES)?;
     let task = p.get::<Task>("task")?;
     let weeks = window(&p)?;
     let cfg = IndexConfig {
@@ -242,12 +266,14 @@ pub async fn index_endpoint(
     Ok(Json(index_json(task, &weeks, &cfg, &idx)))
 }
 
-/// `GET /v1/price-share?task=&period=&date=`
+/// Blended price against share, with the Pareto frontier marked
+#[utoipa::path(get, path = "/v1/price-share", params(PriceShareParams),
+    responses((status = 200, description = "each model's price and share", body = Object)))]
 pub async fn price_share_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, PRICE_SHARE_PARAMS)?;
+    let p = Params::new(q, PriceShareParams::NAMES)?;
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let period = Period::containing(kind, p.date("date")?.unwrap_or_else(last_closed_week_day));
@@ -329,12 +355,14 @@ async fn published_shifts(
     Ok(out)
 }
 
-/// `GET /v1/shifts?task=&date=&period=day|week`
+/// Significant share gainers and losers per task, with catalog price changes
+#[utoipa::path(get, path = "/v1/shifts", params(ShiftsParams),
+    responses((status = 200, description = "the significant movements and the price changes near them", body = Object)))]
 pub async fn shifts_endpoint(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, SHIFTS_PARAMS)?;
+    let p = Params::new(q, ShiftsParams::NAMES)?;
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let date = p.date("date")?.unwrap_or_else(last_closed_week_day);

@@ -1,6 +1,7 @@
 //! The read API: leaderboard, authors, share over time, tasks. Parameters are parsed into typed
 //! queries here; the figures come from `modelshare-query`.
 
+use crate::openapi::query_params;
 use crate::params::Params;
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -45,12 +46,18 @@ fn leaderboard_query(p: &Params, group: GroupBy) -> Result<LeaderboardQuery, Api
     })
 }
 
-/// Query parameters of `/v1/leaderboard` and `/v1/authors` (also listed in the OpenAPI spec).
-pub const LEADERBOARD_PARAMS: &[&str] = &["period", "date", "task", "by", "limit"];
-/// Query parameters of `/v1/share`.
-pub const SHARE_PARAMS: &[&str] = &["task", "by", "granularity", "from", "to", "top"];
-/// Query parameters of `/v1/tasks`.
-pub const TASKS_PARAMS: &[&str] = &["period", "date", "top"];
+query_params!(
+    /// Query parameters of `/v1/leaderboard` and `/v1/authors`.
+    LeaderboardParams = ["period", "date", "task", "by", "limit"]
+);
+query_params!(
+    /// Query parameters of `/v1/share`.
+    ShareParams = ["task", "by", "granularity", "from", "to", "top"]
+);
+query_params!(
+    /// Query parameters of `/v1/tasks`.
+    TasksParams = ["period", "date", "top"]
+);
 
 fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value {
     let rows: Vec<Value> = lb
@@ -91,12 +98,14 @@ fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value 
     })
 }
 
-/// `GET /v1/leaderboard`
+/// Models ranked by share in a period
+#[utoipa::path(get, path = "/v1/leaderboard", params(LeaderboardParams),
+    responses((status = 200, description = "models ranked by share, the rest folded into `other`", body = Object)))]
 pub async fn leaderboard(
     State(s): State<AppState>,
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, LEADERBOARD_PARAMS)?;
+    let p = Params::new(q, LeaderboardParams::NAMES)?;
     let lb = s
         .query
         .leaderboard(leaderboard_query(&p, GroupBy::Model)?)
@@ -104,9 +113,11 @@ pub async fn leaderboard(
     Ok(Json(leaderboard_json(&lb, "model", "models")))
 }
 
-/// `GET /v1/authors`
+/// Model authors ranked by share in a period
+#[utoipa::path(get, path = "/v1/authors", params(LeaderboardParams),
+    responses((status = 200, description = "authors ranked by share", body = Object)))]
 pub async fn authors(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, LEADERBOARD_PARAMS)?;
+    let p = Params::new(q, LeaderboardParams::NAMES)?;
     let lb = s
         .query
         .leaderboard(leaderboard_query(&p, GroupBy::Author)?)
@@ -114,9 +125,11 @@ pub async fn authors(State(s): State<AppState>, q: QueryParams) -> Result<Json<V
     Ok(Json(leaderboard_json(&lb, "author", "authors")))
 }
 
-/// `GET /v1/share`
+/// Share of the top models per day or week
+#[utoipa::path(get, path = "/v1/share", params(ShareParams),
+    responses((status = 200, description = "one series per top model, plus `other`", body = Object)))]
 pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, SHARE_PARAMS)?;
+    let p = Params::new(q, ShareParams::NAMES)?;
     let granularity = p
         .get::<Granularity>("granularity")?
         .unwrap_or(Granularity::Week);
@@ -166,9 +179,11 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
     })))
 }
 
-/// `GET /v1/tasks`
+/// Per-task totals and top models
+#[utoipa::path(get, path = "/v1/tasks", params(TasksParams),
+    responses((status = 200, description = "each task's totals and top models", body = Object)))]
 pub async fn tasks(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
-    let p = Params::new(q, TASKS_PARAMS)?;
+    let p = Params::new(q, TasksParams::NAMES)?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let period = Period::containing(kind, p.date("date")?.unwrap_or_else(today));
     let top = p.bounded("top", 5, 1, 100)?;

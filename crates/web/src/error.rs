@@ -65,7 +65,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(detail, "internal error");
         }
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        let body = crate::openapi::ErrorBody {
+            error: crate::openapi::ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

@@ -6,6 +6,7 @@
 //! JSON: array elements). A retry carrying an `Idempotency-Key` seen before gets the first answer.
 
 use crate::auth::Writer;
+use crate::openapi::EventsBody;
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -28,10 +29,11 @@ enum BodyFormat {
     Json,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct EventErrorEntry {
-    index: usize,
-    message: String,
+/// Why one item of a batch was rejected; `index` counts from 0 in the request.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventErrorEntry {
+    pub index: usize,
+    pub message: String,
 }
 
 /// What is kept with an idempotency key besides the receipt.
@@ -41,12 +43,17 @@ struct Annotation {
     errors: Vec<EventErrorEntry>,
 }
 
-#[derive(Debug, Serialize)]
-struct IngestAnswer<'a> {
-    accepted: usize,
-    rejected: usize,
-    duplicates: usize,
-    errors: &'a [EventErrorEntry],
+/// The answer to an ingest request. `accepted` counts stored events and duplicates of stored
+/// ones; `errors` lists the first rejections.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestAnswer<'a> {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub duplicates: usize,
+    /// Foreign items that are not LLM calls (telemetry endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<usize>,
+    pub errors: &'a [EventErrorEntry],
 }
 
 fn answer(receipt: Receipt, annotation: &Annotation) -> Response {
@@ -54,6 +61,7 @@ fn answer(receipt: Receipt, annotation: &Annotation) -> Response {
         accepted: receipt.stored + receipt.duplicates,
         rejected: annotation.rejected,
         duplicates: receipt.duplicates,
+        ignored: None,
         errors: &annotation.errors,
     })
     .into_response()
@@ -80,6 +88,11 @@ pub(crate) fn content_encoding(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
 }
 
+/// Ingest schema-v1 events (NDJSON or JSON; gzip/zstd)
+#[utoipa::path(post, path = "/v1/events",
+    request_body(content((EventsBody = "application/json"), (String = "application/x-ndjson"))),
+    responses((status = 200, description = "what was stored, duplicated and rejected", body = IngestAnswer)),
+    security(("bearer" = [])))]
 pub async fn post_events(
     State(state): State<AppState>,
     writer: Writer,

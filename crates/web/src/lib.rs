@@ -16,7 +16,8 @@
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
 //! - [`listener`]: the accept loop: header-read and idle timeouts, connection cap, draining.
 //! - [`sql`]: `POST /v1/sql`, read-only admin SQL with memory, time and row caps.
-//! - [`openapi`]: `GET /v1/openapi.json`, built from the handlers' constants.
+//! - [`openapi`]: `GET /v1/openapi.json`, derived from the handlers registered in
+//!   [`public_api_routes`] and [`private_api_routes`].
 //! - [`site`]: the website: dashboard pages, `/charts/...` SVGs, HTML error pages.
 //! - [`site_queries`]: the index, retention and snapshot queries the dashboards can name.
 
@@ -43,11 +44,13 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use modelshare_ingest::Ingester;
 use modelshare_query::QueryEngine;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Default largest accepted request body (after decompression): 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -193,34 +196,18 @@ pub fn router(state: AppState) -> Router {
         }
         public_reads = public_reads.route("/charts/{dashboard}/{file}", get(site::chart));
     }
-    let public_reads = public_reads
-        .route("/v1/leaderboard", get(api::leaderboard))
-        .route("/v1/authors", get(api::authors))
-        .route("/v1/share", get(api::share))
-        .route("/v1/tasks", get(api::tasks))
-        .route("/v1/retention", get(analytics::retention_endpoint))
-        .route("/v1/switches", get(analytics::switches_endpoint))
-        .route("/v1/index", get(analytics::index_endpoint))
-        .route("/v1/price-share", get(analytics::price_share_endpoint))
-        .route("/v1/shifts", get(analytics::shifts_endpoint))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            read_cache::cached,
-        ));
+    let (api_reads, _) = public_api_routes().split_for_parts();
+    let (api_rest, _) = private_api_routes().split_for_parts();
+    let public_reads =
+        public_reads
+            .merge(api_reads)
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                read_cache::cached,
+            ));
     Router::new()
         .merge(public_reads)
-        .route("/v1/events", post(ingest::post_events))
-        // Foreign telemetry, admin SQL, the API description.
-        .route("/v1/traces", post(telemetry::post_traces))
-        .route("/v1/litellm", post(telemetry::post_litellm))
-        .route("/v1/openrouter", post(telemetry::post_openrouter))
-        .route("/v1/sql", post(sql::post_sql))
-        .route("/v1/openapi.json", get(openapi::get_openapi))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        // Weekly snapshots.
-        .route("/v1/snapshots", get(snapshots::list))
-        .route("/v1/snapshots/{file}", get(snapshots::download))
+        .merge(api_rest)
         .fallback(site::fallback)
         .layer(DefaultBodyLimit::max(limit))
         // The last layer runs first: who the client is, then the fences, then auth from the
@@ -235,6 +222,37 @@ pub fn router(state: AppState) -> Router {
             client::identify,
         ))
         .with_state(state)
+}
+
+/// The public reads of the API, answered through the response cache. With
+/// [`private_api_routes`], the only way an API route is added: the OpenAPI document is built from
+/// the same two lists.
+pub(crate) fn public_api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::leaderboard))
+        .routes(routes!(api::authors))
+        .routes(routes!(api::share))
+        .routes(routes!(api::tasks))
+        .routes(routes!(analytics::retention_endpoint))
+        .routes(routes!(analytics::switches_endpoint))
+        .routes(routes!(analytics::index_endpoint))
+        .routes(routes!(analytics::price_share_endpoint))
+        .routes(routes!(analytics::shifts_endpoint))
+}
+
+/// Ingest in every format, admin SQL, snapshots, the API description, health and metrics.
+pub(crate) fn private_api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest::post_events))
+        .routes(routes!(telemetry::post_traces))
+        .routes(routes!(telemetry::post_litellm))
+        .routes(routes!(telemetry::post_openrouter))
+        .routes(routes!(sql::post_sql))
+        .routes(routes!(snapshots::list))
+        .routes(routes!(snapshots::download))
+        .routes(routes!(openapi::get_openapi))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, letting in-flight requests finish.

@@ -1,51 +1,138 @@
-//! `GET /v1/openapi.json`: the API described as OpenAPI 3.1, built from the same constants the
-//! handlers use (parameter lists, closed vocabularies such as [`Task::ALL`], limits).
+//! `GET /v1/openapi.json`: the API described as OpenAPI 3.1, derived with `utoipa` from the
+//! routes themselves.
 //!
-//! Still by hand, not derived with `utoipa` (about 20 s of release build on 2 cores, measured
-//! small; the move is not made yet): drift is caught by tests instead (every parameter
-//! described, every enum value parses, every documented route answers).
+//! - Each API handler carries a `#[utoipa::path]` attribute: method, path, summary (its doc
+//!   comment), request body and answer. The router registers those handlers through
+//!   `utoipa_axum::routes!` in [`crate::api_routes`], and [`spec`] is built from the same list, so a
+//!   route cannot exist undescribed nor be described without existing.
+//! - Query parameters: each handler parses with the names of a [`query_params!`] type, which is
+//!   also what its attribute lists; each name is described once, in [`param`].
+//! - The answers every route shares (400, 401/403, 404, 413/415, 429, 503) follow from what the
+//!   operation takes and who may call it, added in one place by [`shared_answers`].
 //!
-//! Adding an endpoint: add one [`Endpoint`] to [`endpoints`] next to its route in `router()`
-//! (parameter names come from the handler's `*_PARAMS` constant; a name not in [`param`] fails
-//! the `every_parameter_is_described` test). The end-to-end test `openapi_lists_every_route`
-//! calls every documented path, so a documented route that does not exist fails too.
+//! Adding an endpoint: give the handler a `#[utoipa::path]` and register it in
+//! [`crate::api_routes`]; a parameter name not in [`param`] fails `every_parameter_is_described`.
 
 use modelshare_event::{Status, Task};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::{RefOr, schema::Schema};
+use utoipa::{PartialSchema, ToSchema};
 
-/// Who may call an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Open to everyone (rate limited per client when under `/v1/`).
-    Public,
-    /// An ingest key (or, with no key configured, a loopback client).
-    Ingest,
-    /// An admin key (or, with no key configured, a loopback client).
-    Admin,
+/// Declares a handler's query parameters: `NAMES`, the list it parses with, and through
+/// `utoipa::IntoParams` their descriptions (from [`param`]) in the document.
+macro_rules! query_params {
+    ($(#[$doc:meta])* $name:ident = [$($p:literal),* $(,)?]) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+        impl $name {
+            /// The accepted parameter names.
+            pub const NAMES: &'static [&'static str] = &[$($p),*];
+        }
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                $crate::openapi::query_parameters(Self::NAMES)
+            }
+        }
+    };
+}
+pub(crate) use query_params;
+
+/// The described query parameters `names`, in order.
+pub fn query_parameters(names: &[&str]) -> Vec<Parameter> {
+    names
+        .iter()
+        .map(|name| {
+            let (schema, description) =
+                param(name).unwrap_or((json!({"type": "string"}), "undocumented"));
+            let mut p = Parameter::new(*name);
+            p.parameter_in = ParameterIn::Query;
+            p.description = Some(description.to_owned());
+            p.schema = Some(from_json(schema));
+            p
+        })
+        .collect()
 }
 
-/// One documented operation.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    pub access: Access,
-    /// Query parameter names, described by [`param`].
-    pub params: &'static [&'static str],
-    /// Request body content types and schemas (`None`: no body).
-    pub body: Option<Value>,
-    /// The 200 response content.
-    pub ok: Value,
+/// A schema written as JSON (where it is built from a closed vocabulary such as [`Task::ALL`]).
+fn from_json(schema: Value) -> RefOr<Schema> {
+    serde_json::from_value(schema).unwrap_or_else(|e| {
+        // The schemas here are constants of this module; a unit test deserializes each.
+        tracing::error!(error = %e, "an OpenAPI schema in openapi.rs does not parse");
+        RefOr::T(Schema::default())
+    })
 }
 
-fn json_content(schema: Value) -> Value {
-    json!({ "application/json": { "schema": schema } })
+/// Every API error's body: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-fn object() -> Value {
-    json!({ "type": "object" })
+/// A machine-readable `code` (e.g. `invalid_parameter`) and a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: &'static str,
+    pub message: String,
 }
+
+/// One schema-v1 event, as `POST /v1/events` takes it.
+#[derive(Debug)]
+pub struct EventBody;
+
+impl PartialSchema for EventBody {
+    fn schema() -> RefOr<Schema> {
+        from_json(event_schema())
+    }
+}
+
+impl ToSchema for EventBody {}
+
+/// A binary body (Parquet, OTLP protobuf).
+#[derive(Debug)]
+pub struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        from_json(json!({ "type": "string", "format": "binary" }))
+    }
+}
+
+impl ToSchema for Binary {}
+
+/// Either one item or an array of them.
+fn one_or_many(item: Value) -> Value {
+    json!({ "oneOf": [item.clone(), { "type": "array", "items": item }] })
+}
+
+/// `POST /v1/events`'s JSON body: one event or an array of events.
+#[derive(Debug)]
+pub struct EventsBody;
+
+impl PartialSchema for EventsBody {
+    fn schema() -> RefOr<Schema> {
+        from_json(one_or_many(event_schema()))
+    }
+}
+
+impl ToSchema for EventsBody {}
+
+/// A foreign payload's JSON body (LiteLLM, OpenRouter): one object or an array of them.
+#[derive(Debug)]
+pub struct PayloadsBody;
+
+impl PartialSchema for PayloadsBody {
+    fn schema() -> RefOr<Schema> {
+        from_json(one_or_many(json!({ "type": "object" })))
+    }
+}
+
+impl ToSchema for PayloadsBody {}
 
 fn event_schema() -> Value {
     let count = json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX });
@@ -70,19 +157,6 @@ fn event_schema() -> Value {
             "attempt": { "type": "integer", "minimum": 0, "maximum": 255 }
         }
     })
-}
-
-fn ingest_answer() -> Value {
-    json_content(json!({
-        "type": "object",
-        "required": ["accepted", "rejected", "duplicates", "errors"],
-        "properties": {
-            "accepted": { "type": "integer" }, "rejected": { "type": "integer" },
-            "duplicates": { "type": "integer" }, "ignored": { "type": "integer" },
-            "errors": { "type": "array", "items": { "type": "object",
-                "properties": { "index": { "type": "integer" }, "message": { "type": "string" } } } }
-        }
-    }))
 }
 
 /// The schema and description of a query parameter, by name.
@@ -144,344 +218,110 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
     })
 }
 
-/// Every documented endpoint.
-pub fn endpoints() -> Vec<Endpoint> {
-    [
-        usage_endpoints(),
-        analytics_endpoints(),
-        write_endpoints(),
-        ops_endpoints(),
-    ]
-    .concat()
-}
+/// The document's frame: what the API is, and the error schema every route answers with.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "modelshare",
+        description = "Open usage analytics and revealed-preference index for LLM routing traffic."
+    ),
+    components(schemas(ErrorBody, ErrorDetail))
+)]
+struct Frame;
 
-/// The public usage figures: leaderboards, share over time, tasks.
-fn usage_endpoints() -> Vec<Endpoint> {
-    use crate::api::{LEADERBOARD_PARAMS, SHARE_PARAMS, TASKS_PARAMS};
-    vec![
-        Endpoint {
-            method: "get",
-            path: "/v1/leaderboard",
-            summary: "Models ranked by share in a period",
-            access: Access::Public,
-            params: LEADERBOARD_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/authors",
-            summary: "Model authors ranked by share in a period",
-            access: Access::Public,
-            params: LEADERBOARD_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/share",
-            summary: "Share of the top models per day or week",
-            access: Access::Public,
-            params: SHARE_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/tasks",
-            summary: "Per-task totals and top models",
-            access: Access::Public,
-            params: TASKS_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-    ]
-}
-
-/// The revealed-preference analyses and the weekly snapshots.
-fn analytics_endpoints() -> Vec<Endpoint> {
-    use crate::analytics::{
-        INDEX_PARAMS, PRICE_SHARE_PARAMS, RETENTION_PARAMS, SHIFTS_PARAMS, SWITCHES_PARAMS,
-    };
-    vec![
-        Endpoint {
-            method: "get",
-            path: "/v1/retention",
-            summary: "Cohort retention of apps whose primary model became M (docs/METRICS.md)",
-            access: Access::Public,
-            params: RETENTION_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/switches",
-            summary: "Flows of apps changing primary model A -> B, with tokens moved",
-            access: Access::Public,
-            params: SWITCHES_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/index",
-            summary: "Preference index: Bradley-Terry ratings from switches and kept trials, bootstrap intervals",
-            access: Access::Public,
-            params: INDEX_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/price-share",
-            summary: "Blended price against share, with the Pareto frontier marked",
-            access: Access::Public,
-            params: PRICE_SHARE_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/shifts",
-            summary: "Significant share gainers and losers per task, with catalog price changes",
-            access: Access::Public,
-            params: SHIFTS_PARAMS,
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/snapshots",
-            summary: "Weekly Parquet snapshots: week, revision, rows, bytes, sha256, url",
-            access: Access::Public,
-            params: &[],
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/v1/snapshots/{file}",
-            summary: "Download one snapshot (`2026-W47.r1.parquet`): ETag, Range, If-None-Match",
-            access: Access::Public,
-            params: &[],
-            body: None,
-            ok: json!({ "application/vnd.apache.parquet": { "schema": { "type": "string", "format": "binary" } } }),
-        },
-    ]
-}
-
-/// Ingest in every format, and admin SQL.
-fn write_endpoints() -> Vec<Endpoint> {
-    let json_or_ndjson = |item: Value| {
-        json!({
-            "application/json": { "schema": { "oneOf": [ item.clone(), { "type": "array", "items": item } ] } },
-            "application/x-ndjson": { "schema": { "type": "string" } }
-        })
-    };
-    vec![
-        Endpoint {
-            method: "post",
-            path: "/v1/events",
-            summary: "Ingest schema-v1 events (NDJSON or JSON; gzip/zstd)",
-            access: Access::Ingest,
-            params: &[],
-            body: Some(json_or_ndjson(event_schema())),
-            ok: ingest_answer(),
-        },
-        Endpoint {
-            method: "post",
-            path: "/v1/traces",
-            summary: "OTLP/HTTP traces; spans with GenAI attributes become events",
-            access: Access::Ingest,
-            params: &[],
-            body: Some(json!({
-                "application/x-protobuf": { "schema": { "type": "string", "format": "binary" } },
-                "application/json": { "schema": { "type": "object", "properties": {
-                    "resourceSpans": { "type": "array", "items": { "type": "object" } } } } }
-            })),
-            ok: json!({
-                "application/x-protobuf": { "schema": { "type": "string", "format": "binary" } },
-                "application/json": { "schema": { "type": "object", "properties": {
-                    "partialSuccess": { "type": "object", "properties": {
-                        "rejectedSpans": { "type": ["string", "integer"] },
-                        "errorMessage": { "type": "string" } } } } } }
-            }),
-        },
-        Endpoint {
-            method: "post",
-            path: "/v1/litellm",
-            summary: "LiteLLM StandardLoggingPayloads (generic HTTP logging callback)",
-            access: Access::Ingest,
-            params: &[],
-            body: Some(json_or_ndjson(object())),
-            ok: ingest_answer(),
-        },
-        Endpoint {
-            method: "post",
-            path: "/v1/openrouter",
-            summary: "OpenRouter generation stats (`/api/v1/generation` data objects)",
-            access: Access::Ingest,
-            params: &[],
-            body: Some(json_or_ndjson(object())),
-            ok: ingest_answer(),
-        },
-        Endpoint {
-            method: "post",
-            path: "/v1/sql",
-            summary: "Read-only SQL over table `events` (admin; memory, time and row caps)",
-            access: Access::Admin,
-            params: &[],
-            body: Some(json!({
-                "application/json": { "schema": { "type": "object", "required": ["sql"],
-                    "additionalProperties": false,
-                    "properties": { "sql": { "type": "string" } } } },
-                "text/plain": { "schema": { "type": "string" } }
-            })),
-            ok: json_content(json!({ "type": "object", "properties": {
-                "columns": { "type": "array" }, "rows": { "type": "array" },
-                "row_count": { "type": "integer" }, "truncated": { "type": "boolean" } } })),
-        },
-    ]
-}
-
-/// The API description, health and metrics.
-fn ops_endpoints() -> Vec<Endpoint> {
-    vec![
-        Endpoint {
-            method: "get",
-            path: "/v1/openapi.json",
-            summary: "This document",
-            access: Access::Public,
-            params: &[],
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/healthz",
-            summary: "Liveness",
-            access: Access::Public,
-            params: &[],
-            body: None,
-            ok: json_content(object()),
-        },
-        Endpoint {
-            method: "get",
-            path: "/metrics",
-            summary: "Prometheus metrics",
-            access: Access::Public,
-            params: &[],
-            body: None,
-            ok: json!({ "text/plain": { "schema": { "type": "string" } } }),
-        },
-    ]
-}
-
-fn error_response(description: &str) -> Value {
-    json!({ "description": description,
-            "content": json_content(json!({ "$ref": "#/components/schemas/Error" })) })
-}
+static SPEC: LazyLock<Value> = LazyLock::new(|| {
+    let frame = <Frame as utoipa::OpenApi>::openapi();
+    let described = utoipa_axum::router::OpenApiRouter::with_openapi(frame)
+        .merge(crate::public_api_routes())
+        .merge(crate::private_api_routes())
+        .split_for_parts()
+        .1;
+    let mut doc = serde_json::to_value(&described).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document does not serialize");
+        json!({})
+    });
+    shared_answers(&mut doc);
+    doc
+});
 
 /// The OpenAPI document.
-pub fn spec() -> Value {
-    let mut paths: Map<String, Value> = Map::new();
-    for e in endpoints() {
-        let params: Vec<Value> = e
-            .params
-            .iter()
-            .map(|name| {
-                let (schema, description) =
-                    param(name).unwrap_or((json!({"type": "string"}), "undocumented"));
-                json!({ "name": name, "in": "query", "required": false,
-                        "schema": schema, "description": description })
-            })
-            .collect();
-        // Path templates (`/v1/snapshots/{file}`) declare their segments as path parameters.
-        let mut params = params;
-        let mut rest = e.path;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else {
-                break;
-            };
-            let name = &rest[open + 1..open + close];
-            params.push(json!({ "name": name, "in": "path", "required": true,
-                                "schema": { "type": "string" } }));
-            rest = &rest[open + close..];
-        }
-        let mut responses = Map::new();
-        if e.path.contains('{') {
-            responses.insert("404".into(), error_response("no such resource"));
-        }
-        responses.insert(
-            "200".into(),
-            json!({ "description": "success", "content": e.ok }),
-        );
-        if !e.params.is_empty() || e.body.is_some() {
-            responses.insert("400".into(), error_response("invalid request"));
-        }
-        if e.body.is_some() {
-            responses.insert("413".into(), error_response("body over the size limit"));
-            responses.insert(
-                "415".into(),
-                error_response("unsupported content type or encoding"),
-            );
-        }
-        let mut op = json!({
-            "summary": e.summary,
-            "operationId": format!("{}{}", e.method, e.path.replace(['/', '.', '{', '}'], "_")),
-            "parameters": params,
-        });
-        match e.access {
-            Access::Public => {
-                if e.path.starts_with("/v1/") {
-                    responses.insert(
-                        "429".into(),
-                        error_response("rate limited; see Retry-After"),
-                    );
-                }
-                op["security"] = json!([]);
-            }
-            Access::Ingest | Access::Admin => {
-                responses.insert(
-                    "401".into(),
-                    error_response("missing, unknown or revoked key"),
-                );
-                responses.insert("403".into(), error_response("key not allowed here"));
-                op["security"] = json!([{ "bearer": [] }]);
-            }
-        }
-        responses.insert(
-            "503".into(),
-            error_response("busy or timed out; see Retry-After"),
-        );
-        if let Some(body) = e.body {
-            op["requestBody"] = json!({ "required": true, "content": body });
-        }
-        op["responses"] = Value::Object(responses);
-        let entry = paths.entry(e.path).or_insert_with(|| json!({}));
-        entry[e.method] = op;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "modelshare",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Open usage analytics and revealed-preference index for LLM routing traffic."
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": { "Error": {
-                "type": "object", "required": ["error"],
-                "properties": { "error": { "type": "object", "required": ["code", "message"],
-                    "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } }
-            } }
-        }
-    })
+pub fn spec() -> &'static Value {
+    &SPEC
 }
 
-/// `GET /v1/openapi.json`
-pub async fn get_openapi() -> axum::Json<Value> {
+fn error_answer(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": {
+        "schema": { "$ref": "#/components/schemas/ErrorBody" } } } })
+}
+
+/// Adds the answers that follow from an operation's shape to every operation: 400 when it
+/// takes query parameters or a body, 413/415 for a body, 404 under a path template, 401/403
+/// for keyed callers, 429 for public `/v1` reads (rate limited), 503 everywhere. An operation
+/// without a `security` list is public.
+fn shared_answers(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            let has_query = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            let has_body = op.contains_key("requestBody");
+            let public = !op.contains_key("security");
+            let mut answers = Map::new();
+            if has_query || has_body {
+                answers.insert("400".into(), error_answer("invalid request"));
+            }
+            if has_body {
+                answers.insert("413".into(), error_answer("body over the size limit"));
+                answers.insert(
+                    "415".into(),
+                    error_answer("unsupported content type or encoding"),
+                );
+            }
+            if path.contains('{') {
+                answers.insert("404".into(), error_answer("no such resource"));
+            }
+            if public {
+                op.insert("security".into(), json!([]));
+                if path.starts_with("/v1/") {
+                    answers.insert("429".into(), error_answer("rate limited; see Retry-After"));
+                }
+            } else {
+                answers.insert(
+                    "401".into(),
+                    error_answer("missing, unknown or revoked key"),
+                );
+                answers.insert("403".into(), error_answer("key not allowed here"));
+            }
+            answers.insert(
+                "503".into(),
+                error_answer("busy or timed out; see Retry-After"),
+            );
+            let responses = op.entry("responses").or_insert_with(|| json!({}));
+            if let Some(responses) = responses.as_object_mut() {
+                for (status, answer) in answers {
+                    responses.entry(status).or_insert(answer);
+                }
+            }
+        }
+    }
+    doc["components"]["securitySchemes"] =
+        json!({ "bearer": { "type": "http", "scheme": "bearer" } });
+}
+
+/// This document
+#[utoipa::path(get, path = "/v1/openapi.json",
+    responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)))]
+pub async fn get_openapi() -> axum::Json<&'static Value> {
     axum::Json(spec())
 }
 
@@ -490,17 +330,101 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn operations() -> Vec<(String, String, Value)> {
+        let mut ops = vec![];
+        for (path, item) in spec()["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                ops.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        ops
+    }
+
     #[test]
     fn every_parameter_is_described() {
-        for e in endpoints() {
-            for p in e.params {
+        for (method, path, op) in operations() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                let description = p["description"].as_str().unwrap_or("");
                 assert!(
-                    param(p).is_some(),
-                    "{} {}: parameter {p} has no description",
-                    e.method,
-                    e.path
+                    !description.is_empty() && description != "undocumented",
+                    "{method} {path}: parameter {name} has no description"
                 );
+                assert!(p["schema"]["type"].is_string(), "{method} {path}: {name}");
             }
+        }
+    }
+
+    #[test]
+    fn every_operation_has_a_summary_and_its_shared_answers() {
+        let ops = operations();
+        assert!(ops.len() >= 19, "{}", ops.len());
+        for (method, path, op) in ops {
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path}"
+            );
+            let answers = op["responses"].as_object().unwrap();
+            assert!(answers.contains_key("200"), "{method} {path}");
+            assert!(answers.contains_key("503"), "{method} {path}");
+            let keyed = op["security"] != json!([]);
+            assert_eq!(answers.contains_key("401"), keyed, "{method} {path}");
+            assert_eq!(
+                answers.contains_key("413"),
+                op.get("requestBody").is_some(),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            spec()["paths"]["/v1/events"]["post"]["security"],
+            json!([{ "bearer": [] }])
+        );
+        assert_eq!(
+            spec()["paths"]["/v1/sql"]["post"]["security"],
+            json!([{ "bearer": [] }])
+        );
+    }
+
+    #[test]
+    fn schemas_written_as_json_parse() {
+        assert!(serde_json::from_value::<RefOr<Schema>>(event_schema()).is_ok());
+        for name in [
+            "period",
+            "date",
+            "task",
+            "by",
+            "limit",
+            "top",
+            "granularity",
+            "from",
+            "to",
+            "model",
+            "weeks",
+            "min_observations",
+            "resamples",
+        ] {
+            let (schema, _) = param(name).unwrap();
+            assert!(
+                serde_json::from_value::<RefOr<Schema>>(schema).is_ok(),
+                "{name}"
+            );
+        }
+        let body = &spec()["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(body["$ref"], "#/components/schemas/EventsBody");
+        let events = &spec()["components"]["schemas"]["EventsBody"];
+        assert!(events.to_string().contains("programming"), "{events}");
+        for schema in [
+            "ErrorBody",
+            "ErrorDetail",
+            "IngestAnswer",
+            "EventErrorEntry",
+            "SqlRequest",
+        ] {
+            assert!(
+                spec()["components"]["schemas"][schema].is_object(),
+                "{schema}"
+            );
         }
     }
 

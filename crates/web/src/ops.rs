@@ -9,13 +9,17 @@ use modelshare_ingest::metrics::IngestMetrics;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// `GET /healthz`: 200 while the server can answer. `wal_quarantine` lists damaged WAL segments
+/// Liveness, and how much of the lake the rollups cover
+///
+/// 200 while the server can answer. `wal_quarantine` lists damaged WAL segments
 /// kept for an operator (`modelshare wal check`); the server runs on without them. `cube` says
 /// whether the app-day cube has been checked against the events (`checked`), which days are
 /// still read from raw events (`raw_days`) until they are rebuilt, and of its `days`, how many
 /// have a current cells summary (`summarized_days`; the others are summed from the cube), and
 /// of its closed ISO `weeks`, how many have a current week presence file (`summarized_weeks`),
 /// and how many closed days have a current hourly summary (`hourly_days`).
+#[utoipa::path(get, path = "/healthz",
+    responses((status = 200, description = "the server answers", body = Object)))]
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let quarantine = s.ingester.as_ref().map(|i| i.quarantined());
     let cube = s.ingester.as_ref().map(|i| {
@@ -42,7 +46,11 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-/// `GET /metrics` in the Prometheus text exposition format.
+/// Prometheus metrics
+///
+/// In the Prometheus text exposition format.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "the metrics", content((String = "text/plain")))))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {

@@ -4,6 +4,7 @@
 //! answered with the whole file (200), which RFC 9110 allows. Names are validated strictly
 //! (`YYYY-Www.rN.parquet`), so no request can reach a path outside the snapshots directory.
 
+use crate::openapi::Binary;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::body::Body;
@@ -44,7 +45,11 @@ pub fn snapshot_url(info: &SnapshotInfo) -> String {
     format!("/v1/snapshots/{}", info.file)
 }
 
-/// `GET /v1/snapshots`: every published revision, oldest week first.
+/// Weekly Parquet snapshots: week, revision, rows, bytes, sha256, url
+///
+/// Every published revision, oldest week first.
+#[utoipa::path(get, path = "/v1/snapshots",
+    responses((status = 200, description = "the published snapshots", body = Object)))]
 pub async fn list(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
     let Query(pairs) =
         q.map_err(|e| ApiError::InvalidParameter(format!("malformed query string: {e}")))?;
@@ -144,7 +149,18 @@ fn none_match(header: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
-/// `GET|HEAD /v1/snapshots/{name}.parquet`
+/// Download one snapshot (`2026-W47.r1.parquet`): ETag, Range, If-None-Match
+///
+/// Also answers `HEAD`.
+#[utoipa::path(get, path = "/v1/snapshots/{file}",
+    params(("file" = String, Path, description = "a snapshot file name, as `/v1/snapshots` lists it")),
+    responses(
+        (status = 200, description = "the Parquet file", content((
+            Binary = "application/vnd.apache.parquet"))),
+        (status = 206, description = "the requested byte range", content((
+            Binary = "application/vnd.apache.parquet"))),
+        (status = 304, description = "unchanged since the ETag in If-None-Match"),
+        (status = 416, description = "the Range lies outside the file")))]
 pub async fn download(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,

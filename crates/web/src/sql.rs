@@ -14,9 +14,21 @@ use axum::response::{IntoResponse, Response};
 use modelshare_query::QueryError;
 use serde_json::{Value, json};
 
+/// The JSON body: one statement.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    pub sql: String,
+}
+
 /// Longest SQL text accepted.
 pub const MAX_SQL_BYTES: usize = 64 * 1024;
 
+/// Read-only SQL over table `events` (admin; memory, time and row caps)
+#[utoipa::path(post, path = "/v1/sql",
+    request_body(content((SqlRequest = "application/json"), (String = "text/plain"))),
+    responses((status = 200, description = "the result's columns and rows", body = Object)),
+    security(("bearer" = [])))]
 pub async fn post_sql(
     State(state): State<AppState>,
     _admin: Admin,
@@ -35,11 +47,6 @@ pub async fn post_sql(
         .to_ascii_lowercase();
     let sql = match mime.as_str() {
         "application/json" => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct SqlRequest {
-                sql: String,
-            }
             serde_json::from_slice::<SqlRequest>(&body)
                 .map_err(|e| {
                     ApiError::BadRequest(format!("body must be {{\"sql\": \"...\"}}: {e}"))

@@ -4,7 +4,8 @@
 //! durable, deduplicated path as `POST /v1/events`, under the same auth and body limits.
 
 use crate::auth::Writer;
-use crate::ingest::{content_encoding, decode_body, read_body};
+use crate::ingest::{EventErrorEntry, IngestAnswer, content_encoding, decode_body, read_body};
+use crate::openapi::{Binary, PayloadsBody};
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -106,8 +107,15 @@ fn count_headers(resp: &mut Response, mapped: &Mapped, receipt: Receipt) {
     }
 }
 
-/// `POST /v1/traces`: OTLP/HTTP `ExportTraceServiceRequest`, answered in the request's encoding
-/// with `partialSuccess` naming rejected GenAI spans and the ignored non-GenAI ones.
+/// OTLP/HTTP traces; spans with GenAI attributes become events
+///
+/// An `ExportTraceServiceRequest`, answered in the request's encoding with `partialSuccess`
+/// naming rejected GenAI spans and the ignored non-GenAI ones.
+#[utoipa::path(post, path = "/v1/traces",
+    request_body(content((Binary = "application/x-protobuf"), (Object = "application/json"))),
+    responses((status = 200, description = "an ExportTraceServiceResponse", content(
+        (Binary = "application/x-protobuf"), (Object = "application/json")))),
+    security(("bearer" = [])))]
 pub async fn post_traces(
     State(state): State<AppState>,
     writer: Writer,
@@ -173,15 +181,18 @@ fn json_answer(mapped: &Mapped, receipt: Receipt) -> Response {
         .rejected
         .iter()
         .take(crate::ingest::MAX_LISTED_ERRORS)
-        .map(|r| json!({"index": r.index, "message": r.message}))
+        .map(|r| EventErrorEntry {
+            index: r.index,
+            message: r.message.clone(),
+        })
         .collect();
-    let mut resp = axum::Json(json!({
-        "accepted": receipt.stored + receipt.duplicates,
-        "rejected": mapped.rejected.len(),
-        "duplicates": receipt.duplicates,
-        "ignored": mapped.ignored,
-        "errors": errors,
-    }))
+    let mut resp = axum::Json(IngestAnswer {
+        accepted: receipt.stored + receipt.duplicates,
+        rejected: mapped.rejected.len(),
+        duplicates: receipt.duplicates,
+        ignored: Some(mapped.ignored),
+        errors: &errors,
+    })
     .into_response();
     count_headers(&mut resp, mapped, receipt);
     resp
@@ -196,7 +207,13 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /v1/litellm`: LiteLLM `StandardLoggingPayload`s (a JSON array, one object, or NDJSON).
+/// LiteLLM StandardLoggingPayloads (generic HTTP logging callback)
+///
+/// A JSON array, one object, or NDJSON.
+#[utoipa::path(post, path = "/v1/litellm",
+    request_body(content((PayloadsBody = "application/json"), (String = "application/x-ndjson"))),
+    responses((status = 200, description = "what was stored, duplicated, rejected and ignored", body = IngestAnswer)),
+    security(("bearer" = [])))]
 pub async fn post_litellm(
     State(state): State<AppState>,
     writer: Writer,
@@ -208,7 +225,13 @@ pub async fn post_litellm(
     Ok(json_answer(&mapped, receipt))
 }
 
-/// `POST /v1/openrouter`: OpenRouter generation objects (one, an array, or `{"data": {...}}`).
+/// OpenRouter generation stats (`/api/v1/generation` data objects)
+///
+/// One object, an array, or `{"data": {...}}`.
+#[utoipa::path(post, path = "/v1/openrouter",
+    request_body(content((PayloadsBody = "application/json"), (String = "application/x-ndjson"))),
+    responses((status = 200, description = "what was stored, duplicated, rejected and ignored", body = IngestAnswer)),
+    security(("bearer" = [])))]
 pub async fn post_openrouter(
     State(state): State<AppState>,
     writer: Writer,
