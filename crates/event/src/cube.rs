@@ -54,9 +54,14 @@ pub const PRESENCE_DIR: &str = "rollups/presence";
 /// The per-week presence files' directory, relative to the lake's root.
 pub const WEEK_PRESENCE_DIR: &str = "rollups/week_presence";
 
-/// Where the hourly summaries of closed days live (`date=YYYY-MM-DD/h-<hash>.parquet`, named
+/// Where the hourly summaries of closed days live (`date=YYYY-MM-DD/h2-<hash>.parquet`, named
 /// after the day's events files they summarize; the columns are the query crate's `hourly`).
 pub const HOURLY_DIR: &str = "rollups/hourly";
+
+/// The name prefix of an hourly file, which is also its layout's version: when the columns
+/// change, so does the prefix, and a file of the older layout is no longer current (the
+/// upkeep writes the day again and removes it).
+pub const HOURLY_PREFIX: &str = "h2";
 
 /// The key-value metadata key of a cube file: the number of events it summarizes.
 pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";

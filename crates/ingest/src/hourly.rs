@@ -1,4 +1,4 @@
-//! Keeping the hourly summaries of closed days (`rollups/hourly/date=D/h-<hash>.parquet`).
+//! Keeping the hourly summaries of closed days (`rollups/hourly/date=D/h2-<hash>.parquet`).
 //!
 //! A closed day's hourly file holds, per hour and (task, model, provider, status), the counts,
 //! sums and latency histogram of the day's events files; its name is a hash of those files'
@@ -14,7 +14,7 @@ use crate::lake::{self, Lake};
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use chrono::NaiveDate;
-use modelshare_event::cube::Coverage;
+use modelshare_event::cube::{Coverage, HOURLY_PREFIX};
 use modelshare_event::live::LiveBuffer;
 use std::path::PathBuf;
 
@@ -48,7 +48,7 @@ pub fn pending(
         if events.is_empty() {
             continue;
         }
-        let name = summary_name("h", &events);
+        let name = summary_name(HOURLY_PREFIX, &events);
         let existing = existing_day_files(&lake.hourly_partition_dir(date))?;
         if holds_current(&existing, &name, true) {
             coverage.hours_written(date);

@@ -275,11 +275,16 @@ impl QueryEngine {
             .copied()
             .collect();
         ctx.sql(&weeks_presence_view(&weeks)).await?;
-        let hour_days = self
+        // Like the cells: a day with live rows is read raw, since its `day_apps` cannot be
+        // added to the file's.
+        let hour_days: BTreeSet<NaiveDate> = self
             .coverage
             .as_ref()
             .map(|c| c.hour_days())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .difference(&live_days)
+            .copied()
+            .collect();
         let (from_files, computed) = in_and_out(&hour_days);
         ctx.sql(&hourly_view(&from_files, &computed)).await?;
         Ok(ctx)

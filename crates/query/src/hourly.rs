@@ -1,10 +1,13 @@
 //! The `hourly` view: per (date, hour, task, model, provider, status), every attempt's counts
-//! and sums and a cumulative latency histogram, from which percentiles are read.
+//! and sums, cumulative histograms of latency, time to first token and throughput, and the
+//! distinct apps of the row's (day, task, model, provider, status) group: all of them
+//! (`day_apps`), those with a first attempt (`day_first_apps`) and those with a fallback
+//! (`day_fallback_apps`), which the publication rule tests (see [`crate::providers`]).
 //!
 //! Closed days whose hourly file is current (`rollups/hourly/`, written by the server's upkeep
-//! from [`QueryEngine::hour_summary`]) are read from it; every other day, and the live rows,
-//! are aggregated from raw events with the same expressions ([`per_row`]), so a day gives the
-//! same rows whichever way it is read. Unlike the public figures, the view counts every
+//! from [`QueryEngine::hour_summary`]) are read from it; every other day, and days with live
+//! rows, are aggregated from raw events with the same expressions ([`per_row`]), so a day gives
+//! the same rows whichever way it is read. Unlike the public figures, the view counts every
 //! attempt, failed ones included: it is what reliability and latency are measured on.
 
 use crate::QueryError;
@@ -23,37 +26,93 @@ pub const LATENCY_BOUNDS_MS: [u32; 16] = [
     30_000, 60_000,
 ];
 
+/// Upper bounds (milliseconds, inclusive) of the time-to-first-token histogram
+/// (`ttft_le_<b>ms`).
+pub const TTFT_BOUNDS_MS: [u32; 14] = [
+    50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 60_000,
+];
+
+/// Upper bounds (output tokens per second, inclusive) of the throughput histogram
+/// (`tps_le_<b>`), over the `throughput_samples` attempts that produced output after their
+/// first token: output tokens / (latency − time to first token).
+pub const THROUGHPUT_BOUNDS_TPS: [u32; 14] = [
+    5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 2_000,
+];
+
 /// The key columns of an hourly row, besides the `date` partition.
 const KEY: [&str; 5] = ["hour", "task", "model", "provider", "status"];
 
-/// The histogram column of `bound`.
+/// The distinct-app columns of an hourly row, over its whole day, and which of an app's
+/// attempts make it count: every app, the apps with a first attempt, the apps with a fallback.
+const DAY_APPS: [(&str, &str); 3] = [
+    ("day_apps", "true"),
+    ("day_first_apps", "attempt = 0"),
+    ("day_fallback_apps", "attempt > 0"),
+];
+
+/// The histogram column of latency `bound`.
 pub fn latency_column(bound: u32) -> String {
     format!("latency_le_{bound}ms")
 }
 
+/// The histogram column of time-to-first-token `bound`.
+pub fn ttft_column(bound: u32) -> String {
+    format!("ttft_le_{bound}ms")
+}
+
+/// The histogram column of throughput `bound`.
+pub fn throughput_column(bound: u32) -> String {
+    format!("tps_le_{bound}")
+}
+
+/// An attempt whose throughput is measured: it produced output after its first token.
+const HAS_THROUGHPUT: &str = "output_tokens > 0 AND latency_ms > ttft_ms";
+
+/// Output tokens per second after the first token, for a row where [`HAS_THROUGHPUT`].
+const THROUGHPUT: &str =
+    "CAST(output_tokens AS DOUBLE) * 1000.0 / CAST(latency_ms - ttft_ms AS DOUBLE)";
+
 /// Each measure's name and its value for one event row; a row of the view holds their sums.
 fn measures() -> Vec<(String, String)> {
     let mut m: Vec<(String, String)> = [
-        ("requests", "CAST(1 AS BIGINT)"),
+        ("requests", "CAST(1 AS BIGINT)".to_owned()),
         (
             "fallbacks",
-            "CAST(CASE WHEN attempt > 0 THEN 1 ELSE 0 END AS BIGINT)",
+            "CAST(CASE WHEN attempt > 0 THEN 1 ELSE 0 END AS BIGINT)".to_owned(),
         ),
-        ("input_tokens", "CAST(input_tokens AS BIGINT)"),
-        ("output_tokens", "CAST(output_tokens AS BIGINT)"),
-        ("reasoning_tokens", "CAST(reasoning_tokens AS BIGINT)"),
-        ("cached_tokens", "CAST(cached_tokens AS BIGINT)"),
-        ("cost_usd", "CAST(cost_usd AS DECIMAL(38, 6))"),
-        ("latency_ms_sum", "CAST(latency_ms AS BIGINT)"),
-        ("ttft_ms_sum", "CAST(ttft_ms AS BIGINT)"),
+        ("input_tokens", "CAST(input_tokens AS BIGINT)".to_owned()),
+        ("output_tokens", "CAST(output_tokens AS BIGINT)".to_owned()),
+        (
+            "reasoning_tokens",
+            "CAST(reasoning_tokens AS BIGINT)".to_owned(),
+        ),
+        ("cached_tokens", "CAST(cached_tokens AS BIGINT)".to_owned()),
+        ("cost_usd", "CAST(cost_usd AS DECIMAL(38, 6))".to_owned()),
+        ("latency_ms_sum", "CAST(latency_ms AS BIGINT)".to_owned()),
+        ("ttft_ms_sum", "CAST(ttft_ms AS BIGINT)".to_owned()),
+        (
+            "throughput_samples",
+            format!("CAST(CASE WHEN {HAS_THROUGHPUT} THEN 1 ELSE 0 END AS BIGINT)"),
+        ),
     ]
     .into_iter()
-    .map(|(n, e)| (n.to_owned(), e.to_owned()))
+    .map(|(n, e)| (n.to_owned(), e))
     .collect();
-    m.extend(LATENCY_BOUNDS_MS.iter().map(|b| {
+    let count_if = |cond: String| format!("CAST(CASE WHEN {cond} THEN 1 ELSE 0 END AS BIGINT)");
+    m.extend(
+        LATENCY_BOUNDS_MS
+            .iter()
+            .map(|b| (latency_column(*b), count_if(format!("latency_ms <= {b}")))),
+    );
+    m.extend(
+        TTFT_BOUNDS_MS
+            .iter()
+            .map(|b| (ttft_column(*b), count_if(format!("ttft_ms <= {b}")))),
+    );
+    m.extend(THROUGHPUT_BOUNDS_TPS.iter().map(|b| {
         (
-            latency_column(*b),
-            format!("CAST(CASE WHEN latency_ms <= {b} THEN 1 ELSE 0 END AS BIGINT)"),
+            throughput_column(*b),
+            count_if(format!("{HAS_THROUGHPUT} AND {THROUGHPUT} <= {b}")),
         )
     }));
     m
@@ -78,6 +137,11 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         };
         Field::new(name, data_type, true)
     }));
+    fields.extend(
+        DAY_APPS
+            .iter()
+            .map(|(name, _)| Field::new(*name, DataType::Int64, true)),
+    );
     Arc::new(Schema::new(fields))
 });
 
@@ -86,7 +150,7 @@ pub fn hourly_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }
 
-/// One row per event of `table` where `filter`: the key and each measure's value.
+/// One row per event of `table` where `filter`: the key, the app and each measure's value.
 fn per_row(table: &str, filter: &str, with_date: bool) -> String {
     let values = measures()
         .into_iter()
@@ -95,12 +159,14 @@ fn per_row(table: &str, filter: &str, with_date: bool) -> String {
         .join(", ");
     let date = if with_date { "date, " } else { "" };
     format!(
-        "SELECT {date}date_trunc('hour', ts) AS hour, task, model, provider, status, {values} \
+        "SELECT {date}date_trunc('hour', ts) AS hour, task, model, provider, status, attempt, \
+           app_id, {values} \
          FROM {table} WHERE {filter}"
     )
 }
 
-/// The key and each measure's sum over `rows`, grouped by the key (and `date`).
+/// The key, each measure's sum over `rows`, grouped by the key (and `date`), and the distinct
+/// apps of each row's (day, task, model, provider, status) group.
 fn summed(rows: &str, with_date: bool) -> String {
     let sums = measures()
         .into_iter()
@@ -115,11 +181,52 @@ fn summed(rows: &str, with_date: bool) -> String {
         .join(", ");
     let key = KEY.join(", ");
     let date = if with_date { "date, " } else { "" };
-    format!("SELECT {date}{key}, {sums} FROM ({rows}) GROUP BY {date}{key}")
+    let day_group = format!("{date}task, model, provider, status");
+    // Distinct apps as a group-by per app, then a count: an aggregation that can spill to disk
+    // on a big day, which per-group distinct sets cannot.
+    let per_app = DAY_APPS
+        .iter()
+        .map(|(name, when)| format!("max(CASE WHEN {when} THEN 1 ELSE 0 END) AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let day_apps = DAY_APPS
+        .iter()
+        .map(|(name, _)| format!("CAST(sum({name}) AS BIGINT) AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let day_apps_columns = DAY_APPS
+        .iter()
+        .map(|(name, _)| format!("a.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let joined = ["task", "model", "provider", "status"]
+        .iter()
+        .chain(with_date.then_some(&"date"))
+        .map(|c| format!("h.{c} = a.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let columns = KEY
+        .iter()
+        .map(|k| (*k).to_owned())
+        .chain(measures().into_iter().map(|(n, _)| n))
+        .map(|c| format!("h.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let h_date = if with_date { "h.date, " } else { "" };
+    format!(
+        "SELECT {h_date}{columns}, {day_apps_columns} \
+         FROM (SELECT {date}{key}, {sums} FROM ({rows}) GROUP BY {date}{key}) h \
+         JOIN (SELECT {day_group}, {day_apps} \
+               FROM (SELECT {day_group}, app_id, {per_app} FROM ({rows}) \
+                     GROUP BY {day_group}, app_id) \
+               GROUP BY {day_group}) a \
+           ON {joined}"
+    )
 }
 
-/// The `hourly` view: the hourly files where `from_files` holds, raw events of the lake where
-/// `computed` holds, and every live row.
+/// The `hourly` view: the hourly files where `from_files` holds, and raw events (of the lake
+/// where `computed` holds, and every live row) summed the same way. A day is read one way or
+/// the other, never both: `day_apps` does not add up across sources.
 pub(crate) fn hourly_view(from_files: &str, computed: &str) -> String {
     let columns = KEY
         .iter()
@@ -127,13 +234,43 @@ pub(crate) fn hourly_view(from_files: &str, computed: &str) -> String {
         .chain(measures().into_iter().map(|(n, _)| n))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = format!(
-        "SELECT date, {columns} FROM hour_files WHERE {from_files} \
-         UNION ALL {lake} UNION ALL {live}",
+    let raw = format!(
+        "{lake} UNION ALL {live}",
         lake = per_row("lake", computed, true),
         live = per_row("live", "true", true),
     );
-    format!("CREATE VIEW hourly AS {}", summed(&rows, true))
+    let day_apps = DAY_APPS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE VIEW hourly AS \
+         SELECT date, {columns}, {day_apps} FROM hour_files WHERE {from_files} \
+         UNION ALL {computed_rows}",
+        computed_rows = summed(&raw, true)
+    )
+}
+
+/// The value below which a share `p` (0..1) of the counted items lie, read from a cumulative
+/// histogram: `cumulative[i]` items are at most `bounds[i]`, of `total`. Linear within the
+/// bucket (its lower edge is the previous bound, 0 for the first); `None` when nothing was
+/// counted or the value lies above the last bound.
+pub fn percentile(bounds: &[u32], cumulative: &[u64], total: u64, p: f64) -> Option<f64> {
+    if total == 0 {
+        return None;
+    }
+    let target = p * total as f64;
+    let (mut low, mut below) = (0.0, 0u64);
+    for (bound, &count) in bounds.iter().zip(cumulative) {
+        let high = f64::from(*bound);
+        if count as f64 >= target && count > below {
+            let within = (target - below as f64) / (count - below) as f64;
+            return Some(low + within.clamp(0.0, 1.0) * (high - low));
+        }
+        (low, below) = (high, count);
+    }
+    None
 }
 
 impl QueryEngine {
@@ -146,7 +283,7 @@ impl QueryEngine {
             files: files.to_vec(),
         };
         let sql = format!(
-            "{} ORDER BY task, model, provider, status, hour",
+            "SELECT * FROM ({}) ORDER BY task, model, provider, status, hour",
             summed(&per_row("day_events", "true", false), false)
         );
         self.sql_with_tables_and_params(&sql, Vec::new(), &[table])
