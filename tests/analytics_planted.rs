@@ -1,7 +1,8 @@
 //! The revealed-preference endpoints recover the effects the generator planted (read from its
 //! ground-truth manifest, not hard-coded): the release gains share in its winning task and loses
 //! it in the other, each real price cut shows up as a shift with the cut attached, apps abandon
-//! the release in its losing task (retention) and the index ranks it last there.
+//! the release in its losing task (retention), the index ranks it last there, and the provider
+//! outage shows in the failed provider's uptime.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -184,5 +185,54 @@ async fn planted_effects_are_recovered() {
         let row_end = at + html[at..].find("</tr>").unwrap();
         assert!(html[at..row_end].contains(&rating), "{slug}: {rating}");
     }
+
+    // The provider outage: on its day, the failed provider's uptime for the model it served
+    // most drops well below the day before, and its failures multiply.
+    let outage = effects
+        .iter()
+        .find(|e| e["kind"] == "provider_outage")
+        .expect("the manifest has an outage");
+    let down = outage["provider"].as_str().unwrap();
+    let day: NaiveDate = outage["start"].as_str().unwrap()[..10].parse().unwrap();
+    let at_provider = |answer: &Value| {
+        answer["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["provider"] == down)
+            .cloned()
+    };
+    let mut worst: Option<(Value, Value)> = None;
+    for model in outage["affected_models"].as_array().unwrap() {
+        let on = |date: NaiveDate| {
+            format!(
+                "/v1/providers?model={}&period=day&date={date}",
+                model.as_str().unwrap()
+            )
+        };
+        let (Some(that_day), Some(before)) = (
+            at_provider(&server.get_ok(&on(day)).await),
+            at_provider(&server.get_ok(&on(day - Days::new(1))).await),
+        ) else {
+            continue;
+        };
+        if worst
+            .as_ref()
+            .is_none_or(|(w, _)| that_day["attempts"].as_u64() > w["attempts"].as_u64())
+        {
+            worst = Some((that_day, before));
+        }
+    }
+    let (that_day, before) = worst.expect("an affected model with published provider figures");
+    let uptime = |p: &Value| p["uptime"].as_f64().unwrap();
+    let failed = |p: &Value| p["failed"].as_u64().unwrap();
+    assert!(
+        uptime(&that_day) + 0.03 < uptime(&before),
+        "{that_day} vs {before}"
+    );
+    assert!(
+        failed(&that_day) > 3 * failed(&before),
+        "{that_day} vs {before}"
+    );
     server.stop();
 }

@@ -870,6 +870,7 @@ async fn cors_and_openapi() {
         ("get", "/v1/leaderboard"),
         ("get", "/v1/openapi.json"),
         ("get", "/v1/price-share"),
+        ("get", "/v1/providers"),
         ("get", "/v1/retention"),
         ("get", "/v1/share"),
         ("get", "/v1/shifts"),

@@ -11,8 +11,10 @@
 //!   beyond the limit as `other`.
 //! - [`share`]: share of the top models per day or week.
 //! - [`tasks`]: per-task totals and top models.
-//! - [`hourly`]: the `hourly` view (every attempt per hour, with a latency histogram) and the
-//!   summary of a closed day's events that its hourly file holds.
+//! - [`hourly`]: the `hourly` view (every attempt per hour, with latency, time-to-first-token
+//!   and throughput histograms) and the summary of a closed day's events that its hourly file
+//!   holds.
+//! - [`providers`]: each provider's uptime, latency, throughput and fallbacks for a model.
 //! - [`apps`]: per-app rows the analyses read (never published as such).
 //! - [`values`]: reading typed values out of Arrow columns.
 //! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
@@ -24,6 +26,7 @@ pub mod hourly;
 pub mod leaderboard;
 pub mod period;
 pub mod privacy;
+pub mod providers;
 pub mod sandbox;
 pub mod share;
 pub mod tasks;
@@ -33,6 +36,7 @@ pub use engine::{FileTable, QueryConfig, QueryEngine};
 pub use leaderboard::{GroupBy, Leaderboard, LeaderboardQuery, Measure, Row, Totals};
 pub use period::{Period, PeriodKind};
 pub use privacy::{Dim, Scope, Split, publishable};
+pub use providers::{ProviderFigures, ProvidersQuery};
 pub use share::{Granularity, ShareQuery, ShareSeries, ShareSeriesSet};
 pub use tasks::{TaskSummary, TasksOverview};
 

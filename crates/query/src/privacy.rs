@@ -124,7 +124,7 @@ impl Scope {
     }
 
     /// The predicate on `events`, with placeholders bound by [`Scope::params`].
-    fn filter(&self) -> String {
+    pub(crate) fn filter(&self) -> String {
         let mut f = String::from("true");
         if self.days.is_some() {
             f.push_str(" AND date >= $start AND date < $end");
@@ -165,7 +165,7 @@ impl Scope {
         out
     }
 
-    fn params(&self, min_apps: u64) -> Vec<(String, ScalarValue)> {
+    pub(crate) fn params(&self, min_apps: u64) -> Vec<(String, ScalarValue)> {
         let text = |s: String| ScalarValue::Utf8(Some(s));
         let mut p = vec![min_apps_param(min_apps)];
         if let Some((start, end)) = self.days {

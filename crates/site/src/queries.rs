@@ -15,8 +15,8 @@ use modelshare_event::event::author_of;
 use modelshare_query::engine::ScalarValue;
 use modelshare_query::leaderboard::Figures;
 use modelshare_query::{
-    Dim, Granularity, GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, QueryEngine, Scope,
-    ShareQuery, Split,
+    Dim, Granularity, GroupBy, LeaderboardQuery, Measure, Period, PeriodKind, ProvidersQuery,
+    QueryEngine, Scope, ShareQuery, Split,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -237,6 +237,22 @@ impl Registry {
                 columns: &["provider", "tokens", "requests", "share", "apps"],
                 roles: &[("label", "provider"), ("value", "share")],
                 run: run_fn(|e, a| Box::pin(model_providers(e, a))),
+            },
+            NamedQuery {
+                name: "model_provider_performance",
+                params: &[P, D, M],
+                columns: &[
+                    "provider",
+                    "attempts",
+                    "uptime",
+                    "latency_p50_ms",
+                    "latency_p95_ms",
+                    "ttft_p50_ms",
+                    "throughput_p50_tps",
+                    "fallbacks_served",
+                ],
+                roles: &[("label", "provider"), ("value", "uptime")],
+                run: run_fn(|e, a| Box::pin(model_provider_performance(e, a))),
             },
             NamedQuery {
                 name: "model_attempts",
@@ -581,6 +597,40 @@ async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
             count(f.requests),
             Cell::Float(f.tokens() as f64 / total.max(1) as f64),
             count(f.apps),
+        ]);
+    }
+    Ok(t)
+}
+
+/// How each provider served the model in the period: uptime, latency, time to first token,
+/// throughput and fallbacks served (see `modelshare_query::providers` for what is counted).
+async fn model_provider_performance(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let query = ProvidersQuery {
+        model: a.model()?.to_owned(),
+        period: a.period,
+        task: None,
+    };
+    let ms = |v: Option<f64>| v.map_or(Cell::Null, |v| Cell::Float(v.round()));
+    let mut t = Table::new(vec![
+        Column::new("provider", "Provider", Format::Plain),
+        Column::new("attempts", "Attempts", Format::Count),
+        Column::new("uptime", "Uptime", Format::Share),
+        Column::new("latency_p50_ms", "Latency p50 (ms)", Format::Count),
+        Column::new("latency_p95_ms", "Latency p95 (ms)", Format::Count),
+        Column::new("ttft_p50_ms", "First token p50 (ms)", Format::Count),
+        Column::new("throughput_p50_tps", "Tokens/s p50", Format::Count),
+        Column::new("fallbacks_served", "Fallbacks served", Format::Count),
+    ]);
+    for p in engine.providers(&query).await? {
+        t.push(vec![
+            Cell::text(&p.provider),
+            count(p.attempts),
+            Cell::Float(p.uptime),
+            ms(p.latency_p50_ms),
+            ms(p.latency_p95_ms),
+            ms(p.ttft_p50_ms),
+            ms(p.throughput_p50_tps),
+            count(p.fallbacks_served),
         ]);
     }
     Ok(t)

@@ -8,11 +8,12 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::{Days, NaiveDate, Utc};
-use modelshare_event::Task;
 use modelshare_event::event::author_of;
+use modelshare_event::{ModelSlug, Task};
 use modelshare_query::leaderboard::Figures;
 use modelshare_query::{
-    Granularity, GroupBy, Leaderboard, LeaderboardQuery, Measure, Period, PeriodKind, ShareQuery,
+    Granularity, GroupBy, Leaderboard, LeaderboardQuery, Measure, Period, PeriodKind,
+    ProvidersQuery, ShareQuery,
 };
 use serde_json::{Value, json};
 
@@ -53,6 +54,10 @@ query_params!(
 query_params!(
     /// Query parameters of `/v1/share`.
     ShareParams = ["task", "by", "granularity", "from", "to", "top"]
+);
+query_params!(
+    /// Query parameters of `/v1/providers`.
+    ProvidersParams = ["model", "period", "date", "task"]
 );
 query_params!(
     /// Query parameters of `/v1/tasks`.
@@ -176,6 +181,35 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
         "by": by,
         "buckets": set.buckets,
         "series": series,
+    })))
+}
+
+/// Each provider of a model: uptime, latency, time to first token, throughput, fallbacks
+///
+/// Uptime is the share of attempts not ending in `error` or `timeout`; latency (p50, p95), time
+/// to first token (p50) and throughput (p50, output tokens per second after the first token)
+/// are over the requests the provider served, read from hourly histograms. Only cells (day,
+/// task, model, provider) each of whose status and fallback parts had enough apps are counted
+/// (docs/METRICS.md, "Privacy").
+#[utoipa::path(get, path = "/v1/providers", params(ProvidersParams),
+    responses((status = 200, description = "the model's providers, most attempts first", body = Object)))]
+pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, ProvidersParams::NAMES)?;
+    let model = p.get::<ModelSlug>("model")?.ok_or_else(|| {
+        ApiError::InvalidParameter("model is required (an author/model slug)".into())
+    })?;
+    let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
+    let query = ProvidersQuery {
+        model: model.as_str().to_owned(),
+        period: Period::containing(kind, p.date("date")?.unwrap_or_else(today)),
+        task: p.get::<Task>("task")?,
+    };
+    let providers = s.query.providers(&query).await?;
+    Ok(Json(json!({
+        "model": query.model,
+        "period": query.period,
+        "task": query.task.map(|t| t.as_str()),
+        "providers": providers,
     })))
 }
 

@@ -233,6 +233,7 @@ pub(crate) fn public_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::authors))
         .routes(routes!(api::share))
         .routes(routes!(api::tasks))
+        .routes(routes!(api::providers))
         .routes(routes!(analytics::retention_endpoint))
         .routes(routes!(analytics::switches_endpoint))
         .routes(routes!(analytics::index_endpoint))

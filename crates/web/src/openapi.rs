@@ -200,7 +200,7 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
         ),
         "model" => (
             json!({ "type": "string", "description": "author/model slug" }),
-            "only this model",
+            "the model (required by `/v1/providers`; a filter elsewhere)",
         ),
         "weeks" => (
             json!({ "type": "integer", "minimum": 2, "maximum": 104, "default": 12 }),

@@ -1,0 +1,238 @@
+//! `GET /v1/providers` and the model page's provider table on hand-made events: exact attempts,
+//! failures, uptime, percentiles read from the hourly histograms, throughput and fallbacks
+//! served; the same from the hourly files as from raw events; units and splits with too few apps
+//! left out; bad parameters refused.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Server, event};
+use serde_json::{Value, json};
+
+const MODEL: &str = "openai/gpt-4o";
+
+/// An attempt of `app` at `provider` on `day`, with 10 output tokens and a 100 ms first token.
+fn attempt(
+    id: &str,
+    day: &str,
+    app: &str,
+    provider: &str,
+    status: &str,
+    attempt: u64,
+    latency_ms: u64,
+) -> Value {
+    let e = event(id, &format!("{day}T10:00:00Z"), app, MODEL, 100, 10, 0.01);
+    let e = common::with(e, "provider", json!(provider));
+    let e = common::with(e, "status", json!(status));
+    let e = common::with(e, "attempt", json!(attempt));
+    let e = common::with(e, "ttft_ms", json!(100));
+    common::with(e, "latency_ms", json!(latency_ms))
+}
+
+fn events() -> Vec<Value> {
+    let (mon, tue) = ("2026-11-02", "2026-11-03");
+    vec![
+        // azure, Monday: two apps' first attempts and fallbacks served, two apps' errors; one
+        // app's timeout is a unit of one app and is left out.
+        attempt("z1", mon, "a1", "azure", "ok", 0, 150),
+        attempt("z2", mon, "a2", "azure", "ok", 0, 250),
+        attempt("z3", mon, "a1", "azure", "ok", 1, 400),
+        attempt("z4", mon, "a2", "azure", "ok", 1, 900),
+        attempt("z5", mon, "a1", "azure", "error", 0, 300),
+        attempt("z6", mon, "a2", "azure", "error", 0, 300),
+        attempt("z7", mon, "a3", "azure", "timeout", 0, 60_000),
+        // openai, Monday: served for three apps; one app's fallback cannot be split out.
+        attempt("o1", mon, "a1", "openai", "ok", 0, 500),
+        attempt("o2", mon, "a2", "openai", "ok", 0, 500),
+        attempt("o3", mon, "a3", "openai", "ok", 0, 500),
+        attempt("o4", mon, "a3", "openai", "ok", 1, 500),
+        // openai, Tuesday: two apps' first attempts and two apps' fallbacks.
+        attempt("o5", tue, "a1", "openai", "ok", 0, 500),
+        attempt("o6", tue, "a2", "openai", "ok", 0, 500),
+        attempt("o7", tue, "a1", "openai", "ok", 1, 500),
+        attempt("o8", tue, "a2", "openai", "ok", 1, 500),
+        // A model only one app uses: nothing of it is published.
+        common::with(
+            event("s1", "2026-11-02T10:00:00Z", "a1", "acme/solo", 1, 1, 0.0),
+            "provider",
+            json!("acme"),
+        ),
+    ]
+}
+
+/// Checks `got` against `want` field by field, numbers to 1e-9.
+fn assert_close(got: &Value, want: &Value, what: &str) {
+    match (got, want) {
+        (Value::Number(g), Value::Number(w)) => {
+            let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{what}: {g} != {w}"
+            );
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{what}: {got} vs {want}");
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                assert_close(g, w, &format!("{what}[{i}]"));
+            }
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(g), keys(w), "{what}");
+            for (k, w) in w {
+                assert_close(&g[k], w, &format!("{what}.{k}"));
+            }
+        }
+        _ => assert_eq!(got, want, "{what}"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn provider(
+    name: &str,
+    attempts: u64,
+    failed: u64,
+    served: u64,
+    fallbacks_served: u64,
+    latency: [f64; 2],
+    ttft_p50: f64,
+    throughput_p50: f64,
+) -> Value {
+    json!({
+        "provider": name, "attempts": attempts, "failed": failed,
+        "uptime": 1.0 - failed as f64 / attempts as f64, "served": served,
+        "fallbacks_served": fallbacks_served, "latency_p50_ms": latency[0],
+        "latency_p95_ms": latency[1], "ttft_p50_ms": ttft_p50,
+        "throughput_p50_tps": throughput_p50,
+    })
+}
+
+/// The week of 2026-11-02, by hand from the histograms' bounds:
+/// - openai: 8 served at 500 ms (bucket 300–500 ms): p50 400, p95 490; first token 100 ms
+///   (bucket 50–100): p50 75; 10 tokens in 400 ms = 25 tokens/s (bucket 20–30): p50 25.
+///   Fallbacks served: Tuesday's 2; Monday's one is a single app's and is not split out.
+/// - azure: served 150, 250, 400, 900 ms: p50 the 2nd of 4 at the top of 200–300 = 300, p95
+///   at 0.8 of 750–1000 = 950; throughputs 200, 66.7, 33.3, 12.5 tokens/s: p50 at the top of
+///   30–50 = 50. Errors of two apps count; the timeout of one app does not.
+fn week_answer() -> Value {
+    json!([
+        provider("openai", 8, 0, 8, 2, [400.0, 490.0], 75.0, 25.0),
+        provider("azure", 6, 2, 4, 2, [300.0, 950.0], 75.0, 50.0),
+    ])
+}
+
+async fn providers(server: &Server, query: &str) -> Value {
+    server.get_ok(&format!("/v1/providers?{query}")).await["providers"].clone()
+}
+
+/// Waits (30 s at most) until `/healthz` counts `days` closed days with a current hourly file.
+async fn wait_for_hours(server: &Server, days: u64) {
+    for _ in 0..600 {
+        if server.get_ok("/healthz").await["cube"]["hourly_days"] == days {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{days} days did not get their hourly file within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_figures_are_exact_from_hourly_files_and_raw_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    common::ingest(lake, &events());
+    let week = format!("model={MODEL}&period=week&date=2026-11-02");
+    let tuesday = format!("model={MODEL}&period=day&date=2026-11-03");
+    let tuesday_answer = json!([provider("openai", 4, 0, 4, 2, [400.0, 490.0], 75.0, 25.0)]);
+
+    let raw = Server::start(lake, &["--min-apps", "2", "--raw-reads"]);
+    assert_close(&providers(&raw, &week).await, &week_answer(), "raw, week");
+    assert_close(
+        &providers(&raw, &tuesday).await,
+        &tuesday_answer,
+        "raw, Tuesday",
+    );
+    raw.stop();
+
+    let server = Server::start(lake, &["--min-apps", "2", "--cube-interval-secs", "0.2"]);
+    wait_for_hours(&server, 2).await;
+    let answer = server.get_ok(&format!("/v1/providers?{week}")).await;
+    assert_eq!(answer["model"], MODEL);
+    assert_eq!(answer["period"]["start"], "2026-11-02");
+    assert_close(&answer["providers"], &week_answer(), "hourly files, week");
+    assert_close(
+        &providers(&server, &tuesday).await,
+        &tuesday_answer,
+        "hourly files, Tuesday",
+    );
+    // A task with no traffic, and a model only one app uses: nothing.
+    assert_eq!(
+        providers(&server, &format!("{week}&task=translation")).await,
+        json!([])
+    );
+    assert_eq!(
+        providers(&server, "model=acme/solo&period=week&date=2026-11-02").await,
+        json!([])
+    );
+    // The model page shows the same figures.
+    let (status, html) = server
+        .get_text("/models/openai/gpt-4o?period=week&date=2026-11-02")
+        .await;
+    assert_eq!(status, 200);
+    let tables = common::html_tables(&html);
+    let (_, columns, rows) = tables
+        .iter()
+        .find(|(id, _, _)| id == "provider_performance")
+        .expect("the provider table");
+    assert_eq!(
+        columns,
+        &[
+            "provider",
+            "attempts",
+            "uptime",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "ttft_p50_ms",
+            "throughput_p50_tps",
+            "fallbacks_served"
+        ]
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][..2], ["openai", "8"]);
+    assert_eq!(rows[1][..2], ["azure", "6"]);
+    assert_eq!(rows[1][7], "2");
+    server.stop();
+
+    // A threshold of 3 apps leaves only openai's Monday served unit (three apps); its one-app
+    // fallback is not split out.
+    let strict = Server::start(lake, &["--min-apps", "3", "--raw-reads"]);
+    assert_close(
+        &providers(&strict, &week).await,
+        &json!([provider("openai", 4, 0, 4, 0, [400.0, 490.0], 75.0, 25.0)]),
+        "three apps",
+    );
+    strict.stop();
+}
+
+#[tokio::test]
+async fn bad_provider_parameters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for (query, needle) in [
+        ("", "model is required"),
+        ("model=", "model is required"),
+        ("model=not%20a%20slug", "model"),
+        (&format!("model={MODEL}&period=year") as &str, "period"),
+        (&format!("model={MODEL}&date=2026-13-01"), "date"),
+        (&format!("model={MODEL}&context=long"), "unknown parameter"),
+        (&format!("model={MODEL}&model={MODEL}"), "given twice"),
+        (&format!("model={MODEL}&task=poetry"), "task"),
+    ] {
+        let (status, body) = server.get(&format!("/v1/providers?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{query}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{query}: {message}");
+    }
+    server.stop();
+}
