@@ -15,6 +15,7 @@
 //!   and throughput histograms) and the summary of a closed day's events that its hourly file
 //!   holds.
 //! - [`providers`]: each provider's uptime, latency, throughput and fallbacks for a model.
+//! - [`incidents`]: spans in which most of a provider's attempts failed, to the minute.
 //! - [`apps`]: per-app rows the analyses read (never published as such).
 //! - [`values`]: reading typed values out of Arrow columns.
 //! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
@@ -23,6 +24,7 @@ pub mod apps;
 pub mod engine;
 mod fragments;
 pub mod hourly;
+pub mod incidents;
 pub mod leaderboard;
 pub mod period;
 pub mod privacy;
