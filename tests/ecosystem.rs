@@ -863,9 +863,11 @@ async fn cors_and_openapi() {
         .collect();
     paths.sort();
     let want: Vec<(String, String)> = [
+        ("get", "/feeds/shifts.atom"),
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("get", "/v1/authors"),
+        ("get", "/v1/incidents"),
         ("get", "/v1/index"),
         ("get", "/v1/leaderboard"),
         ("get", "/v1/openapi.json"),

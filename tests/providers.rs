@@ -1,7 +1,8 @@
-//! `GET /v1/providers` and the model page's provider table on hand-made events: exact attempts,
-//! failures, uptime, percentiles read from the hourly histograms, throughput and fallbacks
-//! served; the same from the hourly files as from raw events; units and splits with too few apps
-//! left out; bad parameters refused.
+//! `GET /v1/providers`, the model page's provider table and `GET /v1/incidents` on hand-made
+//! events: exact attempts, failures, uptime, percentiles read from the hourly histograms,
+//! throughput and fallbacks served, incidents to the minute; the same from the hourly files as
+//! from raw events; units, splits and incidents with too few apps left out; bad parameters
+//! refused.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -235,4 +236,84 @@ async fn bad_provider_parameters_are_refused() {
         assert!(message.contains(needle), "{query}: {message}");
     }
     server.stop();
+}
+
+/// Monday 14:05–14:35 every attempt at azure fails (apps a1 and a2), except one served at 14:20;
+/// Tuesday the same, plus one failure of a third app in the morning, which makes Tuesday's
+/// failures outside the incident a single app's: that incident is not published at two apps.
+fn outage_events() -> Vec<Value> {
+    let mut out = Vec::new();
+    for (day, lone_failure) in [("2026-11-02", false), ("2026-11-03", true)] {
+        let at = |id: String, time: &str, app: &str, status: &str| {
+            let e = event(&id, &format!("{day}T{time}Z"), app, MODEL, 100, 10, 0.01);
+            let e = common::with(e, "provider", json!("azure"));
+            common::with(e, "status", json!(status))
+        };
+        for hour in [10, 11, 12, 13, 15, 16] {
+            for (i, app) in ["a1", "a2"].iter().enumerate() {
+                let time = format!("{hour}:{:02}:00", 10 * i);
+                out.push(at(format!("{day}-ok-{hour}-{app}"), &time, app, "ok"));
+            }
+        }
+        for minute in 5..35 {
+            let app = if minute % 2 == 0 { "a1" } else { "a2" };
+            let time = format!("14:{minute:02}:30");
+            let status = if minute == 20 { "ok" } else { "error" };
+            out.push(at(format!("{day}-out-{minute}"), &time, app, status));
+        }
+        if lone_failure {
+            out.push(at(format!("{day}-lone"), "09:00:00", "a3", "timeout"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    common::ingest(lake, &outage_events());
+    let monday = json!([{
+        "provider": "azure", "start": "2026-11-02T14:05:00Z", "end": "2026-11-02T14:35:00Z",
+        "failed_attempts": 29, "attempts": 30, "affected_models": [MODEL],
+    }]);
+    let query = "/v1/incidents?from=2026-11-02&to=2026-11-03";
+
+    let server = Server::start(lake, &["--min-apps", "2", "--cube-interval-secs", "0.2"]);
+    wait_for_hours(&server, 2).await;
+    let answer = server.get_ok(query).await;
+    assert_eq!(answer["from"], "2026-11-02");
+    assert_eq!(answer["to"], "2026-11-03");
+    assert_eq!(answer["incidents"], monday, "from the hourly files");
+    // Only incidents that start in the range.
+    let tuesday = server
+        .get_ok("/v1/incidents?from=2026-11-03&to=2026-11-03")
+        .await;
+    assert_eq!(tuesday["incidents"], json!([]));
+    for (bad, needle) in [
+        ("from=2026-11-04&to=2026-11-03", "after"),
+        ("from=2020-01-01&to=2026-11-03", "spans more than"),
+        ("from=yesterday", "from"),
+        ("provider=azure", "unknown parameter"),
+    ] {
+        let (status, body) = server.get(&format!("/v1/incidents?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{bad}: {body}"
+        );
+    }
+    server.stop();
+
+    let raw = Server::start(lake, &["--min-apps", "2", "--raw-reads"]);
+    assert_eq!(
+        raw.get_ok(query).await["incidents"],
+        monday,
+        "from raw events"
+    );
+    raw.stop();
+    // With a threshold of three apps, two failing apps are not enough.
+    let strict = Server::start(lake, &["--min-apps", "3", "--raw-reads"]);
+    assert_eq!(strict.get_ok(query).await["incidents"], json!([]));
+    strict.stop();
 }

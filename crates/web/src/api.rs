@@ -19,11 +19,31 @@ use serde_json::{Value, json};
 
 type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-/// Longest range `/v1/share` answers in one request.
+/// Longest range `/v1/share` and `/v1/incidents` answer in one request.
 pub const MAX_SHARE_DAYS: u64 = 800;
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
+}
+
+/// The days `from..=to` of a request: `to` defaults to today, `from` to 12 weeks before it; at
+/// most [`MAX_SHARE_DAYS`] apart.
+fn day_range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let to = p.date("to")?.unwrap_or_else(today);
+    let from = p
+        .date("from")?
+        .unwrap_or_else(|| to - Days::new(7 * 12 - 1));
+    if from > to {
+        return Err(ApiError::InvalidParameter(format!(
+            "from ({from}) is after to ({to})"
+        )));
+    }
+    if (to - from).num_days() as u64 > MAX_SHARE_DAYS {
+        return Err(ApiError::InvalidParameter(format!(
+            "from..to spans more than {MAX_SHARE_DAYS} days"
+        )));
+    }
+    Ok((from, to))
 }
 
 fn figures_json(f: &Figures) -> Value {
@@ -58,6 +78,10 @@ query_params!(
 query_params!(
     /// Query parameters of `/v1/providers`.
     ProvidersParams = ["model", "period", "date", "task"]
+);
+query_params!(
+    /// Query parameters of `/v1/incidents`.
+    IncidentsParams = ["from", "to"]
 );
 query_params!(
     /// Query parameters of `/v1/tasks`.
@@ -138,20 +162,7 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
     let granularity = p
         .get::<Granularity>("granularity")?
         .unwrap_or(Granularity::Week);
-    let to = p.date("to")?.unwrap_or_else(today);
-    let from = p
-        .date("from")?
-        .unwrap_or_else(|| to - Days::new(7 * 12 - 1));
-    if from > to {
-        return Err(ApiError::InvalidParameter(format!(
-            "from ({from}) is after to ({to})"
-        )));
-    }
-    if (to - from).num_days() as u64 > MAX_SHARE_DAYS {
-        return Err(ApiError::InvalidParameter(format!(
-            "from..to spans more than {MAX_SHARE_DAYS} days"
-        )));
-    }
+    let (from, to) = day_range(&p)?;
     let query = ShareQuery {
         task: p.get::<Task>("task")?,
         by: p.get::<Measure>("by")?.unwrap_or(Measure::Tokens),
@@ -210,6 +221,24 @@ pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json
         "period": query.period,
         "task": query.task.map(|t| t.as_str()),
         "providers": providers,
+    })))
+}
+
+/// Provider incidents found in the data, to the minute
+///
+/// Spans in which most attempts routed to a provider failed (`error` or `timeout`), that
+/// started between `from` and `to` (inclusive): candidate hours from the hourly summaries,
+/// refined to the minute from the provider's events (docs/METRICS.md, "Provider incidents").
+#[utoipa::path(get, path = "/v1/incidents", params(IncidentsParams),
+    responses((status = 200, description = "the incidents, oldest first", body = Object)))]
+pub async fn incidents(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, IncidentsParams::NAMES)?;
+    let (from, to) = day_range(&p)?;
+    let incidents = s.query.incidents(from, to + Days::new(1)).await?;
+    Ok(Json(json!({
+        "from": from,
+        "to": to,
+        "incidents": incidents,
     })))
 }
 

@@ -7,6 +7,7 @@
 //! - [`api`]: leaderboard, authors, share and tasks endpoints.
 //! - [`ops`]: `/healthz` and Prometheus `/metrics`.
 //! - [`analytics`]: retention, switches, preference index, price vs share, shifts.
+//! - [`feed`]: `/feeds/shifts.atom`, the significant shifts as an Atom feed.
 //! - [`snapshots`]: `/v1/snapshots` listing and Parquet downloads (ETag, Range).
 //! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
 //! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL,
@@ -26,6 +27,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod feed;
 pub mod ingest;
 pub mod keys;
 pub mod limits;
@@ -234,11 +236,13 @@ pub(crate) fn public_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::share))
         .routes(routes!(api::tasks))
         .routes(routes!(api::providers))
+        .routes(routes!(api::incidents))
         .routes(routes!(analytics::retention_endpoint))
         .routes(routes!(analytics::switches_endpoint))
         .routes(routes!(analytics::index_endpoint))
         .routes(routes!(analytics::price_share_endpoint))
         .routes(routes!(analytics::shifts_endpoint))
+        .routes(routes!(feed::shifts_feed))
 }
 
 /// Ingest in every format, admin SQL, snapshots, the API description, health and metrics.
