@@ -2,12 +2,12 @@
 //! ground-truth manifest, not hard-coded): the release gains share in its winning task and loses
 //! it in the other, each real price cut shows up as a shift with the cut attached, apps abandon
 //! the release in its losing task (retention), the index ranks it last there, and the provider
-//! outage shows in the failed provider's uptime.
+//! outage shows in the failed provider's uptime and as an incident within 15 minutes.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use common::Server;
 use serde_json::Value;
 
@@ -234,5 +234,62 @@ async fn planted_effects_are_recovered() {
         failed(&that_day) > 3 * failed(&before),
         "{that_day} vs {before}"
     );
+
+    // The shifts feed (read by a real Atom parser) tells of each cut: read as of the day after
+    // the cut's week closed, it holds the first entry where the cut model gains, a day entry
+    // when a day was enough for the test, at the latest the entry of the cut's week.
+    for cut in effects.iter().filter(|e| e["kind"] == "price_cut") {
+        let model = cut["slug"].as_str().unwrap();
+        let date: NaiveDate = cut["date"].as_str().unwrap().parse().unwrap();
+        let monday = date - Days::new(u64::from(date.weekday().num_days_from_monday()));
+        let (status, xml) = server
+            .get_text(&format!(
+                "/feeds/shifts.atom?date={}",
+                monday + Days::new(8)
+            ))
+            .await;
+        assert_eq!(status, 200);
+        let feed: atom_syndication::Feed = xml.parse().unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let cut_at = cut["ts_us"].as_i64().unwrap() / 1_000_000;
+        let first = feed
+            .entries()
+            .iter()
+            .filter(|e| e.title().as_str().starts_with(&format!("{model} gained ")))
+            .map(|e| e.updated().timestamp())
+            .filter(|t| *t > cut_at)
+            .min()
+            .unwrap_or_else(|| panic!("no feed entry for {model}'s cut: {xml}"));
+        let delay_hours = (first - cut_at) as f64 / 3600.0;
+        eprintln!("detection delay of the {model} cut ({date}): {delay_hours} h");
+        assert!(delay_hours <= 8.0 * 24.0, "{model}: {delay_hours} h");
+    }
+
+    // `/v1/incidents` finds it from the data alone, start and end within 15 minutes.
+    let found = server
+        .get_ok(&format!(
+            "/v1/incidents?from={}&to={}",
+            day - Days::new(1),
+            day + Days::new(1)
+        ))
+        .await;
+    let incident = found["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["provider"] == down)
+        .unwrap_or_else(|| panic!("no incident of {down}: {found}"));
+    let seconds = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let planted = |key: &str| outage[key].as_i64().unwrap() / 1_000_000;
+    for (found, planted_key) in [("start", "start_us"), ("end", "end_us")] {
+        let off = (seconds(&incident[found]) - planted(planted_key)).abs();
+        assert!(
+            off <= 15 * 60,
+            "{found} off by {off} s: {incident} vs {outage}"
+        );
+    }
     server.stop();
 }

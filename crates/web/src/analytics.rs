@@ -12,7 +12,7 @@ use chrono::{Days, NaiveDate, Utc};
 use modelshare_analytics::index::{IndexConfig, PreferenceIndex};
 use modelshare_analytics::price_share::{ModelFigures, price_share};
 use modelshare_analytics::retention::{ModelRetention, retention, retention_all};
-use modelshare_analytics::shifts::{FDR, Movement, Published, shifts};
+use modelshare_analytics::shifts::{FDR, Movement, Published, TaskShifts, shifts};
 use modelshare_analytics::switches::{Flow, switches};
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
 use modelshare_catalog::Catalog;
@@ -366,11 +366,42 @@ pub async fn shifts_endpoint(
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let date = p.date("date")?.unwrap_or_else(last_closed_week_day);
+    let answer = compute_shifts(&s, task, kind, date).await?;
+    Ok(Json(json!({
+        "period": answer.period,
+        "previous": answer.previous,
+        "task": task.map(|t| t.as_str()),
+        "fdr": FDR,
+        "tasks": answer.tasks.iter().map(|t| json!({
+            "task": t.task.as_str(),
+            "tested": t.tested,
+            "gainers": t.gainers.iter().map(movement_json).collect::<Vec<_>>(),
+            "losers": t.losers.iter().map(movement_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// The significant movements of the day or ISO week containing `date` against the one before.
+#[derive(Debug)]
+pub(crate) struct ShiftsAnswer {
+    pub period: Period,
+    pub previous: Period,
+    pub tasks: Vec<TaskShifts>,
+}
+
+/// What `/v1/shifts` and the shifts feed answer for one period: the panel of the period and the
+/// one before, their published figures, and the tests.
+pub(crate) async fn compute_shifts(
+    s: &AppState,
+    task: Option<Task>,
+    kind: PeriodKind,
+    date: NaiveDate,
+) -> Result<ShiftsAnswer, ApiError> {
     let period = Period::containing(kind, date);
     let previous = period.previous();
     let panel = match kind {
         PeriodKind::Week => {
-            Panel::load(&s.query, rollups(&s)?, task, Weeks::ending(period.start, 2)).await?
+            Panel::load(&s.query, rollups(s)?, task, Weeks::ending(period.start, 2)).await?
         }
         PeriodKind::Day => Panel::load_days(&s.query, task, previous.start, 2).await?,
         PeriodKind::Month => {
@@ -380,25 +411,18 @@ pub async fn shifts_endpoint(
             ));
         }
     };
-    let published = published_shifts(&s, task, &period, &previous).await?;
-    let result = shifts(
+    let published = published_shifts(s, task, &period, &previous).await?;
+    let tasks = shifts(
         &panel,
         &published,
         period.start,
         period.end,
         Catalog::embedded(),
-        config(&s),
+        config(s),
     );
-    Ok(Json(json!({
-        "period": period,
-        "previous": previous,
-        "task": task.map(|t| t.as_str()),
-        "fdr": FDR,
-        "tasks": result.iter().map(|t| json!({
-            "task": t.task.as_str(),
-            "tested": t.tested,
-            "gainers": t.gainers.iter().map(movement_json).collect::<Vec<_>>(),
-            "losers": t.losers.iter().map(movement_json).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(ShiftsAnswer {
+        period,
+        previous,
+        tasks,
+    })
 }
