@@ -30,7 +30,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Load NDJSON files (or `-` for stdin) straight into a lake.
     Ingest(IngestArgs),
-    /// Run SQL over the lake (tables `events`, `app_days`).
+    /// Run SQL over the lake (tables `events`, `app_days`, `hourly`).
     Query(QueryArgs),
     /// Generate synthetic traffic into a lake or stream it to a server.
     Generate(GenerateArgs),
