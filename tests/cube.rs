@@ -141,7 +141,7 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     );
     let paths = with_model_pages(&cube_server, paths(last), last).await;
     let from_cube = answers(&cube_server, &paths).await;
-    wait_for_hours(&cube_server, 35).await;
+    cube_server.wait_for_hourly_days(35).await;
     let hourly = [
         "SELECT date, status, sum(requests) AS n, sum(fallbacks) AS f,            sum(reasoning_tokens + cached_tokens) AS t, sum(latency_ms_sum) AS l,            sum(ttft_ms_sum) AS tt, sum(latency_le_1000ms) AS h,            CAST(sum(cost_usd) AS VARCHAR) AS c, count(*) AS rows          FROM hourly GROUP BY date, status ORDER BY date, status",
         "SELECT CAST(hour AS VARCHAR) AS hour, model, provider, status, requests,            latency_le_300ms AS a, latency_le_3000ms AS b, latency_le_30000ms AS c          FROM hourly WHERE date = '2026-10-20' AND task = 'programming'          ORDER BY hour, model, provider, status",
@@ -272,18 +272,6 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     );
 }
 
-/// Waits (30 s at most) until `/healthz` counts `days` closed days with a current hourly file.
-async fn wait_for_hours(server: &Server, days: u64) {
-    for _ in 0..600 {
-        let health = server.get_ok("/healthz").await;
-        if health["cube"]["hourly_days"] == days {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{days} days did not get their hourly file within 30 s");
-}
-
 /// The `hourly` view on hand-made events of a closed day: exact counts, sums and histogram,
 /// the same from the day's hourly file, from raw events, with a late event still live, and
 /// after that event is flushed (the stale file is replaced).
@@ -338,7 +326,7 @@ async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
         || common::files_in(&lake.join(format!("rollups/hourly/date={day}")), ".parquet");
 
     let server = Server::start(lake, &flags);
-    wait_for_hours(&server, 1).await;
+    server.wait_for_hourly_days(1).await;
     assert_eq!(hour_files().len(), 1);
     assert_eq!(
         server.sql_rows(&[], query).await,
@@ -373,7 +361,7 @@ async fn hourly_rows_are_exact_from_the_summary_and_from_raw_events() {
 
     // Flushed, the late event makes the day's file stale: read raw until it is written again.
     let server = Server::start(lake, &flags);
-    wait_for_hours(&server, 1).await;
+    server.wait_for_hourly_days(1).await;
     let second = hour_files();
     assert_eq!(second.len(), 1);
     assert_ne!(first, second, "a new file for the day's new events files");

@@ -126,17 +126,6 @@ async fn providers(server: &Server, query: &str) -> Value {
     server.get_ok(&format!("/v1/providers?{query}")).await["providers"].clone()
 }
 
-/// Waits (30 s at most) until `/healthz` counts `days` closed days with a current hourly file.
-async fn wait_for_hours(server: &Server, days: u64) {
-    for _ in 0..600 {
-        if server.get_ok("/healthz").await["cube"]["hourly_days"] == days {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{days} days did not get their hourly file within 30 s");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_figures_are_exact_from_hourly_files_and_raw_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,7 +145,7 @@ async fn provider_figures_are_exact_from_hourly_files_and_raw_events() {
     raw.stop();
 
     let server = Server::start(lake, &["--min-apps", "2", "--cube-interval-secs", "0.2"]);
-    wait_for_hours(&server, 2).await;
+    server.wait_for_hourly_days(2).await;
     let answer = server.get_ok(&format!("/v1/providers?{week}")).await;
     assert_eq!(answer["model"], MODEL);
     assert_eq!(answer["period"]["start"], "2026-11-02");
@@ -280,7 +269,7 @@ async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
     let query = "/v1/incidents?from=2026-11-02&to=2026-11-03";
 
     let server = Server::start(lake, &["--min-apps", "2", "--cube-interval-secs", "0.2"]);
-    wait_for_hours(&server, 2).await;
+    server.wait_for_hourly_days(2).await;
     let answer = server.get_ok(query).await;
     assert_eq!(answer["from"], "2026-11-02");
     assert_eq!(answer["to"], "2026-11-03");

@@ -434,6 +434,51 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_eq!(h1, model.as_str());
     assert_images_loaded_and_no_errors(&b, "model page").await;
     b.screenshot(&shots.join("model.png")).await;
+    // Its provider table is /v1/providers for the model and the page's week.
+    let week = b
+        .js("return document.querySelector('input[name=date]').value;")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api = s
+        .get_ok(&format!(
+            "/v1/providers?model={model}&period=week&date={week}"
+        ))
+        .await;
+    let expected: Vec<(String, String)> = api["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["provider"].as_str().unwrap().to_owned(),
+                p["attempts"].to_string(),
+            )
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{api}");
+    let shown: Vec<(String, String)> = table_rows(&b, "provider_performance")
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(shown, expected);
+
+    // The providers page: every provider over all models, each at least what it did for the
+    // model above.
+    b.goto(&format!("{}/providers?period=week&date={week}", s.url))
+        .await;
+    let all = table_rows(&b, "provider_performance").await;
+    for (provider, attempts) in &expected {
+        let row = all
+            .iter()
+            .find(|r| &r[0] == provider)
+            .unwrap_or_else(|| panic!("{provider} missing on /providers: {all:?}"));
+        assert!(row[1].parse::<u64>().unwrap() >= attempts.parse::<u64>().unwrap());
+    }
+    assert_images_loaded_and_no_errors(&b, "providers page").await;
+    b.screenshot(&shots.join("providers.png")).await;
 
     // Readable on a phone: nothing wider than the viewport except scrollable tables.
     b.resize(390, 1800).await;
@@ -444,6 +489,12 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_eq!(overflow, true, "the page scrolls sideways on a phone");
     assert_images_loaded_and_no_errors(&b, "phone").await;
     b.screenshot(&shots.join("home-phone.png")).await;
+    b.goto(&format!("{}/providers", s.url)).await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(overflow, true, "/providers scrolls sideways on a phone");
+    b.screenshot(&shots.join("providers-phone.png")).await;
 
     // A 404 page renders as HTML (its status shows as a console error, so logs are drained).
     b.goto(&format!("{}/tasks/coding", s.url)).await;

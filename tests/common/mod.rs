@@ -144,6 +144,18 @@ impl Server {
         (status, resp.text().await.unwrap())
     }
 
+    /// Waits (30 s at most) until `/healthz` counts `days` closed days with a current hourly
+    /// file.
+    pub async fn wait_for_hourly_days(&self, days: u64) {
+        for _ in 0..600 {
+            if self.get_ok("/healthz").await["cube"]["hourly_days"] == days {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{days} days did not get their hourly file within 30 s");
+    }
+
     /// A GET that must answer 200; its JSON body.
     pub async fn get_ok(&self, path_and_query: &str) -> Value {
         let (status, body) = self.get(path_and_query).await;

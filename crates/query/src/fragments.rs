@@ -1,7 +1,20 @@
 //! SQL fragments more than one query shares, so each rule is written once.
 
+use modelshare_event::Status;
+
 /// The rows of successful requests: the only ones any usage figure counts.
 pub(crate) const OK_ROWS: &str = "status = 'ok'";
+
+/// The statuses of a failed attempt, as an SQL list (`status IN (…)`): what counts against a
+/// provider's uptime and makes an incident. Other outcomes (cancelled, filtered, rate limited)
+/// are answers.
+pub(crate) fn failed_statuses() -> String {
+    [Status::Error, Status::Timeout]
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The ISO week of a row, from its `date` partition column: the Monday, `YYYY-MM-DD` (one
 /// value per file, not per row).

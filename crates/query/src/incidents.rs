@@ -22,10 +22,10 @@
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, ScalarValue};
+use crate::fragments::failed_statuses;
 use crate::privacy::publishable;
 use crate::values::{str_at, u64_at};
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use modelshare_event::Status;
 use serde::Serialize;
 
 /// Failed attempts an hour needs to be a candidate.
@@ -112,15 +112,6 @@ pub fn incident_spans(minutes: &[MinuteCounts]) -> Vec<Span> {
     spans.extend(open);
     spans.retain(|s| s.failed >= MIN_INCIDENT_FAILURES);
     spans
-}
-
-/// The statuses that make an attempt failed.
-fn failed_statuses() -> String {
-    [Status::Error, Status::Timeout]
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn text(s: impl Into<String>) -> ScalarValue {

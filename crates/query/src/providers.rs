@@ -18,7 +18,7 @@
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
-use crate::fragments::OK_ROWS;
+use crate::fragments::{OK_ROWS, failed_statuses};
 use crate::hourly::{
     LATENCY_BOUNDS_MS, THROUGHPUT_BOUNDS_TPS, TTFT_BOUNDS_MS, latency_column, percentile,
     throughput_column, ttft_column,
@@ -26,13 +26,14 @@ use crate::hourly::{
 use crate::period::Period;
 use crate::privacy::{Scope, publishable_sql};
 use crate::values::{str_at, u64_at};
-use modelshare_event::{Status, Task};
+use modelshare_event::Task;
 use serde::Serialize;
 
 /// Which providers' figures to compute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvidersQuery {
-    pub model: String,
+    /// One model's providers, or (`None`) every provider over all the models it served.
+    pub model: Option<String>,
     pub period: Period,
     pub task: Option<Task>,
 }
@@ -58,15 +59,6 @@ pub struct ProviderFigures {
     /// Output tokens per second after the first token, median over served requests with
     /// output.
     pub throughput_p50_tps: Option<f64>,
-}
-
-/// The statuses that count against uptime.
-fn failed_statuses() -> String {
-    [Status::Error, Status::Timeout]
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Every histogram column of the hourly view.
@@ -134,9 +126,13 @@ fn histogram_percentile(
 }
 
 impl QueryEngine {
-    /// Each provider's performance for `q.model` in `q.period`, most attempts first.
+    /// Each provider's performance for `q.model` (or all models) in `q.period`, most attempts
+    /// first.
     pub async fn providers(&self, q: &ProvidersQuery) -> Result<Vec<ProviderFigures>, QueryError> {
-        let scope = Scope::period(&q.period, q.task).with_model(q.model.clone());
+        let mut scope = Scope::period(&q.period, q.task);
+        if let Some(model) = &q.model {
+            scope = scope.with_model(model.clone());
+        }
         let sql = providers_sql(&scope);
         let params = scope.params(self.config().min_apps);
         let mut out = Vec::new();

@@ -241,18 +241,16 @@ impl Registry {
             NamedQuery {
                 name: "model_provider_performance",
                 params: &[P, D, M],
-                columns: &[
-                    "provider",
-                    "attempts",
-                    "uptime",
-                    "latency_p50_ms",
-                    "latency_p95_ms",
-                    "ttft_p50_ms",
-                    "throughput_p50_tps",
-                    "fallbacks_served",
-                ],
-                roles: &[("label", "provider"), ("value", "uptime")],
+                columns: PROVIDER_COLUMNS,
+                roles: &[("label", "provider"), ("value", "attempts")],
                 run: run_fn(|e, a| Box::pin(model_provider_performance(e, a))),
+            },
+            NamedQuery {
+                name: "provider_performance",
+                params: &[P, D],
+                columns: PROVIDER_COLUMNS,
+                roles: &[("label", "provider"), ("value", "attempts")],
+                run: run_fn(|e, a| Box::pin(provider_performance(e, a))),
             },
             NamedQuery {
                 name: "model_attempts",
@@ -602,14 +600,41 @@ async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
     Ok(t)
 }
 
-/// How each provider served the model in the period: uptime, latency, time to first token,
-/// throughput and fallbacks served (see `modelshare_query::providers` for what is counted).
+/// The columns of a provider performance table.
+const PROVIDER_COLUMNS: &[&str] = &[
+    "provider",
+    "attempts",
+    "uptime",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ttft_p50_ms",
+    "throughput_p50_tps",
+    "fallbacks_served",
+];
+
+/// How each provider served the model in the period.
 async fn model_provider_performance(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let query = ProvidersQuery {
-        model: a.model()?.to_owned(),
+        model: Some(a.model()?.to_owned()),
         period: a.period,
         task: None,
     };
+    provider_table(&engine, &query).await
+}
+
+/// How each provider served all the models it served in the period.
+async fn provider_performance(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let query = ProvidersQuery {
+        model: None,
+        period: a.period,
+        task: None,
+    };
+    provider_table(&engine, &query).await
+}
+
+/// Uptime, latency, time to first token, throughput and fallbacks served per provider (see
+/// `modelshare_query::providers` for what is counted).
+async fn provider_table(engine: &QueryEngine, query: &ProvidersQuery) -> Result<Table, SiteError> {
     let ms = |v: Option<f64>| v.map_or(Cell::Null, |v| Cell::Float(v.round()));
     let mut t = Table::new(vec![
         Column::new("provider", "Provider", Format::Plain),
@@ -621,7 +646,7 @@ async fn model_provider_performance(engine: QueryEngine, a: Args) -> Result<Tabl
         Column::new("throughput_p50_tps", "Tokens/s p50", Format::Count),
         Column::new("fallbacks_served", "Fallbacks served", Format::Count),
     ]);
-    for p in engine.providers(&query).await? {
+    for p in engine.providers(query).await? {
         t.push(vec![
             Cell::text(&p.provider),
             count(p.attempts),

@@ -211,13 +211,13 @@ pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json
     })?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let query = ProvidersQuery {
-        model: model.as_str().to_owned(),
+        model: Some(model.as_str().to_owned()),
         period: Period::containing(kind, p.date("date")?.unwrap_or_else(today)),
         task: p.get::<Task>("task")?,
     };
     let providers = s.query.providers(&query).await?;
     Ok(Json(json!({
-        "model": query.model,
+        "model": model.as_str(),
         "period": query.period,
         "task": query.task.map(|t| t.as_str()),
         "providers": providers,

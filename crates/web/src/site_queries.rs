@@ -227,6 +227,7 @@ mod tests {
                 "/",
                 "/index",
                 "/models/{author}/{model}",
+                "/providers",
                 "/snapshots",
                 "/tasks/{task}"
             ]
