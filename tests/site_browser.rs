@@ -480,6 +480,33 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_images_loaded_and_no_errors(&b, "providers page").await;
     b.screenshot(&shots.join("providers.png")).await;
 
+    // The shifts page lists what /v1/shifts answers for the same week, in the same order.
+    b.goto(&format!("{}/shifts?period=week&date={week}", s.url))
+        .await;
+    let api = s
+        .get_ok(&format!("/v1/shifts?period=week&date={week}"))
+        .await;
+    let mut expected = Vec::new();
+    for t in api["tasks"].as_array().unwrap() {
+        for (side, direction) in [("gainers", "gained"), ("losers", "lost")] {
+            for m in t[side].as_array().unwrap() {
+                expected.push(vec![
+                    t["task"].as_str().unwrap().to_owned(),
+                    direction.to_owned(),
+                    m["model"].as_str().unwrap().to_owned(),
+                ]);
+            }
+        }
+    }
+    let shown: Vec<Vec<String>> = table_rows(&b, "shifts")
+        .await
+        .into_iter()
+        .map(|r| r[..3].to_vec())
+        .collect();
+    assert_eq!(shown, expected);
+    assert_images_loaded_and_no_errors(&b, "shifts page").await;
+    b.screenshot(&shots.join("shifts.png")).await;
+
     // Readable on a phone: nothing wider than the viewport except scrollable tables.
     b.resize(390, 1800).await;
     b.goto(&format!("{}/", s.url)).await;

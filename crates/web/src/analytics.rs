@@ -18,7 +18,7 @@ use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Week
 use modelshare_catalog::Catalog;
 use modelshare_event::event::author_of;
 use modelshare_event::{ModelSlug, Task};
-use modelshare_query::{Dim, Period, PeriodKind, Scope};
+use modelshare_query::{Dim, Period, PeriodKind, QueryEngine, QueryError, Scope};
 use serde_json::{Value, json};
 
 type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -63,7 +63,7 @@ fn config(s: &AppState) -> AnalyticsConfig {
     }
 }
 
-fn rollups(s: &AppState) -> Result<&Rollups, ApiError> {
+pub(crate) fn rollups(s: &AppState) -> Result<&Rollups, ApiError> {
     s.rollups
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("this server has no lake to analyse".into()))
@@ -327,17 +327,17 @@ fn movement_json(m: &Movement) -> Value {
 
 /// The published figures per task and model of the period and the one before.
 async fn published_shifts(
-    s: &AppState,
+    query: &QueryEngine,
     task: Option<Task>,
     period: &Period,
     previous: &Period,
-) -> Result<Published, ApiError> {
+) -> Result<Published, QueryError> {
     let mut out = Published::default();
     for (slot, p) in [previous, period].into_iter().enumerate() {
         let scope = Scope::period(p, task);
         let (models, tasks) = tokio::try_join!(
-            s.query.published(&scope, &[Dim::Task, Dim::Model]),
-            s.query.published(&scope, &[Dim::Task]),
+            query.published(&scope, &[Dim::Task, Dim::Model]),
+            query.published(&scope, &[Dim::Task]),
         )?;
         for (key, f) in models {
             if let [t, model] = key.as_slice()
@@ -366,7 +366,13 @@ pub async fn shifts_endpoint(
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let date = p.date("date")?.unwrap_or_else(last_closed_week_day);
-    let answer = compute_shifts(&s, task, kind, date).await?;
+    let kind = ShiftKind::of(kind).ok_or_else(|| {
+        ApiError::InvalidParameter(
+            "period: shifts compare a day or an ISO week with the one before; accepted: day, week"
+                .into(),
+        )
+    })?;
+    let answer = compute_shifts(&s.query, rollups(&s)?, task, kind, date).await?;
     Ok(Json(json!({
         "period": answer.period,
         "previous": answer.previous,
@@ -381,6 +387,24 @@ pub async fn shifts_endpoint(
     })))
 }
 
+/// The periods shifts compare with the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShiftKind {
+    Day,
+    Week,
+}
+
+impl ShiftKind {
+    /// `None` for a month: shifts are tested per day or ISO week.
+    pub(crate) fn of(kind: PeriodKind) -> Option<ShiftKind> {
+        match kind {
+            PeriodKind::Day => Some(ShiftKind::Day),
+            PeriodKind::Week => Some(ShiftKind::Week),
+            PeriodKind::Month => None,
+        }
+    }
+}
+
 /// The significant movements of the day or ISO week containing `date` against the one before.
 #[derive(Debug)]
 pub(crate) struct ShiftsAnswer {
@@ -389,36 +413,38 @@ pub(crate) struct ShiftsAnswer {
     pub tasks: Vec<TaskShifts>,
 }
 
-/// What `/v1/shifts` and the shifts feed answer for one period: the panel of the period and the
-/// one before, their published figures, and the tests.
+/// What `/v1/shifts`, the shifts feed and the `/shifts` page answer for one period: the panel
+/// of the period and the one before, their published figures, and the tests.
 pub(crate) async fn compute_shifts(
-    s: &AppState,
+    query: &QueryEngine,
+    rollups: &Rollups,
     task: Option<Task>,
-    kind: PeriodKind,
+    kind: ShiftKind,
     date: NaiveDate,
-) -> Result<ShiftsAnswer, ApiError> {
-    let period = Period::containing(kind, date);
-    let previous = period.previous();
-    let panel = match kind {
-        PeriodKind::Week => {
-            Panel::load(&s.query, rollups(s)?, task, Weeks::ending(period.start, 2)).await?
+) -> Result<ShiftsAnswer, AnalyticsError> {
+    let (period, panel) = match kind {
+        ShiftKind::Week => {
+            let period = Period::containing(PeriodKind::Week, date);
+            let weeks = Weeks::ending(period.start, 2);
+            (period, Panel::load(query, rollups, task, weeks).await?)
         }
-        PeriodKind::Day => Panel::load_days(&s.query, task, previous.start, 2).await?,
-        PeriodKind::Month => {
-            return Err(ApiError::InvalidParameter(
-                "period: shifts compare a day or an ISO week with the one before; accepted: day, week"
-                    .into(),
-            ));
+        ShiftKind::Day => {
+            let period = Period::containing(PeriodKind::Day, date);
+            let start = period.previous().start;
+            (period, Panel::load_days(query, task, start, 2).await?)
         }
     };
-    let published = published_shifts(s, task, &period, &previous).await?;
+    let previous = period.previous();
+    let published = published_shifts(query, task, &period, &previous).await?;
     let tasks = shifts(
         &panel,
         &published,
         period.start,
         period.end,
         Catalog::embedded(),
-        config(s),
+        AnalyticsConfig {
+            min_apps: query.config().min_apps,
+        },
     );
     Ok(ShiftsAnswer {
         period,

@@ -7,7 +7,7 @@
 //! derived from (period kind, period start, task, model, direction), so it is stable across
 //! requests and servers.
 
-use crate::analytics::{ShiftsAnswer, compute_shifts};
+use crate::analytics::{ShiftKind, ShiftsAnswer, compute_shifts, rollups};
 use crate::openapi::query_params;
 use crate::params::Params;
 use crate::{ApiError, AppState};
@@ -175,14 +175,16 @@ fn feed_xml(answers: &[ShiftsAnswer], date: NaiveDate) -> String {
 pub async fn shifts_feed(State(s): State<AppState>, q: QueryParams) -> Result<Response, ApiError> {
     let p = Params::new(q, FeedParams::NAMES)?;
     let date = p.date("date")?.unwrap_or_else(|| Utc::now().date_naive());
+    let rollups = rollups(&s)?;
     let mut answers = Vec::new();
     for back in 1..=FEED_DAYS {
-        answers.push(compute_shifts(&s, None, PeriodKind::Day, date - Days::new(back)).await?);
+        let day = date - Days::new(back);
+        answers.push(compute_shifts(&s.query, rollups, None, ShiftKind::Day, day).await?);
     }
     let this_week = Period::containing(PeriodKind::Week, date);
     for back in 1..=FEED_WEEKS {
         let day = this_week.start - Days::new(7 * back);
-        answers.push(compute_shifts(&s, None, PeriodKind::Week, day).await?);
+        answers.push(compute_shifts(&s.query, rollups, None, ShiftKind::Week, day).await?);
     }
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],

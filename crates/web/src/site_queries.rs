@@ -3,6 +3,7 @@
 //! They live here because they need the lake's rollup and snapshot directory, which the site
 //! crate does not know about.
 
+use crate::analytics::{ShiftKind, compute_shifts};
 use modelshare_analytics::index::{IndexConfig, preference_index};
 use modelshare_analytics::retention::retention;
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
@@ -26,23 +27,36 @@ fn site_error(e: AnalyticsError) -> SiteError {
     }
 }
 
+/// The rollups of the lake at `lake_root`.
+fn open_rollups(lake_root: &Path) -> Result<Rollups, SiteError> {
+    Lake::open(lake_root)
+        .map(Rollups::new)
+        .map_err(|e| SiteError::Source {
+            source_name: "opening the lake's rollups",
+            message: e.to_string(),
+        })
+}
+
 /// The panel of the [`WINDOW_WEEKS`] weeks ending with the page's period.
 async fn window_panel(
     engine: &modelshare_query::QueryEngine,
     a: &Args,
     lake_root: &Path,
 ) -> Result<(Panel, Weeks), SiteError> {
-    let rollups = Lake::open(lake_root)
-        .map(Rollups::new)
-        .map_err(|e| SiteError::Source {
-            source_name: "opening the lake's rollups",
-            message: e.to_string(),
-        })?;
+    let rollups = open_rollups(lake_root)?;
     let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
     let panel = Panel::load(engine, &rollups, a.task, weeks)
         .await
         .map_err(site_error)?;
     Ok((panel, weeks))
+}
+
+/// A model's name linking to its page.
+fn model_cell(model: &str) -> Cell {
+    Cell::Link {
+        text: model.to_owned(),
+        href: model_href(model),
+    }
 }
 
 fn count(n: u64) -> Cell {
@@ -83,10 +97,7 @@ async fn index_table(
     for r in &idx.ranked {
         t.push(vec![
             Cell::Int(i64::from(r.rank)),
-            Cell::Link {
-                text: r.model.clone(),
-                href: model_href(&r.model),
-            },
+            model_cell(&r.model),
             Cell::text(author_of(&r.model)),
             Cell::Float(r.rating.round()),
             Cell::Float(r.lower.round()),
@@ -164,7 +175,60 @@ async fn snapshots_table(lake_root: PathBuf) -> Result<Table, SiteError> {
     Ok(t)
 }
 
-/// Adds `preference_index`, `retention` and `snapshots` for the lake at `lake_root`.
+/// The significant gainers and losers of the page's day or week against the one before, per
+/// task: what `/v1/shifts` answers, one row per movement.
+async fn shifts_table(
+    engine: modelshare_query::QueryEngine,
+    a: Args,
+    lake_root: PathBuf,
+) -> Result<Table, SiteError> {
+    let kind = ShiftKind::of(a.period.kind).ok_or_else(|| {
+        SiteError::BadParam(
+            "period: shifts compare a day or an ISO week with the one before; accepted: day, week"
+                .into(),
+        )
+    })?;
+    let rollups = open_rollups(&lake_root)?;
+    let answer = compute_shifts(&engine, &rollups, a.task, kind, a.period.start)
+        .await
+        .map_err(site_error)?;
+    let mut t = Table::new(vec![
+        Column::new("task", "Task", Format::Plain),
+        Column::new("direction", "Direction", Format::Plain),
+        Column::new("model", "Model", Format::Plain),
+        Column::new("change", "Change", Format::ShareChange),
+        Column::new("share", "Share", Format::Share),
+        Column::new("previous_share", "Share before", Format::Share),
+        Column::new("apps_up", "Apps up", Format::Count),
+        Column::new("apps_down", "Apps down", Format::Count),
+        Column::new("price_change", "Price change", Format::Plain),
+    ]);
+    for task in &answer.tasks {
+        let moves = task.gainers.iter().map(|m| ("gained", m));
+        for (direction, m) in moves.chain(task.losers.iter().map(|m| ("lost", m))) {
+            let price = m
+                .price_changes
+                .iter()
+                .map(|c| format!("{:+.1}% on {}", c.relative_change() * 100.0, c.date))
+                .collect::<Vec<_>>()
+                .join("; ");
+            t.push(vec![
+                Cell::text(task.task.as_str()),
+                Cell::text(direction),
+                model_cell(&m.model),
+                Cell::Float(m.change),
+                Cell::Float(m.share),
+                Cell::Float(m.previous_share),
+                count(m.apps_up),
+                count(m.apps_down),
+                Cell::Text(price),
+            ]);
+        }
+    }
+    Ok(t)
+}
+
+/// Adds `preference_index`, `retention`, `shifts` and `snapshots` for the lake at `lake_root`.
 pub fn register(registry: &mut Registry, lake_root: &Path) -> Result<(), SiteError> {
     let root = lake_root.to_owned();
     registry.register(NamedQuery {
@@ -198,6 +262,24 @@ pub fn register(registry: &mut Registry, lake_root: &Path) -> Result<(), SiteErr
     })?;
     let root = lake_root.to_owned();
     registry.register(NamedQuery {
+        name: "shifts",
+        params: &[Param::Period, Param::Date, Param::Task],
+        columns: &[
+            "task",
+            "direction",
+            "model",
+            "change",
+            "share",
+            "previous_share",
+            "apps_up",
+            "apps_down",
+            "price_change",
+        ],
+        roles: &[("label", "model"), ("value", "change")],
+        run: run_fn(move |e, a| Box::pin(shifts_table(e, a, root.clone()))),
+    })?;
+    let root = lake_root.to_owned();
+    registry.register(NamedQuery {
         name: "snapshots",
         params: &[],
         columns: &["week", "revision", "file", "rows", "bytes", "sha256"],
@@ -228,6 +310,7 @@ mod tests {
                 "/index",
                 "/models/{author}/{model}",
                 "/providers",
+                "/shifts",
                 "/snapshots",
                 "/tasks/{task}"
             ]
