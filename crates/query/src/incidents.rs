@@ -147,14 +147,13 @@ impl QueryEngine {
     ) -> Result<Vec<Incident>, QueryError> {
         let failed = failed_statuses();
         let candidates = format!(
-            "SELECT provider, CAST(date_part('epoch', hour) AS BIGINT) AS hour_s, \
-               sum(requests) AS attempts, \
-               sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) AS failed \
-             FROM hourly WHERE date >= $from AND date < $to \
-             GROUP BY provider, hour \
-             HAVING sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) >= {MIN_HOUR_FAILURES} \
-               AND sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) \
-                 >= {HOUR_FAILURE_SHARE} * sum(requests) \
+            "SELECT provider, hour_s FROM (\
+               SELECT provider, CAST(date_part('epoch', hour) AS BIGINT) AS hour_s, \
+                 sum(requests) AS attempts, \
+                 sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) AS failed \
+               FROM hourly WHERE date >= $from AND date < $to \
+               GROUP BY provider, hour) \
+             WHERE failed >= {MIN_HOUR_FAILURES} AND failed >= {HOUR_FAILURE_SHARE} * attempts \
              ORDER BY provider, hour_s"
         );
         let params = vec![
