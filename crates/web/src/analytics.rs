@@ -366,12 +366,7 @@ pub async fn shifts_endpoint(
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let date = p.date("date")?.unwrap_or_else(last_closed_week_day);
-    let kind = ShiftKind::of(kind).ok_or_else(|| {
-        ApiError::InvalidParameter(
-            "period: shifts compare a day or an ISO week with the one before; accepted: day, week"
-                .into(),
-        )
-    })?;
+    let kind = ShiftKind::of(kind).map_err(|m| ApiError::InvalidParameter(m.into()))?;
     let answer = compute_shifts(&s.query, rollups(&s)?, task, kind, date).await?;
     Ok(Json(json!({
         "period": answer.period,
@@ -395,12 +390,15 @@ pub(crate) enum ShiftKind {
 }
 
 impl ShiftKind {
-    /// `None` for a month: shifts are tested per day or ISO week.
-    pub(crate) fn of(kind: PeriodKind) -> Option<ShiftKind> {
+    /// The shift period of `kind`, or why a month is refused (shifts are tested per day or
+    /// ISO week).
+    pub(crate) fn of(kind: PeriodKind) -> Result<ShiftKind, &'static str> {
         match kind {
-            PeriodKind::Day => Some(ShiftKind::Day),
-            PeriodKind::Week => Some(ShiftKind::Week),
-            PeriodKind::Month => None,
+            PeriodKind::Day => Ok(ShiftKind::Day),
+            PeriodKind::Week => Ok(ShiftKind::Week),
+            PeriodKind::Month => Err(
+                "period: shifts compare a day or an ISO week with the one before; accepted: day, week",
+            ),
         }
     }
 }

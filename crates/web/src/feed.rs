@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate, Utc};
 use modelshare_analytics::shifts::Movement;
 use modelshare_query::{Period, PeriodKind};
+use modelshare_site::html::esc;
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
@@ -33,22 +34,12 @@ query_params!(
     FeedParams = ["date"]
 );
 
-/// `&`, `<`, `>`, `"` and `'` escaped; characters XML 1.0 forbids dropped.
+/// The site's HTML escaping (valid in XML too), after dropping the characters XML 1.0 forbids.
 fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let allowed = |c: &char| {
+        matches!(c, '\t' | '\n' | '\r') || (*c >= ' ' && *c != '\u{FFFE}' && *c != '\u{FFFF}')
+    };
+    esc(&s.chars().filter(allowed).collect::<String>())
 }
 
 /// A stable `urn:uuid:` for `key` (the first 16 bytes of its SHA-256, version 5 layout).
@@ -74,17 +65,9 @@ fn closed_at(period: &Period) -> String {
     format!("{}T00:00:00Z", period.end)
 }
 
-fn kind_name(kind: PeriodKind) -> &'static str {
-    match kind {
-        PeriodKind::Day => "day",
-        PeriodKind::Week => "week",
-        PeriodKind::Month => "month",
-    }
-}
-
 /// One entry: its `updated` (for ordering) and its XML.
 fn entry(answer: &ShiftsAnswer, task: &str, m: &Movement, gained: bool) -> (String, String) {
-    let kind = kind_name(answer.period.kind);
+    let kind = answer.period.kind;
     let start = answer.period.start;
     let direction = if gained { "gained" } else { "lost" };
     let updated = closed_at(&answer.period);
@@ -201,7 +184,7 @@ mod tests {
     fn text_is_escaped_and_ids_are_stable_uuids() {
         assert_eq!(
             xml_escape("a<b>&\"c\"'d'\u{1}\n"),
-            "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;\n"
+            "a&lt;b&gt;&amp;&quot;c&quot;&#39;d&#39;\n"
         );
         let id = urn("modelshare/shift/day/2026-11-09/programming/x/y/gained");
         assert_eq!(

@@ -182,12 +182,7 @@ async fn shifts_table(
     a: Args,
     lake_root: PathBuf,
 ) -> Result<Table, SiteError> {
-    let kind = ShiftKind::of(a.period.kind).ok_or_else(|| {
-        SiteError::BadParam(
-            "period: shifts compare a day or an ISO week with the one before; accepted: day, week"
-                .into(),
-        )
-    })?;
+    let kind = ShiftKind::of(a.period.kind).map_err(|m| SiteError::BadParam(m.into()))?;
     let rollups = open_rollups(&lake_root)?;
     let answer = compute_shifts(&engine, &rollups, a.task, kind, a.period.start)
         .await
