@@ -229,41 +229,42 @@ impl QueryEngine {
         provider: &str,
         span: Span,
     ) -> Result<Option<Incident>, QueryError> {
-        let inside = format!("{EPOCH_S} >= $t0 AND {EPOCH_S} < $t1");
-        // The models failing inside the span, and the failing apps inside and outside it.
-        let models_sql = format!(
-            "SELECT model, count(DISTINCT app_id) AS apps, count(*) AS failed \
-             FROM events WHERE provider = $provider AND date >= $d0 AND date < $d1 \
-               AND status IN ({failed}) AND {inside} \
-             GROUP BY model",
-            failed = failed_statuses(),
-        );
-        let sides_sql = format!(
-            "SELECT CASE WHEN {inside} THEN 'inside' ELSE 'outside' END AS side, \
-               count(DISTINCT app_id) AS apps \
-             FROM events WHERE provider = $provider AND date >= $d0 AND date < $d1 \
-               AND status IN ({failed}) \
-             GROUP BY 1",
+        // One pass over the provider's failed attempts of the span's days: the failing apps
+        // inside and outside the span (`whole_side` 1), and inside it per model (`whole_side` 0).
+        let sql = format!(
+            "SELECT side, model, CAST(grouping(model) AS BIGINT) AS whole_side, \
+               count(DISTINCT app_id) AS apps, count(*) AS failed \
+             FROM (SELECT CASE WHEN {EPOCH_S} >= $t0 AND {EPOCH_S} < $t1 \
+                            THEN 'inside' ELSE 'outside' END AS side, model, app_id \
+                   FROM events WHERE provider = $provider AND date >= $d0 AND date < $d1 \
+                     AND status IN ({failed})) \
+             GROUP BY GROUPING SETS ((side), (side, model))",
             failed = failed_statuses(),
         );
         let (d0, d1) = days_of(span.start, span.end);
-        let params = || {
-            vec![
-                ("provider".to_owned(), text(provider)),
-                ("d0".to_owned(), text(d0.clone())),
-                ("d1".to_owned(), text(d1.clone())),
-                ("t0".to_owned(), int(span.start)),
-                ("t1".to_owned(), int(span.end)),
-            ]
-        };
+        let params = vec![
+            ("provider".to_owned(), text(provider)),
+            ("d0".to_owned(), text(d0)),
+            ("d1".to_owned(), text(d1)),
+            ("t0".to_owned(), int(span.start)),
+            ("t1".to_owned(), int(span.end)),
+        ];
         let min_apps = self.config().min_apps;
         let (mut inside_apps, mut outside_apps) = (0, 0);
-        for b in self.sql_with_params(&sides_sql, params()).await? {
+        let mut models: Vec<(u64, String)> = Vec::new();
+        for b in self.sql_with_params(&sql, params).await? {
             for row in 0..b.num_rows() {
                 let apps = u64_at(&b, "apps", row)?;
-                match str_at(&b, "side", row)? {
-                    "inside" => inside_apps = apps,
-                    _ => outside_apps = apps,
+                let inside = str_at(&b, "side", row)? == "inside";
+                let whole_side = u64_at(&b, "whole_side", row)? == 1;
+                match (whole_side, inside) {
+                    (true, true) => inside_apps = apps,
+                    (true, false) => outside_apps = apps,
+                    (false, true) if publishable(apps, min_apps) => {
+                        let failed = u64_at(&b, "failed", row)?;
+                        models.push((failed, str_at(&b, "model", row)?.to_owned()));
+                    }
+                    (false, _) => {}
                 }
             }
         }
@@ -271,17 +272,6 @@ impl QueryEngine {
             || (outside_apps > 0 && !publishable(outside_apps, min_apps))
         {
             return Ok(None);
-        }
-        let mut models: Vec<(u64, String)> = Vec::new();
-        for b in self.sql_with_params(&models_sql, params()).await? {
-            for row in 0..b.num_rows() {
-                if publishable(u64_at(&b, "apps", row)?, min_apps) {
-                    models.push((
-                        u64_at(&b, "failed", row)?,
-                        str_at(&b, "model", row)?.to_owned(),
-                    ));
-                }
-            }
         }
         models.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or_default();
