@@ -20,14 +20,14 @@ use serde_json::{Value, json};
 type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// Longest range `/v1/share` and `/v1/incidents` answer in one request.
-pub const MAX_SHARE_DAYS: u64 = 800;
+pub const MAX_RANGE_DAYS: u64 = 800;
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
 /// The days `from..=to` of a request: `to` defaults to today, `from` to 12 weeks before it; at
-/// most [`MAX_SHARE_DAYS`] apart.
+/// most [`MAX_RANGE_DAYS`] apart.
 fn day_range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = p.date("to")?.unwrap_or_else(today);
     let from = p
@@ -38,9 +38,9 @@ fn day_range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
             "from ({from}) is after to ({to})"
         )));
     }
-    if (to - from).num_days() as u64 > MAX_SHARE_DAYS {
+    if (to - from).num_days() as u64 > MAX_RANGE_DAYS {
         return Err(ApiError::InvalidParameter(format!(
-            "from..to spans more than {MAX_SHARE_DAYS} days"
+            "from..to spans more than {MAX_RANGE_DAYS} days"
         )));
     }
     Ok((from, to))
@@ -199,9 +199,10 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
 ///
 /// Uptime is the share of attempts not ending in `error` or `timeout`; latency (p50, p95), time
 /// to first token (p50) and throughput (p50, output tokens per second after the first token)
-/// are over the requests the provider served, read from hourly histograms. Only cells (day,
-/// task, model, provider) each of whose status and fallback parts had enough apps are counted
-/// (docs/METRICS.md, "Privacy").
+/// are over the requests the provider served, read from hourly histograms. A cell's (day, task,
+/// model, provider) attempts of one status count only when enough apps had that status in it,
+/// its fallbacks only when both attempt parts had enough apps (docs/METRICS.md, "Provider
+/// performance").
 #[utoipa::path(get, path = "/v1/providers", params(ProvidersParams),
     responses((status = 200, description = "the model's providers, most attempts first", body = Object)))]
 pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
