@@ -72,14 +72,17 @@ const HAS_THROUGHPUT: &str = "output_tokens > 0 AND latency_ms > ttft_ms";
 const THROUGHPUT: &str =
     "CAST(output_tokens AS DOUBLE) * 1000.0 / CAST(latency_ms - ttft_ms AS DOUBLE)";
 
+/// The SQL value of a row that counts 1 when `cond` holds, else 0.
+fn count_if(cond: &str) -> String {
+    format!("CAST(CASE WHEN {cond} THEN 1 ELSE 0 END AS BIGINT)")
+}
+
 /// Each measure's name and its value for one event row; a row of the view holds their sums.
-fn measures() -> Vec<(String, String)> {
+/// Built once: every query session's `hourly` view names them.
+static MEASURES: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
     let mut m: Vec<(String, String)> = [
         ("requests", "CAST(1 AS BIGINT)".to_owned()),
-        (
-            "fallbacks",
-            "CAST(CASE WHEN attempt > 0 THEN 1 ELSE 0 END AS BIGINT)".to_owned(),
-        ),
+        ("fallbacks", count_if("attempt > 0")),
         ("input_tokens", "CAST(input_tokens AS BIGINT)".to_owned()),
         ("output_tokens", "CAST(output_tokens AS BIGINT)".to_owned()),
         (
@@ -90,33 +93,29 @@ fn measures() -> Vec<(String, String)> {
         ("cost_usd", "CAST(cost_usd AS DECIMAL(38, 6))".to_owned()),
         ("latency_ms_sum", "CAST(latency_ms AS BIGINT)".to_owned()),
         ("ttft_ms_sum", "CAST(ttft_ms AS BIGINT)".to_owned()),
-        (
-            "throughput_samples",
-            format!("CAST(CASE WHEN {HAS_THROUGHPUT} THEN 1 ELSE 0 END AS BIGINT)"),
-        ),
+        ("throughput_samples", count_if(HAS_THROUGHPUT)),
     ]
     .into_iter()
     .map(|(n, e)| (n.to_owned(), e))
     .collect();
-    let count_if = |cond: String| format!("CAST(CASE WHEN {cond} THEN 1 ELSE 0 END AS BIGINT)");
     m.extend(
         LATENCY_BOUNDS_MS
             .iter()
-            .map(|b| (latency_column(*b), count_if(format!("latency_ms <= {b}")))),
+            .map(|b| (latency_column(*b), count_if(&format!("latency_ms <= {b}")))),
     );
     m.extend(
         TTFT_BOUNDS_MS
             .iter()
-            .map(|b| (ttft_column(*b), count_if(format!("ttft_ms <= {b}")))),
+            .map(|b| (ttft_column(*b), count_if(&format!("ttft_ms <= {b}")))),
     );
     m.extend(THROUGHPUT_BOUNDS_TPS.iter().map(|b| {
         (
             throughput_column(*b),
-            count_if(format!("{HAS_THROUGHPUT} AND {THROUGHPUT} <= {b}")),
+            count_if(&format!("{HAS_THROUGHPUT} AND {THROUGHPUT} <= {b}")),
         )
     }));
     m
-}
+});
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![Field::new(
@@ -129,7 +128,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
             .iter()
             .map(|k| Field::new(*k, DataType::Utf8, true)),
     );
-    fields.extend(measures().into_iter().map(|(name, _)| {
+    fields.extend(MEASURES.iter().map(|(name, _)| {
         let data_type = if name == "cost_usd" {
             DataType::Decimal128(38, 6)
         } else {
@@ -152,8 +151,8 @@ pub fn hourly_schema() -> SchemaRef {
 
 /// One row per event of `table` where `filter`: the key, the app and each measure's value.
 fn per_row(table: &str, filter: &str, with_date: bool) -> String {
-    let values = measures()
-        .into_iter()
+    let values = MEASURES
+        .iter()
         .map(|(name, expr)| format!("{expr} AS {name}"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -165,11 +164,18 @@ fn per_row(table: &str, filter: &str, with_date: bool) -> String {
     )
 }
 
+/// The key columns and the measures, in the order a summed row holds them.
+fn summed_columns() -> impl Iterator<Item = &'static str> {
+    KEY.iter()
+        .copied()
+        .chain(MEASURES.iter().map(|(n, _)| n.as_str()))
+}
+
 /// The key, each measure's sum over `rows`, grouped by the key (and `date`), and the distinct
 /// apps of each row's (day, task, model, provider, status) group.
 fn summed(rows: &str, with_date: bool) -> String {
-    let sums = measures()
-        .into_iter()
+    let sums = MEASURES
+        .iter()
         .map(|(name, _)| {
             if name == "cost_usd" {
                 format!("CAST(sum({name}) AS DECIMAL(38, 6)) AS {name}")
@@ -205,10 +211,7 @@ fn summed(rows: &str, with_date: bool) -> String {
         .map(|c| format!("h.{c} = a.{c}"))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let columns = KEY
-        .iter()
-        .map(|k| (*k).to_owned())
-        .chain(measures().into_iter().map(|(n, _)| n))
+    let columns = summed_columns()
         .map(|c| format!("h.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -228,12 +231,7 @@ fn summed(rows: &str, with_date: bool) -> String {
 /// where `computed` holds, and every live row) summed the same way. A day is read one way or
 /// the other, never both: `day_apps` does not add up across sources.
 pub(crate) fn hourly_view(from_files: &str, computed: &str) -> String {
-    let columns = KEY
-        .iter()
-        .map(|k| (*k).to_owned())
-        .chain(measures().into_iter().map(|(n, _)| n))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = summed_columns().collect::<Vec<_>>().join(", ");
     let raw = format!(
         "{lake} UNION ALL {live}",
         lake = per_row("lake", computed, true),
