@@ -52,6 +52,13 @@ fn events() -> Vec<Value> {
         attempt("o6", tue, "a2", "openai", "ok", 0, 500),
         attempt("o7", tue, "a1", "openai", "ok", 1, 500),
         attempt("o8", tue, "a2", "openai", "ok", 1, 500),
+        // Another model's error at azure, of one app: a unit of one app, left out of azure's
+        // figures over all models too.
+        common::with(
+            attempt("m1", mon, "a1", "azure", "error", 0, 300),
+            "model",
+            json!("openai/gpt-4o-mini"),
+        ),
         // A model only one app uses: nothing of it is published.
         common::with(
             event("s1", "2026-11-02T10:00:00Z", "a1", "acme/solo", 1, 1, 0.0),
@@ -191,6 +198,64 @@ async fn provider_figures_are_exact_from_hourly_files_and_raw_events() {
     assert_eq!(rows[0][..2], ["openai", "8"]);
     assert_eq!(rows[1][..2], ["azure", "6"]);
     assert_eq!(rows[1][7], "2");
+
+    // One provider, per model it served: azure's only publishable model is gpt-4o.
+    let azure = server
+        .get_ok("/v1/providers?provider=azure&period=week&date=2026-11-02")
+        .await;
+    assert_eq!(azure["provider"], "azure");
+    assert_eq!(azure["model"], Value::Null);
+    let mut azure_gpt4o = week_answer()[1].clone();
+    azure_gpt4o["model"] = json!(MODEL);
+    assert_close(&azure["providers"], &json!([azure_gpt4o]), "azure's models");
+    assert_close(
+        &providers(&server, &format!("{week}&provider=azure")).await,
+        &json!([azure_gpt4o]),
+        "the one pair",
+    );
+    // The same on the providers page (all models: the lone app's error on gpt-4o-mini is its
+    // own unit and stays out) and on azure's page.
+    let table = |html: &str, panel: &str| {
+        common::html_tables(html)
+            .into_iter()
+            .find(|(id, _, _)| id == panel)
+            .unwrap_or_else(|| panic!("no table {panel}"))
+    };
+    let (status, html) = server
+        .get_text("/providers?period=week&date=2026-11-02")
+        .await;
+    assert_eq!(status, 200);
+    let azure_uptime = (1.0f64 - 2.0 / 6.0).to_string();
+    let (_, _, rows) = table(&html, "provider_performance");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][..3], ["openai", "8", "1"]);
+    assert_eq!(rows[1][..3], ["azure", "6", azure_uptime.as_str()]);
+    assert!(
+        html.contains("href=\"/providers/azure\""),
+        "providers link to their pages"
+    );
+    let (status, html) = server
+        .get_text("/providers/azure?period=week&date=2026-11-02")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>azure</h1>"), "{html}");
+    let (_, columns, rows) = table(&html, "models");
+    assert_eq!(columns[0], "model");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][..3], [MODEL, "6", azure_uptime.as_str()]);
+    assert_eq!(rows[0][7], "2");
+    let incidents = html
+        .split("id=\"panel-incidents\"")
+        .nth(1)
+        .expect("the incidents panel");
+    let incidents = &incidents[..incidents.find("</section>").unwrap()];
+    assert!(incidents.contains("No data"), "no incident: {incidents}");
+    // A provider with only one app's traffic, or none: no page.
+    for missing in ["acme", "nobody", "%3Cscript%3E"] {
+        let (status, html) = server.get_text(&format!("/providers/{missing}")).await;
+        assert_eq!(status, 404, "{missing}");
+        assert!(!html.contains("<script>"), "{missing}: the name is escaped");
+    }
     server.stop();
 
     // A threshold of 3 apps leaves only openai's Monday served unit (three apps); its one-app
@@ -209,10 +274,13 @@ async fn bad_provider_parameters_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     for (query, needle) in [
-        ("", "model is required"),
-        ("model=", "model is required"),
+        ("", "model or provider is required"),
+        ("model=", "model or provider is required"),
+        ("provider=", "model or provider is required"),
+        (&format!("provider={}", "p".repeat(257)) as &str, "provider"),
+        ("provider=a%07b", "control characters"),
         ("model=not%20a%20slug", "model"),
-        (&format!("model={MODEL}&period=year") as &str, "period"),
+        (&format!("model={MODEL}&period=year"), "period"),
         (&format!("model={MODEL}&date=2026-13-01"), "date"),
         (&format!("model={MODEL}&context=long"), "unknown parameter"),
         (&format!("model={MODEL}&model={MODEL}"), "given twice"),
@@ -274,6 +342,37 @@ async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
     assert_eq!(answer["from"], "2026-11-02");
     assert_eq!(answer["to"], "2026-11-03");
     assert_eq!(answer["incidents"], monday, "from the hourly files");
+    // Azure's page lists the same incident.
+    let (status, html) = server
+        .get_text("/providers/azure?period=day&date=2026-11-02")
+        .await;
+    assert_eq!(status, 200);
+    let (_, columns, rows) = common::html_tables(&html)
+        .into_iter()
+        .find(|(id, _, _)| id == "incidents")
+        .expect("the incidents table");
+    assert_eq!(
+        columns,
+        [
+            "start",
+            "end",
+            "minutes",
+            "failed_attempts",
+            "attempts",
+            "affected_models"
+        ]
+    );
+    assert_eq!(
+        rows,
+        [[
+            "2026-11-02 14:05",
+            "2026-11-02 14:35",
+            "30",
+            "29",
+            "30",
+            MODEL
+        ]]
+    );
     // Only incidents that start in the range.
     let tuesday = server
         .get_ok("/v1/incidents?from=2026-11-03&to=2026-11-03")

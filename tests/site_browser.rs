@@ -480,6 +480,46 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_images_loaded_and_no_errors(&b, "providers page").await;
     b.screenshot(&shots.join("providers.png")).await;
 
+    // The busiest provider's page, from its link (the table sits folded under the chart): its
+    // models table is /v1/providers for it.
+    let busiest = all[0][0].clone();
+    let href = b
+        .js("return document.querySelector(\
+             'table[data-panel=provider_performance] tbody tr:first-child a').href;")
+        .await;
+    b.goto(href.as_str().unwrap()).await;
+    b.wait_url("provider page", |u| u.contains("/providers/"))
+        .await;
+    let h1 = b
+        .js("return document.querySelector('h1').textContent;")
+        .await;
+    assert_eq!(h1, busiest.as_str());
+    let api = s
+        .get_ok(&format!(
+            "/v1/providers?provider={busiest}&period=week&date={week}"
+        ))
+        .await;
+    let expected: Vec<(String, String)> = api["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["model"].as_str().unwrap().to_owned(),
+                p["attempts"].to_string(),
+            )
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{api}");
+    let shown: Vec<(String, String)> = table_rows(&b, "models")
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(shown, expected);
+    assert_images_loaded_and_no_errors(&b, "provider page").await;
+    b.screenshot(&shots.join("provider.png")).await;
+
     // The shifts page lists what /v1/shifts answers for the same week, in the same order.
     b.goto(&format!("{}/shifts?period=week&date={week}", s.url))
         .await;
@@ -522,6 +562,16 @@ async fn pages_in_headless_chromium_match_the_api() {
         .await;
     assert_eq!(overflow, true, "/providers scrolls sideways on a phone");
     b.screenshot(&shots.join("providers-phone.png")).await;
+    b.goto(&format!("{}/providers/{busiest}", s.url)).await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(
+        overflow, true,
+        "a provider page scrolls sideways on a phone"
+    );
+    assert_images_loaded_and_no_errors(&b, "provider page, phone").await;
+    b.screenshot(&shots.join("provider-phone.png")).await;
 
     // A 404 page renders as HTML (its status shows as a console error, so logs are drained).
     b.goto(&format!("{}/tasks/coding", s.url)).await;

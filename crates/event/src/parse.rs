@@ -169,19 +169,27 @@ fn required<T>(field: &'static str, v: Option<T>) -> Result<T, EventError> {
     v.ok_or(EventError::Missing(field))
 }
 
-fn identifier(field: &str, s: String) -> Result<String, EventError> {
+/// Checks an identifier (`event_id`, `app_id`, `provider`, `model_requested`): not empty, at
+/// most [`MAX_ID_LEN`] bytes, no control characters. Readers that take a provider or an app as a
+/// parameter check it with the same rule.
+pub fn check_identifier(s: &str) -> Result<(), String> {
     if s.is_empty() {
-        return Err(field_err(field, "must not be empty"));
+        return Err("must not be empty".into());
     }
     if s.len() > MAX_ID_LEN {
-        return Err(field_err(
-            field,
-            format!("is {} bytes long; at most {MAX_ID_LEN} accepted", s.len()),
+        return Err(format!(
+            "is {} bytes long; at most {MAX_ID_LEN} accepted",
+            s.len()
         ));
     }
     if s.chars().any(char::is_control) {
-        return Err(field_err(field, "must not contain control characters"));
+        return Err("must not contain control characters".into());
     }
+    Ok(())
+}
+
+fn identifier(field: &str, s: String) -> Result<String, EventError> {
+    check_identifier(&s).map_err(|m| field_err(field, m))?;
     Ok(s)
 }
 

@@ -24,9 +24,9 @@
 //! beyond a limit) is empty or covers `min_apps` apps, and "author − its listed models" or
 //! "task − its listed models" or "week − its days" only ever leaves whole publishable cells.
 //!
-//! The filter of a query ([`Scope`]) may therefore only name cell dimensions (dates, task, model):
-//! a filter on anything finer would split cells and make a cell's publishability depend on the
-//! question. Within such a scope, a cell is publishable exactly when it is publishable in the
+//! The filter of a query ([`Scope`]) may therefore only name cell dimensions (dates, task, model,
+//! provider): a filter on anything finer would split cells and make a cell's publishability
+//! depend on the question. Within such a scope, a cell is publishable exactly when it is publishable in the
 //! whole lake, so every query agrees on which cells exist.
 //!
 //! Distinct-app counts are counted over the publishable cells a row covers. They are not
@@ -85,14 +85,15 @@ pub fn min_apps_param(min_apps: u64) -> (String, ScalarValue) {
 /// The columns of a base cell.
 pub const CELL: &str = "date, task, model, provider";
 
-/// A set of whole base cells: a range of days, optionally one task and one model. It has no
-/// other filters on purpose (see the module docs).
+/// A set of whole base cells: a range of days, optionally one task, one model and one provider.
+/// It has no other filters on purpose (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     /// `[start, end)`; `None` for every day.
     pub days: Option<(NaiveDate, NaiveDate)>,
     pub task: Option<Task>,
     pub model: Option<String>,
+    pub provider: Option<String>,
 }
 
 impl Scope {
@@ -101,7 +102,7 @@ impl Scope {
         Scope {
             days: Some((period.start, period.end)),
             task,
-            model: None,
+            ..Scope::default()
         }
     }
 
@@ -123,6 +124,11 @@ impl Scope {
         self
     }
 
+    pub fn with_provider(mut self, provider: impl Into<String>) -> Scope {
+        self.provider = Some(provider.into());
+        self
+    }
+
     /// The predicate on `events`, with placeholders bound by [`Scope::params`].
     pub(crate) fn filter(&self) -> String {
         let mut f = String::from("true");
@@ -135,12 +141,15 @@ impl Scope {
         if self.model.is_some() {
             f.push_str(" AND model = $model");
         }
+        if self.provider.is_some() {
+            f.push_str(" AND provider = $provider");
+        }
         f
     }
 
     /// The whole ISO weeks (Mondays) of the scope that a distinct-app count grouped by `dims`
     /// may read from week presence rows: none when a dimension splits a week or needs the
-    /// provider, which week rows do not carry.
+    /// provider (as a dimension or a filter), which week rows do not carry.
     fn whole_weeks(&self, dims: &[Dim]) -> BTreeSet<NaiveDate> {
         let splits = dims.iter().any(|d| match d {
             Dim::Day | Dim::Provider => true,
@@ -150,7 +159,7 @@ impl Scope {
         let Some((start, end)) = self.days else {
             return BTreeSet::new();
         };
-        if splits {
+        if splits || self.provider.is_some() {
             return BTreeSet::new();
         }
         let mut week = monday_of(start);
@@ -177,6 +186,9 @@ impl Scope {
         }
         if let Some(m) = &self.model {
             p.push(("model".to_owned(), text(m.clone())));
+        }
+        if let Some(v) = &self.provider {
+            p.push(("provider".to_owned(), text(v.clone())));
         }
         p
     }
@@ -681,6 +693,13 @@ mod tests {
         );
         assert!(two_weeks.whole_weeks(&[Dim::Day]).is_empty());
         assert!(two_weeks.whole_weeks(&[Dim::Provider]).is_empty());
+        assert!(
+            two_weeks
+                .clone()
+                .with_provider("azure")
+                .whole_weeks(&[Dim::Model])
+                .is_empty()
+        );
         assert!(
             two_weeks
                 .whole_weeks(&[Dim::Since(day("2026-11-04"))])

@@ -1,6 +1,6 @@
-//! Provider performance: per provider of a model in a period, its attempts and uptime, the
-//! latency and time-to-first-token percentiles and throughput of the requests it served, and
-//! how many of those it served as a fallback. Read from the `hourly` view, so a closed day costs
+//! Provider performance: per provider of a model in a period (or per model one provider
+//! served), its attempts and uptime, the latency and time-to-first-token percentiles and
+//! throughput of the requests it served, and how many of those it served as a fallback. Read from the `hourly` view, so a closed day costs
 //! its hourly file, not its events.
 //!
 //! # The publication rule here
@@ -34,14 +34,19 @@ use serde::Serialize;
 pub struct ProvidersQuery {
     /// One model's providers, or (`None`) every provider over all the models it served.
     pub model: Option<String>,
+    /// One provider, one row per model it served; `None`: one row per provider.
+    pub provider: Option<String>,
     pub period: Period,
     pub task: Option<Task>,
 }
 
-/// One provider's performance for the model in the period.
+/// One provider's performance for a model (or all models) in the period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderFigures {
     pub provider: String,
+    /// The model of the row, when the query asked for one provider's models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Every attempt routed to it, failed ones included.
     pub attempts: u64,
     /// Attempts that ended in `error` or `timeout`.
@@ -71,8 +76,9 @@ fn histogram_columns() -> Vec<String> {
         .collect()
 }
 
-/// Per provider, the sums over the publishable units of `scope` (see the module docs).
-fn providers_sql(scope: &Scope) -> String {
+/// Per provider (and per model when `per_model`), the sums over the publishable units of
+/// `scope` (see the module docs).
+fn providers_sql(scope: &Scope, per_model: bool) -> String {
     let unit_sums = ["requests", "fallbacks", "throughput_samples"]
         .into_iter()
         .map(str::to_owned)
@@ -88,19 +94,24 @@ fn providers_sql(scope: &Scope) -> String {
     let none_or_publishable = |apps: &str| format!("({apps} = 0 OR {})", publishable_sql(apps));
     format!(
         "WITH units AS (\
-           SELECT date, task, provider, status, max(day_apps) AS apps, \
+           SELECT date, task, model, provider, status, max(day_apps) AS apps, \
              max(day_first_apps) AS first_apps, max(day_fallback_apps) AS fallback_apps, \
              {unit_sums} \
            FROM hourly WHERE {filter} \
-           GROUP BY date, task, provider, status \
+           GROUP BY date, task, model, provider, status \
            HAVING {publishable}) \
-         SELECT provider, sum(requests) AS attempts, \
+         SELECT {keys}, sum(requests) AS attempts, \
            sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) AS failed, \
            sum(CASE WHEN {OK_ROWS} THEN requests ELSE 0 END) AS served, \
            sum(CASE WHEN {OK_ROWS} AND {first} AND {fallback} THEN fallbacks ELSE 0 END) \
              AS fallbacks_served, \
            {served_sums} \
-         FROM units GROUP BY provider",
+         FROM units GROUP BY {keys}",
+        keys = if per_model {
+            "provider, model"
+        } else {
+            "provider"
+        },
         filter = scope.filter(),
         publishable = publishable_sql("max(day_apps)"),
         failed = failed_statuses(),
@@ -126,14 +137,18 @@ fn histogram_percentile(
 }
 
 impl QueryEngine {
-    /// Each provider's performance for `q.model` (or all models) in `q.period`, most attempts
-    /// first.
+    /// Each provider's performance for `q.model` (or all models) in `q.period`, or with
+    /// `q.provider` each model's at that provider; most attempts first.
     pub async fn providers(&self, q: &ProvidersQuery) -> Result<Vec<ProviderFigures>, QueryError> {
         let mut scope = Scope::period(&q.period, q.task);
         if let Some(model) = &q.model {
             scope = scope.with_model(model.clone());
         }
-        let sql = providers_sql(&scope);
+        if let Some(provider) = &q.provider {
+            scope = scope.with_provider(provider.clone());
+        }
+        let per_model = q.provider.is_some();
+        let sql = providers_sql(&scope, per_model);
         let params = scope.params(self.config().min_apps);
         let mut out = Vec::new();
         for b in self.sql_with_params(&sql, params).await? {
@@ -147,6 +162,11 @@ impl QueryEngine {
                 };
                 out.push(ProviderFigures {
                     provider: str_at(&b, "provider", row)?.to_owned(),
+                    model: if per_model {
+                        Some(str_at(&b, "model", row)?.to_owned())
+                    } else {
+                        None
+                    },
                     attempts,
                     failed,
                     uptime: 1.0 - failed as f64 / attempts.max(1) as f64,
@@ -168,6 +188,7 @@ impl QueryEngine {
             b.attempts
                 .cmp(&a.attempts)
                 .then_with(|| a.provider.cmp(&b.provider))
+                .then_with(|| a.model.cmp(&b.model))
         });
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Dashboards as files: the TOML format of `dashboards/*.toml`, and its validation.
 //!
 //! ```toml
-//! route = "/tasks/{task}"          # path params: {task}, {author}/{model}
+//! route = "/tasks/{task}"          # path params: {task}, {author}/{model}, {provider}
 //! title = "Task leaderboard"
 //! params = ["period", "date"]      # URL query parameters the page takes
 //!
@@ -137,6 +137,7 @@ pub enum Segment {
     Task,
     Author,
     Model,
+    Provider,
 }
 
 /// One validated page.
@@ -166,6 +167,7 @@ impl Dashboard {
             match s {
                 Segment::Task => out.push(Param::Task),
                 Segment::Model => out.push(Param::Model),
+                Segment::Provider => out.push(Param::Provider),
                 _ => {}
             }
         }
@@ -303,8 +305,8 @@ fn parse_fields(id: &str, text: &str, registry: &Registry) -> Result<Dashboard, 
     Ok(dashboard)
 }
 
-/// The page's query-string parameters: known, not `model` (it comes from the route), not a
-/// repeat of a path parameter.
+/// The page's query-string parameters: known, not `model` or `provider` (they come from the
+/// route), not a repeat of a path parameter.
 fn page_params(names: &[String], segments: &[Segment]) -> Result<Vec<Param>, FieldError> {
     let mut params = Vec::new();
     for (i, p) in names.iter().enumerate() {
@@ -314,6 +316,12 @@ fn page_params(names: &[String], segments: &[Segment]) -> Result<Vec<Param>, Fie
             return Err(field_err(
                 &field,
                 "`model` comes from the route ({author}/{model}), not from the query string",
+            ));
+        }
+        if p == Param::Provider {
+            return Err(field_err(
+                &field,
+                "`provider` comes from the route ({provider}), not from the query string",
             ));
         }
         if segments.contains(&Segment::Task) && p == Param::Task {
@@ -345,17 +353,23 @@ fn parse_panel(
     let chart: ChartKind = pf.chart.parse().map_err(|m| field_err("chart", m))?;
     let (source, query_params) = panel_source(pf.query, pf.sql, registry)?;
     let params = panel_params(pf.params.as_deref(), &query_params, available)?;
-    if let Source::Named(q) = &source
-        && q.params.contains(&Param::Model)
-        && !params.contains(&Param::Model)
-    {
-        return Err(field_err(
-            "query",
-            format!(
-                "query {:?} needs a model: use it on a /models/{{author}}/{{model}} page",
-                q.name
-            ),
-        ));
+    // Parameters only a route gives: a query that needs one must sit on such a page.
+    for (needed, route) in [
+        (Param::Model, "/models/{author}/{model}"),
+        (Param::Provider, "/providers/{provider}"),
+    ] {
+        if let Source::Named(q) = &source
+            && q.params.contains(&needed)
+            && !params.contains(&needed)
+        {
+            return Err(field_err(
+                "query",
+                format!(
+                    "query {:?} needs a {needed}: use it on a {route} page",
+                    q.name
+                ),
+            ));
+        }
     }
     let roles = chart_roles(chart, &pf.columns, &source)?;
     Ok(Panel {
@@ -501,10 +515,11 @@ fn parse_route(route: &str) -> Result<Vec<Segment>, String> {
             "{task}" => Segment::Task,
             "{author}" => Segment::Author,
             "{model}" => Segment::Model,
+            "{provider}" => Segment::Provider,
             s if is_slug(s) => Segment::Literal(s.to_owned()),
             s => {
                 return Err(format!(
-                    "segment {s:?} of {route:?}: use lowercase literals or {{task}}, {{author}}, {{model}}"
+                    "segment {s:?} of {route:?}: use lowercase literals or {{task}}, {{author}}, {{model}}, {{provider}}"
                 ));
             }
         };

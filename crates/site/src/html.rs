@@ -113,11 +113,13 @@ pub struct PageContext<'a> {
     pub latest: Option<NaiveDate>,
 }
 
-/// Replaces `{task}` and `{model}` in a title with the page's values.
+/// Replaces `{task}`, `{model}` and `{provider}` in a title with the page's values (the
+/// provider last: its name may contain braces, a model slug cannot).
 fn fill(template: &str, args: &Args) -> String {
     template
         .replace("{task}", args.task.map_or("all tasks", |t| t.as_str()))
         .replace("{model}", args.model.as_deref().unwrap_or(""))
+        .replace("{provider}", args.provider.as_deref().unwrap_or(""))
 }
 
 fn period_label(p: &Period) -> String {
@@ -149,6 +151,11 @@ pub fn chart_query(panel: &Panel, args: &Args) -> String {
                     parts.push(format!("model={}", qv(m)));
                 }
             }
+            Param::Provider => {
+                if let Some(p) = &args.provider {
+                    parts.push(format!("provider={}", qv(p)));
+                }
+            }
         }
     }
     parts.join("&")
@@ -165,7 +172,8 @@ pub fn chart_url(dashboard: &Dashboard, panel: &Panel, args: &Args) -> String {
     url
 }
 
-/// The path of `dashboard` for these path values.
+/// The path of `dashboard` for these path values (`{provider}` is left empty: no page links to
+/// another provider's page through it).
 pub fn page_path(dashboard: &Dashboard, task: Option<Task>, model: Option<&str>) -> String {
     let mut path = String::new();
     let (author, name) = model
@@ -178,6 +186,7 @@ pub fn page_path(dashboard: &Dashboard, task: Option<Task>, model: Option<&str>)
             Segment::Task => path.push_str(task.map_or("", |t| t.as_str())),
             Segment::Author => path.push_str(&encode_segment(author)),
             Segment::Model => path.push_str(&encode_segment(name)),
+            Segment::Provider => {}
         }
     }
     if path.is_empty() {

@@ -146,6 +146,9 @@ pub fn panel_args(panel: &Panel, args: &Args) -> Args {
     if !panel.params.contains(&Param::Model) {
         a.model = None;
     }
+    if !panel.params.contains(&Param::Provider) {
+        a.provider = None;
+    }
     a
 }
 

@@ -33,10 +33,18 @@ pub enum Param {
     Task,
     /// An `author/model` slug (on model pages it comes from the path).
     Model,
+    /// A provider name (on provider pages it comes from the path).
+    Provider,
 }
 
 impl Param {
-    pub const ALL: &'static [Param] = &[Param::Period, Param::Date, Param::Task, Param::Model];
+    pub const ALL: &'static [Param] = &[
+        Param::Period,
+        Param::Date,
+        Param::Task,
+        Param::Model,
+        Param::Provider,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +52,7 @@ impl Param {
             Param::Date => "date",
             Param::Task => "task",
             Param::Model => "model",
+            Param::Provider => "provider",
         }
     }
 }
@@ -55,7 +64,9 @@ impl FromStr for Param {
             .iter()
             .copied()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown parameter {s:?}; accepted: period, date, task, model"))
+            .ok_or_else(|| {
+                format!("unknown parameter {s:?}; accepted: period, date, task, model, provider")
+            })
     }
 }
 
@@ -66,12 +77,13 @@ impl fmt::Display for Param {
 }
 
 /// The typed inputs of one query run. Parameters a panel does not take are left at their
-/// defaults (`task`/`model` `None`).
+/// defaults (`task`/`model`/`provider` `None`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Args {
     pub period: Period,
     pub task: Option<Task>,
     pub model: Option<String>,
+    pub provider: Option<String>,
     /// Groups with fewer distinct apps are not published.
     pub min_apps: u64,
 }
@@ -90,9 +102,15 @@ impl Args {
             .ok_or_else(|| SiteError::BadParam("this panel needs a model".into()))
     }
 
+    fn provider(&self) -> Result<&str, SiteError> {
+        self.provider
+            .as_deref()
+            .ok_or_else(|| SiteError::BadParam("this panel needs a provider".into()))
+    }
+
     /// Named SQL parameters for parameterised-SQL panels: `$start`, `$end` (the period, end
     /// exclusive, as `YYYY-MM-DD` to compare with the `date` partition), `$date`,
-    /// `$trend_start` (12 weeks back), `$task`, `$model`, `$min_apps`.
+    /// `$trend_start` (12 weeks back), `$task`, `$model`, `$provider`, `$min_apps`.
     pub fn sql_params(&self) -> Vec<(String, ScalarValue)> {
         let text = |s: Option<String>| ScalarValue::Utf8(s);
         let (trend_start, _) = self.trend_window();
@@ -106,6 +124,7 @@ impl Args {
                 text(self.task.map(|t| t.as_str().to_owned())),
             ),
             ("model".into(), text(self.model.clone())),
+            ("provider".into(), text(self.provider.clone())),
             modelshare_query::privacy::min_apps_param(self.min_apps),
         ]
     }
@@ -119,6 +138,7 @@ pub const SQL_PLACEHOLDERS: &[&str] = &[
     "trend_start",
     "task",
     "model",
+    "provider",
     "min_apps",
 ];
 
@@ -166,7 +186,7 @@ pub struct Registry {
     queries: BTreeMap<&'static str, NamedQuery>,
 }
 
-use Param::{Date as D, Model as M, Period as P, Task as T};
+use Param::{Date as D, Model as M, Period as P, Provider as V, Task as T};
 
 impl Registry {
     /// The queries built into modelshare.
@@ -253,6 +273,27 @@ impl Registry {
                 run: run_fn(|e, a| Box::pin(provider_performance(e, a))),
             },
             NamedQuery {
+                name: "provider_models",
+                params: &[P, D, V],
+                columns: PROVIDER_MODEL_COLUMNS,
+                roles: &[("label", "model"), ("value", "attempts")],
+                run: run_fn(|e, a| Box::pin(provider_models(e, a))),
+            },
+            NamedQuery {
+                name: "provider_incidents",
+                params: &[P, D, V],
+                columns: &[
+                    "start",
+                    "end",
+                    "minutes",
+                    "failed_attempts",
+                    "attempts",
+                    "affected_models",
+                ],
+                roles: &[("label", "start"), ("value", "failed_attempts")],
+                run: run_fn(|e, a| Box::pin(provider_incidents(e, a))),
+            },
+            NamedQuery {
                 name: "model_attempts",
                 params: &[P, D, M],
                 columns: &["label", "value"],
@@ -304,6 +345,11 @@ pub fn model_href(slug: &str) -> String {
         ),
         None => format!("/models/{}/-", encode_segment(slug)),
     }
+}
+
+/// The path of a provider's page.
+pub fn provider_href(provider: &str) -> String {
+    format!("/providers/{}", encode_segment(provider))
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -600,9 +646,21 @@ async fn model_providers(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
     Ok(t)
 }
 
-/// The columns of a provider performance table.
+/// The columns of a provider performance table: one row per provider.
 const PROVIDER_COLUMNS: &[&str] = &[
     "provider",
+    "attempts",
+    "uptime",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ttft_p50_ms",
+    "throughput_p50_tps",
+    "fallbacks_served",
+];
+
+/// The same figures with one row per model of one provider.
+const PROVIDER_MODEL_COLUMNS: &[&str] = &[
+    "model",
     "attempts",
     "uptime",
     "latency_p50_ms",
@@ -616,28 +674,75 @@ const PROVIDER_COLUMNS: &[&str] = &[
 async fn model_provider_performance(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let query = ProvidersQuery {
         model: Some(a.model()?.to_owned()),
+        provider: None,
         period: a.period,
         task: None,
     };
     provider_table(&engine, &query).await
+}
+
+/// How one provider served each model in the period.
+async fn provider_models(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let query = ProvidersQuery {
+        model: None,
+        provider: Some(a.provider()?.to_owned()),
+        period: a.period,
+        task: None,
+    };
+    provider_table(&engine, &query).await
+}
+
+/// The incidents found at one provider that started in the period.
+async fn provider_incidents(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let provider = a.provider()?;
+    let mut t = Table::new(vec![
+        Column::new("start", "Start (UTC)", Format::Plain),
+        Column::new("end", "End (UTC)", Format::Plain),
+        Column::new("minutes", "Minutes", Format::Count),
+        Column::new("failed_attempts", "Failed attempts", Format::Count),
+        Column::new("attempts", "Attempts", Format::Count),
+        Column::new("affected_models", "Models affected", Format::Plain),
+    ]);
+    let minute = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M").to_string();
+    for i in engine.incidents(a.period.start, a.period.end).await? {
+        if i.provider != provider {
+            continue;
+        }
+        t.push(vec![
+            Cell::Text(minute(i.start)),
+            Cell::Text(minute(i.end)),
+            count((i.end - i.start).num_minutes().unsigned_abs()),
+            count(i.failed_attempts),
+            count(i.attempts),
+            Cell::Text(i.affected_models.join(", ")),
+        ]);
+    }
+    Ok(t)
 }
 
 /// How each provider served all the models it served in the period.
 async fn provider_performance(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let query = ProvidersQuery {
         model: None,
+        provider: None,
         period: a.period,
         task: None,
     };
     provider_table(&engine, &query).await
 }
 
-/// Uptime, latency, time to first token, throughput and fallbacks served per provider (see
-/// `modelshare_query::providers` for what is counted).
+/// Uptime, latency, time to first token, throughput and fallbacks served per provider, or per
+/// model of one provider (see `modelshare_query::providers` for what is counted). Providers link
+/// to their pages, models to theirs.
 async fn provider_table(engine: &QueryEngine, query: &ProvidersQuery) -> Result<Table, SiteError> {
     let ms = |v: Option<f64>| v.map_or(Cell::Null, |v| Cell::Float(v.round()));
+    let key = if query.provider.is_some() {
+        Column::new("model", "Model", Format::Plain)
+    } else {
+        Column::new("provider", "Provider", Format::Plain)
+    };
     let mut t = Table::new(vec![
-        Column::new("provider", "Provider", Format::Plain),
+        key,
         Column::new("attempts", "Attempts", Format::Count),
         Column::new("uptime", "Uptime", Format::Share),
         Column::new("latency_p50_ms", "Latency p50 (ms)", Format::Count),
@@ -647,8 +752,15 @@ async fn provider_table(engine: &QueryEngine, query: &ProvidersQuery) -> Result<
         Column::new("fallbacks_served", "Fallbacks served", Format::Count),
     ]);
     for p in engine.providers(query).await? {
+        let key = match &p.model {
+            Some(model) if query.provider.is_some() => model_cell(model, true),
+            _ => Cell::Link {
+                text: p.provider.clone(),
+                href: provider_href(&p.provider),
+            },
+        };
         t.push(vec![
-            Cell::text(&p.provider),
+            key,
             count(p.attempts),
             Cell::Float(p.uptime),
             ms(p.latency_p50_ms),
@@ -716,6 +828,12 @@ pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, Site
         return Ok(true);
     }
     let scope = Scope::default().with_model(slug);
+    Ok(engine.publishable_cells(&scope).await? > 0)
+}
+
+/// Whether any publishable cell was served by `provider` (so its page has something to show).
+pub async fn provider_exists(engine: &QueryEngine, provider: &str) -> Result<bool, SiteError> {
+    let scope = Scope::default().with_provider(provider);
     Ok(engine.publishable_cells(&scope).await? > 0)
 }
 

@@ -77,7 +77,7 @@ query_params!(
 );
 query_params!(
     /// Query parameters of `/v1/providers`.
-    ProvidersParams = ["model", "period", "date", "task"]
+    ProvidersParams = ["model", "provider", "period", "date", "task"]
 );
 query_params!(
     /// Query parameters of `/v1/incidents`.
@@ -195,34 +195,52 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
     })))
 }
 
-/// Each provider of a model: uptime, latency, time to first token, throughput, fallbacks
+/// Each provider of a model, or each model of a provider: uptime, latency, throughput, fallbacks
 ///
-/// Uptime is the share of attempts not ending in `error` or `timeout`; latency (p50, p95), time
+/// With `model`, one row per provider that served it; with `provider`, one row per model it
+/// served (each row then names its `model`); with both, the one pair. Uptime is the share of attempts not ending in `error` or `timeout`; latency (p50, p95), time
 /// to first token (p50) and throughput (p50, output tokens per second after the first token)
 /// are over the requests the provider served, read from hourly histograms. A cell's (day, task,
 /// model, provider) attempts of one status count only when enough apps had that status in it,
 /// its fallbacks only when both attempt parts had enough apps (docs/METRICS.md, "Provider
 /// performance").
 #[utoipa::path(get, path = "/v1/providers", params(ProvidersParams),
-    responses((status = 200, description = "the model's providers, most attempts first", body = Object)))]
+    responses((status = 200, description = "the rows, most attempts first", body = Object)))]
 pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, ProvidersParams::NAMES)?;
-    let model = p.get::<ModelSlug>("model")?.ok_or_else(|| {
-        ApiError::InvalidParameter("model is required (an author/model slug)".into())
-    })?;
+    let model = p.get::<ModelSlug>("model")?;
+    let provider = p.get::<ProviderName>("provider")?;
+    if model.is_none() && provider.is_none() {
+        return Err(ApiError::InvalidParameter(
+            "model or provider is required (an author/model slug, a provider name)".into(),
+        ));
+    }
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let query = ProvidersQuery {
-        model: Some(model.as_str().to_owned()),
+        model: model.map(|m| m.as_str().to_owned()),
+        provider: provider.map(|p| p.0),
         period: Period::containing(kind, p.date("date")?.unwrap_or_else(today)),
         task: p.get::<Task>("task")?,
     };
-    let providers = s.query.providers(&query).await?;
+    let rows = s.query.providers(&query).await?;
     Ok(Json(json!({
-        "model": model.as_str(),
+        "model": query.model,
+        "provider": query.provider,
         "period": query.period,
         "task": query.task.map(|t| t.as_str()),
-        "providers": providers,
+        "providers": rows,
     })))
+}
+
+/// A provider as a query parameter: an event's `provider` identifier.
+struct ProviderName(String);
+
+impl std::str::FromStr for ProviderName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        modelshare_event::parse::check_identifier(s)?;
+        Ok(ProviderName(s.to_owned()))
+    }
 }
 
 /// Provider incidents found in the data, to the minute

@@ -200,7 +200,11 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
         ),
         "model" => (
             json!({ "type": "string", "description": "author/model slug" }),
-            "the model (required by `/v1/providers`; a filter elsewhere)",
+            "the model (`/v1/providers` needs it or `provider`; a filter elsewhere)",
+        ),
+        "provider" => (
+            json!({ "type": "string", "maxLength": modelshare_event::parse::MAX_ID_LEN }),
+            "one provider: its figures per model it served",
         ),
         "weeks" => (
             json!({ "type": "integer", "minimum": 2, "maximum": 104, "default": 12 }),

@@ -116,26 +116,40 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The task and model named by the request path of `dashboard`.
-fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<(Option<Task>, Option<String>), String> {
+/// What a page's request path names.
+#[derive(Debug, Default)]
+struct PathValues {
+    task: Option<Task>,
+    model: Option<String>,
+    provider: Option<String>,
+}
+
+/// The task, model and provider named by the request path of `dashboard`.
+fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<PathValues, String> {
     let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    let (mut task, mut author, mut model) = (None, None, None);
+    let (mut values, mut author, mut model) = (PathValues::default(), None, None);
     for (seg, part) in dashboard.segments.iter().zip(&parts) {
         match seg {
             Segment::Literal(_) => {}
             Segment::Task => {
                 let t = percent_decode(part);
-                task = Some(t.parse::<Task>().map_err(|e| e.to_string())?);
+                values.task = Some(t.parse::<Task>().map_err(|e| e.to_string())?);
             }
             Segment::Author => author = Some(percent_decode(part)),
             Segment::Model => model = Some(percent_decode(part)),
+            Segment::Provider => {
+                let p = percent_decode(part);
+                modelshare_event::parse::check_identifier(&p)
+                    .map_err(|e| format!("provider {e}"))?;
+                values.provider = Some(p);
+            }
         }
     }
-    let slug = match (author, model) {
+    values.model = match (author, model) {
         (Some(a), Some(m)) => Some(format!("{a}/{m}")),
         _ => None,
     };
-    Ok((task, slug))
+    Ok(values)
 }
 
 /// The latest day with data, cached like a panel.
@@ -161,14 +175,14 @@ fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-/// Resolves period, date, task and model for a page or chart.
+/// Resolves period, date, task, model and provider for a page or chart; a model or provider
+/// the data and catalog do not know is a 404.
 async fn resolve_args(
     state: &AppState,
     site: &Arc<Site>,
     p: &Params,
     accepted: &[Param],
-    path_task: Option<Task>,
-    path_model: Option<String>,
+    path: PathValues,
 ) -> Result<(Args, NaiveDate, Option<NaiveDate>), PageError> {
     let api = |e| from_api(e, site);
     let kind = if accepted.contains(&Param::Period) {
@@ -187,14 +201,19 @@ async fn resolve_args(
         None
     }
     .unwrap_or_else(|| latest.unwrap_or_else(today));
-    let task = match path_task {
+    let task = match path.task {
         Some(t) => Some(t),
         None if accepted.contains(&Param::Task) => p.get::<Task>("task").map_err(api)?,
         None => None,
     };
-    let model = match path_model {
+    let model = match path.model {
         Some(m) => Some(m),
         None if accepted.contains(&Param::Model) => p.get::<String>("model").map_err(api)?,
+        None => None,
+    };
+    let provider = match path.provider {
+        Some(v) => Some(v),
+        None if accepted.contains(&Param::Provider) => p.get::<String>("provider").map_err(api)?,
         None => None,
     };
     if let Some(m) = &model {
@@ -209,10 +228,30 @@ async fn resolve_args(
             ));
         }
     }
+    if let Some(v) = &provider {
+        modelshare_event::parse::check_identifier(v).map_err(|e| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                format!("provider: {e}"),
+                Some(site),
+            )
+        })?;
+        let exists = queries::provider_exists(&state.query, v)
+            .await
+            .map_err(|e| from_site(e, site))?;
+        if !exists {
+            return Err(PageError::new(
+                StatusCode::NOT_FOUND,
+                format!("no provider {v:?} in the data"),
+                Some(site),
+            ));
+        }
+    }
     let args = Args {
         period: Period::containing(kind, date),
         task,
         model,
+        provider,
         min_apps: state.query.config().min_apps,
     };
     Ok((args, date, latest))
@@ -247,11 +286,11 @@ pub async fn page(
             Some(&site),
         ));
     };
-    let (task, model) =
+    let path =
         path_values(d, &uri).map_err(|m| PageError::new(StatusCode::NOT_FOUND, m, Some(&site)))?;
     let names: Vec<&str> = d.params.iter().map(|p| p.as_str()).collect();
     let p = Params::new(q, &names).map_err(|e| from_api(e, &site))?;
-    let (args, date, latest) = resolve_args(&state, &site, &p, &d.params, task, model).await?;
+    let (args, date, latest) = resolve_args(&state, &site, &p, &d.params, path).await?;
     // The panels of one page ask some questions twice (a leaderboard's sums at two limits, the
     // tasks overview): computed once for the page.
     let engine = state.query.sharing_answers();
@@ -309,14 +348,22 @@ pub async fn chart(
         .ok_or_else(|| not_found(format!("no chart {file:?} on dashboard {dash:?}")))?;
     let names: Vec<&str> = panel.params.iter().map(|p| p.as_str()).collect();
     let p = Params::new(q, &names).map_err(|e| from_api(e, &site))?;
-    if panel.params.contains(&Param::Model) && p.get::<String>("model").ok().flatten().is_none() {
-        return Err(PageError::new(
-            StatusCode::BAD_REQUEST,
-            "model: required for this chart (author/model)",
-            Some(&site),
-        ));
+    for (needed, what) in [
+        (Param::Model, "author/model"),
+        (Param::Provider, "a provider"),
+    ] {
+        if panel.params.contains(&needed)
+            && p.get::<String>(needed.as_str()).ok().flatten().is_none()
+        {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{needed}: required for this chart ({what})"),
+                Some(&site),
+            ));
+        }
     }
-    let (args, _, _) = resolve_args(&state, &site, &p, &panel.params, None, None).await?;
+    let (args, _, _) =
+        resolve_args(&state, &site, &p, &panel.params, PathValues::default()).await?;
     let table = site
         .run_panel_cached(&state.query, d, panel, &args, state.lake_generation())
         .await

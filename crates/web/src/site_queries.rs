@@ -305,6 +305,7 @@ mod tests {
                 "/index",
                 "/models/{author}/{model}",
                 "/providers",
+                "/providers/{provider}",
                 "/shifts",
                 "/snapshots",
                 "/tasks/{task}"
