@@ -159,8 +159,8 @@ fn help_lists_the_product_commands_and_no_benchmarks() {
     assert_eq!(
         commands,
         [
-            "serve", "demo", "ingest", "query", "generate", "rollup", "export", "keys", "wal",
-            "help"
+            "serve", "demo", "ingest", "query", "generate", "rollup", "export", "keys", "apps",
+            "wal", "help"
         ],
         "{out}"
     );

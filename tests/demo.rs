@@ -98,6 +98,24 @@ async fn demo_serves_a_generated_lake_that_matches_sql() {
     let top_truth = published_truth(dir.path(), start, end, &format!("AND e.model = '{top}'"));
     assert_eq!(models[0]["requests"], top_truth[0]["requests"]);
     assert_eq!(models[0]["apps"], top_truth[0]["apps"]);
+    // The demo shows three generated apps by name (those with counted traffic in the week).
+    let apps: Value = reqwest::get(format!("{url}/v1/apps?period=week&date={last_day}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = apps["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.is_empty(), "{apps}");
+    assert!(
+        names.iter().all(|n| n.starts_with("Example app ")),
+        "{names:?}"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

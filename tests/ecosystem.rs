@@ -863,9 +863,11 @@ async fn cors_and_openapi() {
         .collect();
     paths.sort();
     let want: Vec<(String, String)> = [
+        ("delete", "/v1/admin/apps/{app_id}"),
         ("get", "/feeds/shifts.atom"),
         ("get", "/healthz"),
         ("get", "/metrics"),
+        ("get", "/v1/apps"),
         ("get", "/v1/authors"),
         ("get", "/v1/incidents"),
         ("get", "/v1/index"),
@@ -885,6 +887,7 @@ async fn cors_and_openapi() {
         ("post", "/v1/openrouter"),
         ("post", "/v1/sql"),
         ("post", "/v1/traces"),
+        ("put", "/v1/admin/apps/{app_id}"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -893,7 +896,7 @@ async fn cors_and_openapi() {
     // Every documented route exists (a missing one would answer 404 not_found).
     for (method, path) in &paths {
         if path.contains('{') {
-            continue; // templated: exercised by the snapshot tests
+            continue; // templated: exercised by the snapshot and public app tests
         }
         let resp = server
             .client

@@ -236,12 +236,13 @@ async fn connections_beyond_the_cap_are_closed_and_counted() {
 }
 
 /// Every way to write, and a few routes that take no writes at all.
-const WRITE_PATHS: [&str; 8] = [
+const WRITE_PATHS: [&str; 9] = [
     "/v1/events",
     "/v1/traces",
     "/v1/litellm",
     "/v1/openrouter",
     "/v1/sql",
+    "/v1/admin/apps/app-a",
     "/v1/no-such-route",
     "/v1/leaderboard",
     "/",
@@ -274,8 +275,8 @@ async fn writes_are_refused_from_their_headers_before_the_body_arrives() {
     for path in WRITE_PATHS {
         let (status, body, took) = head_only(&a, path);
         assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{path}: {body}");
-        let message = if path == "/v1/sql" {
-            "a key is needed to run SQL: send `Authorization: Bearer <key>`"
+        let message = if path == "/v1/sql" || path.starts_with("/v1/admin/") {
+            "a key is needed to run SQL or change which apps are shown: send `Authorization: Bearer <key>`"
         } else {
             "a key is needed to send events: send `Authorization: Bearer <key>`"
         };
@@ -326,7 +327,7 @@ async fn revoking_the_last_key_closes_ingest_and_sql() {
 
     let events_closed = "a key is needed to send events, and this server has no active key \
         (every key is revoked); create one with `modelshare keys create --app APP`";
-    let sql_closed = "a key is needed to run SQL, and this server has no active key \
+    let sql_closed = "a key is needed to run SQL or change which apps are shown, and this server has no active key \
         (every key is revoked); create one with `modelshare keys create --app APP --admin`";
     let check = async |server: &Server| {
         // Loopback without a key: not reopened.

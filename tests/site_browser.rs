@@ -324,6 +324,24 @@ async fn pages_in_headless_chromium_match_the_api() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Three generated apps agree to be shown, one with a name that is markup.
+    for (app, name) in [
+        ("app-000000", "<b>Bold</b> & Co"),
+        ("app-000001", "Second app"),
+        ("app-000002", "Third app"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["apps", "--data-dir"])
+            .arg(&lake)
+            .args(["publish", "--app", app, "--name", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let s = Server::start(&lake, &[]);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("site-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -547,6 +565,57 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_images_loaded_and_no_errors(&b, "shifts page").await;
     b.screenshot(&shots.join("shifts.png")).await;
 
+    // The apps page lists what /v1/apps answers for the same week; the first app's page lists
+    // its models, the top ones as /v1/apps has them.
+    b.goto(&format!("{}/apps?period=week&date={week}", s.url))
+        .await;
+    let api = s.get_ok(&format!("/v1/apps?period=week&date={week}")).await;
+    let expected: Vec<(String, String)> = api["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["tokens"].to_string(),
+            )
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{api}");
+    let shown: Vec<(String, String)> = table_rows(&b, "apps")
+        .await
+        .into_iter()
+        .map(|r| (r[1].clone(), r[2].clone()))
+        .collect();
+    assert_eq!(shown, expected);
+    assert_images_loaded_and_no_errors(&b, "apps page").await;
+    b.screenshot(&shots.join("apps.png")).await;
+    let first = &api["apps"][0];
+    b.goto(&format!(
+        "{}/apps/{}?period=week&date={week}",
+        s.url,
+        first["slug"].as_str().unwrap()
+    ))
+    .await;
+    let h1 = b
+        .js("return document.querySelector('h1').textContent;")
+        .await;
+    assert_eq!(h1, first["name"]);
+    let models: Vec<String> = table_rows(&b, "models")
+        .await
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let top: Vec<String> = first["top_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(models[..top.len()], top[..]);
+    assert_images_loaded_and_no_errors(&b, "app page").await;
+    b.screenshot(&shots.join("app.png")).await;
+
     // Readable on a phone: nothing wider than the viewport except scrollable tables.
     b.resize(390, 1800).await;
     b.goto(&format!("{}/", s.url)).await;
@@ -572,6 +641,13 @@ async fn pages_in_headless_chromium_match_the_api() {
     );
     assert_images_loaded_and_no_errors(&b, "provider page, phone").await;
     b.screenshot(&shots.join("provider-phone.png")).await;
+    b.goto(&format!("{}/apps", s.url)).await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(overflow, true, "/apps scrolls sideways on a phone");
+    assert_images_loaded_and_no_errors(&b, "apps page, phone").await;
+    b.screenshot(&shots.join("apps-phone.png")).await;
 
     // A 404 page renders as HTML (its status shows as a console error, so logs are drained).
     b.goto(&format!("{}/tasks/coding", s.url)).await;

@@ -40,6 +40,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Ingest and admin keys: create (the key is printed once), list, revoke.
     Keys(KeysArgs),
+    /// Apps shown by name: record an app's consent (publish), withdraw it, list them.
+    Apps(AppsArgs),
     /// Inspect the write-ahead log and recover what damaged segments still hold.
     Wal(WalArgs),
 }
@@ -347,6 +349,39 @@ pub enum KeysCommand {
         /// The key id shown by `keys create` / `keys list`.
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppsArgs {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(subcommand)]
+    pub which: AppsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AppsCommand {
+    /// Record that an app agrees to be shown by name on /v1/apps, /apps and its own page
+    /// (again: change its name or link).
+    Publish {
+        /// The app id its events carry.
+        #[arg(long)]
+        app: String,
+        /// The name to show (1 to 80 characters; its page is /apps/<slug of the name>).
+        #[arg(long)]
+        name: String,
+        /// An http(s) link to the app.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Withdraw an app's consent: it is no longer shown, only counted in aggregates.
+    Withdraw {
+        /// The app id its events carry.
+        #[arg(long)]
+        app: String,
+    },
+    /// List the apps shown by name.
+    List,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -119,6 +119,9 @@ async fn stream_to_server(url: &str, cfg: &GenConfig, batch: usize) -> anyhow::R
     Ok(())
 }
 
+/// Generated apps the demo shows by name.
+const DEMO_SHOWN_APPS: [&str; 3] = ["app-000000", "app-000001", "app-000002"];
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let manifest_path = args.data_dir.join("manifest.json");
     let manifest: Manifest = if manifest_path.exists() {
@@ -154,9 +157,20 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         };
         let cfg = gen_config(&gen_args);
         let dir = args.data_dir.clone();
-        tokio::task::spawn_blocking(move || generate_into(&dir, &cfg))
+        let manifest = tokio::task::spawn_blocking(move || generate_into(&dir, &cfg))
             .await
-            .context("generator panicked")??
+            .context("generator panicked")??;
+        // A few generated apps agree to be shown, so /apps has something to show; a reused
+        // lake keeps whatever consents it has.
+        for (i, app) in DEMO_SHOWN_APPS.iter().enumerate() {
+            modelshare_web::public_apps::publish(
+                &args.data_dir,
+                app,
+                &format!("Example app {}", i + 1),
+                None,
+            )?;
+        }
+        manifest
     };
     let start: chrono::NaiveDate = manifest
         .config
@@ -176,6 +190,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("demo traffic ends {last_day}; open:");
         println!("  {base}/");
         println!("  {base}/index?date={last_day}");
+        println!("  {base}/providers?date={last_day}");
+        println!("  {base}/apps?date={last_day}");
         println!("  {base}/snapshots");
         println!("  {base}/v1/leaderboard?period=week&date={last_day}");
         println!("  {base}/v1/authors?period=week&date={last_day}");
@@ -184,6 +200,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {base}/v1/index?task=programming&date={last_day}");
         println!("  {base}/v1/retention?task=programming&date={last_day}");
         println!("  {base}/v1/shifts?date={last_day}");
+        println!("  {base}/v1/apps?date={last_day}");
         println!("  {base}/v1/snapshots");
         println!("  {base}/metrics");
     };

@@ -11,6 +11,7 @@
 //! - [`keys`]: `modelshare keys create|list|revoke`.
 //! - [`wal`]: `modelshare wal check|salvage`, for an operator after a damaged log.
 
+pub mod apps;
 pub mod config;
 pub mod export;
 pub mod generate;
@@ -49,6 +50,7 @@ pub fn run() -> ExitCode {
             Command::Rollup(args) => rollup::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Keys(args) => keys::run(args),
+            Command::Apps(args) => apps::run(args),
             Command::Wal(args) => wal::run(args),
         }
     });

@@ -21,7 +21,10 @@ pub async fn run_with_banner(
 ) -> anyhow::Result<ExitCode> {
     // Dashboards first: an invalid file must stop start-up before anything is opened.
     let mut registry = modelshare_site::queries::Registry::builtin();
-    modelshare_web::site_queries::register(&mut registry, &args.lake.data_dir)
+    let public_apps = Arc::new(modelshare_web::public_apps::PublicAppStore::open(
+        &args.lake.data_dir,
+    ));
+    modelshare_web::site_queries::register(&mut registry, &args.lake.data_dir, &public_apps)
         .context("cannot register the analytics queries")?;
     let site = modelshare_site::Site::load(registry, args.dashboards.as_deref())
         .context("invalid dashboards")?;
@@ -68,6 +71,7 @@ pub async fn run_with_banner(
         .with_rollups(rollups)
         .with_snapshots(lake.root())
         .with_keys(Arc::new(keys))
+        .with_public_apps(public_apps)
         .with_loopback_trust(trust_loopback)
         .with_trusted_proxies(proxies.clone())
         .with_limits(limits)

@@ -29,6 +29,7 @@ pub mod leaderboard;
 pub mod period;
 pub mod privacy;
 pub mod providers;
+pub mod public_apps;
 pub mod sandbox;
 pub mod share;
 pub mod tasks;

@@ -74,6 +74,13 @@ pub fn publishable_sql(apps: &str) -> String {
     format!("{apps} >= $min_apps")
 }
 
+/// The rule for the parts of a group that are published apart (a split's parts, the unpublished
+/// rest beside apps that chose to be shown): each part must come from no app or from enough
+/// apps, so that the group minus its other parts never isolates fewer than `min_apps` apps.
+pub fn none_or_publishable_sql(apps: &str) -> String {
+    format!("({apps} = 0 OR {})", publishable_sql(apps))
+}
+
 /// The value of `$min_apps`.
 pub fn min_apps_param(min_apps: u64) -> (String, ScalarValue) {
     (

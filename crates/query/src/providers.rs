@@ -24,7 +24,7 @@ use crate::hourly::{
     throughput_column, ttft_column,
 };
 use crate::period::Period;
-use crate::privacy::{Scope, publishable_sql};
+use crate::privacy::{Scope, none_or_publishable_sql, publishable_sql};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -91,7 +91,6 @@ fn providers_sql(scope: &Scope, per_model: bool) -> String {
         .map(|c| format!("sum(CASE WHEN {OK_ROWS} THEN {c} ELSE 0 END) AS {c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let none_or_publishable = |apps: &str| format!("({apps} = 0 OR {})", publishable_sql(apps));
     format!(
         "WITH units AS (\
            SELECT date, task, model, provider, status, max(day_apps) AS apps, \
@@ -115,8 +114,8 @@ fn providers_sql(scope: &Scope, per_model: bool) -> String {
         filter = scope.filter(),
         publishable = publishable_sql("max(day_apps)"),
         failed = failed_statuses(),
-        first = none_or_publishable("first_apps"),
-        fallback = none_or_publishable("fallback_apps"),
+        first = none_or_publishable_sql("first_apps"),
+        fallback = none_or_publishable_sql("fallback_apps"),
     )
 }
 

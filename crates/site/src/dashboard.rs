@@ -1,7 +1,7 @@
 //! Dashboards as files: the TOML format of `dashboards/*.toml`, and its validation.
 //!
 //! ```toml
-//! route = "/tasks/{task}"          # path params: {task}, {author}/{model}, {provider}
+//! route = "/tasks/{task}"          # path params: {task}, {author}/{model}, {provider}, {app}
 //! title = "Task leaderboard"
 //! params = ["period", "date"]      # URL query parameters the page takes
 //!
@@ -138,6 +138,7 @@ pub enum Segment {
     Author,
     Model,
     Provider,
+    App,
 }
 
 /// One validated page.
@@ -168,6 +169,7 @@ impl Dashboard {
                 Segment::Task => out.push(Param::Task),
                 Segment::Model => out.push(Param::Model),
                 Segment::Provider => out.push(Param::Provider),
+                Segment::App => out.push(Param::App),
                 _ => {}
             }
         }
@@ -305,8 +307,8 @@ fn parse_fields(id: &str, text: &str, registry: &Registry) -> Result<Dashboard, 
     Ok(dashboard)
 }
 
-/// The page's query-string parameters: known, not `model` or `provider` (they come from the
-/// route), not a repeat of a path parameter.
+/// The page's query-string parameters: known, not `model`, `provider` or `app` (they come from
+/// the route), not a repeat of a path parameter.
 fn page_params(names: &[String], segments: &[Segment]) -> Result<Vec<Param>, FieldError> {
     let mut params = Vec::new();
     for (i, p) in names.iter().enumerate() {
@@ -318,10 +320,10 @@ fn page_params(names: &[String], segments: &[Segment]) -> Result<Vec<Param>, Fie
                 "`model` comes from the route ({author}/{model}), not from the query string",
             ));
         }
-        if p == Param::Provider {
+        if matches!(p, Param::Provider | Param::App) {
             return Err(field_err(
                 &field,
-                "`provider` comes from the route ({provider}), not from the query string",
+                format!("`{p}` comes from the route ({{{p}}}), not from the query string"),
             ));
         }
         if segments.contains(&Segment::Task) && p == Param::Task {
@@ -357,6 +359,7 @@ fn parse_panel(
     for (needed, route) in [
         (Param::Model, "/models/{author}/{model}"),
         (Param::Provider, "/providers/{provider}"),
+        (Param::App, "/apps/{app}"),
     ] {
         if let Source::Named(q) = &source
             && q.params.contains(&needed)
@@ -516,10 +519,11 @@ fn parse_route(route: &str) -> Result<Vec<Segment>, String> {
             "{author}" => Segment::Author,
             "{model}" => Segment::Model,
             "{provider}" => Segment::Provider,
+            "{app}" => Segment::App,
             s if is_slug(s) => Segment::Literal(s.to_owned()),
             s => {
                 return Err(format!(
-                    "segment {s:?} of {route:?}: use lowercase literals or {{task}}, {{author}}, {{model}}, {{provider}}"
+                    "segment {s:?} of {route:?}: use lowercase literals or {{task}}, {{author}}, {{model}}, {{provider}}, {{app}}"
                 ));
             }
         };

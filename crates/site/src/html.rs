@@ -64,7 +64,10 @@ footer{color:#666;font-size:.85rem;text-align:center;padding:1rem}\
 fn frame(site: Option<&Site>, current: Option<&str>, title: &str, body: &str) -> String {
     let mut nav = String::new();
     if let Some(site) = site {
-        for d in &site.dashboards.pages {
+        // The home page first, then the others in file order.
+        let pages = &site.dashboards.pages;
+        let home = pages.iter().filter(|d| d.route == "/");
+        for d in home.chain(pages.iter().filter(|d| d.route != "/")) {
             if let (Some(label), true) = (&d.nav, d.path_params().is_empty()) {
                 let on = if current == Some(d.id.as_str()) {
                     " class=\"on\""
@@ -113,13 +116,32 @@ pub struct PageContext<'a> {
     pub latest: Option<NaiveDate>,
 }
 
-/// Replaces `{task}`, `{model}` and `{provider}` in a title with the page's values (the
-/// provider last: its name may contain braces, a model slug cannot).
+/// Replaces `{task}`, `{model}`, `{provider}` and `{app}` (the name shown) in a title with the
+/// page's values, in one pass: a value that contains a placeholder's text stays as it is.
 fn fill(template: &str, args: &Args) -> String {
-    template
-        .replace("{task}", args.task.map_or("all tasks", |t| t.as_str()))
-        .replace("{model}", args.model.as_deref().unwrap_or(""))
-        .replace("{provider}", args.provider.as_deref().unwrap_or(""))
+    let values = [
+        ("{task}", args.task.map_or("all tasks", |t| t.as_str())),
+        ("{model}", args.model.as_deref().unwrap_or("")),
+        ("{provider}", args.provider.as_deref().unwrap_or("")),
+        ("{app}", args.app.as_ref().map_or("", |a| a.name.as_str())),
+    ];
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    'scan: while !rest.is_empty() {
+        for (placeholder, value) in values {
+            if let Some(after) = rest.strip_prefix(placeholder) {
+                out.push_str(value);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 fn period_label(p: &Period) -> String {
@@ -156,6 +178,11 @@ pub fn chart_query(panel: &Panel, args: &Args) -> String {
                     parts.push(format!("provider={}", qv(p)));
                 }
             }
+            Param::App => {
+                if let Some(a) = &args.app {
+                    parts.push(format!("app={}", qv(&a.slug)));
+                }
+            }
         }
     }
     parts.join("&")
@@ -172,8 +199,8 @@ pub fn chart_url(dashboard: &Dashboard, panel: &Panel, args: &Args) -> String {
     url
 }
 
-/// The path of `dashboard` for these path values (`{provider}` is left empty: no page links to
-/// another provider's page through it).
+/// The path of `dashboard` for these path values (`{provider}` and `{app}` are left empty: no
+/// page links to another provider's or app's page through it).
 pub fn page_path(dashboard: &Dashboard, task: Option<Task>, model: Option<&str>) -> String {
     let mut path = String::new();
     let (author, name) = model
@@ -186,7 +213,7 @@ pub fn page_path(dashboard: &Dashboard, task: Option<Task>, model: Option<&str>)
             Segment::Task => path.push_str(task.map_or("", |t| t.as_str())),
             Segment::Author => path.push_str(&encode_segment(author)),
             Segment::Model => path.push_str(&encode_segment(name)),
-            Segment::Provider => {}
+            Segment::Provider | Segment::App => {}
         }
     }
     if path.is_empty() {

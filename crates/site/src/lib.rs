@@ -149,6 +149,9 @@ pub fn panel_args(panel: &Panel, args: &Args) -> Args {
     if !panel.params.contains(&Param::Provider) {
         a.provider = None;
     }
+    if !panel.params.contains(&Param::App) {
+        a.app = None;
+    }
     a
 }
 

@@ -35,6 +35,8 @@ pub enum Param {
     Model,
     /// A provider name (on provider pages it comes from the path).
     Provider,
+    /// An app shown by name, by its page slug (on app pages it comes from the path).
+    App,
 }
 
 impl Param {
@@ -44,6 +46,7 @@ impl Param {
         Param::Task,
         Param::Model,
         Param::Provider,
+        Param::App,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Param {
             Param::Task => "task",
             Param::Model => "model",
             Param::Provider => "provider",
+            Param::App => "app",
         }
     }
 }
@@ -65,7 +69,9 @@ impl FromStr for Param {
             .copied()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown parameter {s:?}; accepted: period, date, task, model, provider")
+                format!(
+                    "unknown parameter {s:?}; accepted: period, date, task, model, provider, app"
+                )
             })
     }
 }
@@ -76,6 +82,13 @@ impl fmt::Display for Param {
     }
 }
 
+/// An app that chose to be shown: its page slug and the name shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownApp {
+    pub slug: String,
+    pub name: String,
+}
+
 /// The typed inputs of one query run. Parameters a panel does not take are left at their
 /// defaults (`task`/`model`/`provider` `None`).
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +97,7 @@ pub struct Args {
     pub task: Option<Task>,
     pub model: Option<String>,
     pub provider: Option<String>,
+    pub app: Option<ShownApp>,
     /// Groups with fewer distinct apps are not published.
     pub min_apps: u64,
 }
@@ -100,6 +114,13 @@ impl Args {
         self.model
             .as_deref()
             .ok_or_else(|| SiteError::BadParam("this panel needs a model".into()))
+    }
+
+    /// The app of an app page.
+    pub fn app(&self) -> Result<&ShownApp, SiteError> {
+        self.app
+            .as_ref()
+            .ok_or_else(|| SiteError::BadParam("this panel needs an app".into()))
     }
 
     fn provider(&self) -> Result<&str, SiteError> {
@@ -345,6 +366,11 @@ pub fn model_href(slug: &str) -> String {
         ),
         None => format!("/models/{}/-", encode_segment(slug)),
     }
+}
+
+/// The path of a shown app's page.
+pub fn app_href(slug: &str) -> String {
+    format!("/apps/{}", encode_segment(slug))
 }
 
 /// The path of a provider's page.

@@ -3,8 +3,8 @@
 //! connection and a buffer while the body trickles in.
 //!
 //! Every request that is not a read (any method but `GET`, `HEAD`, `OPTIONS`) needs a grant:
-//! `POST /v1/sql` an admin key, everything else an ingest key bound to an app (admin keys are
-//! bound to an app too). Without a key a caller is let in only while the server has never had
+//! `POST /v1/sql` and `/v1/admin/…` an admin key, everything else an ingest key bound to an app
+//! (admin keys are bound to an app too). Without a key a caller is let in only while the server has never had
 //! keys, trusts loopback (`--trust-loopback`) and [`Client::is_local`] holds. Handlers take the
 //! grant as an extractor ([`Writer`], [`Admin`]); a request that reaches one without a grant is
 //! refused, so a route added without thinking about auth fails closed. Read endpoints are open.
@@ -52,7 +52,7 @@ impl Role {
     fn of(req: &Request) -> Option<Role> {
         if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
             None
-        } else if req.uri().path() == "/v1/sql" {
+        } else if req.uri().path() == "/v1/sql" || req.uri().path().starts_with("/v1/admin/") {
             Some(Role::Admin)
         } else {
             Some(Role::Writer)
@@ -62,7 +62,7 @@ impl Role {
     fn doing(self) -> &'static str {
         match self {
             Role::Writer => "send events",
-            Role::Admin => "run SQL",
+            Role::Admin => "run SQL or change which apps are shown",
         }
     }
 

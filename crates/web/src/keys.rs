@@ -7,11 +7,11 @@
 //! when every key is revoked, the file lists none or the file is deleted: revoking the last key
 //! must close writes, not quietly reopen them to keyless clients (see [`KeyStatus`]).
 
+use crate::stored_file::{self, Stamp, StoredFileError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 /// The file name under the lake root.
 pub const KEYS_FILE: &str = "keys.json";
@@ -21,13 +21,8 @@ pub const KEY_PREFIX: &str = "msk_";
 /// Why the key file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a valid key file: {message}")]
-    Corrupt { path: PathBuf, message: String },
+    #[error("the key file: {0}")]
+    File(#[from] StoredFileError),
     #[error("cannot draw random bytes for a key: {0}")]
     Random(String),
     #[error("no key with id {0:?}")]
@@ -100,43 +95,11 @@ fn random_hex(bytes: usize) -> Result<String, KeyError> {
 }
 
 fn read_file(path: &Path) -> Result<KeyFile, KeyError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| KeyError::Corrupt {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
-        Err(source) => Err(KeyError::Io {
-            path: path.to_owned(),
-            source,
-        }),
-    }
+    Ok(stored_file::read(path)?)
 }
 
-/// Writes the file atomically (temp file, fsync, rename) with mode 0600.
 fn write_file(path: &Path, file: &KeyFile) -> Result<(), KeyError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Corrupt {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    Ok(stored_file::write(path, file)?)
 }
 
 /// Creates a key for `app_id`; returns its record and the secret (shown once, never stored).
@@ -198,7 +161,7 @@ pub fn revoke(lake_root: &Path, id: &str) -> Result<KeyRecord, KeyError> {
 
 #[derive(Debug, Default)]
 struct Loaded {
-    stamp: Option<(SystemTime, u64, u64)>,
+    stamp: Stamp,
     keys: Vec<KeyRecord>,
     /// The key file has existed since this store was opened.
     configured: bool,
@@ -242,12 +205,8 @@ impl KeyStore {
         }
     }
 
-    /// Modification time, size and inode: writers rename a new file into place, so the inode
-    /// changes even when two writes land within the file system's timestamp granularity.
-    fn stamp(&self) -> Option<(SystemTime, u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(self.path.as_ref()?).ok()?;
-        Some((meta.modified().ok()?, meta.len(), meta.ino()))
+    fn stamp(&self) -> Stamp {
+        stored_file::stamp(self.path.as_ref()?)
     }
 
     /// Re-reads the file if its modification time or size changed. A file that cannot be read

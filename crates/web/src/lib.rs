@@ -12,6 +12,10 @@
 //! - [`telemetry`]: `POST /v1/traces` (OTLP), `/v1/litellm`, `/v1/openrouter`.
 //! - [`keys`], [`auth`]: hashed ingest/admin keys bound to apps; who may write and run SQL,
 //!   checked from the request head before any body is read.
+//! - [`public_apps`], [`apps`]: the apps that chose to be shown by name, `/v1/apps` and the
+//!   admin endpoints that record or withdraw the consent.
+//! - [`stored_file`]: the small JSON files beside the lake (keys, consents), written atomically
+//!   and re-read when they change.
 //! - [`client`]: who the client is (TCP peer, trusted proxies' forwarding headers), and whether
 //!   it is local.
 //! - [`limits`]: CORS, per-client rate limits on public reads, request time limit.
@@ -24,6 +28,7 @@
 
 pub mod analytics;
 pub mod api;
+pub mod apps;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -35,11 +40,13 @@ pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod params;
+pub mod public_apps;
 pub mod read_cache;
 pub mod site;
 pub mod site_queries;
 pub mod snapshots;
 pub mod sql;
+pub mod stored_file;
 pub mod telemetry;
 
 pub use error::ApiError;
@@ -72,6 +79,8 @@ pub struct AppState {
     pub snapshots: Option<std::path::PathBuf>,
     // Keys, request fences, admin SQL caps.
     pub keys: Arc<keys::KeyStore>,
+    /// The apps that chose to be shown by name.
+    pub public_apps: Arc<public_apps::PublicAppStore>,
     /// Keyless local clients may write and run SQL while no key has ever been configured.
     pub trust_loopback: bool,
     /// Networks whose forwarding headers are believed.
@@ -114,6 +123,7 @@ impl AppState {
             rollups: None,
             snapshots: None,
             keys: Arc::new(keys::KeyStore::empty()),
+            public_apps: Arc::default(),
             trust_loopback: false,
             proxies: Arc::default(),
             limits: limits::Limits::new(limits::LimitConfig::default()),
@@ -123,14 +133,16 @@ impl AppState {
         }
     }
 
-    /// Changes whenever ingest stores or publishes rows (0 for a read-only server): cached
-    /// answers computed at another generation are reused only while fresh.
+    /// Changes whenever ingest stores or publishes rows (0 for a read-only server), and
+    /// whenever the apps shown by name change: cached answers computed at another generation
+    /// are reused only while fresh.
     pub fn lake_generation(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
-        self.ingester.as_ref().map_or(0, |i| {
+        let rows = self.ingester.as_ref().map_or(0, |i| {
             let m = i.metrics();
             m.events_stored.load(Relaxed) ^ m.flushes.load(Relaxed).rotate_left(40)
-        })
+        });
+        rows ^ self.public_apps.version().rotate_left(20)
     }
 
     /// Serves `site`'s pages and charts too.
@@ -154,6 +166,12 @@ impl AppState {
     /// Uses `keys` to authenticate writers and admins.
     pub fn with_keys(mut self, keys: Arc<keys::KeyStore>) -> Self {
         self.keys = keys;
+        self
+    }
+
+    /// Shows the apps `store` lists by name.
+    pub fn with_public_apps(mut self, store: Arc<public_apps::PublicAppStore>) -> Self {
+        self.public_apps = store;
         self
     }
 
@@ -243,6 +261,7 @@ pub(crate) fn public_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::price_share_endpoint))
         .routes(routes!(analytics::shifts_endpoint))
         .routes(routes!(feed::shifts_feed))
+        .routes(routes!(apps::list_apps))
 }
 
 /// Ingest in every format, admin SQL, snapshots, the API description, health and metrics.
@@ -253,6 +272,7 @@ pub(crate) fn private_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(telemetry::post_litellm))
         .routes(routes!(telemetry::post_openrouter))
         .routes(routes!(sql::post_sql))
+        .routes(routes!(apps::publish_app, apps::withdraw_app))
         .routes(routes!(snapshots::list))
         .routes(routes!(snapshots::download))
         .routes(routes!(openapi::get_openapi))

@@ -30,15 +30,20 @@ const MAX_CACHED_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone)]
 struct Answer {
     generation: u64,
+    /// The consent records' version it was computed at: an app's withdrawal must not wait for
+    /// [`FRESH_FOR`].
+    consents: u64,
     at: Instant,
     headers: HeaderMap,
     body: Bytes,
 }
 
 impl Answer {
-    fn valid_at(&self, generation: u64) -> bool {
+    fn valid_at(&self, generation: u64, consents: u64) -> bool {
         let age = self.at.elapsed();
-        age < MAX_AGE && (self.generation == generation || age < FRESH_FOR)
+        age < MAX_AGE
+            && self.consents == consents
+            && (self.generation == generation || age < FRESH_FOR)
     }
 }
 
@@ -95,7 +100,8 @@ pub async fn cached(State(state): State<AppState>, request: Request, next: Next)
     let slot = state.read_cache.slot(&key);
     let mut held = slot.lock().await;
     let generation = state.lake_generation();
-    if let Some(answer) = held.as_ref().filter(|a| a.valid_at(generation)) {
+    let consents = state.public_apps.version();
+    if let Some(answer) = held.as_ref().filter(|a| a.valid_at(generation, consents)) {
         return respond(answer);
     }
     let response = next.run(request).await;
@@ -112,6 +118,7 @@ pub async fn cached(State(state): State<AppState>, request: Request, next: Next)
     };
     let answer = Answer {
         generation,
+        consents,
         at: Instant::now(),
         headers: parts.headers.clone(),
         body,

@@ -13,7 +13,7 @@ use modelshare_event::Task;
 use modelshare_query::{Period, PeriodKind};
 use modelshare_site::dashboard::{ChartKind, Dashboard, Segment};
 use modelshare_site::html::{self, PageContext};
-use modelshare_site::queries::{self, Args, Param};
+use modelshare_site::queries::{self, Args, Param, ShownApp};
 use modelshare_site::{Site, SiteError};
 use std::sync::Arc;
 
@@ -122,9 +122,11 @@ struct PathValues {
     task: Option<Task>,
     model: Option<String>,
     provider: Option<String>,
+    /// An app page's slug.
+    app: Option<String>,
 }
 
-/// The task, model and provider named by the request path of `dashboard`.
+/// The task, model, provider and app named by the request path of `dashboard`.
 fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<PathValues, String> {
     let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     let (mut values, mut author, mut model) = (PathValues::default(), None, None);
@@ -143,6 +145,7 @@ fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<PathValues, String> {
                     .map_err(|e| format!("provider {e}"))?;
                 values.provider = Some(p);
             }
+            Segment::App => values.app = Some(percent_decode(part)),
         }
     }
     values.model = match (author, model) {
@@ -175,8 +178,8 @@ fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-/// Resolves period, date, task, model and provider for a page or chart; a model or provider
-/// the data and catalog do not know is a 404.
+/// Resolves period, date, task, model, provider and app for a page or chart; a model or
+/// provider the data and catalog do not know, or an app not shown by name, is a 404.
 async fn resolve_args(
     state: &AppState,
     site: &Arc<Site>,
@@ -247,11 +250,33 @@ async fn resolve_args(
             ));
         }
     }
+    let app = match path.app {
+        Some(slug) => Some(slug),
+        None if accepted.contains(&Param::App) => p.get::<String>("app").map_err(api)?,
+        None => None,
+    };
+    let app = match app {
+        None => None,
+        Some(slug) => {
+            let shown = state.public_apps.by_slug(&slug).ok_or_else(|| {
+                PageError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no app shown as {slug:?}"),
+                    Some(site),
+                )
+            })?;
+            Some(ShownApp {
+                slug: shown.slug,
+                name: shown.name,
+            })
+        }
+    };
     let args = Args {
         period: Period::containing(kind, date),
         task,
         model,
         provider,
+        app,
         min_apps: state.query.config().min_apps,
     };
     Ok((args, date, latest))
@@ -351,6 +376,7 @@ pub async fn chart(
     for (needed, what) in [
         (Param::Model, "author/model"),
         (Param::Provider, "a provider"),
+        (Param::App, "an app's slug"),
     ] {
         if panel.params.contains(&needed)
             && p.get::<String>(needed.as_str()).ok().flatten().is_none()

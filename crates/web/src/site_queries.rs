@@ -1,18 +1,21 @@
 //! Named queries the website's dashboards can use beyond the built-in ones: the preference
-//! index (`/index`), a model's retention (model pages) and the weekly snapshots (`/snapshots`).
-//! They live here because they need the lake's rollup and snapshot directory, which the site
-//! crate does not know about.
+//! index (`/index`), a model's retention (model pages), the weekly snapshots (`/snapshots`) and
+//! the apps shown by name (`/apps`, `/apps/{app}`). They live here because they need the lake's
+//! rollup, snapshot directory and consent records, which the site crate does not know about.
 
 use crate::analytics::{ShiftKind, compute_shifts};
+use crate::apps::{RankedApp, ranked_apps};
+use crate::public_apps::PublicAppStore;
 use modelshare_analytics::index::{IndexConfig, preference_index};
 use modelshare_analytics::retention::retention;
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
 use modelshare_event::event::author_of;
 use modelshare_ingest::Lake;
 use modelshare_site::SiteError;
-use modelshare_site::queries::{Args, NamedQuery, Param, Registry, model_href, run_fn};
+use modelshare_site::queries::{Args, NamedQuery, Param, Registry, app_href, model_href, run_fn};
 use modelshare_site::table::{Cell, Column, Format, Table};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Weeks of behaviour behind the index and retention panels.
 const WINDOW_WEEKS: u32 = 12;
@@ -223,8 +226,125 @@ async fn shifts_table(
     Ok(t)
 }
 
-/// Adds `preference_index`, `retention`, `shifts` and `snapshots` for the lake at `lake_root`.
-pub fn register(registry: &mut Registry, lake_root: &Path) -> Result<(), SiteError> {
+/// The shown apps of the page's period, most tokens first.
+async fn shown_apps(
+    engine: &modelshare_query::QueryEngine,
+    store: &PublicAppStore,
+    a: &Args,
+) -> Result<Vec<RankedApp>, SiteError> {
+    Ok(ranked_apps(engine, store, a.period, a.task).await?)
+}
+
+/// The apps shown by name, ranked by tokens, with their top models.
+async fn apps_table(
+    engine: modelshare_query::QueryEngine,
+    a: Args,
+    store: Arc<PublicAppStore>,
+) -> Result<Table, SiteError> {
+    let mut t = Table::new(vec![
+        Column::new("rank", "#", Format::Plain),
+        Column::new("app", "App", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("requests", "Requests", Format::Count),
+        Column::new("top_models", "Top models", Format::Plain),
+        Column::new("url", "Link", Format::Plain),
+    ]);
+    for r in shown_apps(&engine, &store, &a).await? {
+        let top = r
+            .models
+            .iter()
+            .take(crate::apps::DEFAULT_TOP_MODELS)
+            .map(|m| format!("{} ({:.0}%)", m.model, m.share * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.push(vec![
+            Cell::Int(i64::from(r.rank)),
+            Cell::Link {
+                text: r.app.name.clone(),
+                href: app_href(&r.app.slug),
+            },
+            count(r.tokens),
+            count(r.requests),
+            Cell::Text(top),
+            r.app.url.map_or(Cell::Null, |url| Cell::Link {
+                text: url.clone(),
+                href: url,
+            }),
+        ]);
+    }
+    Ok(t)
+}
+
+/// The page's app in its period: `None` when it has no counted traffic then.
+async fn page_app(
+    engine: &modelshare_query::QueryEngine,
+    store: &PublicAppStore,
+    a: &Args,
+) -> Result<Option<RankedApp>, SiteError> {
+    let slug = a.app()?.slug.clone();
+    Ok(shown_apps(engine, store, a)
+        .await?
+        .into_iter()
+        .find(|r| r.app.slug == slug))
+}
+
+/// Every model a shown app used in the period, with its part of the app's tokens.
+async fn app_models_table(
+    engine: modelshare_query::QueryEngine,
+    a: Args,
+    store: Arc<PublicAppStore>,
+) -> Result<Table, SiteError> {
+    let mut t = Table::new(vec![
+        Column::new("model", "Model", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("requests", "Requests", Format::Count),
+        Column::new("share", "Share of the app's tokens", Format::Share),
+    ]);
+    for m in page_app(&engine, &store, &a)
+        .await?
+        .map(|r| r.models)
+        .unwrap_or_default()
+    {
+        t.push(vec![
+            model_cell(&m.model),
+            count(m.tokens),
+            count(m.requests),
+            Cell::Float(m.share),
+        ]);
+    }
+    Ok(t)
+}
+
+/// A shown app's tokens per task in the period.
+async fn app_tasks_table(
+    engine: modelshare_query::QueryEngine,
+    a: Args,
+    store: Arc<PublicAppStore>,
+) -> Result<Table, SiteError> {
+    let mut t = Table::new(vec![
+        Column::new("task", "Task", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("share", "Share of the app's tokens", Format::Share),
+    ]);
+    if let Some(r) = page_app(&engine, &store, &a).await? {
+        for (task, tokens) in &r.tasks {
+            t.push(vec![
+                Cell::text(task.as_str()),
+                count(*tokens),
+                Cell::Float(*tokens as f64 / r.tokens.max(1) as f64),
+            ]);
+        }
+    }
+    Ok(t)
+}
+
+/// Adds `preference_index`, `retention`, `shifts` and `snapshots` for the lake at `lake_root`,
+/// and `apps`, `app_models` and `app_tasks` for the apps `public_apps` shows.
+pub fn register(
+    registry: &mut Registry,
+    lake_root: &Path,
+    public_apps: &Arc<PublicAppStore>,
+) -> Result<(), SiteError> {
     let root = lake_root.to_owned();
     registry.register(NamedQuery {
         name: "preference_index",
@@ -281,6 +401,30 @@ pub fn register(registry: &mut Registry, lake_root: &Path) -> Result<(), SiteErr
         roles: &[],
         run: run_fn(move |_, _| Box::pin(snapshots_table(root.clone()))),
     })?;
+    let store = Arc::clone(public_apps);
+    registry.register(NamedQuery {
+        name: "apps",
+        params: &[Param::Period, Param::Date, Param::Task],
+        columns: &["rank", "app", "tokens", "requests", "top_models", "url"],
+        roles: &[("label", "app"), ("value", "tokens")],
+        run: run_fn(move |e, a| Box::pin(apps_table(e, a, Arc::clone(&store)))),
+    })?;
+    let store = Arc::clone(public_apps);
+    registry.register(NamedQuery {
+        name: "app_models",
+        params: &[Param::Period, Param::Date, Param::App],
+        columns: &["model", "tokens", "requests", "share"],
+        roles: &[("label", "model"), ("value", "share")],
+        run: run_fn(move |e, a| Box::pin(app_models_table(e, a, Arc::clone(&store)))),
+    })?;
+    let store = Arc::clone(public_apps);
+    registry.register(NamedQuery {
+        name: "app_tasks",
+        params: &[Param::Period, Param::Date, Param::App],
+        columns: &["task", "tokens", "share"],
+        roles: &[("label", "task"), ("value", "share")],
+        run: run_fn(move |e, a| Box::pin(app_tasks_table(e, a, Arc::clone(&store)))),
+    })?;
     Ok(())
 }
 
@@ -294,7 +438,8 @@ mod tests {
     #[test]
     fn the_shipped_dashboards_are_valid() {
         let mut registry = Registry::builtin();
-        register(&mut registry, Path::new("unused")).unwrap_or_else(|e| panic!("{e}"));
+        register(&mut registry, Path::new("unused"), &Arc::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         let d = Dashboards::embedded(&registry).unwrap_or_else(|e| panic!("{e}"));
         let mut routes: Vec<&str> = d.pages.iter().map(|p| p.route.as_str()).collect();
         routes.sort();
@@ -302,6 +447,8 @@ mod tests {
             routes,
             [
                 "/",
+                "/apps",
+                "/apps/{app}",
                 "/index",
                 "/models/{author}/{model}",
                 "/providers",
@@ -312,9 +459,10 @@ mod tests {
             ]
         );
         let mut again = Registry::builtin();
-        register(&mut again, Path::new("unused")).unwrap_or_else(|e| panic!("{e}"));
+        register(&mut again, Path::new("unused"), &Arc::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            register(&mut again, Path::new("unused")).is_err(),
+            register(&mut again, Path::new("unused"), &Arc::default()).is_err(),
             "names are unique"
         );
     }
