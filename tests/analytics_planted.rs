@@ -291,5 +291,87 @@ async fn planted_effects_are_recovered() {
             "{found} off by {off} s: {incident} vs {outage}"
         );
     }
+
+    // The manifest's trial outcomes agree with its release record, and say how many trials
+    // became switches.
+    let trials = manifest["trials"].as_array().unwrap();
+    let of_release: Vec<&Value> = trials
+        .iter()
+        .filter(|t| t["cause"] == "model_release")
+        .collect();
+    let started: u64 = of_release
+        .iter()
+        .map(|t| t["trials_started"].as_u64().unwrap())
+        .sum();
+    let switched: u64 = of_release
+        .iter()
+        .map(|t| t["trials_switched"].as_u64().unwrap())
+        .sum();
+    assert_eq!(Value::from(started), release["adopting_app_tasks"]);
+    assert!(
+        0 < switched && switched < started,
+        "{switched} of {started}"
+    );
+    eprintln!("release trials: {started} started, {switched} became switches");
+
+    // The index against the preference the generator applied: Kendall's tau between the
+    // index's order of each task's ranked models (the last 4 weeks) and their effective
+    // preference at the period's end, as the manifest records it.
+    let mut taus = Vec::new();
+    for task in modelshare_event::Task::ALL {
+        let task = task.as_str();
+        let idx = server
+            .get_ok(&format!("/v1/index?task={task}&date={end}&weeks=4"))
+            .await;
+        let ranked: Vec<(f64, f64)> = idx["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let slug = m["model"].as_str().unwrap();
+                let truth = manifest["models"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["slug"] == slug)
+                    .unwrap_or_else(|| panic!("{slug} is not in the manifest"));
+                (
+                    m["rating"].as_f64().unwrap(),
+                    truth["effective_preference"][task].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        if ranked.len() >= 5 {
+            taus.push((task, ranked.len(), kendall_tau(&ranked)));
+        }
+    }
+    eprintln!("index vs effective preference (task, models, tau): {taus:?}");
+    let mean = taus.iter().map(|t| t.2).sum::<f64>() / taus.len() as f64;
+    eprintln!("mean tau over {} tasks: {mean:.3}", taus.len());
+    assert!(taus.len() >= 3, "{taus:?}");
+    assert!(mean >= MIN_MEAN_TAU, "{taus:?}");
     server.stop();
+}
+
+/// The mean Kendall tau this 1 M-event lake must reach (docs/METRICS.md, "How well the index
+/// recovers preference", gives the measured figure and what limits it).
+const MIN_MEAN_TAU: f64 = 0.2;
+
+/// Kendall's tau-b between the two coordinates of `pairs`.
+fn kendall_tau(pairs: &[(f64, f64)]) -> f64 {
+    let (mut concordant, mut discordant, mut tied_a, mut tied_b) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for (i, a) in pairs.iter().enumerate() {
+        for b in &pairs[i + 1..] {
+            let (x, y) = ((a.0 - b.0).signum(), (a.1 - b.1).signum());
+            match (x == 0.0 || a.0 == b.0, y == 0.0 || a.1 == b.1) {
+                (true, true) => {}
+                (true, false) => tied_a += 1.0,
+                (false, true) => tied_b += 1.0,
+                (false, false) if x == y => concordant += 1.0,
+                (false, false) => discordant += 1.0,
+            }
+        }
+    }
+    let n = concordant + discordant;
+    (concordant - discordant) / ((n + tied_a) * (n + tied_b)).sqrt().max(1.0)
 }

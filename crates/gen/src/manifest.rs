@@ -34,6 +34,26 @@ pub struct Manifest {
     pub apps: AppsRecord,
     /// The background behaviour every app follows (documentation of the traffic model).
     pub background: Background,
+    /// What generation did with trials, per cause and task: how many started and how many
+    /// became switches. Absent from manifests written before it was recorded.
+    #[serde(default)]
+    pub trials: Vec<TrialOutcome>,
+}
+
+/// The trials of one cause in one task, as generation played them out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialOutcome {
+    /// `background` (apps trying alternatives now and then), `model_release` or `price_cut`.
+    pub cause: String,
+    /// The released or cut model (none for background trials).
+    pub model: Option<String>,
+    pub task: String,
+    pub trials_started: u32,
+    /// Trials that ended with the trial model beating the primary by the switching cost and
+    /// becoming primary. Trials still running at the period's end are started, not switched.
+    pub trials_switched: u32,
+    /// Primaries the cause changed without a trial (a price cut's direct migrations).
+    pub direct_switches: u32,
 }
 
 /// The config, as given.
@@ -63,8 +83,9 @@ pub enum Effect {
 
 /// A model release: the model was available as a preview to a minority of apps before; at `ts`
 /// its general release raises its hidden utility in `winning_task` and lowers it in
-/// `losing_task`. Apps react within `reaction_hours`: in the winning task many start a trial
-/// that usually turns into a switch; in the losing task every app using it drops it.
+/// `losing_task`. Apps react within `reaction_hours`: in the winning task many start a trial,
+/// which becomes a switch only when the model beats the app's primary by the switching cost
+/// (how many did is in the manifest's `trials`); in the losing task every app using it drops it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Release {
     pub slug: String,
@@ -153,6 +174,11 @@ pub struct ModelRecord {
     /// Hidden utility by task before planted effects and price (apps add their own taste and
     /// subtract price sensitivity × ln(blended price)).
     pub utility: BTreeMap<String, f64>,
+    /// What apps weigh at the period's end, by task: hidden utility with the release's change,
+    /// minus the task's mean price sensitivity × ln(blended price on the last day). Apps' tastes
+    /// are drawn alike for every model, so this is the order an unbiased index should recover.
+    #[serde(default)]
+    pub effective_preference: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +192,10 @@ pub struct AppsRecord {
     pub leaving: u32,
     /// Share of all requests (before failures) made by the largest 1 % of apps.
     pub top_1_percent_request_share: f64,
+    /// Mean price sensitivity (perceived utility lost per unit of ln(blended price)) of the
+    /// app×task units of each task.
+    #[serde(default)]
+    pub mean_price_sensitivity: BTreeMap<String, f64>,
 }
 
 /// The background behaviour, stated so analyses can be judged against it.

@@ -15,7 +15,7 @@ use crate::GenConfig;
 use crate::config::GenError;
 use crate::manifest::{
     AppsRecord, Background, ConfigRecord, Effect, Manifest, ModelRecord, Outage, Period, PriceCut,
-    PriceRecord, Release,
+    PriceRecord, Release, TrialOutcome,
 };
 use crate::rng::{Alias, Rng, gumbel, hash};
 use crate::roster::{
@@ -653,6 +653,11 @@ fn plan_apps(
     let top = (weights.len() / 100).max(1);
     let top_share = weights[..top].iter().sum::<f64>() / weights.iter().sum::<f64>().max(1e-9);
 
+    let mean_price_sensitivity = counters
+        .price_sensitivity
+        .iter()
+        .map(|(t, (sum, n))| (t.to_string(), round3(sum / f64::from((*n).max(1)))))
+        .collect();
     Ok(Population {
         apps,
         counters,
@@ -663,6 +668,7 @@ fn plan_apps(
             joining,
             leaving,
             top_1_percent_request_share: (top_share * 1000.0).round() / 1000.0,
+            mean_price_sensitivity,
         },
     })
 }
@@ -702,6 +708,37 @@ fn build_manifest(
     let models = &lineup.models;
     let providers = &lineup.providers;
     let days = cfg.days;
+    let cut_slugs: Vec<String> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::PriceCut(c) => Some(c.slug.clone()),
+            _ => None,
+        })
+        .collect();
+    let trials = counters
+        .trials
+        .iter()
+        .map(|((cause, task), tally)| {
+            let (cause, model) = match cause {
+                TrialCause::Background => ("background", None),
+                TrialCause::Release => (
+                    "model_release",
+                    release
+                        .as_ref()
+                        .map(|r| models[r.model].spec.slug.to_owned()),
+                ),
+                TrialCause::PriceCut(ci) => ("price_cut", cut_slugs.get(*ci).cloned()),
+            };
+            TrialOutcome {
+                cause: cause.to_owned(),
+                model,
+                task: task.to_string(),
+                trials_started: tally.started,
+                trials_switched: tally.switched,
+                direct_switches: tally.direct,
+            }
+        })
+        .collect();
     if let Some(r) = release {
         effects.push(Effect::ModelRelease(Release {
             slug: models[r.model].spec.slug.to_owned(),
@@ -787,15 +824,27 @@ fn build_manifest(
                     .collect(),
                 utility: Task::ALL
                     .iter()
+                    .map(|&t| (t.to_string(), round3(base_utility(m, t))))
+                    .collect(),
+                effective_preference: Task::ALL
+                    .iter()
                     .map(|&t| {
-                        (
-                            t.to_string(),
-                            (base_utility(m, t) * 1000.0).round() / 1000.0,
-                        )
+                        let beta = apps
+                            .mean_price_sensitivity
+                            .get(t.as_str())
+                            .copied()
+                            .unwrap_or(0.0);
+                        let released = release
+                            .as_ref()
+                            .filter(|r| models[r.model].spec.slug == m.spec.slug);
+                        let u = hidden_utility(m, t, released)
+                            - beta * m.ln_blended.last().copied().unwrap_or(0.0);
+                        (t.to_string(), round3(u))
                     })
                     .collect(),
             })
             .collect(),
+        trials,
         apps,
         background: Background {
             trial_rate_per_day: TRIAL_RATE_PER_DAY,
@@ -827,6 +876,21 @@ fn ln_price(p: &Price) -> f64 {
 /// Hidden utility of a model for a task, before price and taste.
 fn base_utility(m: &Model, t: Task) -> f64 {
     m.spec.quality + m.spec.profile.affinity(t)
+}
+
+/// Hidden utility of a model for a task, before price and taste, with the release's change when
+/// `released` is the release of `m` and in force.
+fn hidden_utility(m: &Model, t: Task, released: Option<&ReleasePlan>) -> f64 {
+    let change = match released {
+        Some(r) if t == r.win => RELEASE_GAIN,
+        Some(r) if t == r.lose => -RELEASE_LOSS,
+        _ => 0.0,
+    };
+    base_utility(m, t) + change
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// The position of each name in sorted order.
@@ -868,12 +932,36 @@ fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
     out
 }
 
+/// What started a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TrialCause {
+    /// An app trying an alternative now and then.
+    Background,
+    /// The planted release, in its winning task.
+    Release,
+    /// The planted price cut with this index.
+    PriceCut(usize),
+}
+
+/// How a cause's trials in one task turned out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TrialTally {
+    started: u32,
+    /// Ended with the trial model beating the primary by the switching cost.
+    switched: u32,
+    /// Primaries changed by the cause without a trial (a price cut's direct migrations).
+    direct: u32,
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     preview: BTreeMap<String, u32>,
     adopting: u32,
     abandoning: u32,
     migrating: Vec<BTreeMap<String, u32>>,
+    trials: BTreeMap<(TrialCause, Task), TrialTally>,
+    /// Per task: the sum of the price sensitivity of its app×task units, and their number.
+    price_sensitivity: BTreeMap<Task, (f64, u32)>,
 }
 
 impl Counters {
@@ -893,6 +981,21 @@ impl Counters {
         for (into, from) in self.migrating.iter_mut().zip(other.migrating) {
             add(into, from);
         }
+        for (k, v) in other.trials {
+            let t = self.trials.entry(k).or_default();
+            t.started += v.started;
+            t.switched += v.switched;
+            t.direct += v.direct;
+        }
+        for (k, (sum, n)) in other.price_sensitivity {
+            let e = self.price_sensitivity.entry(k).or_default();
+            e.0 += sum;
+            e.1 += n;
+        }
+    }
+
+    fn tally(&mut self, cause: TrialCause, task: Task) -> &mut TrialTally {
+        self.trials.entry((cause, task)).or_default()
     }
 }
 
@@ -924,6 +1027,7 @@ struct Trial {
     model: usize,
     share: f64,
     end_us: i64,
+    cause: TrialCause,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -948,18 +1052,9 @@ impl Planner<'_> {
     /// The utility an app perceives for model `m` in `task` at `t`.
     fn utility(&self, m: usize, task: Task, t: i64, taste: &[f64], beta: f64) -> f64 {
         let model = &self.models[m];
-        let mut u = base_utility(model, task) + taste[m] - beta * model.ln_blended[self.day_of(t)];
-        if let Some(r) = self.release
-            && m == r.model
-            && t >= r.ts_us
-        {
-            if task == r.win {
-                u += RELEASE_GAIN;
-            } else if task == r.lose {
-                u -= RELEASE_LOSS;
-            }
-        }
-        u
+        let released = self.release.filter(|r| m == r.model && t >= r.ts_us);
+        hidden_utility(model, task, released.as_ref()) + taste[m]
+            - beta * model.ln_blended[self.day_of(t)]
     }
 
     /// The model maximising perceived utility plus `noise` × fresh Gumbel noise, excluding some.
@@ -1087,6 +1182,9 @@ impl Planner<'_> {
         } = *app;
         // Big apps pay the most, so they watch releases and prices most closely.
         let keen = 0.6 + 0.8 * size_q;
+        let sensitivity = counters.price_sensitivity.entry(task).or_default();
+        sensitivity.0 += beta;
+        sensitivity.1 += 1;
         let n = self.models.len();
         let (seed, a, tk) = (self.seed, u64::from(index), task as u64);
         // An app's taste has a part shared by all its tasks and a task-specific part.
@@ -1172,7 +1270,9 @@ impl Planner<'_> {
                         self.utility(tr.model, task, t, &taste, beta) + 0.3 * rng.normal();
                     let u_prim =
                         self.utility(st.primary, task, t, &taste, beta) + 0.3 * rng.normal();
-                    if u_trial > u_prim + SWITCH_COST {
+                    let won = u_trial > u_prim + SWITCH_COST;
+                    counters.tally(tr.cause, task).switched += u32::from(won);
+                    if won {
                         let old = st.primary;
                         st.primary = tr.model;
                         if st.secondary.is_some_and(|s| s.0 == tr.model) {
@@ -1193,7 +1293,9 @@ impl Planner<'_> {
                     model: m,
                     share: rng.range(TRIAL_SHARE[0], TRIAL_SHARE[1]),
                     end_us: t + (days * US_PER_DAY as f64) as i64,
+                    cause: TrialCause::Background,
                 });
+                counters.tally(TrialCause::Background, task).started += 1;
             } else {
                 if st.secondary.is_some() && rng.chance(0.5) {
                     st.secondary = None;
@@ -1250,8 +1352,10 @@ impl Planner<'_> {
                     model: r.model,
                     share: rng.range(0.3, 0.6),
                     end_us: t + (days * US_PER_DAY as f64) as i64,
+                    cause: TrialCause::Release,
                 });
                 counters.adopting += 1;
+                counters.tally(TrialCause::Release, task).started += 1;
             }
             Action::Abandon => {
                 let Some(r) = self.release else { return };
@@ -1284,6 +1388,7 @@ impl Planner<'_> {
                     return;
                 }
                 if rng.chance(0.65) {
+                    counters.tally(TrialCause::PriceCut(ci), task).direct += 1;
                     let old = st.primary;
                     st.primary = p;
                     if st.trial.is_some_and(|x| x.model == p) {
@@ -1300,7 +1405,9 @@ impl Planner<'_> {
                         model: p,
                         share: rng.range(0.3, 0.6),
                         end_us: t + (days * US_PER_DAY as f64) as i64,
+                        cause: TrialCause::PriceCut(ci),
                     });
+                    counters.tally(TrialCause::PriceCut(ci), task).started += 1;
                     if st.secondary.is_some_and(|s| s.0 == p) {
                         st.secondary = None;
                     }
