@@ -151,7 +151,7 @@ async fn sql(server: &Server, headers: &[(&str, &str)], query: &str) -> (u16, Va
 const EVENT_COLUMNS: &str = "event_id, CAST(ts AS VARCHAR) AS ts, app_id, task, model_requested, \
     model, provider, input_tokens, output_tokens, reasoning_tokens, cached_tokens, \
     CAST(cost_usd * 1000000 AS BIGINT) AS cost_usd_micros, \
-    latency_ms, ttft_ms, status, finish_reason, attempt";
+    latency_ms, ttft_ms, status, finish_reason, attempt, trace_id, step";
 
 #[tokio::test]
 async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
@@ -197,13 +197,13 @@ async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
                    "model": "openai/gpt-4o", "provider": "openai", "input_tokens": 1200,
                    "output_tokens": 345, "reasoning_tokens": 0, "cached_tokens": 200,
                    "cost_usd_micros": 12300, "latency_ms": 1500, "ttft_ms": 0, "status": "ok",
-                   "finish_reason": "length", "attempt": 0}),
+                   "finish_reason": "length", "attempt": 0, "trace_id": trace, "step": 0}),
             json!({"event_id": format!("{trace}-0202020202020202"), "ts": "2026-11-20T10:01:00Z",
                    "app_id": "otel-app", "task": "other", "model_requested": "claude-sonnet-4.5",
                    "model": "anthropic/claude-sonnet-4.5", "provider": "anthropic",
                    "input_tokens": 4000, "output_tokens": 0, "reasoning_tokens": 0,
                    "cached_tokens": 0, "cost_usd_micros": 0, "latency_ms": 30000, "ttft_ms": 0,
-                   "status": "timeout", "attempt": 0}),
+                   "status": "timeout", "attempt": 0, "trace_id": trace, "step": 1}),
         ]
     );
 
@@ -248,12 +248,13 @@ async fn otlp_protobuf_json_and_gzip_are_mapped_exactly() {
     );
     let got = server.sql_rows(
         &[],
-        "SELECT input_tokens, output_tokens, latency_ms FROM events WHERE event_id LIKE '%-0404040404040404'",
+        "SELECT input_tokens, output_tokens, latency_ms, step FROM events WHERE event_id LIKE '%-0404040404040404'",
     )
     .await;
+    // Its step: second of the request's two LLM spans of the trace (same start, span id order).
     assert_eq!(
         got,
-        vec![json!({"input_tokens": 10, "output_tokens": 20, "latency_ms": 2000})]
+        vec![json!({"input_tokens": 10, "output_tokens": 20, "latency_ms": 2000, "step": 1})]
     );
 
     // Ignored spans are counted on /metrics.
@@ -398,13 +399,15 @@ async fn litellm_and_openrouter_payloads_are_mapped_exactly() {
                    "model": "openai/gpt-4o", "provider": "openai", "input_tokens": 10,
                    "output_tokens": 20, "reasoning_tokens": 0, "cached_tokens": 0,
                    "cost_usd_micros": 225, "latency_ms": 371, "ttft_ms": 371, "status": "ok",
-                   "finish_reason": "stop", "attempt": 0}),
+                   "finish_reason": "stop", "attempt": 0,
+                   "trace_id": "63fc75a8-3157-4a62-ad8f-fbb0633ce94c"}),
             json!({"event_id": "chatcmpl-LITELLM-2", "ts": "2026-11-25T15:48:34Z",
                    "app_id": "gw-app", "task": "other", "model_requested": "my-alias",
                    "model": "anthropic/claude-sonnet-4.5", "provider": "anthropic",
                    "input_tokens": 300, "output_tokens": 0, "reasoning_tokens": 0,
                    "cached_tokens": 0, "cost_usd_micros": 0, "latency_ms": 500, "ttft_ms": 0,
-                   "status": "rate_limited", "attempt": 0}),
+                   "status": "rate_limited", "attempt": 0,
+                   "trace_id": "e5cedd78-89a1-4322-a666-5c524d8ea58f"}),
             json!({"event_id": "gen-1", "ts": "2026-11-20T12:00:00.500Z", "app_id": "gw-app",
                    "task": "other", "model_requested": "openrouter/auto",
                    "model": "anthropic/claude-sonnet-4.5", "provider": "google-vertex",
@@ -867,6 +870,7 @@ async fn cors_and_openapi() {
         ("get", "/feeds/shifts.atom"),
         ("get", "/healthz"),
         ("get", "/metrics"),
+        ("get", "/v1/agents"),
         ("get", "/v1/apps"),
         ("get", "/v1/authors"),
         ("get", "/v1/incidents"),

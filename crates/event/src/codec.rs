@@ -2,6 +2,10 @@
 //!
 //! Little-endian integers, strings as `u16` length + UTF-8 bytes. Decoding never trusts its
 //! input: a torn or corrupt record yields [`CodecError`], not a panic.
+//!
+//! Events are encoded with their agent fields (`trace_id`, `step`) after `attempt`; events
+//! written before those fields existed end at `attempt`. The container says which form it holds
+//! ([`Reader::event`] takes it), so old write-ahead logs still replay.
 
 use crate::event::{MicroUsd, ModelSlug, Timestamp};
 use crate::{Event, Status, Task};
@@ -40,6 +44,14 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
         None => out.push(0),
     }
     out.push(e.attempt);
+    let tag = u8::from(e.trace_id.is_some()) | (u8::from(e.step.is_some()) << 1);
+    out.push(tag);
+    if let Some(t) = &e.trace_id {
+        put_str(out, t);
+    }
+    if let Some(s) = e.step {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
 }
 
 /// Writes a length-prefixed string (strings are validated to far below `u16::MAX`).
@@ -95,8 +107,9 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(len)?).map_err(|_| CodecError("invalid utf-8"))
     }
 
-    /// Decodes one event written by [`encode`].
-    pub fn event(&mut self) -> Result<Event, CodecError> {
+    /// Decodes one event written by [`encode`]; `with_agent_fields` is false for events written
+    /// before the agent fields existed (they end at `attempt`).
+    pub fn event(&mut self, with_agent_fields: bool) -> Result<Event, CodecError> {
         let event_id = self.str()?.to_owned();
         let ts = Timestamp(self.i64()?);
         let app_id = self.str()?.to_owned();
@@ -122,6 +135,19 @@ impl<'a> Reader<'a> {
             _ => return Err(CodecError("bad finish_reason tag")),
         };
         let attempt = self.u8()?;
+        let (mut trace_id, mut step) = (None, None);
+        if with_agent_fields {
+            let tag = self.u8()?;
+            if tag > 3 {
+                return Err(CodecError("bad agent fields tag"));
+            }
+            if tag & 1 != 0 {
+                trace_id = Some(self.str()?.to_owned());
+            }
+            if tag & 2 != 0 {
+                step = Some(self.u32()?);
+            }
+        }
         Ok(Event {
             event_id,
             ts,
@@ -140,6 +166,8 @@ impl<'a> Reader<'a> {
             status,
             finish_reason,
             attempt,
+            trace_id,
+            step,
         })
     }
 }
@@ -167,15 +195,46 @@ mod tests {
             status: Status::RateLimited,
             finish_reason: Some("stop".into()),
             attempt: 2,
+            trace_id: Some("trace-1".into()),
+            step: Some(3),
         }
     }
 
     #[test]
     fn round_trip() {
+        for e in [
+            sample(),
+            Event {
+                trace_id: None,
+                step: None,
+                ..sample()
+            },
+            Event {
+                step: None,
+                ..sample()
+            },
+        ] {
+            let mut buf = Vec::new();
+            encode(&e, &mut buf);
+            let mut r = Reader::new(&buf);
+            assert_eq!(r.event(true).unwrap(), e);
+            assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn events_written_before_the_agent_fields_still_decode() {
+        let old = Event {
+            trace_id: None,
+            step: None,
+            ..sample()
+        };
         let mut buf = Vec::new();
-        encode(&sample(), &mut buf);
+        encode(&old, &mut buf);
+        // The old form: everything up to `attempt`, without the agent tag.
+        buf.pop();
         let mut r = Reader::new(&buf);
-        assert_eq!(r.event().unwrap(), sample());
+        assert_eq!(r.event(false).unwrap(), old);
         assert!(r.is_empty());
     }
 
@@ -184,7 +243,10 @@ mod tests {
         let mut buf = Vec::new();
         encode(&sample(), &mut buf);
         for cut in 0..buf.len() {
-            assert!(Reader::new(&buf[..cut]).event().is_err(), "cut at {cut}");
+            assert!(
+                Reader::new(&buf[..cut]).event(true).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 }

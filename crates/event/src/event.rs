@@ -139,6 +139,10 @@ pub struct Event {
     pub finish_reason: Option<String>,
     /// 0 when the first choice served the request; n after n fallbacks.
     pub attempt: u8,
+    /// The agent run (trace) the call belongs to, when the sender knows it.
+    pub trace_id: Option<String>,
+    /// The call's 0-based position within its trace.
+    pub step: Option<u32>,
 }
 
 impl Event {

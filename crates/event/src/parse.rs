@@ -35,6 +35,8 @@ pub const MAX_FUTURE_MICROS: i64 = 24 * 3600 * 1_000_000;
 pub const MAX_COST_USD: f64 = 100_000.0;
 /// Longest accepted identifier (`event_id`, `app_id`, `provider`, `model_requested`).
 pub const MAX_ID_LEN: usize = 256;
+/// Longest accepted `trace_id`, in bytes.
+pub const MAX_TRACE_ID_LEN: usize = 128;
 
 /// Validates events against a clock: timestamps more than a day ahead of `now` are rejected.
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +139,32 @@ impl Validator {
             Some(a) => u8::try_from(a)
                 .map_err(|_| field_err("attempt", format!("{a} is outside 0..=255")))?,
         };
+        let trace_id = match raw.trace_id {
+            None => None,
+            Some(t) if t.len() > MAX_TRACE_ID_LEN => {
+                return Err(field_err(
+                    "trace_id",
+                    format!(
+                        "is {} bytes long; at most {MAX_TRACE_ID_LEN} accepted",
+                        t.len()
+                    ),
+                ));
+            }
+            Some(t) => Some(identifier("trace_id", t)?),
+        };
+        let step = match raw.step {
+            None => None,
+            Some(_) if trace_id.is_none() => {
+                return Err(field_err(
+                    "step",
+                    "needs trace_id: a step is a position within a trace",
+                ));
+            }
+            Some(s) => Some(
+                u32::try_from(s)
+                    .map_err(|_| field_err("step", format!("{s} is outside 0..={}", u32::MAX)))?,
+            ),
+        };
         Ok(Event {
             event_id,
             ts,
@@ -161,6 +189,8 @@ impl Validator {
             status,
             finish_reason,
             attempt,
+            trace_id,
+            step,
         })
     }
 }
@@ -234,6 +264,8 @@ struct RawEvent {
     status: Option<String>,
     finish_reason: Option<String>,
     attempt: Option<i64>,
+    trace_id: Option<String>,
+    step: Option<i64>,
 }
 
 /// `ts` on the wire: an RFC 3339 string or integer epoch milliseconds.

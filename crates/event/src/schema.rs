@@ -2,6 +2,10 @@
 //!
 //! `cost_usd` is a `Decimal128(18, 6)`: the raw value is micro-USD, so sums are exact integer
 //! arithmetic while DuckDB, pandas and Spark still read dollars.
+//!
+//! `trace_id` and `step` came later: files written before them lack the two columns, and every
+//! reader of the lake's files reads them as null ([`conform`]; the query engine's listing table
+//! does the same from the schema).
 
 use crate::Event;
 use arrow::array::{
@@ -44,6 +48,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("status"),
         Field::new("finish_reason", DataType::Utf8, true),
         Field::new("attempt", DataType::UInt8, false),
+        Field::new("trace_id", DataType::Utf8, true),
+        Field::new("step", DataType::UInt32, true),
     ]))
 });
 
@@ -72,6 +78,8 @@ pub struct EventBatchBuilder {
     status: StringBuilder,
     finish_reason: StringBuilder,
     attempt: UInt8Builder,
+    trace_id: StringBuilder,
+    step: UInt32Builder,
     rows: usize,
 }
 
@@ -99,6 +107,8 @@ impl EventBatchBuilder {
             status: s(),
             finish_reason: s(),
             attempt: UInt8Builder::with_capacity(capacity),
+            trace_id: StringBuilder::new(),
+            step: UInt32Builder::new(),
             rows: 0,
         }
     }
@@ -122,6 +132,8 @@ impl EventBatchBuilder {
         self.status.append_value(e.status.as_str());
         self.finish_reason.append_option(e.finish_reason.as_deref());
         self.attempt.append_value(e.attempt);
+        self.trace_id.append_option(e.trace_id.as_deref());
+        self.step.append_option(e.step);
         self.rows += 1;
     }
 
@@ -155,12 +167,36 @@ impl EventBatchBuilder {
             Arc::new(self.status.finish()),
             Arc::new(self.finish_reason.finish()),
             Arc::new(self.attempt.finish()),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.step.finish()),
         ];
         self.rows = 0;
         // The columns are built from the schema's own types, so this cannot fail.
         RecordBatch::try_new(event_schema(), columns)
             .unwrap_or_else(|e| panic!("event batch does not match its schema: {e}"))
     }
+}
+
+/// `batch` (read from an events file of any age) with exactly the lake schema's columns: the
+/// columns a file predates (nullable ones only) are null.
+pub fn conform(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let schema = event_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => Ok(Arc::clone(c)),
+            None if f.is_nullable() => Ok(arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
+            None => Err(arrow::error::ArrowError::SchemaError(format!(
+                "events file without column {}",
+                f.name()
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
 }
 
 /// Builds one record batch from a slice of events.

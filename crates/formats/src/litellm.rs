@@ -110,12 +110,16 @@ fn map_payload(p: &Value, ctx: &Context, index: usize, out: &mut Mapped) {
     };
     d.set("task", pick("task").unwrap_or("other"));
     d.set_opt("app_id", pick("app_id"));
-    d.set_opt(
-        "attempt",
+    let number = |key: &str| {
         requester
-            .and_then(|r| num_at(r, "attempt"))
-            .or_else(|| meta.and_then(|m| num_at(m, "attempt"))),
-    );
+            .and_then(|r| num_at(r, key))
+            .or_else(|| meta.and_then(|m| num_at(m, key)))
+    };
+    d.set_opt("attempt", number("attempt"));
+    // The payload's own `trace_id` groups the calls of one agent run; the position comes from
+    // the request metadata, as the attempt does.
+    d.set_opt("trace_id", str_at(p, "trace_id").filter(|t| !t.is_empty()));
+    d.set_opt("step", number("step"));
     out.push(ctx, index, d);
 }
 

@@ -18,6 +18,7 @@ use crate::otlp_proto::{
 use prost::Message;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
+use std::collections::HashMap;
 
 /// OTLP status code for an error span.
 const STATUS_ERROR: i32 = 2;
@@ -39,12 +40,14 @@ pub fn from_json(body: &[u8], ctx: &Context) -> Result<Mapped, FormatError> {
 /// Maps every span of a decoded request; `index` in rejections counts spans across the request.
 pub fn map_request(req: &ExportTraceServiceRequest, ctx: &Context) -> Mapped {
     let mut out = Mapped::default();
+    let steps = steps_in_request(req);
     let mut index = 0;
     for rs in &req.resource_spans {
         let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                map_span(span, resource, ctx, index, &mut out);
+                let step = steps.get(&(&span.trace_id[..], &span.span_id[..])).copied();
+                map_span(span, resource, ctx, index, step, &mut out);
                 index += 1;
             }
         }
@@ -52,7 +55,45 @@ pub fn map_request(req: &ExportTraceServiceRequest, ctx: &Context) -> Mapped {
     out
 }
 
-fn map_span(span: &Span, resource: &[KeyValue], ctx: &Context, index: usize, out: &mut Mapped) {
+/// Whether a span is an LLM call (it names a model).
+fn is_llm_call(span: &Span) -> bool {
+    let attrs = Attrs(&span.attributes);
+    attrs.str("gen_ai.response.model").is_some() || attrs.str("gen_ai.request.model").is_some()
+}
+
+/// Each LLM call's position among the LLM calls of its trace in this request, by start time
+/// (then span id): keyed by (trace id, span id).
+fn steps_in_request(req: &ExportTraceServiceRequest) -> HashMap<(&[u8], &[u8]), u64> {
+    let mut by_trace: HashMap<&[u8], Vec<(u64, &[u8])>> = HashMap::new();
+    let spans = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans);
+    for span in spans.filter(|s| !s.trace_id.is_empty() && is_llm_call(s)) {
+        by_trace
+            .entry(&span.trace_id[..])
+            .or_default()
+            .push((span.start_time_unix_nano, &span.span_id[..]));
+    }
+    let mut steps = HashMap::new();
+    for (trace, mut calls) in by_trace {
+        calls.sort_unstable();
+        for (step, (_, span_id)) in calls.into_iter().enumerate() {
+            steps.insert((trace, span_id), step as u64);
+        }
+    }
+    steps
+}
+
+fn map_span(
+    span: &Span,
+    resource: &[KeyValue],
+    ctx: &Context,
+    index: usize,
+    step: Option<u64>,
+    out: &mut Mapped,
+) {
     let attrs = Attrs(&span.attributes);
     let res = Attrs(resource);
     let Some(model) = attrs
@@ -136,6 +177,15 @@ fn map_span(span: &Span, resource: &[KeyValue], ctx: &Context, index: usize, out
             .unwrap_or("other"),
     );
     d.set_opt("attempt", attrs.int("modelshare.attempt"));
+    if !span.trace_id.is_empty() {
+        d.set("trace_id", hex(&span.trace_id));
+        d.set_opt(
+            "step",
+            attrs
+                .int("modelshare.step")
+                .or(step.and_then(|s| i64::try_from(s).ok())),
+        );
+    }
     let claim = attrs
         .str("modelshare.app_id")
         .or_else(|| res.str("modelshare.app_id"));

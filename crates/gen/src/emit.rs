@@ -430,6 +430,8 @@ impl<'w> Materializer<'w> {
                 status: Status::Ok,
                 finish_reason: Some(String::with_capacity(16)),
                 attempt: 0,
+                trace_id: None,
+                step: None,
             },
         })
     }

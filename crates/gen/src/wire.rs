@@ -26,6 +26,10 @@ struct Wire<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     finish_reason: Option<&'a str>,
     attempt: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<u32>,
 }
 
 /// One event as a single-line JSON object (no trailing newline).
@@ -52,6 +56,8 @@ pub fn to_json(e: &Event) -> String {
         status: e.status.as_str(),
         finish_reason: e.finish_reason.as_deref(),
         attempt: e.attempt,
+        trace_id: e.trace_id.as_deref(),
+        step: e.step,
     };
     // Serialising plain strings and numbers into a String cannot fail.
     serde_json::to_string(&wire).unwrap_or_default()
@@ -82,6 +88,8 @@ mod tests {
             status: Status::Ok,
             finish_reason: Some("tool_calls".into()),
             attempt: 1,
+            trace_id: None,
+            step: None,
         }
     }
 

@@ -87,11 +87,9 @@ fn read_rows(paths: &[PathBuf]) -> Result<RecordBatch, IngestError> {
     for path in paths {
         let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
         for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
-            // Same columns as the lake schema; rebuilt so metadata differences cannot matter.
-            batches.push(RecordBatch::try_new(
-                std::sync::Arc::clone(&schema),
-                batch?.columns().to_vec(),
-            )?);
+            // The lake schema's columns (null where the file predates one), rebuilt so
+            // metadata differences cannot matter.
+            batches.push(modelshare_event::schema::conform(&batch?)?);
         }
     }
     Ok(arrow::compute::concat_batches(&schema, &batches)?)

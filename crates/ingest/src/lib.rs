@@ -178,6 +178,8 @@ pub(crate) mod fixtures {
             status: Status::Ok,
             finish_reason: None,
             attempt: 0,
+            trace_id: None,
+            step: None,
         }
     }
 }

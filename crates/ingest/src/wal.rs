@@ -3,8 +3,11 @@
 //! ```text
 //! segment  := MAGIC record*
 //! record   := len:u32 crc32:u32 payload[len]
-//! payload  := key:opt_str annotation:opt_bytes duplicates:u32 count:u32 event*
+//! payload  := flags:u8 key:str? annotation:opt_bytes duplicates:u32 count:u32 event*
 //! ```
+//!
+//! `flags` bit 0: the idempotency key follows; bit 1: events carry the agent fields (records
+//! written before those existed have bit 1 clear and still replay).
 //!
 //! A record is acknowledged only after the segment is fsynced. What this module promises, and
 //! why each rule is there:
@@ -38,6 +41,11 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"MSWAL001";
 /// Upper bound on one record, far above any request body the server accepts.
 const MAX_RECORD: u32 = 1 << 30;
+/// First byte of a record: an idempotency key follows.
+const HAS_IDEMPOTENCY_KEY: u8 = 1;
+/// First byte of a record: its events carry the agent fields (records written before those
+/// existed have only bit 0, so they still replay).
+const HAS_AGENT_FIELDS: u8 = 2;
 
 /// One acknowledged request as the log holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,10 +64,10 @@ impl WalRecord {
         out.extend_from_slice(&[0u8; 8]);
         match &self.idempotency_key {
             Some(k) => {
-                out.push(1);
+                out.push(HAS_IDEMPOTENCY_KEY | HAS_AGENT_FIELDS);
                 codec::put_str(out, k);
             }
-            None => out.push(0),
+            None => out.push(HAS_AGENT_FIELDS),
         }
         match &self.annotation {
             Some(a) => {
@@ -83,9 +91,14 @@ impl WalRecord {
 
     fn decode(payload: &[u8]) -> Result<WalRecord, codec::CodecError> {
         let mut r = Reader::new(payload);
-        let idempotency_key = match r.u8()? {
-            0 => None,
-            _ => Some(r.str()?.to_owned()),
+        let flags = r.u8()?;
+        if flags & !(HAS_IDEMPOTENCY_KEY | HAS_AGENT_FIELDS) != 0 {
+            return Err(codec::CodecError("unknown record flags"));
+        }
+        let idempotency_key = if flags & HAS_IDEMPOTENCY_KEY != 0 {
+            Some(r.str()?.to_owned())
+        } else {
+            None
         };
         let annotation = match r.u8()? {
             0 => None,
@@ -102,7 +115,7 @@ impl WalRecord {
         let n = r.u32()? as usize;
         let mut events = Vec::with_capacity(n.min(payload.len() / 32));
         for _ in 0..n {
-            events.push(r.event()?);
+            events.push(r.event(flags & HAS_AGENT_FIELDS != 0)?);
         }
         if !r.is_empty() {
             return Err(codec::CodecError("trailing bytes"));
@@ -597,6 +610,31 @@ mod tests {
             scan.records,
             vec![record(&["a", "b"], Some("k1")), record(&["c"], None)]
         );
+    }
+
+    #[test]
+    fn records_written_before_the_agent_fields_still_replay() {
+        // The payload an older writer made of `record(&["a", "b"], Some("k1"))`: flag 1 (a key),
+        // and each event ending at `attempt`, without the agent fields' tag.
+        let want = record(&["a", "b"], Some("k1"));
+        let mut payload = vec![HAS_IDEMPOTENCY_KEY];
+        codec::put_str(&mut payload, "k1");
+        payload.push(1);
+        let annotation = want.annotation.clone().unwrap();
+        payload.extend_from_slice(&(annotation.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&annotation);
+        payload.extend_from_slice(&want.duplicates.to_le_bytes());
+        payload.extend_from_slice(&2u32.to_le_bytes());
+        for e in &want.events {
+            let mut buf = Vec::new();
+            codec::encode(e, &mut buf);
+            assert_eq!(buf.pop(), Some(0), "no agent fields: a zero tag");
+            payload.extend_from_slice(&buf);
+        }
+        assert_eq!(WalRecord::decode(&payload).unwrap(), want);
+        // Unknown flags are damage, not a guess.
+        payload[0] = 4;
+        assert!(WalRecord::decode(&payload).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! - [`values`]: reading typed values out of Arrow columns.
 //! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
 
+pub mod agents;
 pub mod apps;
 pub mod engine;
 mod fragments;

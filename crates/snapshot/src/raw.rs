@@ -103,8 +103,8 @@ pub struct RawExport {
     pub bytes: u64,
 }
 
-/// Writes every event of `week` in the lake's Parquet files (events schema v1, `app_id`
-/// hashed) to `out`, sorted by `ts` then `event_id`. Fails with
+/// Writes every event of `week` in the lake's Parquet files (events schema v1, `app_id` and
+/// `trace_id` hashed) to `out`, sorted by `ts` then `event_id`. Fails with
 /// [`SnapshotError::EmptyWeek`] when the week has no events.
 pub fn export_raw(lake_root: &Path, week: IsoWeek, out: &Path) -> Result<RawExport, SnapshotError> {
     let sources = week_sources(lake_root, week)?;
@@ -125,6 +125,18 @@ pub fn export_raw(lake_root: &Path, week: IsoWeek, out: &Path) -> Result<RawExpo
         .map_err(|_| SnapshotError::Schema("events without app_id".into()))?;
     let mut columns: Vec<ArrayRef> = all.columns().to_vec();
     columns[idx] = Arc::new(hashed.finish());
+    // Trace ids are the apps' own identifiers: hashed with the same key, so the calls of one
+    // trace still group together.
+    let traces = column::<StringArray>(&all, "trace_id")?;
+    let mut hashed_traces = StringBuilder::new();
+    for i in 0..traces.len() {
+        hashed_traces.append_option(traces.is_valid(i).then(|| key.hash(traces.value(i))));
+    }
+    let trace_idx = all
+        .schema()
+        .index_of("trace_id")
+        .map_err(|_| SnapshotError::Schema("events without trace_id".into()))?;
+    columns[trace_idx] = Arc::new(hashed_traces.finish());
     let batch = RecordBatch::try_new(event_schema(), columns)?;
     let order = lexsort_to_indices(
         &[

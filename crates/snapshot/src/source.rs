@@ -94,7 +94,12 @@ pub(crate) fn read_sources(
             builder = builder.with_projection(mask);
         }
         for batch in builder.build().map_err(|e| corrupt(&e))? {
-            batches.push(batch.map_err(|e| corrupt(&e))?);
+            let batch = batch.map_err(|e| corrupt(&e))?;
+            // Whole rows come in the lake schema's columns, whatever the file's age.
+            batches.push(match columns {
+                Some(_) => batch,
+                None => modelshare_event::schema::conform(&batch).map_err(|e| corrupt(&e))?,
+            });
         }
     }
     Ok(batches)

@@ -46,6 +46,8 @@ fn ev(
         status,
         finish_reason: None,
         attempt,
+        trace_id: None,
+        step: None,
     }
 }
 

@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use chrono::{Days, NaiveDate, Utc};
 use modelshare_event::event::author_of;
 use modelshare_event::{ModelSlug, Task};
+use modelshare_query::agents::AgentsQuery;
 use modelshare_query::leaderboard::Figures;
 use modelshare_query::{
     Granularity, GroupBy, Leaderboard, LeaderboardQuery, Measure, Period, PeriodKind,
@@ -78,6 +79,10 @@ query_params!(
 query_params!(
     /// Query parameters of `/v1/providers`.
     ProvidersParams = ["model", "provider", "period", "date", "task"]
+);
+query_params!(
+    /// Query parameters of `/v1/agents`.
+    AgentsParams = ["period", "date", "task", "top"]
 );
 query_params!(
     /// Query parameters of `/v1/incidents`.
@@ -241,6 +246,33 @@ impl std::str::FromStr for ProviderName {
         modelshare_event::parse::check_identifier(s)?;
         Ok(ProviderName(s.to_owned()))
     }
+}
+
+/// Agent workloads: traces, calls per trace, and the models of first and later calls
+///
+/// Over calls that name their `trace_id` (and `step`): traces, calls per trace (p50, p95, and
+/// the largest count that the traces of at least the minimum number of apps reached), the share
+/// of traced calls made in traces of more than one call, and the `top` models of first calls
+/// (`step = 0`) and of later calls. Trace figures are null when the traces come from too few
+/// apps; a cell's calls are split by position only when each part has no app or enough apps
+/// (docs/METRICS.md, "Agents").
+#[utoipa::path(get, path = "/v1/agents", params(AgentsParams),
+    responses((status = 200, description = "the period's agent figures", body = Object)))]
+pub async fn agents(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(q, AgentsParams::NAMES)?;
+    let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
+    let query = AgentsQuery {
+        period: Period::containing(kind, p.date("date")?.unwrap_or_else(today)),
+        task: p.get::<Task>("task")?,
+    };
+    let top = p.bounded("top", 10, 1, 100)?;
+    let mut a = s.query.agents(&query).await?;
+    a.first_calls.truncate(top);
+    a.later_calls.truncate(top);
+    let mut out = serde_json::to_value(&a).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out["period"] = json!(query.period);
+    out["task"] = json!(query.task.map(|t| t.as_str()));
+    Ok(Json(out))
 }
 
 /// Provider incidents found in the data, to the minute

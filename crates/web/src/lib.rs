@@ -262,6 +262,7 @@ pub(crate) fn public_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::shifts_endpoint))
         .routes(routes!(feed::shifts_feed))
         .routes(routes!(apps::list_apps))
+        .routes(routes!(api::agents))
 }
 
 /// Ingest in every format, admin SQL, snapshots, the API description, health and metrics.

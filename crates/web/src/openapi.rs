@@ -154,7 +154,11 @@ fn event_schema() -> Value {
             "latency_ms": count, "ttft_ms": count,
             "status": { "type": "string", "enum": Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() },
             "finish_reason": { "type": "string" },
-            "attempt": { "type": "integer", "minimum": 0, "maximum": 255 }
+            "attempt": { "type": "integer", "minimum": 0, "maximum": 255 },
+            "trace_id": { "type": "string", "maxLength": modelshare_event::parse::MAX_TRACE_ID_LEN,
+                "description": "the agent run (trace) the call belongs to" },
+            "step": { "type": "integer", "minimum": 0, "maximum": u32::MAX,
+                "description": "0-based position of the call within its trace (needs trace_id)" }
         }
     })
 }

@@ -1,0 +1,215 @@
+//! Agent workloads: calls that name their trace (`trace_id`) and position in it (`step`).
+//! Per period (and task): how many traces, how many calls a trace makes (p50, p95 and a
+//! maximum), the share of traced calls made in traces of more than one call, and which models
+//! take first calls and which take later ones.
+//!
+//! # The publication rule here
+//!
+//! Trace figures describe the traces of the period as one group: they are published only when
+//! the traces come from at least `min_apps` apps, and the maximum is the largest call count that
+//! the traces of at least `min_apps` apps reached (the `min_apps`-th largest of the apps' own
+//! maxima), never one app's longest trace.
+//!
+//! Calls by position split base cells (day, task, model, provider) into first calls
+//! (`step = 0`), later calls (`step > 0`) and the rest (untraced, or traced without a step). A
+//! cell is split only when each of the three parts comes from no app or from at least
+//! `min_apps` apps, like every other split: the cell's published total minus its published
+//! parts then never isolates fewer than `min_apps` apps.
+//!
+//! Cost: traced calls are read from the period's events (the cubes do not hold steps).
+
+use crate::QueryError;
+use crate::engine::QueryEngine;
+use crate::fragments::OK_ROWS;
+use crate::period::Period;
+use crate::privacy::{Scope, none_or_publishable_sql, publishable, publishable_sql};
+use crate::values::{str_at, u64_at};
+use modelshare_event::Task;
+use serde::Serialize;
+
+/// Which calls to describe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentsQuery {
+    pub period: Period,
+    pub task: Option<Task>,
+}
+
+/// Calls per trace.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CallsPerTrace {
+    pub p50: u64,
+    pub p95: u64,
+    /// The largest count reached by the traces of at least `min_apps` apps.
+    pub max: u64,
+}
+
+/// One model's calls at a position.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelCalls {
+    pub model: String,
+    pub calls: u64,
+    /// Of the position's published calls.
+    pub share: f64,
+}
+
+/// The answer: trace figures (when publishable) and models by position.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agents {
+    /// Traces with at least one successful call in the period; `None` when they come from too
+    /// few apps to publish, as for every trace figure below.
+    pub traces: Option<u64>,
+    /// Successful calls in those traces.
+    pub traced_calls: Option<u64>,
+    pub calls_per_trace: Option<CallsPerTrace>,
+    /// Of the traced calls, the share made in traces of more than one call.
+    pub multi_call_share: Option<f64>,
+    /// Models of first calls (`step = 0`), most calls first.
+    pub first_calls: Vec<ModelCalls>,
+    /// Models of later calls (`step > 0`), most calls first.
+    pub later_calls: Vec<ModelCalls>,
+}
+
+/// The value at quantile `q` of the counts `hist` (value, how many), in ascending value order.
+fn quantile(hist: &[(u64, u64)], q: f64) -> u64 {
+    let total: u64 = hist.iter().map(|h| h.1).sum();
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total.max(1));
+    let mut seen = 0;
+    for &(value, n) in hist {
+        seen += n;
+        if seen >= rank {
+            return value;
+        }
+    }
+    hist.last().map_or(0, |h| h.0)
+}
+
+fn shares(rows: Vec<(String, u64)>) -> Vec<ModelCalls> {
+    let total: u64 = rows.iter().map(|r| r.1).sum();
+    let mut out: Vec<ModelCalls> = rows
+        .into_iter()
+        .filter(|r| r.1 > 0)
+        .map(|(model, calls)| ModelCalls {
+            share: calls as f64 / total.max(1) as f64,
+            model,
+            calls,
+        })
+        .collect();
+    out.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.model.cmp(&b.model)));
+    out
+}
+
+impl QueryEngine {
+    /// Trace figures and models by position for `q` (see the module docs for what is
+    /// published).
+    pub async fn agents(&self, q: &AgentsQuery) -> Result<Agents, QueryError> {
+        let scope = Scope::period(&q.period, q.task);
+        let min_apps = self.config().min_apps;
+        let params = || scope.params(min_apps);
+        let filter = scope.filter();
+
+        // Each app's traces: calls per trace, as a histogram per app.
+        let per_app = format!(
+            "SELECT app_id, calls, count(*) AS traces FROM (\
+               SELECT app_id, trace_id, count(*) AS calls FROM events \
+               WHERE {filter} AND {OK_ROWS} AND trace_id IS NOT NULL \
+               GROUP BY app_id, trace_id) \
+             GROUP BY app_id, calls"
+        );
+        let mut hist: std::collections::BTreeMap<u64, u64> = Default::default();
+        let mut app_max: std::collections::BTreeMap<String, u64> = Default::default();
+        for b in self.sql_with_params(&per_app, params()).await? {
+            for row in 0..b.num_rows() {
+                let calls = u64_at(&b, "calls", row)?;
+                *hist.entry(calls).or_default() += u64_at(&b, "traces", row)?;
+                let m = app_max
+                    .entry(str_at(&b, "app_id", row)?.to_owned())
+                    .or_default();
+                *m = (*m).max(calls);
+            }
+        }
+        let apps = app_max.len() as u64;
+        let (mut traces, mut traced_calls, mut calls_per_trace, mut multi_call_share) =
+            (None, None, None, None);
+        if apps > 0 && publishable(apps, min_apps) {
+            let hist: Vec<(u64, u64)> = hist.into_iter().collect();
+            let calls: u64 = hist.iter().map(|(c, n)| c * n).sum();
+            let multi: u64 = hist.iter().filter(|h| h.0 > 1).map(|(c, n)| c * n).sum();
+            let mut maxima: Vec<u64> = app_max.into_values().collect();
+            maxima.sort_unstable_by(|a, b| b.cmp(a));
+            let k = usize::try_from(min_apps.max(1)).unwrap_or(usize::MAX);
+            traces = Some(hist.iter().map(|h| h.1).sum());
+            traced_calls = Some(calls);
+            calls_per_trace = Some(CallsPerTrace {
+                p50: quantile(&hist, 0.5),
+                p95: quantile(&hist, 0.95),
+                max: maxima.get(k - 1).copied().unwrap_or(0),
+            });
+            multi_call_share = Some(multi as f64 / calls.max(1) as f64);
+        }
+
+        // Calls by position over the cells whose three parts may be published.
+        let by_position = format!(
+            "WITH traced AS (\
+               SELECT date, task, model, provider, app_id, \
+                 sum(CASE WHEN step = 0 THEN 1 ELSE 0 END) AS first_calls, \
+                 sum(CASE WHEN step > 0 THEN 1 ELSE 0 END) AS later_calls \
+               FROM events WHERE {filter} AND {OK_ROWS} AND step IS NOT NULL \
+               GROUP BY date, task, model, provider, app_id), \
+             app_cells AS (\
+               SELECT date, task, model, provider, app_id, sum(requests) AS requests \
+               FROM cell_apps WHERE {filter} \
+               GROUP BY date, task, model, provider, app_id), \
+             parts AS (\
+               SELECT a.date, a.task, a.model, a.provider, \
+                 coalesce(t.first_calls, 0) AS first_calls, \
+                 coalesce(t.later_calls, 0) AS later_calls, \
+                 a.requests - coalesce(t.first_calls, 0) - coalesce(t.later_calls, 0) \
+                   AS other_calls \
+               FROM app_cells a LEFT JOIN traced t \
+                 ON a.date = t.date AND a.task = t.task AND a.model = t.model \
+                   AND a.provider = t.provider AND a.app_id = t.app_id), \
+             split_cells AS (\
+               SELECT model, sum(first_calls) AS first_calls, sum(later_calls) AS later_calls \
+               FROM parts GROUP BY date, task, model, provider \
+               HAVING {cell} \
+                 AND {first} AND {later} AND {other}) \
+             SELECT model, sum(first_calls) AS first_calls, sum(later_calls) AS later_calls \
+             FROM split_cells GROUP BY model",
+            cell = publishable_sql("count(*)"),
+            first = none_or_publishable_sql("sum(CASE WHEN first_calls > 0 THEN 1 ELSE 0 END)"),
+            later = none_or_publishable_sql("sum(CASE WHEN later_calls > 0 THEN 1 ELSE 0 END)"),
+            other = none_or_publishable_sql("sum(CASE WHEN other_calls > 0 THEN 1 ELSE 0 END)"),
+        );
+        let (mut first, mut later) = (Vec::new(), Vec::new());
+        for b in self.sql_with_params(&by_position, params()).await? {
+            for row in 0..b.num_rows() {
+                let model = str_at(&b, "model", row)?.to_owned();
+                first.push((model.clone(), u64_at(&b, "first_calls", row)?));
+                later.push((model, u64_at(&b, "later_calls", row)?));
+            }
+        }
+        Ok(Agents {
+            traces,
+            traced_calls,
+            calls_per_trace,
+            multi_call_share,
+            first_calls: shares(first),
+            later_calls: shares(later),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_order_statistics() {
+        // 1 call ×6 traces, 2 ×3, 10 ×1: the 5th of 10 is 1, the 10th (p95 rounds up) is 10.
+        let hist = [(1, 6), (2, 3), (10, 1)];
+        assert_eq!(quantile(&hist, 0.5), 1);
+        assert_eq!(quantile(&hist, 0.7), 2);
+        assert_eq!(quantile(&hist, 0.95), 10);
+        assert_eq!(quantile(&[], 0.5), 0);
+    }
+}
