@@ -8,8 +8,10 @@
 //! order (task, model, ts) for Parquet, so the writer's sort finds them already sorted — and
 //! only then turned into [`Event`]s.
 
+use crate::plan::{
+    AGENT_MEAN_CALLS, FAIL_TIMEOUT, FALLBACK_RATE, Segment, US_PER_DAY, US_PER_HOUR, World,
+};
 use crate::plan::{FAIL_CANCELLED, FAIL_CONTENT_FILTERED, FAIL_ERROR, FAIL_RATE_LIMITED};
-use crate::plan::{FAIL_TIMEOUT, FALLBACK_RATE, Segment, US_PER_DAY, US_PER_HOUR, World};
 use crate::rng::{Alias, Rng, hash, mix64, pick_cumulative, push_base62, unit};
 use crate::roster::SHAPES;
 use modelshare_event::{Event, MicroUsd, Status, Task, Timestamp};
@@ -48,6 +50,9 @@ pub(crate) struct Row {
     cached: u32,
     latency: u32,
     ttft: u32,
+    /// The app's trace number on this day (1-based; 0: not traced) and the call's step in it.
+    trace: u32,
+    step: u16,
 }
 
 /// Token counts of one request.
@@ -204,7 +209,56 @@ impl DayGen<'_> {
             // Time to first token is strictly inside the request.
             latency: (latency_ms.min(4.0e9) as u32).max(ttft_ms.saturating_add(1)),
             ttft: ttft_ms,
+            trace: 0,
+            step: 0,
         });
+    }
+
+    /// The later calls of an agent trace whose first call (at `t`, the last row pushed) went
+    /// to the app's model: up to `room` calls to `extractor`, seconds apart, on this day, each
+    /// at a provider that is not down. Returns how many it pushed.
+    #[allow(clippy::too_many_arguments)]
+    fn agent_steps(
+        &mut self,
+        app: usize,
+        task: Task,
+        t: i64,
+        day_us: i64,
+        extractor: usize,
+        trace: u32,
+        room: u32,
+    ) -> u32 {
+        if let Some(first) = self.rows.last_mut() {
+            first.trace = trace;
+            first.step = 0;
+        }
+        let extra = (self.rng.exponential(AGENT_MEAN_CALLS - 1.0) as u32).min(room);
+        let mut at = t;
+        let mut pushed = 0;
+        for step in 1..=extra {
+            at = (at + (self.rng.range(0.5, 8.0) * 1e6) as i64).min(day_us + US_PER_DAY - 1);
+            let m = &self.world.models[extractor];
+            let mut provider = m.providers[pick_cumulative(&m.provider_cum, self.rng.f64())];
+            if let Some(o) = self
+                .world
+                .outage
+                .as_ref()
+                .filter(|o| (o.start_us..o.end_us).contains(&at) && o.provider == provider)
+            {
+                match self.other_provider(extractor, &[o.provider]) {
+                    Some(p) => provider = p,
+                    None => break,
+                }
+            }
+            let tok = self.tokens(extractor, task);
+            self.push(at, app, task, extractor, extractor, provider, tok, 0, None);
+            if let Some(row) = self.rows.last_mut() {
+                row.trace = trace;
+                row.step = step as u16;
+            }
+            pushed += 1;
+        }
+        pushed
     }
 
     /// Another provider of `model`, by routing weight, avoiding those in `avoid`; `None` when
@@ -242,6 +296,7 @@ impl DayGen<'_> {
         let world = self.world;
         let a = &world.apps[app];
         let mut k = 0;
+        let mut traces = 0;
         while k < slots {
             let hour = world.hourly.sample(&mut self.rng) as i64;
             let t = day_us + hour * US_PER_HOUR + self.rng.below(US_PER_HOUR as u64) as i64;
@@ -264,6 +319,18 @@ impl DayGen<'_> {
             if !(in_outage || background_fail && room) {
                 self.push(t, app, task, model, model, provider, tok, 0, None);
                 k += 1;
+                if let Some(extractor) = a.extractor {
+                    traces += 1;
+                    k += self.agent_steps(
+                        app,
+                        task,
+                        t,
+                        day_us,
+                        usize::from(extractor),
+                        traces,
+                        slots - k,
+                    );
+                }
                 continue;
             }
 
@@ -480,6 +547,15 @@ impl<'w> Materializer<'w> {
             (None, _) => e.finish_reason = None,
         }
         e.attempt = r.attempt;
+        if r.trace == 0 {
+            e.trace_id = None;
+            e.step = None;
+        } else {
+            // Unique per app: its day and its trace number that day.
+            let day = (r.ts - w.start_us).div_euclid(US_PER_DAY);
+            e.trace_id = Some(format!("{}-d{day}-t{}", app.id, r.trace));
+            e.step = Some(u32::from(r.step));
+        }
         &self.e
     }
 }

@@ -38,6 +38,21 @@ pub struct Manifest {
     /// became switches. Absent from manifests written before it was recorded.
     #[serde(default)]
     pub trials: Vec<TrialOutcome>,
+    /// The planted agent apps (absent from manifests written before them).
+    #[serde(default)]
+    pub agents: Option<AgentsRecord>,
+}
+
+/// Apps that run agents: traces of several calls, an expensive first call and cheap later ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentsRecord {
+    pub apps: u32,
+    /// The mean a trace is drawn with; an app's requests of the day cap its last trace, so
+    /// the traces in the data are shorter on average.
+    pub planned_mean_calls_per_trace: f64,
+    /// The cheap models later calls go to (each agent app uses one).
+    pub extract_models: Vec<String>,
+    pub pattern: String,
 }
 
 /// The trials of one cause in one task, as generation played them out.

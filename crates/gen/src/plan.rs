@@ -14,8 +14,8 @@
 use crate::GenConfig;
 use crate::config::GenError;
 use crate::manifest::{
-    AppsRecord, Background, ConfigRecord, Effect, Manifest, ModelRecord, Outage, Period, PriceCut,
-    PriceRecord, Release, TrialOutcome,
+    AgentsRecord, AppsRecord, Background, ConfigRecord, Effect, Manifest, ModelRecord, Outage,
+    Period, PriceCut, PriceRecord, Release, TrialOutcome,
 };
 use crate::rng::{Alias, Rng, gumbel, hash};
 use crate::roster::{
@@ -46,6 +46,13 @@ pub(crate) const FAIL_TIMEOUT: f64 = 0.002;
 pub(crate) const FAIL_RATE_LIMITED: f64 = 0.003;
 pub(crate) const FAIL_CANCELLED: f64 = 0.003;
 pub(crate) const FAIL_CONTENT_FILTERED: f64 = 0.0008;
+
+/// Share of apps that run agents: their requests start traces of several calls.
+const AGENT_APP_SHARE: f64 = 0.08;
+/// Mean calls per agent trace: the first call, then on average this many minus one more.
+pub(crate) const AGENT_MEAN_CALLS: f64 = 6.0;
+/// Agent apps extract with one of this many of the cheapest models (blended price, first day).
+const AGENT_EXTRACTORS: usize = 2;
 
 /// Release: share of app×tasks (in both affected tasks) on the preview before the release.
 const PREVIEW_P: f64 = 0.2;
@@ -144,6 +151,9 @@ pub(crate) struct App {
     pub(crate) auto: bool,
     pub(crate) tasks: Vec<AppTask>,
     pub(crate) task_cum: Vec<f64>,
+    /// For an agent app, the cheap model its later calls go to: each of its requests starts a
+    /// trace whose first call goes to the model it chose for the task, the rest to this one.
+    pub(crate) extractor: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -284,7 +294,8 @@ impl World {
         let cal = Calendar::new(cfg);
         let mut lineup = lineup(catalog, &cal);
         let plantings = plant_effects(catalog, &cal, cfg.seed, &mut lineup);
-        let population = plan_apps(cfg, &cal, &lineup.models, &plantings)?;
+        let mut population = plan_apps(cfg, &cal, &lineup.models, &plantings)?;
+        let agents = plan_agents(cfg.seed, &mut population.apps, &lineup.models);
         let day_counts = apportion(cfg.events, &day_weights(&cal));
         let day_offsets = offsets(&day_counts);
         let manifest = build_manifest(
@@ -296,6 +307,10 @@ impl World {
             &plantings.release,
             &plantings.outage,
         );
+        let manifest = Manifest {
+            agents: Some(agents),
+            ..manifest
+        };
         let Lineup {
             models, providers, ..
         } = lineup;
@@ -673,6 +688,37 @@ fn plan_apps(
     })
 }
 
+/// Makes about [`AGENT_APP_SHARE`] of the apps agent apps (chosen by hash, so nothing else in
+/// the plan moves), each extracting with one of the [`AGENT_EXTRACTORS`] cheapest models.
+fn plan_agents(seed: u64, apps: &mut [App], models: &[Model]) -> AgentsRecord {
+    let mut by_price: Vec<usize> = (0..models.len()).collect();
+    by_price.sort_by(|&a, &b| models[a].ln_blended[0].total_cmp(&models[b].ln_blended[0]));
+    by_price.truncate(AGENT_EXTRACTORS);
+    let mut count = 0;
+    for (i, app) in apps.iter_mut().enumerate() {
+        let h = hash(&[seed, 0xa6e, i as u64]);
+        if by_price.is_empty() || crate::rng::unit(h) >= AGENT_APP_SHARE {
+            continue;
+        }
+        app.extractor = Some(by_price[(h >> 40) as usize % by_price.len()] as u16);
+        count += 1;
+    }
+    AgentsRecord {
+        apps: count,
+        planned_mean_calls_per_trace: AGENT_MEAN_CALLS,
+        extract_models: by_price
+            .iter()
+            .map(|&m| models[m].spec.slug.to_owned())
+            .collect(),
+        pattern: "every request of an agent app starts a trace: step 0 goes to the model the \
+                  app chose for the task, the later steps (1 + a geometric number, \
+                  planned_mean_calls_per_trace in all, cut to the app's requests left that \
+                  day) to its extract model, seconds apart; requests whose first attempt fails \
+                  are not traced"
+            .into(),
+    }
+}
+
 /// Each day's weight in the event count: weekday rhythm and slow growth.
 fn day_weights(cal: &Calendar) -> Vec<f64> {
     (0..cal.days)
@@ -845,6 +891,7 @@ fn build_manifest(
             })
             .collect(),
         trials,
+        agents: None,
         apps,
         background: Background {
             trial_rate_per_day: TRIAL_RATE_PER_DAY,
@@ -1152,6 +1199,7 @@ impl Planner<'_> {
             auto,
             tasks,
             task_cum: cumulative(&mix.iter().map(|x| x.1).collect::<Vec<_>>()),
+            extractor: None,
         };
         (app, arch.name)
     }
