@@ -51,6 +51,24 @@ fn apps_cli(dir: &Path, args: &[&str]) -> String {
     common::run_ok(all).trim().to_owned()
 }
 
+/// The events in `lake`, and shown-1 published by the CLI under the hostile name.
+fn lake_with_shown_1(lake: &Path) {
+    common::ingest(lake, &events());
+    let out = apps_cli(
+        lake,
+        &[
+            "publish",
+            "--app",
+            "shown-1",
+            "--name",
+            HOSTILE,
+            "--url",
+            "https://one.example/app?a=1&b=2",
+        ],
+    );
+    assert!(out.contains(&format!("/apps/{HOSTILE_SLUG}")), "{out}");
+}
+
 async fn send(
     server: &Server,
     method: reqwest::Method,
@@ -121,22 +139,9 @@ fn week_answer() -> Value {
 async fn shown_apps_are_exact_and_never_expose_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
-    common::ingest(lake, &events());
     let admin = common::keys(lake, &["create", "--app", "ops", "--admin"]);
     let writer = common::keys(lake, &["create", "--app", "shown-2"]);
-    let out = apps_cli(
-        lake,
-        &[
-            "publish",
-            "--app",
-            "shown-1",
-            "--name",
-            HOSTILE,
-            "--url",
-            "https://one.example/app?a=1&b=2",
-        ],
-    );
-    assert!(out.contains(&format!("/apps/{HOSTILE_SLUG}")), "{out}");
+    lake_with_shown_1(lake);
     let server = Server::start(lake, &["--min-apps", "2"]);
     let week = "/v1/apps?period=week&date=2026-11-02";
 
@@ -230,19 +235,7 @@ async fn shown_apps_are_exact_and_never_expose_the_others() {
 async fn app_pages_escape_the_name_and_withdrawal_hides_the_app() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
-    common::ingest(lake, &events());
-    apps_cli(
-        lake,
-        &[
-            "publish",
-            "--app",
-            "shown-1",
-            "--name",
-            HOSTILE,
-            "--url",
-            "https://one.example/app?a=1&b=2",
-        ],
-    );
+    lake_with_shown_1(lake);
     let server = Server::start(lake, &["--min-apps", "2"]);
 
     let (status, html) = server.get_text("/apps?period=week&date=2026-11-02").await;

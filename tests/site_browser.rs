@@ -265,6 +265,37 @@ async fn table_rows(b: &Browser, panel: &str) -> Vec<Vec<String>> {
     serde_json::from_value(v).unwrap()
 }
 
+/// Checks that `panel`'s table shows, row by row, the `fields` of the API's `rows` (a text and a
+/// number) in its `columns`; returns those pairs. An empty list is a failure: the page would
+/// then prove nothing.
+async fn assert_table_shows(
+    b: &Browser,
+    panel: &str,
+    rows: &Value,
+    fields: [&str; 2],
+    columns: [usize; 2],
+) -> Vec<(String, String)> {
+    let expected: Vec<(String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[fields[0]].as_str().unwrap().to_owned(),
+                r[fields[1]].to_string(),
+            )
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{panel}: {rows}");
+    let shown: Vec<(String, String)> = table_rows(b, panel)
+        .await
+        .into_iter()
+        .map(|r| (r[columns[0]].clone(), r[columns[1]].clone()))
+        .collect();
+    assert_eq!(shown, expected, "{panel}");
+    expected
+}
+
 /// Checks the leaderboard table against `/v1/leaderboard` with the same selection.
 async fn assert_leaderboard_matches(b: &Browser, s: &Server, query: &str) {
     let rows = table_rows(b, "leaderboard").await;
@@ -330,17 +361,10 @@ async fn pages_in_headless_chromium_match_the_api() {
         ("app-000001", "Second app"),
         ("app-000002", "Third app"),
     ] {
-        let out = Command::new(BIN)
-            .args(["apps", "--data-dir"])
-            .arg(&lake)
-            .args(["publish", "--app", app, "--name", name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args: Vec<&std::ffi::OsStr> = vec!["apps".as_ref(), "--data-dir".as_ref()];
+        args.push(lake.as_os_str());
+        args.extend(["publish", "--app", app, "--name", name].map(std::ffi::OsStr::new));
+        common::run_ok(args);
     }
     let s = Server::start(&lake, &[]);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("site-screenshots");
@@ -464,24 +488,14 @@ async fn pages_in_headless_chromium_match_the_api() {
             "/v1/providers?model={model}&period=week&date={week}"
         ))
         .await;
-    let expected: Vec<(String, String)> = api["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["provider"].as_str().unwrap().to_owned(),
-                p["attempts"].to_string(),
-            )
-        })
-        .collect();
-    assert!(!expected.is_empty(), "{api}");
-    let shown: Vec<(String, String)> = table_rows(&b, "provider_performance")
-        .await
-        .into_iter()
-        .map(|r| (r[0].clone(), r[1].clone()))
-        .collect();
-    assert_eq!(shown, expected);
+    let expected = assert_table_shows(
+        &b,
+        "provider_performance",
+        &api["providers"],
+        ["provider", "attempts"],
+        [0, 1],
+    )
+    .await;
 
     // The providers page: every provider over all models, each at least what it did for the
     // model above.
@@ -517,24 +531,14 @@ async fn pages_in_headless_chromium_match_the_api() {
             "/v1/providers?provider={busiest}&period=week&date={week}"
         ))
         .await;
-    let expected: Vec<(String, String)> = api["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["model"].as_str().unwrap().to_owned(),
-                p["attempts"].to_string(),
-            )
-        })
-        .collect();
-    assert!(!expected.is_empty(), "{api}");
-    let shown: Vec<(String, String)> = table_rows(&b, "models")
-        .await
-        .into_iter()
-        .map(|r| (r[0].clone(), r[1].clone()))
-        .collect();
-    assert_eq!(shown, expected);
+    assert_table_shows(
+        &b,
+        "models",
+        &api["providers"],
+        ["model", "attempts"],
+        [0, 1],
+    )
+    .await;
     assert_images_loaded_and_no_errors(&b, "provider page").await;
     b.screenshot(&shots.join("provider.png")).await;
 
@@ -570,24 +574,7 @@ async fn pages_in_headless_chromium_match_the_api() {
     b.goto(&format!("{}/apps?period=week&date={week}", s.url))
         .await;
     let api = s.get_ok(&format!("/v1/apps?period=week&date={week}")).await;
-    let expected: Vec<(String, String)> = api["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["name"].as_str().unwrap().to_owned(),
-                a["tokens"].to_string(),
-            )
-        })
-        .collect();
-    assert!(!expected.is_empty(), "{api}");
-    let shown: Vec<(String, String)> = table_rows(&b, "apps")
-        .await
-        .into_iter()
-        .map(|r| (r[1].clone(), r[2].clone()))
-        .collect();
-    assert_eq!(shown, expected);
+    assert_table_shows(&b, "apps", &api["apps"], ["name", "tokens"], [1, 2]).await;
     assert_images_loaded_and_no_errors(&b, "apps page").await;
     b.screenshot(&shots.join("apps.png")).await;
     let first = &api["apps"][0];

@@ -74,6 +74,12 @@ pub fn publishable_sql(apps: &str) -> String {
     format!("{apps} >= $min_apps")
 }
 
+/// A part of a group published apart may come from no app or from enough apps (see
+/// [`none_or_publishable_sql`], its SQL form).
+pub fn none_or_publishable(apps: u64, min_apps: u64) -> bool {
+    apps == 0 || publishable(apps, min_apps)
+}
+
 /// The rule for the parts of a group that are published apart (a split's parts, the unpublished
 /// rest beside apps that chose to be shown): each part must come from no app or from enough
 /// apps, so that the group minus its other parts never isolates fewer than `min_apps` apps.
