@@ -316,6 +316,40 @@ async fn planted_effects_are_recovered() {
         );
     }
 
+    // The planted agent apps: traces of several calls, the later ones all at the cheap extract
+    // models, the first ones mostly elsewhere.
+    let agents = server
+        .get_ok(&format!(
+            "/v1/agents?period=week&date={}",
+            end - Days::new(6)
+        ))
+        .await;
+    let extract: Vec<&str> = manifest["agents"]["extract_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(agents["traces"].as_u64().unwrap() > 100, "{agents}");
+    assert!(
+        agents["calls_per_trace"]["p50"].as_u64().unwrap() >= 2,
+        "{agents}"
+    );
+    assert!(
+        agents["multi_call_share"].as_f64().unwrap() > 0.5,
+        "{agents}"
+    );
+    let share_at = |position: &str| {
+        let list = agents[position].as_array().unwrap();
+        assert!(!list.is_empty(), "{position}: {agents}");
+        list.iter()
+            .filter(|m| extract.contains(&m["model"].as_str().unwrap()))
+            .map(|m| m["share"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    assert!((share_at("later_calls") - 1.0).abs() < 1e-9, "{agents}");
+    assert!(share_at("first_calls") < 0.5, "{agents}");
+
     // The manifest's trial outcomes agree with its release record, and say how many trials
     // became switches.
     let trials = manifest["trials"].as_array().unwrap();
@@ -370,6 +404,21 @@ async fn planted_effects_are_recovered() {
         }
     }
     eprintln!("index vs effective preference (task, models, tau): {taus:?}");
+    // An agent's later calls are not choices: the extract models they go to do not lead the
+    // index of the task agents work in most.
+    let programming = server
+        .get_ok(&format!("/v1/index?task=programming&date={end}&weeks=4"))
+        .await;
+    let ranks: Vec<usize> = programming["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| extract.contains(&m["model"].as_str().unwrap()))
+        .map(|(i, _)| i + 1)
+        .collect();
+    eprintln!("extract models' ranks in programming: {ranks:?}");
+    assert!(ranks.iter().all(|&r| r > 3), "{ranks:?}: {programming}");
     let mean = taus.iter().map(|t| t.2).sum::<f64>() / taus.len() as f64;
     eprintln!("mean tau over {} tasks: {mean:.3}", taus.len());
     assert!(taus.len() >= 3, "{taus:?}");

@@ -116,7 +116,10 @@ impl Panel {
         weeks: Weeks,
     ) -> Result<Panel, AnalyticsError> {
         let manifests = rollups.manifests()?;
-        let covered: Vec<NaiveDate> = weeks.iter().filter(|w| manifests.contains_key(w)).collect();
+        let covered: Vec<NaiveDate> = weeks
+            .iter()
+            .filter(|w| manifests.get(w).is_some_and(|m| m.is_current_version()))
+            .collect();
         let raw = uncovered_ranges(&weeks, &covered);
         let rollup = (!covered.is_empty())
             .then(|| rollups.table("rollup", &manifests, covered.iter().copied()));

@@ -34,8 +34,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Version of the rollup file layout, written into each file's key-value metadata.
-pub const ROLLUP_VERSION: &str = "1";
+/// Version of what a rollup file holds, written into each file's key-value metadata and its
+/// week's manifest; a week built under another version is built again (2: the calls an app
+/// chose, without an agent's later calls).
+pub const ROLLUP_VERSION: &str = "2";
 const ROLLUP_VERSION_KEY: &str = "modelshare.rollup_version";
 
 /// Columns of a rollup file.
@@ -69,6 +71,16 @@ pub struct WeekManifest {
     pub file: String,
     pub rows: u64,
     pub sources: Vec<SourceFile>,
+    /// [`ROLLUP_VERSION`] when it was built (manifests from before the field have none).
+    #[serde(default)]
+    pub version: String,
+}
+
+impl WeekManifest {
+    /// Whether the week's rollup holds what this version puts in one.
+    pub fn is_current_version(&self) -> bool {
+        self.version == ROLLUP_VERSION
+    }
 }
 
 /// What a refresh did.
@@ -232,7 +244,11 @@ impl Rollups {
                 continue;
             }
             let sources = self.sources_of(week)?;
-            if !force && manifests.get(&week).is_some_and(|m| m.sources == sources) {
+            if !force
+                && manifests
+                    .get(&week)
+                    .is_some_and(|m| m.sources == sources && m.is_current_version())
+            {
                 report.current += 1;
                 continue;
             }
@@ -278,6 +294,7 @@ impl Rollups {
             file,
             rows,
             sources,
+            version: ROLLUP_VERSION.to_owned(),
         };
         let json_path = self.dir.join(format!("{week}.json"));
         let json_temp = self.dir.join(format!(".{week}.json.tmp"));

@@ -22,8 +22,8 @@ use crate::IngestError;
 use crate::compact::{self, day_files};
 use crate::lake::{self, Lake, StagedFile};
 use arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt32Array,
-    UInt64Array,
+    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt8Array,
+    UInt32Array, UInt64Array,
 };
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::DataType;
@@ -85,6 +85,7 @@ fn key_fields() -> Vec<SortField> {
         utf8(),
         utf8(),
         SortField::new(DataType::UInt8),
+        SortField::new(DataType::UInt8),
     ]
 }
 
@@ -103,15 +104,36 @@ pub(crate) fn column<'a, T: 'static>(
 fn key_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, IngestError> {
     modelshare_event::cube::APP_DAYS_KEY
         .iter()
-        .map(|name| {
-            batch
-                .column_by_name(name)
-                .cloned()
-                .ok_or(IngestError::Schema(
-                    "a key column of the app-day cube is missing",
-                ))
+        .map(|name| match batch.column_by_name(name) {
+            Some(c) => Ok(Arc::clone(c)),
+            // Events carry their step, from which the cube's `later` follows.
+            None if *name == "later" && batch.column_by_name("status").is_some() => {
+                later_of_events(batch)
+            }
+            None => Err(IngestError::Schema(
+                "a key column of the app-day cube is missing",
+            )),
         })
         .collect()
+}
+
+/// 1 for an agent's calls after the first of their trace (`step > 0`), else 0; events files
+/// from before steps existed have no `step` column and no later calls.
+fn later_of_events(batch: &RecordBatch) -> Result<ArrayRef, IngestError> {
+    let later: UInt8Array = match batch.column_by_name("step") {
+        None => UInt8Array::from(vec![0u8; batch.num_rows()]),
+        Some(c) => {
+            let steps = c
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or(IngestError::Schema("step must be a UInt32 column"))?;
+            steps
+                .iter()
+                .map(|s| Some(u8::from(s.is_some_and(|s| s > 0))))
+                .collect()
+        }
+    };
+    Ok(Arc::new(later))
 }
 
 fn hash(row: &[u8]) -> u64 {
@@ -232,7 +254,8 @@ impl Folder {
             .downcast_ref()
             .ok_or(IngestError::Schema("app_id must be a string column"))?;
         let keys = UInt64Array::from_iter_values(apps.iter().map(|a| app_key(a.unwrap_or(""))));
-        columns.insert(5, Arc::new(keys));
+        // After the keys (task, model, provider, app_id, attempt, later), as the schema has it.
+        columns.insert(modelshare_event::cube::APP_DAYS_KEY.len(), Arc::new(keys));
         Ok((
             RecordBatch::try_new(app_days_schema(), columns)?,
             self.events,

@@ -1,10 +1,11 @@
-//! Per-app rows for the analyses (retention, switches, the index): what each app used per task,
-//! model and week or day. These rows never leave the server; the analyses publish only groups
+//! Per-app rows for the analyses (retention, switches, the index): what each app chose per task,
+//! model and week or day — its untraced calls and the first call of each agent trace, not the
+//! calls an agent makes after that (they follow the first call's plan, not a choice). These rows never leave the server; the analyses publish only groups
 //! that pass the publication rule. Also the lake's latest day, which pages default to.
 
 use crate::QueryError;
 use crate::engine::{FileTable, QueryEngine, ScalarValue};
-use crate::fragments::{OK_ROWS, USES, WEEK_OF_DATE};
+use crate::fragments::{CHOICE_EVENTS, CHOICE_ROWS, OK_ROWS, USES, WEEK_OF_DATE};
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use modelshare_event::Task;
@@ -54,7 +55,7 @@ impl QueryEngine {
             }
             branches.push(format!(
                 "SELECT {WEEK_OF_DATE} AS week, app_id, task, model, {USES} \
-                 FROM cell_apps WHERE ({dates}){task} \
+                 FROM cell_apps WHERE ({dates}) AND {CHOICE_ROWS}{task} \
                  GROUP BY 1, app_id, task, model",
                 dates = dates.join(" OR "),
             ));
@@ -82,7 +83,7 @@ impl QueryEngine {
         let task = task_filter(task, &mut params);
         let sql = format!(
             "SELECT date, app_id, task, model, {USES} \
-             FROM cell_apps WHERE date >= $start AND date < $end{task} \
+             FROM cell_apps WHERE date >= $start AND date < $end AND {CHOICE_ROWS}{task} \
              GROUP BY date, app_id, task, model"
         );
         self.sql_with_params(&sql, params).await
@@ -112,7 +113,7 @@ impl QueryEngine {
              sum(CAST(input_tokens AS BIGINT)) AS input_tokens, \
              sum(CAST(output_tokens AS BIGINT)) AS output_tokens, \
              CAST(sum(cost_usd) AS DECIMAL(18, 6)) AS cost_usd \
-             FROM lake WHERE date >= $week AND date < $end AND {OK_ROWS} \
+             FROM lake WHERE date >= $week AND date < $end AND {OK_ROWS} AND {CHOICE_EVENTS} \
              GROUP BY app_id, task, model ORDER BY task, model, app_id"
         );
         let params = vec![

@@ -16,6 +16,18 @@ pub(crate) fn failed_statuses() -> String {
         .join(", ")
 }
 
+/// 1 for an agent's calls after the first of their trace (`step > 0`), else 0, on event rows
+/// (the app-day cube's `later` key). Usage counts every call; what an app *chooses* is read from
+/// the others ([`CHOICE_ROWS`] on `cell_apps`, [`CHOICE_EVENTS`] on events).
+pub(crate) const LATER: &str = "CAST(CASE WHEN step > 0 THEN 1 ELSE 0 END AS TINYINT UNSIGNED)";
+
+/// The `cell_apps` rows of calls an app chose a model for: untraced calls and the first call of
+/// each trace.
+pub(crate) const CHOICE_ROWS: &str = "later = 0";
+
+/// [`CHOICE_ROWS`] on event rows.
+pub(crate) const CHOICE_EVENTS: &str = "(step IS NULL OR step = 0)";
+
 /// The ISO week of a row, from its `date` partition column: the Monday, `YYYY-MM-DD` (one
 /// value per file, not per row).
 pub(crate) const WEEK_OF_DATE: &str =
