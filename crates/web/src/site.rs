@@ -178,6 +178,24 @@ fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
+/// A value the page's path gives, or else the query string's when the page or chart takes
+/// `param` there.
+fn path_or_query<T: std::str::FromStr>(
+    from_path: Option<T>,
+    accepted: &[Param],
+    param: Param,
+    p: &Params,
+) -> Result<Option<T>, crate::ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    match from_path {
+        Some(v) => Ok(Some(v)),
+        None if accepted.contains(&param) => p.get::<T>(param.as_str()),
+        None => Ok(None),
+    }
+}
+
 /// Resolves period, date, task, model, provider and app for a page or chart; a model or
 /// provider the data and catalog do not know, or an app not shown by name, is a 404.
 async fn resolve_args(
@@ -204,21 +222,10 @@ async fn resolve_args(
         None
     }
     .unwrap_or_else(|| latest.unwrap_or_else(today));
-    let task = match path.task {
-        Some(t) => Some(t),
-        None if accepted.contains(&Param::Task) => p.get::<Task>("task").map_err(api)?,
-        None => None,
-    };
-    let model = match path.model {
-        Some(m) => Some(m),
-        None if accepted.contains(&Param::Model) => p.get::<String>("model").map_err(api)?,
-        None => None,
-    };
-    let provider = match path.provider {
-        Some(v) => Some(v),
-        None if accepted.contains(&Param::Provider) => p.get::<String>("provider").map_err(api)?,
-        None => None,
-    };
+    let from = |value, param| path_or_query(value, accepted, param, p).map_err(api);
+    let task = path_or_query(path.task, accepted, Param::Task, p).map_err(api)?;
+    let model = from(path.model, Param::Model)?;
+    let provider = from(path.provider, Param::Provider)?;
     if let Some(m) = &model {
         let exists = queries::model_exists(&state.query, m)
             .await
@@ -250,12 +257,7 @@ async fn resolve_args(
             ));
         }
     }
-    let app = match path.app {
-        Some(slug) => Some(slug),
-        None if accepted.contains(&Param::App) => p.get::<String>("app").map_err(api)?,
-        None => None,
-    };
-    let app = match app {
+    let app = match from(path.app, Param::App)? {
         None => None,
         Some(slug) => {
             let shown = state.public_apps.by_slug(&slug).ok_or_else(|| {
