@@ -99,6 +99,29 @@ async fn agent_figures_are_exact_and_follow_the_rule() {
         .await;
     assert_eq!(other["traces"], Value::Null);
     assert_eq!(other["first_calls"], json!([]));
+    // The /agents page shows the same.
+    let (status, html) = server
+        .get_text(&format!("/agents?period=day&date={MON}"))
+        .await;
+    assert_eq!(status, 200);
+    let tables = common::html_tables(&html);
+    let rows = |panel: &str| {
+        tables
+            .iter()
+            .find(|(id, _, _)| id == panel)
+            .unwrap_or_else(|| panic!("no table {panel}"))
+            .2
+            .clone()
+    };
+    let values: Vec<String> = rows("traces").into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(values, ["7", "18", "2", "6", "5", "83.3%"]);
+    assert_eq!(
+        rows("models"),
+        [
+            ["first", REASON, "5", "1"].map(String::from),
+            ["later", EXTRACT, "9", "1"].map(String::from)
+        ]
+    );
     // A `top` of 0 is refused.
     let (status, answer) = server
         .get(&format!("/v1/agents?period=day&date={MON}&top=0"))

@@ -603,6 +603,32 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_images_loaded_and_no_errors(&b, "app page").await;
     b.screenshot(&shots.join("app.png")).await;
 
+    // The agents page lists the models /v1/agents gives for the same week, first calls then
+    // later ones.
+    b.goto(&format!("{}/agents?period=week&date={week}", s.url))
+        .await;
+    let api = s
+        .get_ok(&format!("/v1/agents?period=week&date={week}"))
+        .await;
+    let mut expected = Vec::new();
+    for (key, position) in [("first_calls", "first"), ("later_calls", "later")] {
+        for m in api[key].as_array().unwrap() {
+            expected.push(vec![
+                position.to_owned(),
+                m["model"].as_str().unwrap().to_owned(),
+                m["calls"].to_string(),
+            ]);
+        }
+    }
+    let shown: Vec<Vec<String>> = table_rows(&b, "models")
+        .await
+        .into_iter()
+        .map(|r| r[..3].to_vec())
+        .collect();
+    assert_eq!(shown, expected);
+    assert_images_loaded_and_no_errors(&b, "agents page").await;
+    b.screenshot(&shots.join("agents.png")).await;
+
     // Readable on a phone: nothing wider than the viewport except scrollable tables.
     b.resize(390, 1800).await;
     b.goto(&format!("{}/", s.url)).await;
@@ -635,6 +661,13 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_eq!(overflow, true, "/apps scrolls sideways on a phone");
     assert_images_loaded_and_no_errors(&b, "apps page, phone").await;
     b.screenshot(&shots.join("apps-phone.png")).await;
+    b.goto(&format!("{}/agents", s.url)).await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(overflow, true, "/agents scrolls sideways on a phone");
+    assert_images_loaded_and_no_errors(&b, "agents page, phone").await;
+    b.screenshot(&shots.join("agents-phone.png")).await;
 
     // A 404 page renders as HTML (its status shows as a console error, so logs are drained).
     b.goto(&format!("{}/tasks/coding", s.url)).await;

@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use modelshare_catalog::Catalog;
 use modelshare_event::Task;
 use modelshare_event::event::author_of;
+use modelshare_query::agents::AgentsQuery;
 use modelshare_query::engine::ScalarValue;
 use modelshare_query::leaderboard::Figures;
 use modelshare_query::{
@@ -313,6 +314,20 @@ impl Registry {
                 ],
                 roles: &[("label", "start"), ("value", "failed_attempts")],
                 run: run_fn(|e, a| Box::pin(provider_incidents(e, a))),
+            },
+            NamedQuery {
+                name: "agent_traces",
+                params: &[P, D, T],
+                columns: &["label", "value"],
+                roles: &[("label", "label"), ("value", "value")],
+                run: run_fn(|e, a| Box::pin(agent_traces(e, a))),
+            },
+            NamedQuery {
+                name: "agent_models",
+                params: &[P, D, T],
+                columns: &["position", "model", "calls", "share"],
+                roles: &[("label", "model"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(agent_models(e, a))),
             },
             NamedQuery {
                 name: "model_attempts",
@@ -795,6 +810,75 @@ async fn provider_table(engine: &QueryEngine, query: &ProvidersQuery) -> Result<
             ms(p.throughput_p50_tps),
             count(p.fallbacks_served),
         ]);
+    }
+    Ok(t)
+}
+
+/// The period's agent traces: how many, calls per trace and the share in multi-call traces
+/// (`modelshare_query::agents` says what is published).
+async fn agent_traces(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let q = AgentsQuery {
+        period: a.period,
+        task: a.task,
+    };
+    let agents = engine.agents(&q).await?;
+    let mut t = Table::new(vec![
+        Column::new("label", "Measure", Format::Plain),
+        Column::new("value", "Value", Format::Plain),
+    ]);
+    let (Some(traces), Some(calls), Some(per), Some(multi)) = (
+        agents.traces,
+        agents.traced_calls,
+        agents.calls_per_trace,
+        agents.multi_call_share,
+    ) else {
+        return Ok(t);
+    };
+    for (label, value) in [
+        ("traces", count(traces)),
+        ("traced calls", count(calls)),
+        ("calls per trace, p50", count(per.p50)),
+        ("calls per trace, p95", count(per.p95)),
+        (
+            "calls per trace, max of at least min-apps apps",
+            count(per.max),
+        ),
+        (
+            "share of traced calls in multi-call traces",
+            Cell::Text(format!("{:.1}%", multi * 100.0)),
+        ),
+    ] {
+        t.push(vec![Cell::text(label), value]);
+    }
+    Ok(t)
+}
+
+/// The models of agents' first calls and of their later calls, most calls first.
+async fn agent_models(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let q = AgentsQuery {
+        period: a.period,
+        task: a.task,
+    };
+    let agents = engine.agents(&q).await?;
+    let mut t = Table::new(vec![
+        Column::new("position", "Call", Format::Plain),
+        Column::new("model", "Model", Format::Plain),
+        Column::new("calls", "Calls", Format::Count),
+        Column::new("share", "Share of the position's calls", Format::Share),
+    ]);
+    let positions = [
+        ("first", &agents.first_calls),
+        ("later", &agents.later_calls),
+    ];
+    for (position, models) in positions {
+        for m in models.iter().take(10) {
+            t.push(vec![
+                Cell::text(position),
+                model_cell(&m.model, true),
+                count(m.calls),
+                Cell::Float(m.share),
+            ]);
+        }
     }
     Ok(t)
 }

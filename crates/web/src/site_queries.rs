@@ -447,6 +447,7 @@ mod tests {
             routes,
             [
                 "/",
+                "/agents",
                 "/apps",
                 "/apps/{app}",
                 "/index",
