@@ -20,8 +20,8 @@
 //! rest of the split reads the traced apps' rows of the app-day cube and the cells' app counts.
 
 use crate::QueryError;
-use crate::engine::{QueryEngine, ScalarValue};
-use crate::fragments::OK_ROWS;
+use crate::engine::QueryEngine;
+use crate::fragments::{OK_ROWS, bound_list};
 use crate::period::Period;
 use crate::privacy::{Scope, none_or_publishable, publishable};
 use crate::values::{str_at, u64_at};
@@ -223,20 +223,12 @@ impl QueryEngine {
         // The traced apps' requests in the period's cells.
         let apps: BTreeSet<&str> = traced.keys().map(|(_, a)| a.as_str()).collect();
         let mut params = scope.params(min_apps);
-        let mut list = Vec::with_capacity(apps.len());
-        for (i, app) in apps.iter().enumerate() {
-            list.push(format!("$app{i}"));
-            params.push((
-                format!("app{i}"),
-                ScalarValue::Utf8(Some((*app).to_owned())),
-            ));
-        }
+        let list = bound_list("app", apps, &mut params);
         let requests_sql = format!(
             "SELECT date, task, model, provider, app_id, \
                CAST(sum(requests) AS BIGINT) AS requests \
              FROM cell_apps WHERE {filter} AND app_id IN ({list}) \
-             GROUP BY date, task, model, provider, app_id",
-            list = list.join(", ")
+             GROUP BY date, task, model, provider, app_id"
         );
         let mut cells: BTreeMap<Cell, TracedCell> = BTreeMap::new();
         for b in self.sql_with_params(&requests_sql, params).await? {

@@ -1,5 +1,6 @@
 //! SQL fragments more than one query shares, so each rule is written once.
 
+use crate::engine::ScalarValue;
 use modelshare_event::Status;
 
 /// The rows of successful requests: the only ones any usage figure counts.
@@ -27,6 +28,21 @@ pub(crate) const CHOICE_ROWS: &str = "later = 0";
 
 /// [`CHOICE_ROWS`] on event rows.
 pub(crate) const CHOICE_EVENTS: &str = "(step IS NULL OR step = 0)";
+
+/// Binds `values` as the text parameters `$<name>0`, `$<name>1`, … and returns their
+/// placeholder list, for `column IN (…)` (values never enter the SQL text).
+pub(crate) fn bound_list<'a>(
+    name: &str,
+    values: impl IntoIterator<Item = &'a str>,
+    params: &mut Vec<(String, ScalarValue)>,
+) -> String {
+    let mut list = Vec::new();
+    for (i, v) in values.into_iter().enumerate() {
+        list.push(format!("${name}{i}"));
+        params.push((format!("{name}{i}"), ScalarValue::Utf8(Some(v.to_owned()))));
+    }
+    list.join(", ")
+}
 
 /// The ISO week of a row, from its `date` partition column: the Monday, `YYYY-MM-DD` (one
 /// value per file, not per row).

@@ -15,7 +15,8 @@
 //! combination of published figures isolates fewer than `min_apps` unpublished apps.
 
 use crate::QueryError;
-use crate::engine::{QueryEngine, ScalarValue};
+use crate::engine::QueryEngine;
+use crate::fragments::bound_list;
 use crate::period::Period;
 use crate::privacy::{Scope, none_or_publishable_sql};
 use crate::values::{str_at, u64_at};
@@ -76,12 +77,8 @@ impl QueryEngine {
         }
         let scope = Scope::period(&q.period, q.task);
         let mut params = scope.params(self.config().min_apps);
-        let mut list = Vec::with_capacity(q.apps.len());
-        for (i, app) in q.apps.iter().enumerate() {
-            list.push(format!("$app{i}"));
-            params.push((format!("app{i}"), ScalarValue::Utf8(Some(app.clone()))));
-        }
-        let sql = public_app_sql(&scope, &list.join(", "));
+        let list = bound_list("app", q.apps.iter().map(String::as_str), &mut params);
+        let sql = public_app_sql(&scope, &list);
         let mut out = Vec::new();
         for b in self.sql_with_params(&sql, params).await? {
             for row in 0..b.num_rows() {
