@@ -2,7 +2,7 @@
 //! queries here; the figures come from `modelshare-query`.
 
 use crate::openapi::query_params;
-use crate::params::Params;
+use crate::params::{Params, ProviderName};
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -235,17 +235,6 @@ pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json
         "task": query.task.map(|t| t.as_str()),
         "providers": rows,
     })))
-}
-
-/// A provider as a query parameter: an event's `provider` identifier.
-struct ProviderName(String);
-
-impl std::str::FromStr for ProviderName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        modelshare_event::parse::check_identifier(s)?;
-        Ok(ProviderName(s.to_owned()))
-    }
 }
 
 /// Agent workloads: traces, calls per trace, and the models of first and later calls

@@ -185,14 +185,18 @@ fn consent_error(e: PublicAppError) -> ApiError {
     }
 }
 
-fn consent_json(app: &PublicApp) -> Value {
-    json!({
-        "app_id": app.app_id,
-        "name": app.name,
-        "slug": app.slug,
-        "url": app.url,
-        "published": app.published,
-    })
+/// Runs a change of the consent records on the blocking pool (it reads, changes and replaces a
+/// file) and answers the record it left.
+async fn change_consent(
+    s: &AppState,
+    change: impl FnOnce(&PublicAppStore) -> Result<PublicApp, PublicAppError> + Send + 'static,
+) -> Result<Json<PublicApp>, ApiError> {
+    let store = std::sync::Arc::clone(&s.public_apps);
+    let app = tokio::task::spawn_blocking(move || change(&store))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(consent_error)?;
+    Ok(Json(app))
 }
 
 /// Record an app's consent to be shown by name (admin)
@@ -209,20 +213,17 @@ pub async fn publish_app(
     _admin: Admin,
     Path(app_id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PublicApp>, ApiError> {
     let body = read_body(&s, body)?;
     let req: PublishRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "body must be {{\"name\": \"...\", \"url\": \"https://...\"}}: {e}"
         ))
     })?;
-    let store = std::sync::Arc::clone(&s.public_apps);
-    let app =
-        tokio::task::spawn_blocking(move || store.publish(&app_id, &req.name, req.url.as_deref()))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(consent_error)?;
-    Ok(Json(consent_json(&app)))
+    change_consent(&s, move |store| {
+        store.publish(&app_id, &req.name, req.url.as_deref())
+    })
+    .await
 }
 
 /// Withdraw an app's consent (admin)
@@ -237,11 +238,6 @@ pub async fn withdraw_app(
     State(s): State<AppState>,
     _admin: Admin,
     Path(app_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let store = std::sync::Arc::clone(&s.public_apps);
-    let app = tokio::task::spawn_blocking(move || store.withdraw(&app_id))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(consent_error)?;
-    Ok(Json(consent_json(&app)))
+) -> Result<Json<PublicApp>, ApiError> {
+    change_consent(&s, move |store| store.withdraw(&app_id)).await
 }

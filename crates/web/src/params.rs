@@ -8,6 +8,18 @@ use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::str::FromStr;
 
+/// A provider as a parameter: an event's `provider` identifier, checked with the events' rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderName(pub String);
+
+impl FromStr for ProviderName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        modelshare_event::parse::check_identifier(s)?;
+        Ok(ProviderName(s.to_owned()))
+    }
+}
+
 /// Earliest and latest dates a parameter may name.
 pub const MIN_DATE: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 pub const MAX_DATE: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");

@@ -2,7 +2,7 @@
 //! and HTML error pages. Parameters are parsed strictly with [`crate::params`]; the pages,
 //! charts and queries themselves come from `modelshare-site`.
 
-use crate::params::Params;
+use crate::params::{Params, ProviderName};
 use crate::{ApiError, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -121,7 +121,7 @@ fn percent_decode(s: &str) -> String {
 struct PathValues {
     task: Option<Task>,
     model: Option<String>,
-    provider: Option<String>,
+    provider: Option<ProviderName>,
     /// An app page's slug.
     app: Option<String>,
 }
@@ -140,10 +140,8 @@ fn path_values(dashboard: &Dashboard, uri: &Uri) -> Result<PathValues, String> {
             Segment::Author => author = Some(percent_decode(part)),
             Segment::Model => model = Some(percent_decode(part)),
             Segment::Provider => {
-                let p = percent_decode(part);
-                modelshare_event::parse::check_identifier(&p)
-                    .map_err(|e| format!("provider {e}"))?;
-                values.provider = Some(p);
+                let p = percent_decode(part).parse::<ProviderName>();
+                values.provider = Some(p.map_err(|e| format!("provider {e}"))?);
             }
             Segment::App => values.app = Some(percent_decode(part)),
         }
@@ -225,7 +223,9 @@ async fn resolve_args(
     let from = |value, param| path_or_query(value, accepted, param, p).map_err(api);
     let task = path_or_query(path.task, accepted, Param::Task, p).map_err(api)?;
     let model = from(path.model, Param::Model)?;
-    let provider = from(path.provider, Param::Provider)?;
+    let provider = path_or_query(path.provider, accepted, Param::Provider, p)
+        .map_err(api)?
+        .map(|v| v.0);
     if let Some(m) = &model {
         let exists = queries::model_exists(&state.query, m)
             .await
@@ -239,13 +239,6 @@ async fn resolve_args(
         }
     }
     if let Some(v) = &provider {
-        modelshare_event::parse::check_identifier(v).map_err(|e| {
-            PageError::new(
-                StatusCode::BAD_REQUEST,
-                format!("provider: {e}"),
-                Some(site),
-            )
-        })?;
         let exists = queries::provider_exists(&state.query, v)
             .await
             .map_err(|e| from_site(e, site))?;
