@@ -9,7 +9,7 @@
 use crate::AnalyticsError;
 use crate::rollup::Rollups;
 use chrono::{Days, NaiveDate};
-use modelshare_event::Task;
+use modelshare_event::{Context, Task};
 use modelshare_query::QueryEngine;
 use modelshare_query::period::week_start;
 use modelshare_query::values::{micro_usd_at, str_at, u64_at};
@@ -108,11 +108,13 @@ impl Panel {
         self.models.iter().position(|m| m == slug).map(|i| i as u32)
     }
 
-    /// Loads the panel: rollup files for the weeks they cover, raw events for the others.
+    /// Loads the panel: rollup files for the weeks they cover, raw events for the others. With
+    /// a `context` segment, a unit's weeks hold only its requests of that segment.
     pub async fn load(
         engine: &QueryEngine,
         rollups: &Rollups,
         task: Option<Task>,
+        context: Option<Context>,
         weeks: Weeks,
     ) -> Result<Panel, AnalyticsError> {
         let manifests = rollups.manifests()?;
@@ -123,7 +125,7 @@ impl Panel {
         let raw = uncovered_ranges(&weeks, &covered);
         let rollup = (!covered.is_empty())
             .then(|| rollups.table("rollup", &manifests, covered.iter().copied()));
-        let batches = engine.app_weeks(task, rollup, &raw).await?;
+        let batches = engine.app_weeks(task, context, rollup, &raw).await?;
 
         let mut builder = PanelBuilder::new(weeks);
         builder.add_batches(&batches, "week", |week| weeks.index_of(week))?;
@@ -137,18 +139,23 @@ impl Panel {
     pub async fn load_days(
         engine: &QueryEngine,
         task: Option<Task>,
+        context: Option<Context>,
         first: NaiveDate,
         days: u32,
     ) -> Result<Panel, AnalyticsError> {
         let end = first + Days::new(u64::from(days));
         let slots = Weeks { first, count: days };
         let mut builder = PanelBuilder::new(slots);
-        builder.add_batches(&engine.app_days(task, first, end).await?, "date", |date| {
-            let slot = (date - first).num_days();
-            (0..i64::from(days))
-                .contains(&slot)
-                .then_some(slot as usize)
-        })?;
+        builder.add_batches(
+            &engine.app_days(task, context, first, end).await?,
+            "date",
+            |date| {
+                let slot = (date - first).num_days();
+                (0..i64::from(days))
+                    .contains(&slot)
+                    .then_some(slot as usize)
+            },
+        )?;
         Ok(builder.finish())
     }
 }

@@ -36,8 +36,8 @@ use std::time::Duration;
 
 /// Version of what a rollup file holds, written into each file's key-value metadata and its
 /// week's manifest; a week built under another version is built again (2: the calls an app
-/// chose, without an agent's later calls).
-pub const ROLLUP_VERSION: &str = "2";
+/// chose, without an agent's later calls; 3: split by context segment).
+pub const ROLLUP_VERSION: &str = "3";
 const ROLLUP_VERSION_KEY: &str = "modelshare.rollup_version";
 
 /// Columns of a rollup file.
@@ -47,6 +47,7 @@ pub fn rollup_schema() -> SchemaRef {
         Field::new("app_id", DataType::Utf8, false),
         Field::new("task", DataType::Utf8, false),
         Field::new("model", DataType::Utf8, false),
+        Field::new("context", DataType::UInt8, false),
         Field::new("requests", DataType::Int64, false),
         Field::new("input_tokens", DataType::Int64, false),
         Field::new("output_tokens", DataType::Int64, false),

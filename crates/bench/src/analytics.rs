@@ -37,7 +37,7 @@ async fn answer(
     weeks: Weeks,
 ) -> anyhow::Result<(Timing, usize, usize)> {
     let t = Instant::now();
-    let panel = Panel::load(engine, rollups, Some(task), weeks).await?;
+    let panel = Panel::load(engine, rollups, Some(task), None, weeks).await?;
     let load = t.elapsed();
     let analytics = AnalyticsConfig { min_apps: 5 };
     let t = Instant::now();

@@ -344,6 +344,7 @@ async fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     let lb_query = LeaderboardQuery {
         period,
         task: None,
+        context: None,
         by: Measure::Tokens,
         group: GroupBy::Model,
         limit: 20,

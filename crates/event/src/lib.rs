@@ -6,7 +6,7 @@
 //! acknowledged-but-unflushed rows from ingest to query.
 //!
 //! Layout:
-//! - [`task`], [`status`]: the closed vocabularies (typed, never free strings inside).
+//! - [`task`], [`status`], [`context`]: the closed vocabularies (typed, never free strings inside).
 //! - [`event`]: the typed [`Event`], its parts ([`ModelSlug`], [`MicroUsd`], [`Timestamp`]).
 //! - [`parse`]: JSON → [`Event`] with per-field validation errors.
 //! - [`schema`]: the Arrow schema and the events → `RecordBatch` builder.
@@ -15,6 +15,7 @@
 //! - [`cube`]: the app-day cube's layout and schema, and which days it answers for.
 
 pub mod codec;
+pub mod context;
 pub mod cube;
 pub mod event;
 pub mod live;
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod status;
 pub mod task;
 
+pub use context::Context;
 pub use event::{Event, MicroUsd, ModelSlug, Timestamp};
 pub use parse::{EventError, Validator};
 pub use status::Status;

@@ -30,6 +30,7 @@ use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, Rows, SortField};
 use chrono::NaiveDate;
 use hashbrown::HashTable;
+use modelshare_event::Context;
 use modelshare_event::cube::{
     APP_DAYS_EVENTS_KEY, Coverage, app_days_schema, app_key, cells_schema, presence_schema,
 };
@@ -86,6 +87,7 @@ fn key_fields() -> Vec<SortField> {
         utf8(),
         SortField::new(DataType::UInt8),
         SortField::new(DataType::UInt8),
+        SortField::new(DataType::UInt8),
     ]
 }
 
@@ -109,6 +111,10 @@ fn key_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, IngestError> {
             // Events carry their step, from which the cube's `later` follows.
             None if *name == "later" && batch.column_by_name("status").is_some() => {
                 later_of_events(batch)
+            }
+            // And their input tokens, from which the context segment follows.
+            None if *name == "context" && batch.column_by_name("status").is_some() => {
+                context_of_events(batch)
             }
             None => Err(IngestError::Schema(
                 "a key column of the app-day cube is missing",
@@ -134,6 +140,17 @@ fn later_of_events(batch: &RecordBatch) -> Result<ArrayRef, IngestError> {
         }
     };
     Ok(Arc::new(later))
+}
+
+/// The context segment's code of each event, from its input tokens.
+fn context_of_events(batch: &RecordBatch) -> Result<ArrayRef, IngestError> {
+    let input: &UInt32Array = column(batch, "input_tokens")?;
+    let codes: UInt8Array = input
+        .values()
+        .iter()
+        .map(|n| Some(Context::of(u64::from(*n)).code()))
+        .collect();
+    Ok(Arc::new(codes))
 }
 
 fn hash(row: &[u8]) -> u64 {
@@ -254,7 +271,8 @@ impl Folder {
             .downcast_ref()
             .ok_or(IngestError::Schema("app_id must be a string column"))?;
         let keys = UInt64Array::from_iter_values(apps.iter().map(|a| app_key(a.unwrap_or(""))));
-        // After the keys (task, model, provider, app_id, attempt, later), as the schema has it.
+        // After the keys (task, model, provider, app_id, attempt, later, context), as the schema
+        // has it.
         columns.insert(modelshare_event::cube::APP_DAYS_KEY.len(), Arc::new(keys));
         Ok((
             RecordBatch::try_new(app_days_schema(), columns)?,

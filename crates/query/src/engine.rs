@@ -8,7 +8,7 @@
 //! Table `app_days` = the app-day cube's files (`modelshare_event::cube`), as they are on disk.
 //!
 //! View `cell_apps` = the sums of `ok` events per (date, task, model, provider, app, attempt,
-//! later: an agent's call after the first of its trace),
+//! later: an agent's call after the first of its trace, context: the segment's code),
 //! which every public figure is computed from: from `app_days` for the days the engine's
 //! [`Coverage`] says the cube answers for, from raw events for the other days, plus the live
 //! rows. Without a coverage (or before the lake is checked) every day is read raw: that is the
@@ -29,7 +29,7 @@
 //! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
-use crate::fragments::{LATER, OK_ROWS};
+use crate::fragments::{LATER, OK_ROWS, context_code};
 use crate::hourly::{hourly_schema, hourly_view};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -438,16 +438,17 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
     let raw_rows = |table: &str, days: &str| {
         format!(
             "SELECT date, task, model, provider, app_id, attempt, {LATER} AS later, \
-               app_key(app_id) AS app_key, CAST(1 AS BIGINT) AS requests, \
+               {context} AS context, app_key(app_id) AS app_key, CAST(1 AS BIGINT) AS requests, \
                CAST(input_tokens AS BIGINT) AS input_tokens, \
                CAST(output_tokens AS BIGINT) AS output_tokens, cost_usd \
-             FROM {table} WHERE {OK_ROWS} AND {days}"
+             FROM {table} WHERE {OK_ROWS} AND {days}",
+            context = context_code(),
         )
     };
     format!(
         "CREATE VIEW cell_apps AS \
-         SELECT date, task, model, provider, app_id, attempt, later, app_key, requests, \
-           input_tokens, output_tokens, cost_usd \
+         SELECT date, task, model, provider, app_id, attempt, later, context, app_key, \
+           requests, input_tokens, output_tokens, cost_usd \
          FROM app_days WHERE {from_cube} \
          UNION ALL {lake} UNION ALL {live}",
         lake = raw_rows("lake", &from_lake),

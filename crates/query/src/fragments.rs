@@ -2,6 +2,7 @@
 
 use crate::engine::ScalarValue;
 use modelshare_event::Status;
+use modelshare_event::context::CONTEXT_BOUNDS;
 
 /// The rows of successful requests: the only ones any usage figure counts.
 pub(crate) const OK_ROWS: &str = "status = 'ok'";
@@ -21,6 +22,17 @@ pub(crate) fn failed_statuses() -> String {
 /// (the app-day cube's `later` key). Usage counts every call; what an app *chooses* is read from
 /// the others ([`CHOICE_ROWS`] on `cell_apps`, [`CHOICE_EVENTS`] on events).
 pub(crate) const LATER: &str = "CAST(CASE WHEN step > 0 THEN 1 ELSE 0 END AS TINYINT UNSIGNED)";
+
+/// The context segment's code ([`modelshare_event::Context::code`]) of event rows, from their
+/// input tokens: the app-day cube's `context` key.
+pub(crate) fn context_code() -> String {
+    let mut sql = String::from("CAST(CASE");
+    for (i, bound) in CONTEXT_BOUNDS.iter().enumerate().rev() {
+        sql.push_str(&format!(" WHEN input_tokens >= {bound} THEN {}", i + 1));
+    }
+    sql.push_str(" ELSE 0 END AS TINYINT UNSIGNED)");
+    sql
+}
 
 /// The `cell_apps` rows of calls an app chose a model for: untraced calls and the first call of
 /// each trace.

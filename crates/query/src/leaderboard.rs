@@ -8,7 +8,7 @@ use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::period::Period;
 use crate::privacy::{Apps, BEFORE, Dim, Group, SINCE, Scope};
-use modelshare_event::{MicroUsd, Task};
+use modelshare_event::{Context, MicroUsd, Task};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -143,6 +143,8 @@ impl Row {
 pub struct LeaderboardQuery {
     pub period: Period,
     pub task: Option<Task>,
+    /// One context segment: its parts of the cells split by segment.
+    pub context: Option<Context>,
     pub by: Measure,
     pub group: GroupBy,
     pub limit: usize,
@@ -176,7 +178,9 @@ impl QueryEngine {
         &self,
         q: &LeaderboardQuery,
     ) -> Result<(ByGroup, Figures, ByGroup, Figures), QueryError> {
-        let both = Scope::days(q.period.previous().start, q.period.end).with_task(q.task);
+        let both = Scope::days(q.period.previous().start, q.period.end)
+            .with_task(q.task)
+            .with_context(q.context);
         let half = Dim::Since(q.period.start);
         let [by_group, by_half]: [Vec<Group>; 2] = self
             .published_sets_counting(
@@ -215,7 +219,7 @@ impl QueryEngine {
 
     /// Answers a leaderboard request.
     pub async fn leaderboard(&self, q: LeaderboardQuery) -> Result<Leaderboard, QueryError> {
-        let scope = Scope::period(&q.period, q.task);
+        let scope = Scope::period(&q.period, q.task).with_context(q.context);
         let (groups, mut totals, prev_groups, prev_totals) = self.with_previous(&q).await?;
 
         // Every group is made of publishable cells only, so every group may be listed.

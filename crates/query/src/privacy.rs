@@ -57,8 +57,8 @@ use crate::leaderboard::Figures;
 use crate::period::Period;
 use crate::values::{micro_usd_at, str_at, u64_at};
 use chrono::{Days, NaiveDate};
-use modelshare_event::Task;
 use modelshare_event::cube::monday_of;
+use modelshare_event::{Context, Task};
 use std::collections::BTreeSet;
 
 /// Whether a group seen by `apps` distinct apps may be published under a threshold of
@@ -98,8 +98,9 @@ pub fn min_apps_param(min_apps: u64) -> (String, ScalarValue) {
 /// The columns of a base cell.
 pub const CELL: &str = "date, task, model, provider";
 
-/// A set of whole base cells: a range of days, optionally one task, one model and one provider.
-/// It has no other filters on purpose (see the module docs).
+/// A set of whole base cells: a range of days, optionally one task, one model and one provider;
+/// and optionally one context segment, which takes the segment's part of the cells split by
+/// segment (see [`context_parts`]). It has no other filters on purpose (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     /// `[start, end)`; `None` for every day.
@@ -107,6 +108,7 @@ pub struct Scope {
     pub task: Option<Task>,
     pub model: Option<String>,
     pub provider: Option<String>,
+    pub context: Option<Context>,
 }
 
 impl Scope {
@@ -142,7 +144,14 @@ impl Scope {
         self
     }
 
-    /// The predicate on `events`, with placeholders bound by [`Scope::params`].
+    pub fn with_context(mut self, context: Option<Context>) -> Scope {
+        self.context = context;
+        self
+    }
+
+    /// The predicate on the cells' dimensions (of `events`, `cell_apps`, `cells`…), with
+    /// placeholders bound by [`Scope::params`]. The context segment is not in it: a segment is
+    /// a part of cells, taken by [`published_cells_cte`] and [`presence_source`].
     pub(crate) fn filter(&self) -> String {
         let mut f = String::from("true");
         if self.days.is_some() {
@@ -172,7 +181,8 @@ impl Scope {
         let Some((start, end)) = self.days else {
             return BTreeSet::new();
         };
-        if splits || self.provider.is_some() {
+        // Week rows carry no segment either.
+        if splits || self.provider.is_some() || self.context.is_some() {
             return BTreeSet::new();
         }
         let mut week = monday_of(start);
@@ -203,6 +213,9 @@ impl Scope {
         if let Some(v) = &self.provider {
             p.push(("provider".to_owned(), text(v.clone())));
         }
+        if let Some(c) = self.context {
+            p.push(("context".to_owned(), ScalarValue::UInt8(Some(c.code()))));
+        }
         p
     }
 }
@@ -211,10 +224,69 @@ impl Scope {
 /// distinct apps and sums (from the `cells` view: per-day summaries where they are current,
 /// computed from `cell_apps` otherwise). Every public additive `ok` figure is a sum over it.
 fn published_cells_cte(scope: &Scope) -> String {
+    let cells = match scope.context {
+        None => "cells".to_owned(),
+        Some(_) => format!("({})", context_parts(scope)),
+    };
     format!(
-        "WITH pcells AS (SELECT * FROM cells WHERE {filter} AND {publishable}) ",
+        "WITH pcells AS (SELECT * FROM {cells} WHERE {filter} AND {publishable}) ",
         filter = scope.filter(),
         publishable = publishable_sql("apps"),
+    )
+}
+
+/// The parts of the scope's segment (`$context`) of the cells that are split by context
+/// segment, in the columns of the `cells` view (`apps`: the part's distinct apps). A cell with
+/// a segment of fewer than `min_apps` apps is left whole (see [`split_parts`]): it counts in the
+/// unsegmented figures and in no segment's.
+pub(crate) fn context_parts(scope: &Scope) -> String {
+    format!(
+        "SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
+           cost_usd \
+         FROM ({parts}) WHERE part = $context",
+        parts = split_parts(scope, "context"),
+    )
+}
+
+/// The parts (by the `cell_apps` expression `part`) of the scope's cells that may be split:
+/// those whose every part with events comes from at least `min_apps` apps (the rule for
+/// splits, see the module docs), so that the cell, each part and each difference of parts
+/// aggregate enough apps. One row per (cell, part): the cell's columns, `part`, its distinct
+/// apps and sums.
+fn split_parts(scope: &Scope, part: &str) -> String {
+    format!(
+        "WITH parts AS (\
+           SELECT {CELL}, {part} AS part, \
+             CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
+             sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+             CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
+           FROM cell_apps WHERE {filter} GROUP BY {CELL}, {part}), \
+         split_cells AS (\
+           SELECT {CELL} FROM parts GROUP BY {CELL} HAVING {every_part}) \
+         SELECT p.date, p.task, p.model, p.provider, p.part, p.apps, p.requests, \
+           p.input_tokens, p.output_tokens, p.cost_usd \
+         FROM parts p JOIN split_cells s ON p.date = s.date AND p.task = s.task \
+           AND p.model = s.model AND p.provider = s.provider",
+        filter = scope.filter(),
+        every_part = publishable_sql("min(apps)"),
+    )
+}
+
+/// Where the distinct apps of the scope's published cells grouped by `dims` are counted: rows
+/// of (cell, app key) with the cell's distinct apps as `cell_apps` (see [`presence_of`]); for a
+/// segment, the apps of its parts of split cells, each with its part's distinct apps.
+fn presence_source(scope: &Scope, dims: &[Dim]) -> String {
+    if scope.context.is_none() {
+        return presence_of(dims).to_owned();
+    }
+    format!(
+        "(SELECT a.date, a.task, a.model, a.provider, a.app_key, p.apps AS cell_apps \
+          FROM (SELECT DISTINCT date, task, model, provider, app_key FROM cell_apps \
+                WHERE {filter} AND context = $context) a \
+          JOIN ({parts}) p ON a.date = p.date AND a.task = p.task AND a.model = p.model \
+            AND a.provider = p.provider)",
+        filter = scope.filter(),
+        parts = context_parts(scope),
     )
 }
 
@@ -412,7 +484,7 @@ impl QueryEngine {
             let apps_sql = grouping.query(
                 APPS_SQL,
                 "app_key",
-                presence_of(&dims),
+                &presence_source(scope, &dims),
                 &format!(
                     "{} AND {} AND {filter}",
                     scope.filter(),
@@ -461,7 +533,7 @@ impl QueryEngine {
             "SELECT k, CAST(grouping(k) AS BIGINT) AS total, {APPS_SQL} \
              FROM (SELECT {key} AS k, app_key FROM {presence} WHERE {filter} AND {publishable}) \
              GROUP BY GROUPING SETS ((k), ())",
-            presence = presence_of(&[dim]),
+            presence = presence_source(scope, &[dim]),
             filter = scope.filter(),
             publishable = publishable_sql("cell_apps"),
         );
@@ -510,28 +582,16 @@ impl QueryEngine {
         split: Split,
     ) -> Result<Vec<(String, u64)>, QueryError> {
         let sql = format!(
-            "WITH parts AS (\
-               SELECT {CELL}, {part} AS part, sum(requests) AS requests, \
-                 count(DISTINCT app_id) AS apps \
-               FROM cell_apps WHERE {filter} \
-               GROUP BY 1, 2, 3, 4, 5), \
-             split_cells AS (\
-               SELECT {CELL} FROM parts GROUP BY {CELL} HAVING {every_part}) \
-             SELECT p.part AS part, sum(p.requests) AS requests \
-             FROM parts p JOIN split_cells s ON p.date = s.date AND p.task = s.task \
-               AND p.model = s.model AND p.provider = s.provider \
-             GROUP BY 1 ORDER BY {order}",
-            part = split.sql(),
-            filter = scope.filter(),
-            every_part = publishable_sql("min(apps)"),
-            order = split.order(),
+            "SELECT CAST(part AS VARCHAR) AS label, sum(requests) AS requests \
+             FROM ({parts}) GROUP BY part ORDER BY part",
+            parts = split_parts(scope, split.sql()),
         );
         let params = scope.params(self.config().min_apps);
         let mut out = Vec::new();
         for b in self.sql_with_params(&sql, params).await? {
             for row in 0..b.num_rows() {
                 out.push((
-                    str_at(&b, "part", row)?.to_owned(),
+                    str_at(&b, "label", row)?.to_owned(),
                     u64_at(&b, "requests", row)?,
                 ));
             }
@@ -665,15 +725,10 @@ pub enum Split {
 }
 
 impl Split {
+    /// The part's key on `cell_apps` rows; parts are ordered by it.
     fn sql(self) -> &'static str {
         match self {
-            Split::Attempt => "CAST(attempt AS VARCHAR)",
-        }
-    }
-
-    fn order(self) -> &'static str {
-        match self {
-            Split::Attempt => "CAST(p.part AS INT)",
+            Split::Attempt => "attempt",
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::leaderboard::{Figures, Measure, share_of};
 use crate::period::week_start;
 use crate::privacy::{Apps, Dim, Except, Group, Scope};
 use chrono::{Days, NaiveDate};
-use modelshare_event::Task;
+use modelshare_event::{Context, Task};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -37,6 +37,8 @@ impl FromStr for Granularity {
 #[derive(Debug, Clone)]
 pub struct ShareQuery {
     pub task: Option<Task>,
+    /// One context segment: its parts of the cells split by segment.
+    pub context: Option<Context>,
     pub by: Measure,
     pub granularity: Granularity,
     pub from: NaiveDate,
@@ -99,7 +101,9 @@ impl QueryEngine {
             Granularity::Day => *last + Days::new(1),
             Granularity::Week => *last + Days::new(7),
         };
-        let scope = Scope::days(*first, end).with_task(q.task);
+        let scope = Scope::days(*first, end)
+            .with_task(q.task)
+            .with_context(q.context);
         let bucket = q.bucket_dim();
         // Distinct apps cost a pass over the apps of every published cell: only when ranked by.
         let apps = if q.by == Measure::Apps {

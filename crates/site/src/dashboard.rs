@@ -410,7 +410,14 @@ fn panel_source(
         }
         (None, Some(sql)) => {
             check_placeholders(&sql).map_err(|m| field_err("sql", m))?;
-            Ok((Source::Sql(sql), Param::ALL.to_vec()))
+            // A segment is a part of cells, which SQL over events cannot take (see
+            // `modelshare_query::privacy`): SQL panels answer for all lengths.
+            let params = Param::ALL
+                .iter()
+                .copied()
+                .filter(|p| *p != Param::Context)
+                .collect();
+            Ok((Source::Sql(sql), params))
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::dashboard::{ChartKind, Dashboard, Panel, Segment};
 use crate::queries::{Args, Param, encode_segment};
 use crate::table::{Cell, Format, Table};
 use chrono::NaiveDate;
-use modelshare_event::Task;
+use modelshare_event::{Context, Task};
 use modelshare_query::{Period, PeriodKind};
 use std::fmt::Write;
 
@@ -144,6 +144,16 @@ fn fill(template: &str, args: &Args) -> String {
     out
 }
 
+/// The input tokens of a context segment, as a selector shows them (`< 8k`, `8k–32k`, …).
+fn context_range_label(c: Context) -> String {
+    let k = |n: u64| format!("{}k", n / 1024);
+    match c.range() {
+        (0, Some(to)) => format!("< {}", k(to)),
+        (from, Some(to)) => format!("{}–{}", k(from), k(to)),
+        (from, None) => format!("≥ {}", k(from)),
+    }
+}
+
 fn period_label(p: &Period) -> String {
     match p.kind {
         PeriodKind::Day => p.start.format("%a %d %b %Y").to_string(),
@@ -181,6 +191,11 @@ pub fn chart_query(panel: &Panel, args: &Args) -> String {
             Param::App => {
                 if let Some(a) = &args.app {
                     parts.push(format!("app={}", qv(&a.slug)));
+                }
+            }
+            Param::Context => {
+                if let Some(c) = args.context {
+                    parts.push(format!("context={c}"));
                 }
             }
         }
@@ -229,7 +244,8 @@ fn selectors(ctx: &PageContext<'_>) -> String {
     let has_period = d.params.contains(&Param::Period);
     let has_date = d.params.contains(&Param::Date);
     let has_task_param = d.params.contains(&Param::Task);
-    if has_period || has_date || has_task_param {
+    let has_context = d.params.contains(&Param::Context);
+    if has_period || has_date || has_task_param || has_context {
         let _ = write!(
             out,
             "<form method=\"get\" action=\"{}\" aria-label=\"Choose the period\">",
@@ -266,6 +282,24 @@ fn selectors(ctx: &PageContext<'_>) -> String {
             }
             out.push_str("</select></label>");
         }
+        if has_context {
+            out.push_str(
+                "<label>Context <select name=\"context\"><option value=\"\">all lengths</option>",
+            );
+            for c in Context::ALL {
+                let sel = if Some(*c) == args.context {
+                    " selected"
+                } else {
+                    ""
+                };
+                let _ = write!(
+                    out,
+                    "<option value=\"{c}\"{sel}>{c} ({})</option>",
+                    context_range_label(*c)
+                );
+            }
+            out.push_str("</select></label>");
+        }
         out.push_str("<button type=\"submit\">Show</button></form>");
     }
     // Previous / next period, keeping the other selections.
@@ -278,6 +312,9 @@ fn selectors(ctx: &PageContext<'_>) -> String {
             q.push(format!("date={date}"));
             if has_task_param && let Some(t) = args.task {
                 q.push(format!("task={t}"));
+            }
+            if has_context && let Some(c) = args.context {
+                q.push(format!("context={c}"));
             }
             format!("{}?{}", ctx.path, q.join("&"))
         };

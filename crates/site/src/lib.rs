@@ -152,6 +152,9 @@ pub fn panel_args(panel: &Panel, args: &Args) -> Args {
     if !panel.params.contains(&Param::App) {
         a.app = None;
     }
+    if !panel.params.contains(&Param::Context) {
+        a.context = None;
+    }
     a
 }
 

@@ -10,8 +10,8 @@ use crate::table::{Cell, Column, Format, Table};
 use chrono::{Days, NaiveDate};
 use futures::future::BoxFuture;
 use modelshare_catalog::Catalog;
-use modelshare_event::Task;
 use modelshare_event::event::author_of;
+use modelshare_event::{Context, Task};
 use modelshare_query::agents::AgentsQuery;
 use modelshare_query::engine::ScalarValue;
 use modelshare_query::leaderboard::Figures;
@@ -38,6 +38,8 @@ pub enum Param {
     Provider,
     /// An app shown by name, by its page slug (on app pages it comes from the path).
     App,
+    /// A context segment (`short`, `medium`, `long`, `very_long`); none for all requests.
+    Context,
 }
 
 impl Param {
@@ -48,6 +50,7 @@ impl Param {
         Param::Model,
         Param::Provider,
         Param::App,
+        Param::Context,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Param {
             Param::Model => "model",
             Param::Provider => "provider",
             Param::App => "app",
+            Param::Context => "context",
         }
     }
 }
@@ -70,9 +74,8 @@ impl FromStr for Param {
             .copied()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                format!(
-                    "unknown parameter {s:?}; accepted: period, date, task, model, provider, app"
-                )
+                let accepted: Vec<&str> = Param::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown parameter {s:?}; accepted: {}", accepted.join(", "))
             })
     }
 }
@@ -99,6 +102,7 @@ pub struct Args {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub app: Option<ShownApp>,
+    pub context: Option<Context>,
     /// Groups with fewer distinct apps are not published.
     pub min_apps: u64,
 }
@@ -208,7 +212,7 @@ pub struct Registry {
     queries: BTreeMap<&'static str, NamedQuery>,
 }
 
-use Param::{Date as D, Model as M, Period as P, Provider as V, Task as T};
+use Param::{Context as C, Date as D, Model as M, Period as P, Provider as V, Task as T};
 
 impl Registry {
     /// The queries built into modelshare.
@@ -217,7 +221,7 @@ impl Registry {
         for q in [
             NamedQuery {
                 name: "leaderboard",
-                params: &[P, D, T],
+                params: &[P, D, T, C],
                 columns: &[
                     "rank",
                     "model",
@@ -233,14 +237,14 @@ impl Registry {
             },
             NamedQuery {
                 name: "authors",
-                params: &[P, D, T],
+                params: &[P, D, T, C],
                 columns: &["rank", "author", "tokens", "share", "change", "apps"],
                 roles: &[("label", "author"), ("value", "share")],
                 run: run_fn(|e, a| Box::pin(authors(e, a))),
             },
             NamedQuery {
                 name: "share_over_time",
-                params: &[P, D, T],
+                params: &[P, D, T, C],
                 columns: &["week", "model", "share"],
                 roles: &[("x", "week"), ("series", "model"), ("value", "share")],
                 run: run_fn(|e, a| Box::pin(share_over_time(e, a))),
@@ -429,6 +433,7 @@ fn lb_query(a: &Args, group: GroupBy, limit: usize) -> LeaderboardQuery {
     LeaderboardQuery {
         period: a.period,
         task: a.task,
+        context: a.context,
         by: Measure::Tokens,
         group,
         limit,
@@ -493,6 +498,7 @@ async fn share_over_time(engine: QueryEngine, a: Args) -> Result<Table, SiteErro
     let set = engine
         .share(ShareQuery {
             task: a.task,
+            context: a.context,
             by: Measure::Tokens,
             granularity: Granularity::Week,
             from,

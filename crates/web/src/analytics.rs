@@ -17,7 +17,7 @@ use modelshare_analytics::switches::{Flow, switches};
 use modelshare_analytics::{AnalyticsConfig, AnalyticsError, Panel, Rollups, Weeks};
 use modelshare_catalog::Catalog;
 use modelshare_event::event::author_of;
-use modelshare_event::{ModelSlug, Task};
+use modelshare_event::{Context, ModelSlug, Task};
 use modelshare_query::{Dim, Period, PeriodKind, QueryEngine, QueryError, Scope};
 use serde_json::{Value, json};
 
@@ -25,7 +25,7 @@ type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 query_params!(
     /// Query parameters of `/v1/retention`.
-    RetentionParams = ["task", "model", "weeks", "date"]
+    RetentionParams = ["task", "context", "model", "weeks", "date"]
 );
 query_params!(
     /// Query parameters of `/v1/switches`.
@@ -33,7 +33,7 @@ query_params!(
 );
 query_params!(
     /// Query parameters of `/v1/index`.
-    IndexParams = ["task", "date", "weeks", "min_observations", "resamples"]
+    IndexParams = ["task", "context", "date", "weeks", "min_observations", "resamples"]
 );
 query_params!(
     /// Query parameters of `/v1/price-share`.
@@ -41,7 +41,7 @@ query_params!(
 );
 query_params!(
     /// Query parameters of `/v1/shifts`.
-    ShiftsParams = ["task", "date", "period"]
+    ShiftsParams = ["task", "context", "date", "period"]
 );
 
 /// Longest window of weeks an analysis answers in one request.
@@ -108,11 +108,13 @@ pub async fn retention_endpoint(
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, RetentionParams::NAMES)?;
     let task = p.get::<Task>("task")?;
+    let context = p.get::<Context>("context")?;
     let model = model_param(&p, "model")?;
     let weeks = window(&p)?;
-    let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
+    let panel = Panel::load(&s.query, rollups(&s)?, task, context, weeks).await?;
     let mut out = json!({
         "task": task.map(|t| t.as_str()),
+        "context": context.map(|c| c.as_str()),
         "unit": if task.is_some() { "app" } else { "app×task" },
         "weeks": weeks_json(&weeks),
     });
@@ -186,7 +188,7 @@ pub async fn switches_endpoint(
         first,
         count: count as u32,
     };
-    let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
+    let panel = Panel::load(&s.query, rollups(&s)?, task, None, weeks).await?;
     let filter = model.as_deref().and_then(|m| panel.model_index(m));
     let sw = if model.is_some() && filter.is_none() {
         // A model without traffic in the window has no flows.
@@ -209,13 +211,14 @@ pub async fn switches_endpoint(
 }
 
 fn index_json(
-    task: Option<Task>,
+    (task, context): (Option<Task>, Option<Context>),
     weeks: &Weeks,
     cfg: &IndexConfig,
     idx: &PreferenceIndex,
 ) -> Value {
     json!({
         "task": task.map(|t| t.as_str()),
+        "context": context.map(|c| c.as_str()),
         "weeks": weeks_json(weeks),
         "method": {
             "model": "bradley-terry",
@@ -250,6 +253,7 @@ pub async fn index_endpoint(
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, IndexParams::NAMES)?;
     let task = p.get::<Task>("task")?;
+    let context = p.get::<Context>("context")?;
     let weeks = window(&p)?;
     let cfg = IndexConfig {
         analytics: config(&s),
@@ -257,13 +261,13 @@ pub async fn index_endpoint(
         resamples: p.bounded("resamples", 200, 0, 2000)? as u32,
         seed: modelshare_analytics::index::seed_for(task, &weeks),
     };
-    let panel = Panel::load(&s.query, rollups(&s)?, task, weeks).await?;
+    let panel = Panel::load(&s.query, rollups(&s)?, task, context, weeks).await?;
     let idx = tokio::task::spawn_blocking(move || {
         modelshare_analytics::index::preference_index(&panel, cfg)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("index fit panicked: {e}")))?;
-    Ok(Json(index_json(task, &weeks, &cfg, &idx)))
+    Ok(Json(index_json((task, context), &weeks, &cfg, &idx)))
 }
 
 /// Blended price against share, with the Pareto frontier marked
@@ -328,13 +332,13 @@ fn movement_json(m: &Movement) -> Value {
 /// The published figures per task and model of the period and the one before.
 async fn published_shifts(
     query: &QueryEngine,
-    task: Option<Task>,
+    (task, context): (Option<Task>, Option<Context>),
     period: &Period,
     previous: &Period,
 ) -> Result<Published, QueryError> {
     let mut out = Published::default();
     for (slot, p) in [previous, period].into_iter().enumerate() {
-        let scope = Scope::period(p, task);
+        let scope = Scope::period(p, task).with_context(context);
         let (models, tasks) = tokio::try_join!(
             query.published(&scope, &[Dim::Task, Dim::Model]),
             query.published(&scope, &[Dim::Task]),
@@ -364,14 +368,16 @@ pub async fn shifts_endpoint(
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::new(q, ShiftsParams::NAMES)?;
     let task = p.get::<Task>("task")?;
+    let context = p.get::<Context>("context")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let date = p.date("date")?.unwrap_or_else(last_closed_week_day);
     let kind = ShiftKind::of(kind).map_err(|m| ApiError::InvalidParameter(m.into()))?;
-    let answer = compute_shifts(&s.query, rollups(&s)?, task, kind, date).await?;
+    let answer = compute_shifts(&s.query, rollups(&s)?, (task, context), kind, date).await?;
     Ok(Json(json!({
         "period": answer.period,
         "previous": answer.previous,
         "task": task.map(|t| t.as_str()),
+        "context": context.map(|c| c.as_str()),
         "fdr": FDR,
         "tasks": answer.tasks.iter().map(|t| json!({
             "task": t.task.as_str(),
@@ -412,11 +418,12 @@ pub(crate) struct ShiftsAnswer {
 }
 
 /// What `/v1/shifts`, the shifts feed and the `/shifts` page answer for one period: the panel
-/// of the period and the one before, their published figures, and the tests.
+/// of the period and the one before, their published figures, and the tests; in one task or
+/// all, in one context segment or all.
 pub(crate) async fn compute_shifts(
     query: &QueryEngine,
     rollups: &Rollups,
-    task: Option<Task>,
+    (task, context): (Option<Task>, Option<Context>),
     kind: ShiftKind,
     date: NaiveDate,
 ) -> Result<ShiftsAnswer, AnalyticsError> {
@@ -424,16 +431,22 @@ pub(crate) async fn compute_shifts(
         ShiftKind::Week => {
             let period = Period::containing(PeriodKind::Week, date);
             let weeks = Weeks::ending(period.start, 2);
-            (period, Panel::load(query, rollups, task, weeks).await?)
+            (
+                period,
+                Panel::load(query, rollups, task, context, weeks).await?,
+            )
         }
         ShiftKind::Day => {
             let period = Period::containing(PeriodKind::Day, date);
             let start = period.previous().start;
-            (period, Panel::load_days(query, task, start, 2).await?)
+            (
+                period,
+                Panel::load_days(query, task, context, start, 2).await?,
+            )
         }
     };
     let previous = period.previous();
-    let published = published_shifts(query, task, &period, &previous).await?;
+    let published = published_shifts(query, (task, context), &period, &previous).await?;
     let tasks = shifts(
         &panel,
         &published,

@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::{Days, NaiveDate, Utc};
 use modelshare_event::event::author_of;
-use modelshare_event::{ModelSlug, Task};
+use modelshare_event::{Context, ModelSlug, Task};
 use modelshare_query::agents::AgentsQuery;
 use modelshare_query::leaderboard::Figures;
 use modelshare_query::{
@@ -62,6 +62,7 @@ fn leaderboard_query(p: &Params, group: GroupBy) -> Result<LeaderboardQuery, Api
     Ok(LeaderboardQuery {
         period: Period::containing(kind, date),
         task: p.get::<Task>("task")?,
+        context: p.get::<Context>("context")?,
         by: p.get::<Measure>("by")?.unwrap_or(Measure::Tokens),
         group,
         limit: p.bounded("limit", 20, 1, 1000)?,
@@ -70,11 +71,11 @@ fn leaderboard_query(p: &Params, group: GroupBy) -> Result<LeaderboardQuery, Api
 
 query_params!(
     /// Query parameters of `/v1/leaderboard` and `/v1/authors`.
-    LeaderboardParams = ["period", "date", "task", "by", "limit"]
+    LeaderboardParams = ["period", "date", "task", "context", "by", "limit"]
 );
 query_params!(
     /// Query parameters of `/v1/share`.
-    ShareParams = ["task", "by", "granularity", "from", "to", "top"]
+    ShareParams = ["task", "context", "by", "granularity", "from", "to", "top"]
 );
 query_params!(
     /// Query parameters of `/v1/providers`.
@@ -126,6 +127,7 @@ fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value 
     json!({
         "period": lb.query.period,
         "task": lb.query.task.map(|t| t.as_str()),
+        "context": lb.query.context.map(|c| c.as_str()),
         "by": lb.query.by,
         "totals": figures_json(&lb.totals),
         list_name: rows,
@@ -170,14 +172,14 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
     let (from, to) = day_range(&p)?;
     let query = ShareQuery {
         task: p.get::<Task>("task")?,
+        context: p.get::<Context>("context")?,
         by: p.get::<Measure>("by")?.unwrap_or(Measure::Tokens),
         granularity,
         from,
         to,
         top: p.bounded("top", 10, 1, 100)?,
     };
-    let task = query.task;
-    let by = query.by;
+    let (task, context, by) = (query.task, query.context, query.by);
     let set = s.query.share(query).await?;
     let series: Vec<Value> = set
         .series
@@ -194,6 +196,7 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
     Ok(Json(json!({
         "granularity": set.granularity,
         "task": task.map(|t| t.as_str()),
+        "context": context.map(|c| c.as_str()),
         "by": by,
         "buckets": set.buckets,
         "series": series,

@@ -162,12 +162,12 @@ pub async fn shifts_feed(State(s): State<AppState>, q: QueryParams) -> Result<Re
     let mut answers = Vec::new();
     for back in 1..=FEED_DAYS {
         let day = date - Days::new(back);
-        answers.push(compute_shifts(&s.query, rollups, None, ShiftKind::Day, day).await?);
+        answers.push(compute_shifts(&s.query, rollups, (None, None), ShiftKind::Day, day).await?);
     }
     let this_week = Period::containing(PeriodKind::Week, date);
     for back in 1..=FEED_WEEKS {
         let day = this_week.start - Days::new(7 * back);
-        answers.push(compute_shifts(&s.query, rollups, None, ShiftKind::Week, day).await?);
+        answers.push(compute_shifts(&s.query, rollups, (None, None), ShiftKind::Week, day).await?);
     }
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],

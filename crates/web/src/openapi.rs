@@ -13,7 +13,7 @@
 //! Adding an endpoint: give the handler a `#[utoipa::path]` and register it in
 //! [`crate::api_routes`]; a parameter name not in [`param`] fails `every_parameter_is_described`.
 
-use modelshare_event::{Status, Task};
+use modelshare_event::{Context, Status, Task};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::LazyLock;
@@ -177,6 +177,10 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
         "task" => (
             json!({ "type": "string", "enum": Task::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>() }),
             "only requests of this task",
+        ),
+        "context" => (
+            json!({ "type": "string", "enum": Context::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() }),
+            "one context segment by input tokens (short < 8,192 ≤ medium < 32,768 ≤ long < 131,072 ≤ very_long): the segment's part of the cells whose every segment has enough apps",
         ),
         "by" => (
             json!({ "type": "string", "enum": ["tokens", "requests", "spend", "apps"], "default": "tokens" }),

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
-use modelshare_event::Task;
+use modelshare_event::{Context, Task};
 use modelshare_query::{Period, PeriodKind};
 use modelshare_site::dashboard::{ChartKind, Dashboard, Segment};
 use modelshare_site::html::{self, PageContext};
@@ -266,12 +266,14 @@ async fn resolve_args(
             })
         }
     };
+    let context = path_or_query(None::<Context>, accepted, Param::Context, p).map_err(api)?;
     let args = Args {
         period: Period::containing(kind, date),
         task,
         model,
         provider,
         app,
+        context,
         min_apps: state.query.config().min_apps,
     };
     Ok((args, date, latest))

@@ -48,7 +48,7 @@ async fn window_panel(
 ) -> Result<(Panel, Weeks), SiteError> {
     let rollups = open_rollups(lake_root)?;
     let weeks = Weeks::ending(a.period.start, WINDOW_WEEKS);
-    let panel = Panel::load(engine, &rollups, a.task, weeks)
+    let panel = Panel::load(engine, &rollups, a.task, a.context, weeks)
         .await
         .map_err(site_error)?;
     Ok((panel, weeks))
@@ -187,7 +187,7 @@ async fn shifts_table(
 ) -> Result<Table, SiteError> {
     let kind = ShiftKind::of(a.period.kind).map_err(|m| SiteError::BadParam(m.into()))?;
     let rollups = open_rollups(&lake_root)?;
-    let answer = compute_shifts(&engine, &rollups, a.task, kind, a.period.start)
+    let answer = compute_shifts(&engine, &rollups, (a.task, a.context), kind, a.period.start)
         .await
         .map_err(site_error)?;
     let mut t = Table::new(vec![
@@ -348,7 +348,7 @@ pub fn register(
     let root = lake_root.to_owned();
     registry.register(NamedQuery {
         name: "preference_index",
-        params: &[Param::Date, Param::Task],
+        params: &[Param::Date, Param::Task, Param::Context],
         columns: &[
             "rank",
             "model",
@@ -378,7 +378,7 @@ pub fn register(
     let root = lake_root.to_owned();
     registry.register(NamedQuery {
         name: "shifts",
-        params: &[Param::Period, Param::Date, Param::Task],
+        params: &[Param::Period, Param::Date, Param::Task, Param::Context],
         columns: &[
             "task",
             "direction",

@@ -1,0 +1,251 @@
+//! Context segments: `context=` on the leaderboard, share, retention, index and shifts, and the
+//! segment selector of the task pages. Exact figures on hand-made events at two apps, including
+//! a cell that must not be split because one of its segments has a single app.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Server, event};
+use serde_json::{Value, json};
+
+const MON: &str = "2026-11-02";
+const O3: &str = "openai/o3";
+const MINI: &str = "openai/gpt-4o-mini";
+const HAIKU: &str = "anthropic/claude-haiku-4.5";
+const SHORT_INPUT: u64 = 1_000;
+const LONG_INPUT: u64 = 40_000;
+
+fn call(id: &str, day: &str, app: &str, model: &str, input: u64) -> Value {
+    event(id, &format!("{day}T10:00:00Z"), app, model, input, 10, 0.01)
+}
+
+/// Monday: o3 has a1 and a2 at short and at long context (both segments have two apps: its cell
+/// is split); mini has a1, a2, a3 at short and only a3 at long (a single app: its cell stays
+/// whole); haiku has one app (not published at all).
+fn monday() -> Vec<Value> {
+    let mut out = Vec::new();
+    for app in ["a1", "a2"] {
+        out.push(call(&format!("{app}-o3-s"), MON, app, O3, SHORT_INPUT));
+        out.push(call(&format!("{app}-o3-l"), MON, app, O3, LONG_INPUT));
+    }
+    for app in ["a1", "a2", "a3"] {
+        out.push(call(&format!("{app}-mini-s"), MON, app, MINI, SHORT_INPUT));
+    }
+    out.push(call("a3-mini-l", MON, "a3", MINI, 50_000));
+    out.push(call("a1-haiku", MON, "a1", HAIKU, SHORT_INPUT));
+    out
+}
+
+/// Three weeks of a1 and a2 in programming: at short context mini, then o3, then o3 (o3
+/// becomes their primary in the second week and stays); at long context o3, o3, then mini. Long
+/// requests carry most tokens, so over all lengths o3 is their primary in the first two weeks
+/// and never *becomes* it.
+fn weeks() -> Vec<Value> {
+    let mut out = Vec::new();
+    let plan = [
+        ("2026-11-03", MINI, O3),
+        ("2026-11-10", O3, O3),
+        ("2026-11-17", O3, MINI),
+    ];
+    for (day, short, long) in plan {
+        for app in ["a1", "a2"] {
+            out.push(call(
+                &format!("{day}-{app}-s"),
+                day,
+                app,
+                short,
+                SHORT_INPUT,
+            ));
+            out.push(call(&format!("{day}-{app}-l"), day, app, long, LONG_INPUT));
+        }
+    }
+    out
+}
+
+fn models(answer: &Value) -> Vec<(String, u64, u64)> {
+    answer["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["model"].as_str().unwrap().to_owned(),
+                m["tokens"].as_u64().unwrap(),
+                m["apps"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    common::ingest(dir.path(), &monday());
+    let server = Server::start(dir.path(), &["--min-apps", "2"]);
+    server.wait_for_cube().await;
+    let board = |context: &str| {
+        let suffix = if context.is_empty() {
+            String::new()
+        } else {
+            format!("&context={context}")
+        };
+        format!("/v1/leaderboard?period=day&date={MON}&task=programming{suffix}")
+    };
+
+    // All lengths: o3's whole cell (2 × 1,010 + 2 × 40,010) and mini's (3 × 1,010 + 50,010).
+    let all = server.get_ok(&board("")).await;
+    assert_eq!(all["context"], Value::Null);
+    assert_eq!(
+        models(&all),
+        [(O3.to_owned(), 82_040, 2), (MINI.to_owned(), 53_040, 3)]
+    );
+    assert_eq!(all["totals"]["tokens"], 135_080);
+
+    // Short: only o3's short part; mini's cell is not split (its long part is one app's), so
+    // it is in no segment: a plain filter would show mini's 3,030 here and a3's 50,010 alone
+    // under long.
+    let short = server.get_ok(&board("short")).await;
+    assert_eq!(short["context"], "short");
+    assert_eq!(models(&short), [(O3.to_owned(), 2_020, 2)]);
+    assert_eq!(short["totals"]["tokens"], 2_020);
+    assert_eq!(short["totals"]["requests"], 2);
+    assert_eq!(short["models"][0]["share"], 1.0);
+    let long = server.get_ok(&board("long")).await;
+    assert_eq!(models(&long), [(O3.to_owned(), 80_020, 2)]);
+    assert_eq!(long["totals"]["tokens"], 80_020);
+    for empty in ["medium", "very_long"] {
+        let answer = server.get_ok(&board(empty)).await;
+        assert_eq!(answer["models"], json!([]), "{empty}");
+        assert_eq!(answer["totals"]["tokens"], 0, "{empty}");
+    }
+    // What all lengths have beyond the segments is whole cells of enough apps: mini's.
+    assert_eq!(135_080 - 2_020 - 80_020, 53_040);
+
+    // Authors and share over time take the same parts.
+    let authors = server
+        .get_ok(&format!(
+            "/v1/authors?period=day&date={MON}&task=programming&context=long"
+        ))
+        .await;
+    assert_eq!(authors["authors"][0]["author"], "openai");
+    assert_eq!(authors["authors"][0]["tokens"], 80_020);
+    let share = server
+        .get_ok(&format!(
+            "/v1/share?task=programming&granularity=day&from={MON}&to={MON}&context=long"
+        ))
+        .await;
+    assert_eq!(share["context"], "long");
+    assert_eq!(share["series"][0]["model"], O3);
+    assert_eq!(share["series"][0]["tokens"], json!([80_020]));
+    assert_eq!(share["series"][0]["share"], json!([1.0]));
+    assert_eq!(share["series"].as_array().unwrap().len(), 1);
+
+    // The task page's selector: the segment chosen, and the table its parts.
+    let (status, html) = server
+        .get_text(&format!(
+            "/tasks/programming?period=day&date={MON}&context=long"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<option value=\"long\" selected>long (32k–128k)</option>"));
+    let tables = common::html_tables(&html);
+    let (_, columns, rows) = tables
+        .iter()
+        .find(|(id, _, _)| id == "leaderboard")
+        .unwrap();
+    let model_col = columns.iter().position(|c| c == "model").unwrap();
+    let tokens_col = columns.iter().position(|c| c == "tokens").unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][model_col], O3);
+    assert_eq!(rows[0][tokens_col], "80020");
+    // Its chart URLs carry the segment.
+    assert!(html.contains("context=long"));
+
+    // Unknown segments are refused with the accepted ones named.
+    for path in [
+        format!("/v1/leaderboard?context=huge"),
+        format!("/v1/share?context=LONG"),
+        format!("/v1/index?context=tiny"),
+        format!("/v1/shifts?context=long,short"),
+        format!("/v1/retention?context=%3Cscript%3E"),
+    ] {
+        let (status, body) = server.get(&path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("very_long"), "{path}: {message}");
+    }
+    let (status, html) = server.get_text("/tasks/programming?context=huge").await;
+    assert_eq!(status, 400);
+    assert!(!html.contains("<script>"));
+    // Endpoints that do not split by segment do not take it.
+    let (status, _) = server
+        .get("/v1/providers?model=openai/o3&context=long")
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyses_see_the_choices_made_in_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    common::ingest(dir.path(), &weeks());
+    let server = Server::start(dir.path(), &["--min-apps", "2"]);
+    server.wait_for_cube().await;
+    let retention = |context: &str| {
+        format!("/v1/retention?task=programming&model={O3}&weeks=3&date=2026-11-16{context}")
+    };
+    // Short context: both apps' primary became o3 in the second week and stayed.
+    let short = server.get_ok(&retention("&context=short")).await;
+    assert_eq!(short["context"], "short");
+    let cohorts = short["cohorts"].as_array().unwrap();
+    let entered: Vec<&Value> = cohorts.iter().filter(|c| !c["units"].is_null()).collect();
+    assert_eq!(entered.len(), 1, "{short}");
+    assert_eq!(entered[0]["week"], "2026-11-09");
+    assert_eq!(entered[0]["units"], 2);
+    assert_eq!(entered[0]["retained"], json!([1.0]));
+    // All lengths: o3 was their primary from the first week, so no cohort entered it; at long
+    // context neither (it was primary from the first week and left in the third).
+    for context in ["", "&context=long"] {
+        let answer = server.get_ok(&retention(context)).await;
+        let entered = answer["cohorts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| !c["units"].is_null())
+            .count();
+        assert_eq!(entered, 0, "{context}: {answer}");
+    }
+
+    // Shifts of the third week: at long context mini took both apps from o3; at short context
+    // nothing moved between the second and third weeks.
+    let shifts = |context: &str| {
+        format!("/v1/shifts?period=week&date=2026-11-16&task=programming&context={context}")
+    };
+    let long = server.get_ok(&shifts("long")).await;
+    assert_eq!(long["context"], "long");
+    let short = server.get_ok(&shifts("short")).await;
+    let moved = |answer: &Value, side: &str| -> Vec<String> {
+        answer["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t[side].as_array().unwrap().clone())
+            .map(|m| m["model"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(moved(&short, "gainers").is_empty(), "{short}");
+    assert!(moved(&short, "losers").is_empty(), "{short}");
+    // The index answers per segment: at short context the apps left mini for o3, over all
+    // lengths (where long requests weigh most) they left o3 for mini.
+    let leader = async |context: &str| {
+        let index = server
+            .get_ok(&format!(
+                "/v1/index?task=programming&weeks=3&date=2026-11-16&min_observations=1{context}"
+            ))
+            .await;
+        assert_eq!(index["outcomes"]["switches"], 2, "{index}");
+        index["models"][0]["model"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(leader("&context=short").await, O3);
+    assert_eq!(leader("").await, MINI);
+    assert_eq!(leader("&context=long").await, MINI);
+}
