@@ -1,6 +1,19 @@
 //! Turning one day of the plan into events: request start times with a diurnal rhythm, the app,
-//! task and model each request goes to, provider routing and failover, token counts, latency,
-//! status and cost.
+//! task, prompt length and model each request goes to, provider routing and failover, token
+//! counts, latency, status and cost.
+//!
+//! A request draws its prompt (context class and input tokens, `prompt`) before its model, so
+//! where it goes can depend on its length. It goes to the model its app×task picks, unless
+//! - the release refuses it (the winning task, from the release on, a class the release loses:
+//!   [`crate::plan::ReleasePlan::refuses`]): it goes to the segment's
+//!   [`Segment::without_release`] and, when the release's window would have held it, the day
+//!   records it as moved away from the release;
+//! - the model's window cannot hold the prompt: it goes to the first of the app's models for the
+//!   task, else of the task's models by hidden utility ([`World::ranked`]), that can.
+//!
+//! Routing draws nothing, so the random stream of a request does not depend on where it went
+//! before the provider is drawn. An agent's later calls stay with the extract model, their prompt
+//! cut to its window.
 //!
 //! A day is drawn from its own random stream (seed, day), so any thread can generate any day
 //! and the result is the same. Drawing produces compact [`Row`]s app by app (each app's plan
@@ -12,9 +25,10 @@ use crate::plan::{
     AGENT_MEAN_CALLS, FAIL_TIMEOUT, FALLBACK_RATE, Segment, US_PER_DAY, US_PER_HOUR, World,
 };
 use crate::plan::{FAIL_CANCELLED, FAIL_CONTENT_FILTERED, FAIL_ERROR, FAIL_RATE_LIMITED};
+use crate::prompt::{self, Prompt};
 use crate::rng::{Alias, Rng, hash, mix64, pick_cumulative, push_base62, unit};
 use crate::roster::SHAPES;
-use modelshare_event::{Event, MicroUsd, Status, Task, Timestamp};
+use modelshare_event::{Context, Event, MicroUsd, Status, Task, Timestamp};
 
 /// Longest visible completion; longer answers stop with `finish_reason: "length"`.
 const MAX_VISIBLE_OUTPUT: f64 = 16_000.0;
@@ -65,22 +79,54 @@ struct Tokens {
     truncated: bool,
 }
 
+/// One day's rows, and what routing did while drawing them.
+#[derive(Debug)]
+pub(crate) struct DayRows {
+    /// In drawing order (app by app); [`Row::seq`] is the position.
+    pub(crate) rows: Vec<Row>,
+    /// The first row (by position) of each request the release refused (its window would have
+    /// held the prompt) and its app sent to another model (see the module documentation).
+    pub(crate) moved_from_release: Vec<u32>,
+}
+
+impl DayRows {
+    /// The requests moved away from the release, by context class code.
+    pub(crate) fn moved_by_context(&self) -> [u64; 4] {
+        let mut counts = [0u64; 4];
+        for &i in &self.moved_from_release {
+            let input = u64::from(self.rows[i as usize].input);
+            counts[usize::from(Context::of(input).code())] += 1;
+        }
+        counts
+    }
+}
+
+/// Where one request goes.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    model: usize,
+    /// The app picked the release, whose window would have held the prompt but which refuses
+    /// its class, and the request went to another model.
+    moved_from_release: bool,
+}
+
 struct DayGen<'w> {
     world: &'w World,
     day: usize,
     rng: Rng,
     rows: Vec<Row>,
+    moved_from_release: Vec<u32>,
 }
 
 impl DayGen<'_> {
-    fn tokens(&mut self, model: usize, task: Task) -> Tokens {
+    /// The token counts of a request with `prompt` to `model`: the prompt's input tokens (cut to
+    /// what the model's window holds, which routing leaves to agents' later calls), then the
+    /// answer's visible, reasoning and cached tokens from the task's shape.
+    fn tokens(&mut self, model: usize, task: Task, prompt: Prompt) -> Tokens {
         let shape = &SHAPES[task as usize];
         let m = &self.world.models[model];
         let rng = &mut self.rng;
-        let max_input = f64::from(m.context) * 0.9;
-        let input = rng
-            .lognormal(shape.input_median, shape.input_sigma)
-            .clamp(16.0, max_input);
+        let input = prompt.input.clamp(16.0, m.max_input());
         let raw_out = if task == Task::Translation {
             input * rng.range(0.8, 1.3)
         } else {
@@ -250,7 +296,8 @@ impl DayGen<'_> {
                     None => break,
                 }
             }
-            let tok = self.tokens(extractor, task);
+            let prompt = prompt::draw(&mut self.rng, task);
+            let tok = self.tokens(extractor, task, prompt);
             self.push(at, app, task, extractor, extractor, provider, tok, 0, None);
             if let Some(row) = self.rows.last_mut() {
                 row.trace = trace;
@@ -259,6 +306,56 @@ impl DayGen<'_> {
             pushed += 1;
         }
         pushed
+    }
+
+    /// Whether `model` can take a request of `task` at `t` with `prompt`: its window holds the
+    /// prompt, the release does not refuse it, and a provider outside `avoid` serves it.
+    fn can_take(&self, model: usize, task: Task, t: i64, prompt: Prompt, avoid: &[u16]) -> bool {
+        let m = &self.world.models[model];
+        let refused = self
+            .world
+            .release
+            .is_some_and(|r| r.refuses(model, task, t, prompt.context));
+        prompt.input <= m.max_input() && !refused && m.providers.iter().any(|p| !avoid.contains(p))
+    }
+
+    /// Where a request the app picked `pick` for goes (see the module documentation): `pick`
+    /// when it can take it, else the first that can of: the segment's model without the release
+    /// (when the release refused it), the segment's models, the task's models by hidden utility.
+    /// When none can (no model in the lineup holds the prompt), `pick`, whose window then cuts
+    /// the prompt.
+    fn route(
+        &self,
+        seg: &Segment,
+        pick: usize,
+        task: Task,
+        t: i64,
+        prompt: Prompt,
+        avoid: &[u16],
+    ) -> Route {
+        if self.can_take(pick, task, t, prompt, avoid) {
+            return Route {
+                model: pick,
+                moved_from_release: false,
+            };
+        }
+        let refused = self
+            .world
+            .release
+            .is_some_and(|r| r.refuses(pick, task, t, prompt.context));
+        let model = refused
+            .then_some(seg.without_release)
+            .into_iter()
+            .chain(seg.models)
+            .chain(self.world.ranked[task as usize].iter().copied())
+            .map(usize::from)
+            .find(|&m| self.can_take(m, task, t, prompt, avoid))
+            .unwrap_or(pick);
+        let held = prompt.input <= self.world.models[pick].max_input();
+        Route {
+            model,
+            moved_from_release: refused && held && model != pick,
+        }
     }
 
     /// Another provider of `model`, by routing weight, avoiding those in `avoid`; `None` when
@@ -302,11 +399,18 @@ impl DayGen<'_> {
             let t = day_us + hour * US_PER_HOUR + self.rng.below(US_PER_HOUR as u64) as i64;
             let at = &a.tasks[pick_cumulative(&a.task_cum, self.rng.f64())];
             let task = at.task;
+            let prompt = prompt::draw(&mut self.rng, task);
             let seg: Segment = *at.at(t);
-            let model = seg.pick(self.rng.f64() as f32) as usize;
+            let pick = seg.pick(self.rng.f64() as f32) as usize;
+            let route = self.route(&seg, pick, task, t, prompt, &[]);
+            let model = route.model;
+            if route.moved_from_release {
+                // Whichever way the request ends, its first row is the next one pushed.
+                self.moved_from_release.push(self.rows.len() as u32);
+            }
             let m = &world.models[model];
             let provider = m.providers[pick_cumulative(&m.provider_cum, self.rng.f64())];
-            let tok = self.tokens(model, task);
+            let tok = self.tokens(model, task, prompt);
             let down = world
                 .outage
                 .as_ref()
@@ -362,14 +466,9 @@ impl DayGen<'_> {
                 Some(p) => (model, p),
                 None if in_outage => {
                     // Nobody else serves this model: fall back to another of the app's models,
-                    // or to the best model for the task that the failed provider does not serve.
-                    let best = down.map_or(0, |o| o.fallback_model[task as usize]) as usize;
-                    let alt = seg
-                        .models
-                        .iter()
-                        .map(|&x| x as usize)
-                        .find(|&x| world.models[x].providers.iter().any(|p| !avoid.contains(p)))
-                        .unwrap_or(best);
+                    // or to the best model for the task, that a working provider serves (and
+                    // that holds the prompt and does not refuse it).
+                    let alt = self.route(&seg, model, task, t, prompt, &avoid).model;
                     let p = self.other_provider(alt, &avoid).unwrap_or(provider);
                     (alt, p)
                 }
@@ -377,10 +476,11 @@ impl DayGen<'_> {
                 // a request to that one is `in_outage`).
                 None => (model, provider),
             };
+            // The same prompt, answered by another model.
             let tok2 = if model2 == model {
                 tok
             } else {
-                self.tokens(model2, task)
+                self.tokens(model2, task, prompt)
             };
             // The retry starts when the failure came back, but stays on this day's partition.
             let t2 = (t + (fail_ms * 1000.0) as i64).min(day_us + US_PER_DAY - 1);
@@ -391,12 +491,16 @@ impl DayGen<'_> {
 }
 
 /// Draws every row of day `day`, in drawing order (app by app).
-pub(crate) fn day_rows(world: &World, day: u32) -> Vec<Row> {
+pub(crate) fn day_rows(world: &World, day: u32) -> DayRows {
+    let empty = DayRows {
+        rows: Vec::new(),
+        moved_from_release: Vec::new(),
+    };
     let Some(&n) = world.day_counts.get(day as usize) else {
-        return Vec::new();
+        return empty;
     };
     if n == 0 || world.apps.is_empty() || world.models.is_empty() {
-        return Vec::new();
+        return empty;
     }
     let seed = world.cfg.seed;
     let mut g = DayGen {
@@ -404,6 +508,7 @@ pub(crate) fn day_rows(world: &World, day: u32) -> Vec<Row> {
         day: day as usize,
         rng: Rng::new(hash(&[seed, 0xda7, u64::from(day)])),
         rows: Vec::with_capacity(n as usize),
+        moved_from_release: Vec::new(),
     };
     let day_us = world.start_us + i64::from(day) * US_PER_DAY;
 
@@ -430,7 +535,10 @@ pub(crate) fn day_rows(world: &World, day: u32) -> Vec<Row> {
     for (i, &app) in active.iter().enumerate() {
         g.app_rows(app, slots[i], day_us);
     }
-    g.rows
+    DayRows {
+        rows: g.rows,
+        moved_from_release: g.moved_from_release,
+    }
 }
 
 /// The order to materialise a day's rows in: indices into the rows, sorted by a packed key.
@@ -579,7 +687,79 @@ fn push_decimal(out: &mut String, mut n: u64) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::GenConfig;
+    use chrono::NaiveDate;
+
+    /// Three weeks (long enough for a release), 150 apps, 60,000 events.
+    fn small_world() -> World {
+        World::build(&GenConfig {
+            seed: 9,
+            start: NaiveDate::from_ymd_opt(2026, 10, 5).unwrap(),
+            days: 21,
+            apps: 150,
+            events: 60_000,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_release_gets_short_prompts_of_its_winning_task_and_loses_long_ones() {
+        let world = small_world();
+        let r = world.release.expect("three weeks have a release");
+        let win = r.win as u8;
+        let (mut short_after, mut long_before, mut moved) = (0, 0, 0);
+        for day in 0..world.cfg.days {
+            let drawn = day_rows(&world, day);
+            for row in drawn.rows.iter().filter(|row| row.task == win) {
+                let context = Context::of(u64::from(row.input));
+                let to_release = usize::from(row.model) == r.model;
+                if row.ts < r.ts_us {
+                    long_before += u32::from(to_release && context >= Context::Long);
+                } else if context >= Context::Long {
+                    assert!(
+                        !to_release,
+                        "a {context} request went to the release: {row:?}"
+                    );
+                } else {
+                    short_after += u32::from(to_release && context == Context::Short);
+                }
+            }
+            for &i in &drawn.moved_from_release {
+                let row = &drawn.rows[i as usize];
+                let app = &world.apps[row.app as usize];
+                let at = app.tasks.iter().find(|t| t.task as u8 == row.task).unwrap();
+                let seg = at.at(row.ts);
+                // A request of the winning task, from the release on, of a class it loses, by an
+                // app×task that sends the release a share of its requests, which asked for and
+                // got another model: the one it uses without the release when that holds it.
+                assert_eq!(row.task, win);
+                assert!(row.ts >= r.ts_us);
+                assert!(
+                    Context::of(u64::from(row.input)) >= Context::Long,
+                    "{row:?}"
+                );
+                assert!(seg.models.contains(&(r.model as u16)), "{seg:?}");
+                assert_ne!(usize::from(row.model), r.model);
+                assert_eq!(row.requested, row.model);
+                let instead = &world.models[usize::from(seg.without_release)];
+                if f64::from(row.input) <= instead.max_input() && row.attempt == 0 {
+                    assert_eq!(row.model, seg.without_release, "{row:?}");
+                }
+            }
+            moved += drawn.moved_from_release.len();
+        }
+        assert!(
+            short_after > 0,
+            "no short request went to the release after it"
+        );
+        assert!(
+            long_before > 0,
+            "no preview user sent the release a long prompt"
+        );
+        assert!(moved > 0, "nothing was moved away from the release");
+    }
 
     #[test]
     fn decimal_digits() {

@@ -3,9 +3,11 @@
 //! A seed, a period, a number of apps and a number of events determine a data set completely:
 //! the same config gives the same events whatever the thread count or dependency versions. The
 //! traffic looks like a public router's: heavy-tailed app sizes, programming then roleplay
-//! carrying most tokens, sticky apps that trial alternatives and sometimes switch, real model
-//! slugs with their real catalog prices, and dated market events — a model release, real price
-//! cuts, a provider outage — whose ground truth is written to a manifest next to the data.
+//! carrying most tokens, sticky apps that trial alternatives and sometimes switch, prompts whose
+//! length (context class) follows each task's mix, real model slugs with their real catalog
+//! prices, and dated market events — a model release that wins at short prompts and loses at long
+//! ones, real price cuts, a provider outage — whose ground truth is written to a manifest next to
+//! the data.
 //!
 //! Layout:
 //! - [`config`]: [`GenConfig`] (the demo default) and [`GenError`].
@@ -13,15 +15,17 @@
 //! - [`wire`]: [`to_json`], the NDJSON wire format for sending events to a server.
 //! - `rng` (private): SplitMix64 / xoshiro256** and the distributions used.
 //! - `roster` (private): the models, app archetypes, task token shapes and provider speeds.
+//! - `prompt` (private): each task's context mix and the draw of a prompt's length.
 //! - `plan` (private): the world — models and prices per day, apps and their model timelines,
 //!   the planted effects.
-//! - `emit` (private): one day of the plan → events.
+//! - `emit` (private): one day of the plan → events, routing each request by its prompt.
 //! - this module: [`Generator`], [`events`], [`generate_to_lake`].
 
 pub mod config;
 mod emit;
 pub mod manifest;
 mod plan;
+mod prompt;
 mod rng;
 mod roster;
 pub mod wire;
@@ -36,6 +40,7 @@ use modelshare_event::Event;
 use modelshare_event::schema::EventBatchBuilder;
 use modelshare_ingest::lake::{IdRun, Lake, write_batches};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// Worker threads for [`generate_to_lake`] (the target machine has two cores; more threads
 /// would not change the output, only the speed).
@@ -51,13 +56,21 @@ const FILE_ROWS: usize = modelshare_ingest::compact::ROWS_PER_FILE;
 #[derive(Debug)]
 pub struct Generator {
     world: plan::World,
+    /// Per day, once it has been drawn: the requests it moved away from the release, by context
+    /// class code (what the manifest's release record reports).
+    moved_from_release: Mutex<Vec<Option<[u64; 4]>>>,
+    /// The manifest with what generation did, once every day has been drawn.
+    generated: OnceLock<Manifest>,
 }
 
 impl Generator {
     /// Plans the data set (models, prices, apps, their timelines, planted effects).
     pub fn new(cfg: &GenConfig) -> Result<Generator, GenError> {
+        let world = plan::World::build(cfg)?;
         Ok(Generator {
-            world: plan::World::build(cfg)?,
+            moved_from_release: Mutex::new(vec![None; world.cfg.days as usize]),
+            generated: OnceLock::new(),
+            world,
         })
     }
 
@@ -65,9 +78,44 @@ impl Generator {
         &self.world.cfg
     }
 
-    /// The ground truth of this data set.
+    /// The ground truth of this data set. Until every day has been drawn (by any of the methods
+    /// that visit a day's events, in any order) it is the plan, whose counts of what
+    /// generation did (the release's `context.moved_away`) are `None`; from then on it has them.
     pub fn manifest(&self) -> &Manifest {
-        &self.world.manifest
+        self.generated.get().unwrap_or(&self.world.manifest)
+    }
+
+    /// Draws the rows of day `day` and records what routing did on it.
+    fn day_rows(&self, day: u32) -> emit::DayRows {
+        let rows = emit::day_rows(&self.world, day);
+        self.record(day, rows.moved_by_context());
+        rows
+    }
+
+    /// Records the requests day `day` moved away from the release; when that was the last day
+    /// not yet drawn, completes the manifest. Days are drawn the same every time, so drawing
+    /// one again changes nothing.
+    fn record(&self, day: u32, moved: [u64; 4]) {
+        if self.generated.get().is_some() {
+            return;
+        }
+        let mut days = self
+            .moved_from_release
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(slot) = days.get_mut(day as usize) {
+            *slot = Some(moved);
+        }
+        let Some(all) = days.iter().copied().collect::<Option<Vec<_>>>() else {
+            return;
+        };
+        let mut total = [0u64; 4];
+        for day in all {
+            total.iter_mut().zip(day).for_each(|(t, d)| *t += d);
+        }
+        // Only one caller gets here with every day drawn while the lock is held; a later one
+        // finds the manifest set and returns above.
+        let _ = self.generated.set(self.world.generated_manifest(total));
     }
 
     /// Days in the period.
@@ -92,7 +140,7 @@ impl Generator {
     /// Visits every event of day `day` in order of request start. The event passed is a
     /// reused scratch value (no allocation per event); clone it to keep it.
     pub fn for_each_event(&self, day: u32, mut f: impl FnMut(&Event)) {
-        let rows = emit::day_rows(&self.world, day);
+        let rows = self.day_rows(day).rows;
         let order = emit::time_order(&self.world, day, &rows);
         if let Some(mut m) = emit::Materializer::new(&self.world, day) {
             order.iter().for_each(|&i| f(m.event(&rows[i as usize])));
@@ -102,7 +150,7 @@ impl Generator {
     /// Like [`for_each_event`](Self::for_each_event), in the lake's storage order (task, model,
     /// ts), which lets the Parquet writer's sort run over already sorted rows.
     fn for_each_event_in_storage_order(&self, day: u32, mut f: impl FnMut(&Event)) {
-        let rows = emit::day_rows(&self.world, day);
+        let rows = self.day_rows(day).rows;
         let order = emit::storage_order(&self.world, day, &rows);
         if let Some(mut m) = emit::Materializer::new(&self.world, day) {
             order.iter().for_each(|&i| f(m.event(&rows[i as usize])));
@@ -122,9 +170,9 @@ impl Generator {
     }
 
     /// Writes every day as Parquet into the lake (holding its writer lock), two days at a time
-    /// in parallel, then `manifest.json` into the lake root. `progress` is called with the
-    /// number of rows each finished file added (an increment, from worker threads). Returns
-    /// the number of rows written.
+    /// in parallel, then `manifest.json` (with what generation did) into the lake root.
+    /// `progress` is called with the number of rows each finished file added (an increment,
+    /// from worker threads). Returns the number of rows written.
     ///
     /// The lake lock is taken here, so the caller must not hold it. Rows are added to whatever
     /// the lake already holds; writing the same config twice duplicates every event.
@@ -212,7 +260,8 @@ pub struct EventIter {
 }
 
 impl EventIter {
-    /// The manifest of the data set being iterated.
+    /// The manifest of the data set being iterated (see [`Generator::manifest`]: it has what
+    /// generation did once the last day has been drawn).
     pub fn manifest(&self) -> &Manifest {
         self.generator.manifest()
     }
@@ -256,4 +305,68 @@ pub fn generate_to_lake(
     let generator = Generator::new(cfg)?;
     generator.write_to_lake(lake, progress)?;
     Ok(generator.manifest().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use modelshare_event::{Context, Task};
+    use std::collections::{BTreeMap, HashSet};
+
+    #[test]
+    fn the_manifest_counts_the_requests_moved_away_from_the_release() {
+        let g = Generator::new(&GenConfig {
+            seed: 9,
+            start: NaiveDate::from_ymd_opt(2026, 10, 5).unwrap(),
+            days: 21,
+            apps: 150,
+            events: 60_000,
+        })
+        .unwrap();
+        let planned = g.manifest().release().unwrap().context.clone().unwrap();
+        assert_eq!(planned.wins, ["short", "medium"]);
+        assert_eq!(planned.loses, ["long", "very_long"]);
+        assert_eq!(planned.moved_away, None);
+
+        // The ids of the events that carry a moved request's first row.
+        let mut moved_ids = HashSet::new();
+        for day in (0..g.days()).rev() {
+            let drawn = emit::day_rows(&g.world, day);
+            let mut m = emit::Materializer::new(&g.world, day).unwrap();
+            for &i in &drawn.moved_from_release {
+                moved_ids.insert(m.event(&drawn.rows[i as usize]).event_id.clone());
+            }
+        }
+        let events: Vec<Event> = g.events().collect();
+        let release = g.manifest().release().unwrap();
+        let win: Task = release.winning_task.parse().unwrap();
+        let mut counted: BTreeMap<String, u64> =
+            planned.loses.iter().map(|c| (c.clone(), 0)).collect();
+        for e in events.iter().filter(|e| moved_ids.contains(&e.event_id)) {
+            let context = Context::of(u64::from(e.input_tokens)).to_string();
+            assert_eq!(e.task, win);
+            assert!(e.ts.0 >= release.ts_us);
+            assert_ne!(e.model.as_str(), release.slug);
+            assert_ne!(e.model_requested, release.slug);
+            *counted.get_mut(&context).unwrap() += 1;
+        }
+        assert!(counted.values().sum::<u64>() > 0, "nothing moved");
+        assert_eq!(counted.values().sum::<u64>(), moved_ids.len() as u64);
+        // What drawing the events recorded (days in time order, against reverse order above)
+        // is what the events show.
+        let generated = release.context.as_ref().unwrap();
+        assert_eq!(generated.moved_away.as_ref(), Some(&counted));
+        // Every long prompt of the winning task after the release went elsewhere.
+        assert!(!events.iter().any(|e| {
+            e.task == win
+                && e.ts.0 >= release.ts_us
+                && Context::of(u64::from(e.input_tokens)) >= Context::Long
+                && e.model.as_str() == release.slug
+        }));
+        // The planned mixes are in the manifest, for every task.
+        let mixes = &g.manifest().context.as_ref().unwrap().mixes;
+        assert_eq!(mixes.len(), Task::ALL.len());
+        assert!(mixes["programming"]["long"] + mixes["programming"]["very_long"] >= 0.08);
+    }
 }

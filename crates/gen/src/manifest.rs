@@ -41,6 +41,27 @@ pub struct Manifest {
     /// The planted agent apps (absent from manifests written before them).
     #[serde(default)]
     pub agents: Option<AgentsRecord>,
+    /// How long prompts are, per task (absent from manifests written before context classes).
+    #[serde(default)]
+    pub context: Option<ContextRecord>,
+}
+
+/// How long prompts are: each task's planned mix over the context classes of
+/// `modelshare_event::Context`, how lengths are drawn within a class, and what happens to a
+/// prompt a model's window cannot hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextRecord {
+    /// The first input-token count of `medium`, `long` and `very_long`.
+    pub bounds: Vec<u64>,
+    /// Per task, the planned share of its requests in each class (`short`, `medium`, `long`,
+    /// `very_long`; the shares of a task sum to 1). Every request draws its class from its
+    /// task's mix; an agent's later calls are cut to their extract model's window (see
+    /// `window_rule`), which can move a few of them to a shorter class.
+    pub mixes: BTreeMap<String, BTreeMap<String, f64>>,
+    /// How input tokens are drawn within a class.
+    pub within_class: String,
+    /// What happens to a request whose prompt the chosen model's window cannot hold.
+    pub window_rule: String,
 }
 
 /// Apps that run agents: traces of several calls, an expensive first call and cheap later ones.
@@ -101,6 +122,8 @@ pub enum Effect {
 /// `losing_task`. Apps react within `reaction_hours`: in the winning task many start a trial,
 /// which becomes a switch only when the model beats the app's primary by the switching cost
 /// (how many did is in the manifest's `trials`); in the losing task every app using it drops it.
+/// In the winning task it wins at short prompts only: `context` says which classes it loses and
+/// how many requests generation sent elsewhere.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Release {
     pub slug: String,
@@ -120,6 +143,31 @@ pub struct Release {
     pub adopting_app_tasks: u32,
     /// App×task pairs that dropped it in the losing task after the release.
     pub abandoning_app_tasks: u32,
+    /// How the release's effect in the winning task depends on the context class (absent from
+    /// manifests written before context classes).
+    #[serde(default)]
+    pub context: Option<ReleaseContext>,
+}
+
+/// The release by context class: in the winning task it wins at short prompts and loses at
+/// long ones. From the release on, a request of the winning task in a losing class that an app
+/// picked the release for goes to the app's best other model instead (`rule`); before it,
+/// preview users sent the release every class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseContext {
+    /// Classes (`short`, `medium`, …) in which apps send the release the winning task's
+    /// requests as they pick it.
+    pub wins: Vec<String>,
+    /// Classes in which, from the release on, apps send the winning task's requests elsewhere.
+    pub loses: Vec<String>,
+    /// Where a refused request goes.
+    pub rule: String,
+    /// What generation did: per losing class, the requests of the winning task that apps had
+    /// picked the release for and sent elsewhere because of this rule (requests the release's
+    /// context window could not have held go elsewhere anyway and are not counted). `None` in
+    /// the plan of a data set not yet generated (`Generator::manifest` before every day has
+    /// been drawn).
+    pub moved_away: Option<BTreeMap<String, u64>>,
 }
 
 /// A real price cut from the catalog's price history.

@@ -10,13 +10,18 @@
 //! price sensitivity × ln(blended price)), optionally a small *secondary* share, and now and
 //! then a *trial* of an alternative that takes a real share of its traffic for one or two weeks
 //! and becomes primary only if it beats the incumbent by a switching cost.
+//!
+//! The release is better at short prompts than at long ones: from its general release on, apps
+//! send it the winning task's requests of the short classes only, and each segment of a timeline
+//! that uses it names where the others go instead ([`Segment::without_release`]).
 
 use crate::GenConfig;
 use crate::config::GenError;
 use crate::manifest::{
-    AgentsRecord, AppsRecord, Background, ConfigRecord, Effect, Manifest, ModelRecord, Outage,
-    Period, PriceCut, PriceRecord, Release, TrialOutcome,
+    AgentsRecord, AppsRecord, Background, ConfigRecord, ContextRecord, Effect, Manifest,
+    ModelRecord, Outage, Period, PriceCut, PriceRecord, Release, ReleaseContext, TrialOutcome,
 };
+use crate::prompt::{CONTEXT_MIXES, LONGEST_PROMPT, TAIL_INDEX};
 use crate::rng::{Alias, Rng, gumbel, hash};
 use crate::roster::{
     self, ARCHETYPES, OUTAGE_CANDIDATES, Profile, RELEASE_CANDIDATES, ROSTER, RosterModel, Speed,
@@ -24,7 +29,8 @@ use crate::roster::{
 };
 use chrono::{Datelike, Days, NaiveDate};
 use modelshare_catalog::{Catalog, Price};
-use modelshare_event::{ModelSlug, Task};
+use modelshare_event::context::CONTEXT_BOUNDS;
+use modelshare_event::{Context, ModelSlug, Task};
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) const US_PER_HOUR: i64 = 3_600_000_000;
@@ -61,6 +67,9 @@ const ADOPT_P: f64 = 0.55;
 const RELEASE_GAIN: f64 = 1.3;
 const RELEASE_LOSS: f64 = 3.0;
 const RELEASE_REACTION_HOURS: u32 = 72;
+/// Release: from its general release on, apps keep requests of this context class and longer
+/// in the winning task away from it (it wins at `short` and `medium`, loses from `long` on).
+pub(crate) const RELEASE_LOSES_FROM: Context = Context::Long;
 /// Price cut: apps migrate within this window; a cut model must be this close to the
 /// incumbent's perceived utility to be worth moving to.
 const MIGRATION_HOURS: u32 = 48;
@@ -74,6 +83,8 @@ const MAX_PROVIDERS_PER_MODEL: usize = 5;
 /// Context window assumed when the catalog has none, and the smallest one a model is given.
 const DEFAULT_CONTEXT_TOKENS: u32 = 131_072;
 const MIN_CONTEXT_TOKENS: u32 = 8_192;
+/// The share of a model's context window a prompt may fill (the rest is room for the answer).
+const MAX_INPUT_SHARE: f64 = 0.9;
 /// Share of an app-task on the cut model that migrates towards it: a base plus a part that grows
 /// with the size of the cut (a 50 % cut: 0.25 + 0.75 = capped at 0.75).
 const MIGRATE_BASE_P: f64 = 0.25;
@@ -106,11 +117,24 @@ pub(crate) struct Model {
     pub(crate) speed: f64,
 }
 
+impl Model {
+    /// The most input tokens a request to this model carries: its window, less room for the
+    /// answer.
+    pub(crate) fn max_input(&self) -> f64 {
+        f64::from(self.context) * MAX_INPUT_SHARE
+    }
+}
+
 /// From `from_us` on, an app×task sends its requests to up to three models in fixed shares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Segment {
     pub(crate) from_us: i64,
     pub(crate) models: [u16; 3],
+    /// Where a request picked for the release goes when the release refuses its context class
+    /// ([`ReleasePlan::refuses`]): the app's best model other than the release by perceived
+    /// utility at `from_us`. Only segments of the winning task that use the release need one;
+    /// the others carry their primary.
+    pub(crate) without_release: u16,
     /// Cumulative shares; the last is 1.
     pub(crate) cum: [f32; 3],
 }
@@ -161,8 +185,6 @@ pub(crate) struct OutagePlan {
     pub(crate) provider: u16,
     pub(crate) start_us: i64,
     pub(crate) end_us: i64,
-    /// Per task: the best model not served by the failed provider (for models it serves alone).
-    pub(crate) fallback_model: Vec<u16>,
 }
 
 /// Everything event generation reads.
@@ -176,6 +198,10 @@ pub(crate) struct World {
     pub(crate) day_counts: Vec<u64>,
     pub(crate) day_offsets: Vec<u64>,
     pub(crate) outage: Option<OutagePlan>,
+    pub(crate) release: Option<ReleasePlan>,
+    /// Per task, every model by hidden utility (best first): where a request goes when none of
+    /// the app's own models can take it.
+    pub(crate) ranked: Vec<Vec<u16>>,
     /// Keys the event-id permutation so different seeds give different ids.
     pub(crate) id_key: u64,
     pub(crate) hourly: Alias,
@@ -185,12 +211,23 @@ pub(crate) struct World {
     pub(crate) manifest: Manifest,
 }
 
+/// The planted release: `model`'s general release at `ts_us`, better at `win`, worse at `lose`.
 #[derive(Debug, Clone, Copy)]
-struct ReleasePlan {
-    model: usize,
-    ts_us: i64,
-    win: Task,
-    lose: Task,
+pub(crate) struct ReleasePlan {
+    pub(crate) model: usize,
+    pub(crate) ts_us: i64,
+    pub(crate) win: Task,
+    pub(crate) lose: Task,
+}
+
+impl ReleasePlan {
+    /// Whether apps keep a request of `task` with a `context` prompt, sent at `t`, away from
+    /// `model`: it is the release, the request is of the winning task, at or after the release,
+    /// and its class is one the release loses (before the release, preview users sent it every
+    /// class).
+    pub(crate) fn refuses(&self, model: usize, task: Task, t: i64, context: Context) -> bool {
+        model == self.model && task == self.win && t >= self.ts_us && context >= RELEASE_LOSES_FROM
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -322,6 +359,8 @@ impl World {
             day_counts,
             day_offsets,
             outage: plantings.outage,
+            release: plantings.release,
+            ranked: rank_by_utility(&models),
             id_key: hash(&[cfg.seed, 0x1d]),
             hourly: Alias::new(&roster::HOURLY),
             task_rank: rank(&Task::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
@@ -329,6 +368,27 @@ impl World {
             models,
             manifest,
         })
+    }
+
+    /// The manifest with what generation did: `moved_away` holds, by context class code, the
+    /// requests of every day that the release's context rule sent away from it.
+    pub(crate) fn generated_manifest(&self, moved_away: [u64; 4]) -> Manifest {
+        let mut manifest = self.manifest.clone();
+        for effect in &mut manifest.effects {
+            if let Effect::ModelRelease(Release {
+                context: Some(context),
+                ..
+            }) = effect
+            {
+                let moved = Context::ALL
+                    .iter()
+                    .filter(|&&c| c >= RELEASE_LOSES_FROM)
+                    .map(|c| (c.as_str().to_owned(), moved_away[usize::from(c.code())]))
+                    .collect();
+                context.moved_away = Some(moved);
+            }
+        }
+        manifest
     }
 }
 
@@ -593,22 +653,10 @@ fn plant_outage(
                 + i64::from(day) * US_PER_DAY
                 + (13 * US_PER_HOUR as u64 + world_rng.below(6 * US_PER_HOUR as u64)) as i64;
             let dur = (90 + world_rng.below(211)) as i64 * 60_000_000;
-            let fallback_model = Task::ALL
-                .iter()
-                .map(|&t| {
-                    (0..models.len())
-                        .filter(|&m| models[m].providers.iter().any(|&q| q != p))
-                        .max_by(|&a, &b| {
-                            base_utility(&models[a], t).total_cmp(&base_utility(&models[b], t))
-                        })
-                        .unwrap_or(0) as u16
-                })
-                .collect();
             outage = Some(OutagePlan {
                 provider: p,
                 start_us: start,
                 end_us: start + dur,
-                fallback_model,
             });
         }
     }
@@ -801,6 +849,7 @@ fn build_manifest(
             preview_app_tasks: counters.preview,
             adopting_app_tasks: counters.adopting,
             abandoning_app_tasks: counters.abandoning,
+            context: Some(release_context()),
         }));
     }
     for (effect, migrating) in effects
@@ -892,6 +941,7 @@ fn build_manifest(
             .collect(),
         trials,
         agents: None,
+        context: Some(context_record()),
         apps,
         background: Background {
             trial_rate_per_day: TRIAL_RATE_PER_DAY,
@@ -911,6 +961,61 @@ fn build_manifest(
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
         },
+    }
+}
+
+/// The release's dependence on context, as planned (generation fills in `moved_away`).
+fn release_context() -> ReleaseContext {
+    let names = |wins: bool| {
+        Context::ALL
+            .iter()
+            .filter(|&&c| (c < RELEASE_LOSES_FROM) == wins)
+            .map(|c| c.as_str().to_owned())
+            .collect()
+    };
+    ReleaseContext {
+        wins: names(true),
+        loses: names(false),
+        rule: "from the release on, a request of the winning task in a losing class that an app \
+               picked the release for goes to the app's best model other than the release by \
+               perceived utility (hidden utility + taste - price sensitivity x ln price) as of \
+               the app's last change of models; when that model's window cannot hold the \
+               prompt, to the first of the app's other models, else of the task's models by \
+               hidden utility, that can"
+            .into(),
+        moved_away: None,
+    }
+}
+
+/// The planned context mixes and how prompts are drawn and fitted to windows.
+fn context_record() -> ContextRecord {
+    let mixes = Task::ALL
+        .iter()
+        .zip(&CONTEXT_MIXES)
+        .map(|(task, mix)| {
+            let shares = Context::ALL
+                .iter()
+                .zip(mix)
+                .map(|(c, &share)| (c.as_str().to_owned(), share))
+                .collect();
+            (task.to_string(), shares)
+        })
+        .collect();
+    ContextRecord {
+        bounds: CONTEXT_BOUNDS.to_vec(),
+        mixes,
+        within_class: format!(
+            "short: the task's lognormal below {} tokens; medium, long and very_long: a \
+             Pareto law of index {TAIL_INDEX} truncated to the class, very_long ending at \
+             {LONGEST_PROMPT} tokens",
+            CONTEXT_BOUNDS[0]
+        ),
+        window_rule: format!(
+            "a prompt fills at most {MAX_INPUT_SHARE} of a model's context window; a request \
+             whose prompt the picked model cannot hold goes to the first of the app's models \
+             for the task, else of the task's models by hidden utility, that can (so its class \
+             is kept); an agent's later calls stay with the extract model and are cut to fit it"
+        ),
     }
 }
 
@@ -938,6 +1043,21 @@ fn hidden_utility(m: &Model, t: Task, released: Option<&ReleasePlan>) -> f64 {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// Per task, the models by hidden utility, best first (ties by position in the lineup).
+fn rank_by_utility(models: &[Model]) -> Vec<Vec<u16>> {
+    Task::ALL
+        .iter()
+        .map(|&t| {
+            let mut order: Vec<u16> = (0..models.len() as u16).collect();
+            order.sort_by(|&a, &b| {
+                base_utility(&models[usize::from(b)], t)
+                    .total_cmp(&base_utility(&models[usize::from(a)], t))
+            });
+            order
+        })
+        .collect()
 }
 
 /// The position of each name in sorted order.
@@ -1204,15 +1324,47 @@ impl Planner<'_> {
         (app, arch.name)
     }
 
-    fn segment(from_us: i64, st: &State) -> Segment {
+    /// The segment of an app×task in state `st` from `from_us` on. Its
+    /// [`Segment::without_release`] is the app's favourite as it perceives models at `t` (with
+    /// `taste` and price sensitivity `beta`).
+    fn segment(
+        &self,
+        from_us: i64,
+        st: &State,
+        task: Task,
+        t: i64,
+        taste: &[f64],
+        beta: f64,
+    ) -> Segment {
         let (tm, ts) = st.trial.map_or((st.primary, 0.0), |t| (t.model, t.share));
         let (sm, ss) = st.secondary.map_or((st.primary, 0.0), |s| s);
         let p = (1.0 - ts - ss).max(0.2);
+        let models = [st.primary, tm, sm];
+        let without_release = match self.release {
+            Some(r) if task == r.win && models.contains(&r.model) => {
+                self.favourite(task, t, taste, beta, r.model)
+            }
+            _ => st.primary,
+        };
         Segment {
             from_us,
-            models: [st.primary as u16, tm as u16, sm as u16],
+            models: models.map(|m| m as u16),
+            without_release: without_release as u16,
             cum: [p as f32, (p + ts) as f32, 1.0],
         }
+    }
+
+    /// The model with the highest perceived utility other than `excluded`, without noise (it
+    /// draws nothing, so the app's timeline is the same whether or not it is asked for).
+    fn favourite(&self, task: Task, t: i64, taste: &[f64], beta: f64, excluded: usize) -> usize {
+        let mut best = (f64::NEG_INFINITY, excluded);
+        for m in (0..self.models.len()).filter(|&m| m != excluded) {
+            let u = self.utility(m, task, t, taste, beta);
+            if u > best.0 {
+                best = (u, m);
+            }
+        }
+        best.1
     }
 
     fn timeline(
@@ -1276,7 +1428,7 @@ impl Planner<'_> {
         }
         actions.sort_by_key(|a| a.0);
 
-        let mut segments = vec![Self::segment(i64::MIN, &st)];
+        let mut segments = vec![self.segment(i64::MIN, &st, task, t0, &taste, beta)];
         let trial_gap =
             |rng: &mut Rng| (rng.exponential(1.0 / TRIAL_RATE_PER_DAY) * US_PER_DAY as f64) as i64;
         let mut next_trial = t0 + trial_gap(rng);
@@ -1368,7 +1520,7 @@ impl Planner<'_> {
                         .last()
                         .map_or(i64::MIN, |s| s.from_us.saturating_add(1)),
                 );
-                segments.push(Self::segment(from, &st));
+                segments.push(self.segment(from, &st, task, t, &taste, beta));
             }
         }
         AppTask { task, segments }

@@ -285,6 +285,8 @@ pub(crate) const ARCHETYPES: &[Archetype] = &[
 /// Token shape of a task's requests.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TaskShape {
+    /// The lognormal of the task's short prompts (below 8 k tokens); how many prompts are
+    /// longer, and how long, is the task's context mix (`prompt::CONTEXT_MIXES`).
     pub(crate) input_median: f64,
     pub(crate) input_sigma: f64,
     pub(crate) output_median: f64,
@@ -317,8 +319,8 @@ const fn shape(
     }
 }
 
-/// Token shapes in [`Task::ALL`] order. Programming prompts are long (agent contexts) and heavy
-/// tailed; translation output tracks its input.
+/// Token shapes in [`Task::ALL`] order. Short programming prompts crowd towards 8 k (agent
+/// contexts; the longer ones are its context mix's); translation output tracks its input.
 pub(crate) const SHAPES: [TaskShape; 13] = [
     shape(7000.0, 1.1, 450.0, 0.9, 0.7, 700.0, 0.35), // programming
     shape(3500.0, 0.8, 280.0, 0.5, 0.4, 250.0, 0.0),  // roleplay
