@@ -50,8 +50,8 @@ struct Scenario {
     /// Names only the small app used: no public answer may contain them.
     private: Vec<&'static str>,
     failures: bool,
-    /// Whether the small app has a snapshot row of its own (task, model, provider), where its
-    /// latency is the row's percentile when every cell is published.
+    /// Whether the small app has a snapshot row of its own (task, model, provider, context
+    /// segment), where its latency is the row's percentile when every cell is published.
     own_row: bool,
 }
 
@@ -212,7 +212,8 @@ fn scenarios() -> Vec<Scenario> {
         models: vec!["acme/crowd"],
         private: vec![],
         failures: false,
-        own_row: false,
+        // Its prompts are medium, the crowd's short: its segment row is its own.
+        own_row: true,
     });
 
     let m = d("2026-09-14");

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use arrow::array::{Array, Int64Array, StringArray};
+use arrow::array::{Array, Decimal128Array, Int64Array, StringArray};
 use common::{BIN, Server, event, ingest, wait_until, with};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
@@ -38,8 +38,23 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Reads (model, requests, input_tokens, apps, latency_p95_ms) rows from snapshot bytes.
-fn rows_of(bytes: Vec<u8>) -> Vec<(String, i64, i64, i64, Option<i64>)> {
+/// One row of a snapshot, as read back from its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    model: String,
+    provider: String,
+    context: Option<String>,
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_micro_usd: i128,
+    apps: i64,
+    failures: i64,
+    latency_p95_ms: Option<i64>,
+}
+
+/// The rows of snapshot bytes, in file order.
+fn rows_of(bytes: Vec<u8>) -> Vec<Row> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .unwrap()
         .build()
@@ -47,41 +62,58 @@ fn rows_of(bytes: Vec<u8>) -> Vec<(String, i64, i64, i64, Option<i64>)> {
     let mut out = Vec::new();
     for b in reader {
         let b = b.unwrap();
-        let s = |n: &str| {
-            b.column_by_name(n)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap()
-                .clone()
-        };
-        let i = |n: &str| {
-            b.column_by_name(n)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .clone()
-        };
-        let (model, req, inp, apps, p95) = (
-            s("model"),
+        let column = |n: &str| b.column_by_name(n).unwrap().as_any();
+        let s = |n: &str| column(n).downcast_ref::<StringArray>().unwrap().clone();
+        let i = |n: &str| column(n).downcast_ref::<Int64Array>().unwrap().clone();
+        let (model, provider, context) = (s("model"), s("provider"), s("context"));
+        let (requests, input, output, apps, failures, p95) = (
             i("requests"),
             i("input_tokens"),
+            i("output_tokens"),
             i("apps"),
+            i("failures"),
             i("latency_p95_ms"),
         );
+        let cost = column("cost_usd")
+            .downcast_ref::<Decimal128Array>()
+            .unwrap()
+            .clone();
         for r in 0..b.num_rows() {
-            let p = (!p95.is_null(r)).then(|| p95.value(r));
-            out.push((
-                model.value(r).to_owned(),
-                req.value(r),
-                inp.value(r),
-                apps.value(r),
-                p,
-            ));
+            out.push(Row {
+                model: model.value(r).to_owned(),
+                provider: provider.value(r).to_owned(),
+                context: (!context.is_null(r)).then(|| context.value(r).to_owned()),
+                requests: requests.value(r),
+                input_tokens: input.value(r),
+                output_tokens: output.value(r),
+                cost_micro_usd: cost.value(r),
+                apps: apps.value(r),
+                failures: failures.value(r),
+                latency_p95_ms: (!p95.is_null(r)).then(|| p95.value(r)),
+            });
         }
     }
     out
+}
+
+/// (model, context, requests, input_tokens, apps, latency_p95_ms) of a row.
+type Usage = (String, Option<String>, i64, i64, i64, Option<i64>);
+
+/// The [`Usage`] of each row.
+fn usage_of(bytes: Vec<u8>) -> Vec<Usage> {
+    rows_of(bytes)
+        .into_iter()
+        .map(|r| {
+            (
+                r.model,
+                r.context,
+                r.requests,
+                r.input_tokens,
+                r.apps,
+                r.latency_p95_ms,
+            )
+        })
+        .collect()
 }
 
 /// Sends one raw HTTP/1.1 request (no client-side path normalisation) and returns the status.
@@ -150,10 +182,18 @@ async fn serve_builds_lists_and_serves_snapshots_with_ranges_and_revisions() {
     assert_eq!(h["content-type"], "application/vnd.apache.parquet");
     let full = resp.bytes().await.unwrap().to_vec();
     assert_eq!(full, on_disk);
-    // Exact figures: a/x's cell has 3 apps (published); b/y's has one and is published nowhere.
+    // Exact figures: a/x's cell has 3 apps (published), all with short prompts (its one
+    // segment); b/y's has one and is published nowhere.
     assert_eq!(
-        rows_of(full.clone()),
-        [("a/x".to_owned(), 3, 600, 3, Some(5000))]
+        usage_of(full.clone()),
+        [(
+            "a/x".to_owned(),
+            Some("short".to_owned()),
+            3,
+            600,
+            3,
+            Some(5000)
+        )]
     );
 
     // Conditional requests.
@@ -293,7 +333,17 @@ async fn serve_builds_lists_and_serves_snapshots_with_ranges_and_revisions() {
         .unwrap()
         .to_vec();
     assert_eq!(sha256_hex(&r2), list[1]["sha256"].as_str().unwrap());
-    assert_eq!(rows_of(r2)[0], ("a/x".to_owned(), 4, 1600, 4, Some(5000)));
+    assert_eq!(
+        usage_of(r2)[0],
+        (
+            "a/x".to_owned(),
+            Some("short".to_owned()),
+            4,
+            1600,
+            4,
+            Some(5000)
+        )
+    );
     server.stop();
 }
 
@@ -435,4 +485,207 @@ fn export_writes_snapshots_and_raw_events_and_refuses_bad_input() {
         .filter(|n| n.ends_with(".parquet"))
         .collect();
     assert_eq!(names, ["2026-W45.r1.parquet"]);
+}
+
+/// Week 2026-W45 for the context segments (short < 8,192 input tokens, medium < 32,768, long <
+/// 131,072, very long above). A cell is split by segment only when every segment it has events
+/// in comes from `min_apps` apps; otherwise it is whole in the row of no segment (`context`
+/// null). With --min-apps 2:
+/// - a/x on 11-04: short from A1 A2, long from A2 A3: split into the short and long rows.
+/// - a/x on 11-06: short from A1 alone, medium from A1 A2: whole, in a/x's null row.
+/// - a/x's failures on 11-04: medium from A4 A5: split, into the medium row (no ok requests).
+/// - b/y on 11-05: short from B1 B2 B3, very long from B1 alone: whole, and b/y has no segment
+///   rows; its failures (short from B4, long from B5) too.
+/// - c/z on 11-05: one app, published nowhere.
+fn segment_events() -> Vec<Value> {
+    let failed = |id: &str, ts: &str, app: &str, model: &str, input: u64| {
+        with(
+            event(id, ts, app, model, input, 0, 0.0),
+            "status",
+            json!("error"),
+        )
+    };
+    vec![
+        event("s1", "2026-11-04T08:00:00Z", "A1", "a/x", 100, 1, 0.000_100),
+        event("s2", "2026-11-04T09:00:00Z", "A2", "a/x", 200, 2, 0.000_200),
+        event("l1", "2026-11-04T10:00:00Z", "A2", "a/x", 40_000, 3, 0.040),
+        event("l2", "2026-11-04T11:00:00Z", "A3", "a/x", 50_000, 4, 0.050),
+        failed("f1", "2026-11-04T12:00:00Z", "A4", "a/x", 9_000),
+        failed("f2", "2026-11-04T13:00:00Z", "A5", "a/x", 9_000),
+        event("w1", "2026-11-06T08:00:00Z", "A1", "a/x", 10, 5, 0.000_010),
+        event("w2", "2026-11-06T09:00:00Z", "A1", "a/x", 10_000, 6, 0.010),
+        event("w3", "2026-11-06T10:00:00Z", "A2", "a/x", 20_000, 7, 0.020),
+        event("b1", "2026-11-05T08:00:00Z", "B1", "b/y", 10, 1, 0.000_010),
+        event("b2", "2026-11-05T09:00:00Z", "B2", "b/y", 20, 1, 0.000_020),
+        event("b3", "2026-11-05T10:00:00Z", "B3", "b/y", 30, 1, 0.000_030),
+        event("b4", "2026-11-05T11:00:00Z", "B1", "b/y", 200_000, 1, 0.2),
+        failed("g1", "2026-11-05T12:00:00Z", "B4", "b/y", 10),
+        failed("g2", "2026-11-05T13:00:00Z", "B5", "b/y", 40_000),
+        event("c1", "2026-11-05T08:00:00Z", "C1", "c/z", 10, 1, 0.000_010),
+    ]
+}
+
+/// The snapshot's rows of the events of [`segment_events`], exactly; per (model, provider) they
+/// add up to the sums over the publishable base cells.
+#[test]
+fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_apps() {
+    let events = segment_events();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &events);
+    let out = dir.path().join("w45.parquet");
+    let (ok, stdout, stderr) = export(
+        &lake,
+        &[
+            "--week",
+            "2026-W45",
+            "--min-apps",
+            "2",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("wrote snapshot 2026-W45.r1 (5 rows,"),
+        "{stdout}"
+    );
+    let rows = rows_of(std::fs::read(&out).unwrap());
+    let row = |model: &str, context: Option<&str>, figures: [i64; 5], cost: i128| Row {
+        model: model.to_owned(),
+        provider: model[..1].to_owned(),
+        context: context.map(str::to_owned),
+        requests: figures[0],
+        input_tokens: figures[1],
+        output_tokens: figures[2],
+        cost_micro_usd: cost,
+        apps: figures[3],
+        failures: figures[4],
+        latency_p95_ms: (figures[0] > 0).then_some(800),
+    };
+    assert_eq!(
+        rows,
+        [
+            row("a/x", None, [3, 30_010, 18, 2, 0], 30_010),
+            row("a/x", Some("short"), [2, 300, 3, 2, 0], 300),
+            row("a/x", Some("medium"), [0, 0, 0, 0, 2], 0),
+            row("a/x", Some("long"), [2, 90_000, 7, 2, 0], 90_000),
+            row("b/y", None, [4, 200_060, 4, 3, 2], 200_060),
+        ]
+    );
+
+    // Per (model, provider), the rows add up to the sums over the publishable base cells, as the
+    // file held them in a single row before segments: computed here from the events themselves.
+    type Sums = [i128; 5];
+    let mut cells: std::collections::BTreeMap<(String, String, bool), (Sums, Vec<String>)> =
+        Default::default();
+    for e in &events {
+        let ok = e["status"] == "ok";
+        let key = (
+            e["ts"].as_str().unwrap()[..10].to_owned(),
+            e["model"].as_str().unwrap().to_owned(),
+            ok,
+        );
+        let (sums, apps) = cells.entry(key).or_default();
+        let added = if ok {
+            [
+                1,
+                e["input_tokens"].as_i64().unwrap().into(),
+                e["output_tokens"].as_i64().unwrap().into(),
+                (e["cost_usd"].as_f64().unwrap() * 1e6).round() as i128,
+                0,
+            ]
+        } else {
+            [0, 0, 0, 0, 1]
+        };
+        for (s, a) in sums.iter_mut().zip(added) {
+            *s += a;
+        }
+        apps.push(e["app_id"].as_str().unwrap().to_owned());
+    }
+    let mut unsplit: std::collections::BTreeMap<String, Sums> = Default::default();
+    for ((_, model, _), (sums, mut apps)) in cells {
+        apps.sort();
+        apps.dedup();
+        if apps.len() >= 2 {
+            let total = unsplit.entry(model).or_default();
+            for (t, s) in total.iter_mut().zip(sums) {
+                *t += s;
+            }
+        }
+    }
+    let mut from_rows: std::collections::BTreeMap<String, Sums> = Default::default();
+    for r in &rows {
+        let total = from_rows.entry(r.model.clone()).or_default();
+        let figures = [
+            r.requests.into(),
+            r.input_tokens.into(),
+            r.output_tokens.into(),
+            r.cost_micro_usd,
+            r.failures.into(),
+        ];
+        for (t, f) in total.iter_mut().zip(figures) {
+            *t += f;
+        }
+    }
+    assert_eq!(from_rows, unsplit);
+    assert_eq!(
+        unsplit.keys().collect::<Vec<_>>(),
+        ["a/x", "b/y"],
+        "c/z is published nowhere"
+    );
+}
+
+/// The server builds the snapshot of [`segment_events`] itself, and each segment's rows add up
+/// to the week's leaderboard for that segment (`context=`), the row of no segment plus all
+/// segments' to the leaderboard of all lengths: the same rule on the same cells.
+#[tokio::test]
+async fn segment_rows_add_up_to_the_leaderboard_of_their_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &segment_events());
+    let server = Server::start(
+        &lake,
+        &[
+            "--min-apps",
+            "2",
+            "--snapshot-interval-secs",
+            "0.2",
+            "--snapshot-grace-secs",
+            "0",
+        ],
+    );
+    wait_until(async || !listing(&server).await.is_empty()).await;
+    let rows = rows_of(std::fs::read(lake.join("snapshots/2026-W45.r1.parquet")).unwrap());
+    server.wait_for_cube().await;
+    let segments = [
+        None,
+        Some("short"),
+        Some("medium"),
+        Some("long"),
+        Some("very_long"),
+    ];
+    for segment in segments {
+        let in_segment = rows
+            .iter()
+            .filter(|r| segment.is_none() || r.context.as_deref() == segment);
+        let (tokens, requests) = in_segment.fold((0, 0), |(t, q), r| {
+            (t + r.input_tokens + r.output_tokens, q + r.requests)
+        });
+        let query = segment.map_or(String::new(), |c| format!("&context={c}"));
+        let board = server
+            .get_ok(&format!(
+                "/v1/leaderboard?period=week&date=2026-11-02&task=programming{query}"
+            ))
+            .await;
+        assert_eq!(
+            (
+                board["totals"]["tokens"].as_i64(),
+                board["totals"]["requests"].as_i64()
+            ),
+            (Some(tokens), Some(requests)),
+            "{segment:?}: {board}"
+        );
+    }
+    server.stop();
 }

@@ -1,7 +1,24 @@
 //! Building the public snapshot of a week: aggregate the week's events per base cell (day, task,
-//! model, provider), add up the publishable cells per (task, model, provider), and write the rows
-//! as a Parquet file whose bytes depend only on the rows (fixed row order, fixed writer settings,
-//! no build time inside).
+//! model, provider) and, within each cell, per context segment; place each publishable cell in
+//! its (task, model, provider) row of no segment or, split, in the rows of its segments; and write
+//! the rows as a Parquet file whose bytes depend only on the rows (fixed row order, fixed writer
+//! settings, no build time inside).
+//!
+//! # Splitting a cell by context segment
+//!
+//! A cell's events are split by [`Context::of`] their input tokens. The split follows the rule
+//! for splits of `modelshare_query::privacy` (the same one `context_parts` applies to the API's
+//! figures by segment): a publishable cell is split only when every segment it has events in
+//! comes from at least `min_apps` distinct apps; each part then goes to its segment's row.
+//! Otherwise the cell goes whole to the row without a segment (`context` null) and counts in no
+//! segment's row. `ok` cells and failure cells are placed independently, each on its own apps.
+//!
+//! Fallbacks split a group once more (first choice / fallback). A cell's fallbacks are counted
+//! when the group that is added — the whole cell, or each of its segment parts — has first-choice
+//! and fallback requests from no app or from at least `min_apps` apps each; for a split cell,
+//! every part must pass or none of the cell's fallbacks counts. Counting only the parts that
+//! pass would publish, next to the whole-cell fallbacks of earlier revisions and of the site's
+//! attempt figures, their difference: the fallbacks of the parts that did not pass.
 
 use crate::source::{SourceFile, column, read_sources};
 use crate::{IsoWeek, SnapshotError};
@@ -10,8 +27,9 @@ use arrow::array::{
     StringArray, StringBuilder, UInt8Array, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use modelshare_event::MicroUsd;
 use modelshare_event::event::author_of;
+use modelshare_event::{Context, MicroUsd};
+use modelshare_query::privacy::none_or_publishable;
 use modelshare_query::publishable;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -22,8 +40,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Version of the snapshot file layout (columns and their meaning).
-pub const SNAPSHOT_SCHEMA_VERSION: &str = "1";
+/// Version of the snapshot file layout (columns and their meaning) this build writes.
+pub const SNAPSHOT_SCHEMA_VERSION: &str = "2";
+/// The layout of files written before the `context` column: one row per (task, model,
+/// provider). Such files are still read, listed and verified.
+pub const SCHEMA_VERSION_WITHOUT_CONTEXT: &str = "1";
 /// What wrote the file: this crate and its version.
 pub const GENERATOR: &str = concat!("modelshare-snapshot ", env!("CARGO_PKG_VERSION"));
 
@@ -48,6 +69,9 @@ pub struct SnapshotRow {
     pub model: String,
     pub author: String,
     pub provider: String,
+    /// The segment whose parts of split cells the row holds; `None` for the row of the cells
+    /// that are not split (and for every row of a file without the `context` column).
+    pub context: Option<Context>,
     pub requests: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -69,7 +93,14 @@ pub struct WeekRows {
     pub content_sha256: String,
 }
 
-/// The `ok` events of one base cell (or of a row, once cells are added up).
+/// A group of events and the distinct apps they come from: what the rule for splits tests.
+trait AppGroup: Default {
+    fn apps(&self) -> &HashSet<String>;
+    /// Adds the events of `other`, another part of the same cell.
+    fn absorb(&mut self, other: Self);
+}
+
+/// The `ok` events of one group: a segment's part of a base cell, or a whole cell.
 #[derive(Debug, Default)]
 struct Acc {
     requests: u64,
@@ -86,60 +117,143 @@ struct Acc {
     fallbacks: u64,
 }
 
-/// The failed events of one base cell.
+impl Acc {
+    /// Whether the group's fallbacks may be published: they split its requests in two, so both
+    /// non-empty parts must come from enough apps, or `requests − fallbacks` would show the
+    /// other part.
+    fn fallbacks_publishable(&self, min_apps: u64) -> bool {
+        [&self.first_apps, &self.fallback_apps]
+            .iter()
+            .all(|apps| none_or_publishable(apps.len() as u64, min_apps))
+    }
+}
+
+impl AppGroup for Acc {
+    fn apps(&self) -> &HashSet<String> {
+        &self.apps
+    }
+
+    fn absorb(&mut self, other: Acc) {
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.cost += other.cost;
+        self.apps.extend(other.apps);
+        self.latencies.extend(other.latencies);
+        self.first_apps.extend(other.first_apps);
+        self.fallback_apps.extend(other.fallback_apps);
+        self.fallbacks += other.fallbacks;
+    }
+}
+
+/// The failed events of one group: a segment's part of a base cell, or a whole cell.
 #[derive(Debug, Default)]
 struct Failed {
     requests: u64,
     apps: HashSet<String>,
 }
 
-/// One row being built from the publishable cells it covers.
+impl AppGroup for Failed {
+    fn apps(&self) -> &HashSet<String> {
+        &self.apps
+    }
+
+    fn absorb(&mut self, other: Failed) {
+        self.requests += other.requests;
+        self.apps.extend(other.apps);
+    }
+}
+
+/// A base cell's events, one group per context segment it has events in (no empty groups).
+type Segments<T> = BTreeMap<Context, T>;
+
+/// Where a base cell's events go in the snapshot (see the module docs).
+#[derive(Debug)]
+enum Placement<T> {
+    /// Fewer than `min_apps` apps in the whole cell: in no row.
+    Unpublished,
+    /// Every segment with events has `min_apps` apps: each part in its segment's row.
+    Split(Segments<T>),
+    /// Publishable, but a segment has fewer apps: the whole cell in the row of no segment.
+    Whole(T),
+}
+
+/// Applies the rule for splits to one base cell given by its `segments`.
+fn place<T: AppGroup>(segments: Segments<T>, min_apps: u64) -> Placement<T> {
+    let cell_apps = segments
+        .values()
+        .flat_map(|part| part.apps())
+        .collect::<HashSet<_>>()
+        .len() as u64;
+    if !publishable(cell_apps, min_apps) {
+        return Placement::Unpublished;
+    }
+    if segments
+        .values()
+        .all(|part| publishable(part.apps().len() as u64, min_apps))
+    {
+        return Placement::Split(segments);
+    }
+    let mut whole = T::default();
+    for part in segments.into_values() {
+        whole.absorb(part);
+    }
+    Placement::Whole(whole)
+}
+
+/// One row being built from the publishable groups (whole cells or segment parts) it covers.
 #[derive(Debug, Default)]
 struct RowAcc {
-    ok: Acc,
+    requests: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    reasoning_tokens: u64,
+    cached_tokens: u64,
+    cost: i64,
+    apps: HashSet<String>,
+    latencies: Vec<u32>,
+    fallbacks: u64,
     failures: u64,
 }
 
 impl RowAcc {
-    /// Adds a publishable cell. Its fallbacks split its requests in two; they are counted only
-    /// when both non-empty parts are publishable, or the difference would show the other part.
-    fn add_ok(&mut self, cell: Acc, min_apps: u64) {
-        let parts_publishable = [&cell.first_apps, &cell.fallback_apps]
-            .iter()
-            .all(|a| a.is_empty() || publishable(a.len() as u64, min_apps));
-        let r = &mut self.ok;
-        r.requests += cell.requests;
-        r.input_tokens += cell.input_tokens;
-        r.output_tokens += cell.output_tokens;
-        r.reasoning_tokens += cell.reasoning_tokens;
-        r.cached_tokens += cell.cached_tokens;
-        r.cost += cell.cost;
-        r.apps.extend(cell.apps);
-        r.latencies.extend(cell.latencies);
-        if parts_publishable {
-            r.fallbacks += cell.fallbacks;
+    /// Adds a publishable group of `ok` events, with its fallbacks when `with_fallbacks`.
+    fn add_ok(&mut self, group: Acc, with_fallbacks: bool) {
+        self.requests += group.requests;
+        self.input_tokens += group.input_tokens;
+        self.output_tokens += group.output_tokens;
+        self.reasoning_tokens += group.reasoning_tokens;
+        self.cached_tokens += group.cached_tokens;
+        self.cost += group.cost;
+        self.apps.extend(group.apps);
+        self.latencies.extend(group.latencies);
+        if with_fallbacks {
+            self.fallbacks += group.fallbacks;
         }
     }
 
-    fn into_row(mut self, task: &str, model: &str, provider: &str) -> SnapshotRow {
-        let ok = &mut self.ok;
-        ok.latencies.sort_unstable();
+    fn into_row(mut self, key: RowKey) -> SnapshotRow {
+        let (task, model, provider, context) = key;
+        self.latencies.sort_unstable();
         SnapshotRow {
-            task: task.to_owned(),
-            model: model.to_owned(),
-            author: author_of(model).to_owned(),
-            provider: provider.to_owned(),
-            requests: ok.requests,
-            input_tokens: ok.input_tokens,
-            output_tokens: ok.output_tokens,
-            reasoning_tokens: ok.reasoning_tokens,
-            cached_tokens: ok.cached_tokens,
-            cost: MicroUsd(ok.cost),
-            apps: ok.apps.len() as u64,
+            author: author_of(&model).to_owned(),
+            task,
+            model,
+            provider,
+            context,
+            requests: self.requests,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            cached_tokens: self.cached_tokens,
+            cost: MicroUsd(self.cost),
+            apps: self.apps.len() as u64,
             failures: self.failures,
-            fallbacks: ok.fallbacks,
-            latency_p50_ms: percentile(&ok.latencies, 50),
-            latency_p95_ms: percentile(&ok.latencies, 95),
+            fallbacks: self.fallbacks,
+            latency_p50_ms: percentile(&self.latencies, 50),
+            latency_p95_ms: percentile(&self.latencies, 95),
         }
     }
 }
@@ -174,16 +288,20 @@ const SOURCE_COLUMNS: &[&str] = &[
 /// the query engine.
 type CellKey = (String, String, String, String);
 
-/// Aggregates the week's events from `sources` per base cell and publishes each (task, model,
-/// provider) row as the sum of its publishable cells (see [`fold`]).
+/// A row of the file: (task, model, provider, context segment or none). Its order is the file's
+/// row order: `None` before the segments, segments in code order.
+type RowKey = (String, String, String, Option<Context>);
+
+/// Aggregates the week's events from `sources` per base cell and context segment, and places
+/// the publishable cells in rows, whole or split by segment (see the module docs).
 pub fn aggregate(
     lake_root: &Path,
     week: IsoWeek,
     sources: &[SourceFile],
     min_apps: u64,
 ) -> Result<WeekRows, SnapshotError> {
-    let mut ok: BTreeMap<CellKey, Acc> = BTreeMap::new();
-    let mut failed: BTreeMap<CellKey, Failed> = BTreeMap::new();
+    let mut ok: BTreeMap<CellKey, Segments<Acc>> = BTreeMap::new();
+    let mut failed: BTreeMap<CellKey, Segments<Failed>> = BTreeMap::new();
     for src in sources {
         let day = src
             .file
@@ -214,16 +332,17 @@ pub fn aggregate(
                     model.value(i).to_owned(),
                     provider.value(i).to_owned(),
                 );
+                let segment = Context::of(u64::from(input.value(i)));
                 let app_id = app.value(i);
                 if status.value(i) != "ok" {
-                    let f = failed.entry(key).or_default();
+                    let f = failed.entry(key).or_default().entry(segment).or_default();
                     f.requests += 1;
                     if !f.apps.contains(app_id) {
                         f.apps.insert(app_id.to_owned());
                     }
                     continue;
                 }
-                let acc = ok.entry(key).or_default();
+                let acc = ok.entry(key).or_default().entry(segment).or_default();
                 acc.requests += 1;
                 acc.input_tokens += u64::from(input.value(i));
                 acc.output_tokens += u64::from(output.value(i));
@@ -258,37 +377,58 @@ pub fn aggregate(
     Ok(fold(week, ok, failed, min_apps))
 }
 
-/// Applies the publication rule of `modelshare_query::privacy`: a (task, model, provider) row
-/// is the sum of its base cells (one per day) in which at least `min_apps` distinct apps have an
-/// `ok` request; its `failures` are the failed requests of its cells in which at least
-/// `min_apps` distinct apps have a failed request. A row with neither is not written. Every
-/// figure of the file is so a sum of cells of at least `min_apps` apps, like the leaderboard's,
-/// and the file's sums equal the leaderboard's totals of the week. Rows are ordered by task,
-/// model and provider.
+/// Applies the publication rule of `modelshare_query::privacy` to every base cell, and the rule
+/// for splits to its context segments (see the module docs): a row (task, model, provider,
+/// segment) is the sum of the segment's parts of the split cells, the row (task, model,
+/// provider, none) the sum of the publishable cells that are not split. `ok` cells are
+/// publishable on the apps of their `ok` requests, failure cells (`failures`) on the apps of
+/// their failed requests. A row with neither is not written. Every figure of the file is so a
+/// sum of groups of at least `min_apps` apps, and the sums over a (task, model, provider)'s rows
+/// are the sums over its publishable cells, as the leaderboard's. Rows are ordered by task,
+/// model, provider, then the row of no segment and the segments in code order.
 fn fold(
     week: IsoWeek,
-    ok: BTreeMap<CellKey, Acc>,
-    failed: BTreeMap<CellKey, Failed>,
+    ok: BTreeMap<CellKey, Segments<Acc>>,
+    failed: BTreeMap<CellKey, Segments<Failed>>,
     min_apps: u64,
 ) -> WeekRows {
-    let mut rows: BTreeMap<(String, String, String), RowAcc> = BTreeMap::new();
-    for ((_, task, model, provider), cell) in ok {
-        if publishable(cell.apps.len() as u64, min_apps) {
-            rows.entry((task, model, provider))
-                .or_default()
-                .add_ok(cell, min_apps);
+    let mut rows: BTreeMap<RowKey, RowAcc> = BTreeMap::new();
+    for ((_, task, model, provider), segments) in ok {
+        match place(segments, min_apps) {
+            Placement::Unpublished => {}
+            Placement::Whole(cell) => {
+                let with_fallbacks = cell.fallbacks_publishable(min_apps);
+                rows.entry((task, model, provider, None))
+                    .or_default()
+                    .add_ok(cell, with_fallbacks);
+            }
+            Placement::Split(parts) => {
+                let with_fallbacks = parts.values().all(|p| p.fallbacks_publishable(min_apps));
+                for (segment, part) in parts {
+                    let key = (task.clone(), model.clone(), provider.clone(), Some(segment));
+                    rows.entry(key).or_default().add_ok(part, with_fallbacks);
+                }
+            }
         }
     }
-    for ((_, task, model, provider), cell) in failed {
-        if publishable(cell.apps.len() as u64, min_apps) {
-            rows.entry((task, model, provider)).or_default().failures += cell.requests;
+    for ((_, task, model, provider), segments) in failed {
+        match place(segments, min_apps) {
+            Placement::Unpublished => {}
+            Placement::Whole(cell) => {
+                rows.entry((task, model, provider, None))
+                    .or_default()
+                    .failures += cell.requests;
+            }
+            Placement::Split(parts) => {
+                for (segment, part) in parts {
+                    let key = (task.clone(), model.clone(), provider.clone(), Some(segment));
+                    rows.entry(key).or_default().failures += part.requests;
+                }
+            }
         }
     }
-    // Rows exist only for publishable cells, so every row has something to show.
-    let rows: Vec<SnapshotRow> = rows
-        .into_iter()
-        .map(|((task, model, provider), r)| r.into_row(&task, &model, &provider))
-        .collect();
+    // Rows exist only for publishable groups, so every row has something to show.
+    let rows: Vec<SnapshotRow> = rows.into_iter().map(|(k, r)| r.into_row(k)).collect();
     let content_sha256 = content_hash(week, &rows);
     WeekRows {
         week,
@@ -297,18 +437,48 @@ fn fold(
     }
 }
 
-/// Hex sha256 of the canonical text of `rows` (documented in docs/SNAPSHOTS.md): a header line
-/// with the schema version and week, then one line per row, columns tab-separated in file order,
-/// integers in decimal, `cost_usd` with six decimals, empty for null.
+/// Hex sha256 of the canonical text of `rows` under the current schema version (documented in
+/// docs/SNAPSHOTS.md): a header line with the schema version and week, then one line per row,
+/// columns tab-separated in file order, integers in decimal, `cost_usd` with six decimals,
+/// empty for null.
 pub fn content_hash(week: IsoWeek, rows: &[SnapshotRow]) -> String {
+    canonical_hash(SNAPSHOT_SCHEMA_VERSION, week, rows)
+}
+
+/// The content hash of `rows` read from a file of schema `version`, as that file's writer
+/// computed it: files without the `context` column hash their 15 columns after `week`. An error
+/// names a version this build does not read.
+pub fn content_hash_as(
+    version: &str,
+    week: IsoWeek,
+    rows: &[SnapshotRow],
+) -> Result<String, SnapshotError> {
+    match version {
+        SNAPSHOT_SCHEMA_VERSION => Ok(canonical_hash(SNAPSHOT_SCHEMA_VERSION, week, rows)),
+        SCHEMA_VERSION_WITHOUT_CONTEXT => {
+            Ok(canonical_hash(SCHEMA_VERSION_WITHOUT_CONTEXT, week, rows))
+        }
+        other => Err(SnapshotError::Schema(format!(
+            "snapshot schema version {other:?} is not one this build reads \
+             ({SCHEMA_VERSION_WITHOUT_CONTEXT} or {SNAPSHOT_SCHEMA_VERSION})"
+        ))),
+    }
+}
+
+/// The hash of the canonical text of `rows` in the layout of schema `version`.
+fn canonical_hash(version: &str, week: IsoWeek, rows: &[SnapshotRow]) -> String {
+    let with_context = version != SCHEMA_VERSION_WITHOUT_CONTEXT;
     let mut h = Sha256::new();
-    h.update(format!(
-        "modelshare-snapshot {SNAPSHOT_SCHEMA_VERSION} {week}\n"
-    ));
+    h.update(format!("modelshare-snapshot {version} {week}\n"));
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
+        let context = match (with_context, r.context) {
+            (false, _) => String::new(),
+            (true, Some(c)) => format!("{c}\t"),
+            (true, None) => "\t".to_owned(),
+        };
         h.update(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{context}{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             r.task,
             r.model,
             r.author,
@@ -339,6 +509,7 @@ pub fn snapshot_schema() -> SchemaRef {
         s("model"),
         s("author"),
         s("provider"),
+        Field::new("context", DataType::Utf8, true),
         i("requests"),
         i("input_tokens"),
         i("output_tokens"),
@@ -395,6 +566,12 @@ fn rows_to_batch(week: IsoWeek, rows: &[SnapshotRow]) -> Result<RecordBatch, Sna
         strings(&|r| &r.model),
         strings(&|r| &r.author),
         strings(&|r| &r.provider),
+        {
+            let mut b = StringBuilder::with_capacity(n, n * 8);
+            rows.iter()
+                .for_each(|r| b.append_option(r.context.map(Context::as_str)));
+            Arc::new(b.finish()) as ArrayRef
+        },
         ints(&|r| Some(r.requests))?,
         ints(&|r| Some(r.input_tokens))?,
         ints(&|r| Some(r.output_tokens))?,
@@ -447,7 +624,8 @@ pub fn write_file(rows: &WeekRows, revision: u32, min_apps: u64) -> Result<Vec<u
     Ok(writer.into_inner()?)
 }
 
-/// Reads a snapshot file back: its rows and its key-value metadata.
+/// Reads a snapshot file back: its rows and its key-value metadata. Files of schema version
+/// [`SCHEMA_VERSION_WITHOUT_CONTEXT`] have no `context` column: their rows have none.
 pub fn read_file(
     path: &Path,
 ) -> Result<(Vec<SnapshotRow>, BTreeMap<String, String>), SnapshotError> {
@@ -468,6 +646,8 @@ pub fn read_file(
                 .collect()
         })
         .unwrap_or_default();
+    let with_context =
+        kv.get(keys::SCHEMA_VERSION).map(String::as_str) != Some(SCHEMA_VERSION_WITHOUT_CONTEXT);
     let mut rows = Vec::new();
     for batch in builder.build().map_err(|e| corrupt(&e))? {
         let b = batch.map_err(|e| corrupt(&e))?;
@@ -475,6 +655,11 @@ pub fn read_file(
         let i = |n: &str| column::<Int64Array>(&b, n);
         let (task, model, author, provider) =
             (s("task")?, s("model")?, s("author")?, s("provider")?);
+        let context = if with_context {
+            Some(s("context")?)
+        } else {
+            None
+        };
         let cols = [
             "requests",
             "input_tokens",
@@ -495,11 +680,18 @@ pub fn read_file(
         let u = |a: &Int64Array, r: usize| a.value(r).max(0) as u64;
         let o = |a: &Int64Array, r: usize| (!a.is_null(r)).then(|| a.value(r).max(0) as u64);
         for r in 0..b.num_rows() {
+            let context = match context {
+                Some(c) if !c.is_null(r) => {
+                    Some(c.value(r).parse::<Context>().map_err(|e| corrupt(&e))?)
+                }
+                _ => None,
+            };
             rows.push(SnapshotRow {
                 task: task.value(r).to_owned(),
                 model: model.value(r).to_owned(),
                 author: author.value(r).to_owned(),
                 provider: provider.value(r).to_owned(),
+                context,
                 requests: u(req, r),
                 input_tokens: u(inp, r),
                 output_tokens: u(out, r),
@@ -534,5 +726,160 @@ mod tests {
         assert_eq!(percentile(&v, 95), Some(95));
         let v: Vec<u32> = (1..=21).collect();
         assert_eq!(percentile(&v, 95), Some(20)); // ceil(19.95) = 20
+    }
+
+    /// An `ok` group: one request of 100 input tokens per (app, attempt) pair.
+    fn ok_group(requests: &[(&str, u8)]) -> Acc {
+        let mut acc = Acc::default();
+        for (app, attempt) in requests {
+            acc.requests += 1;
+            acc.input_tokens += 100;
+            acc.cost += 1;
+            acc.apps.insert((*app).to_owned());
+            acc.latencies.push(10);
+            if *attempt > 0 {
+                acc.fallbacks += 1;
+                acc.fallback_apps.insert((*app).to_owned());
+            } else {
+                acc.first_apps.insert((*app).to_owned());
+            }
+        }
+        acc
+    }
+
+    fn failed_group(apps: &[&str]) -> Failed {
+        Failed {
+            requests: apps.len() as u64,
+            apps: apps.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    fn cell(day: &str) -> CellKey {
+        (day.into(), "programming".into(), "a/x".into(), "p1".into())
+    }
+
+    fn week() -> IsoWeek {
+        "2026-W45".parse().unwrap()
+    }
+
+    #[test]
+    fn a_cell_is_split_only_when_every_segment_has_enough_apps() {
+        use Context::{Long, Short};
+        let segments = |parts: &[(Context, &[&str])]| -> Segments<Failed> {
+            parts
+                .iter()
+                .map(|(c, apps)| (*c, failed_group(apps)))
+                .collect()
+        };
+        let placed = |parts: &[(Context, &[&str])]| match place(segments(parts), 2) {
+            Placement::Unpublished => "unpublished".to_owned(),
+            Placement::Whole(f) => format!("whole {}", f.apps.len()),
+            Placement::Split(p) => format!("split {:?}", p.keys().collect::<Vec<_>>()),
+        };
+        assert_eq!(
+            placed(&[(Short, &["A1", "A2"]), (Long, &["A2", "A3"])]),
+            "split [Short, Long]"
+        );
+        assert_eq!(placed(&[(Long, &["A1", "A2"])]), "split [Long]");
+        // The cell has two apps, its long segment one: not split.
+        assert_eq!(
+            placed(&[(Short, &["A1", "A2"]), (Long, &["A2"])]),
+            "whole 2"
+        );
+        assert_eq!(placed(&[(Short, &["A1"]), (Long, &["A1"])]), "unpublished");
+    }
+
+    /// On 11-02 both segments have two apps, so the cell is split. Its first-choice and fallback
+    /// requests come from four and three apps, its medium part's from two and two, but its short
+    /// part's fallbacks from one app: none of the cell's fallbacks is counted. The cell of 11-03
+    /// is not split (its long segment has one app) and keeps its fallbacks, whose apps are
+    /// three, as its first-choice apps are two.
+    #[test]
+    fn a_split_cell_counts_its_fallbacks_in_every_part_or_in_none() {
+        let mut ok = BTreeMap::new();
+        ok.insert(
+            cell("2026-11-02"),
+            Segments::from([
+                (Context::Short, ok_group(&[("A1", 0), ("A2", 0), ("A1", 1)])),
+                (
+                    Context::Medium,
+                    ok_group(&[("A3", 0), ("A4", 0), ("A3", 1), ("A4", 1)]),
+                ),
+            ]),
+        );
+        ok.insert(
+            cell("2026-11-03"),
+            Segments::from([
+                (
+                    Context::Short,
+                    ok_group(&[("A1", 0), ("A2", 0), ("A2", 1), ("A3", 1)]),
+                ),
+                (Context::Long, ok_group(&[("A1", 2)])),
+            ]),
+        );
+        let mut failed = BTreeMap::new();
+        failed.insert(
+            cell("2026-11-02"),
+            Segments::from([
+                (Context::Short, failed_group(&["A5", "A6"])),
+                (Context::Long, failed_group(&["A5", "A7", "A7"])),
+            ]),
+        );
+        let rows = fold(week(), ok, failed, 2).rows;
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.context,
+                    [r.requests, r.input_tokens, r.apps, r.fallbacks, r.failures],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (None, [5, 500, 3, 3, 0]),
+                (Some(Context::Short), [3, 300, 2, 0, 2]),
+                (Some(Context::Medium), [4, 400, 2, 0, 0]),
+                (Some(Context::Long), [0, 0, 0, 0, 3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_canonical_text_has_the_context_only_from_version_2() {
+        let row = SnapshotRow {
+            task: "legal".into(),
+            model: "c/z".into(),
+            author: "c".into(),
+            provider: "p1".into(),
+            context: Some(Context::VeryLong),
+            requests: 2,
+            input_tokens: 300_000,
+            output_tokens: 4,
+            reasoning_tokens: 0,
+            cached_tokens: 1,
+            cost: MicroUsd(7),
+            apps: 2,
+            failures: 1,
+            fallbacks: 0,
+            latency_p50_ms: Some(30),
+            latency_p95_ms: None,
+        };
+        let sha = |text: &str| hex::encode(Sha256::digest(text));
+        let v2 = "modelshare-snapshot 2 2026-W45\n\
+                  legal\tc/z\tc\tp1\tvery_long\t2\t300000\t4\t0\t1\t0.000007\t2\t1\t0\t30\t\n";
+        assert_eq!(content_hash(week(), std::slice::from_ref(&row)), sha(v2));
+        let unsplit = SnapshotRow {
+            context: None,
+            ..row.clone()
+        };
+        let v2_null = v2.replace("very_long", "");
+        assert_eq!(content_hash(week(), &[unsplit]), sha(&v2_null));
+        // Version 1 files hash the same row without the column.
+        let v1 = "modelshare-snapshot 1 2026-W45\n\
+                  legal\tc/z\tc\tp1\t2\t300000\t4\t0\t1\t0.000007\t2\t1\t0\t30\t\n";
+        assert_eq!(content_hash_as("1", week(), &[row]).unwrap(), sha(v1));
+        assert!(content_hash_as("3", week(), &[]).is_err());
     }
 }

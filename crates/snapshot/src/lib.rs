@@ -5,10 +5,12 @@
 //! Layout:
 //! - [`week`]: ISO weeks (`2026-W47`), their UTC range, and when one counts as closed.
 //! - [`source`]: the week's events files in the lake (what a revision is built from).
-//! - [`build`]: aggregation per (task, model, provider) of publishable base cells, exact
-//!   percentiles, the file's schema, writer settings, metadata and content hash.
+//! - [`build`]: aggregation per (task, model, provider, context segment) of publishable base
+//!   cells and of the segment parts of the cells split by segment, exact percentiles, the
+//!   file's schema, writer settings, metadata and content hash.
 //! - [`store`]: names (`2026-W47.r2`), manifests, listing, verification, atomic publication of
-//!   new revisions, and the [`Refresher`](store::Refresher) the server runs in the background.
+//!   new revisions (also of weeks whose latest revision has an older layout), and the
+//!   [`Refresher`] the server runs in the background.
 //! - [`raw`]: the raw export with keyed app-id hashes and the per-lake key.
 
 pub mod build;

@@ -10,8 +10,17 @@
 //!   2026-W47.r2.json
 //!   2026-W47.r2.parquet   published when a rebuild gave different rows
 //! ```
+//!
+//! Revisions of an older schema version (files without the `context` column) stay listed,
+//! served and verifiable as they are. A week whose latest revision has an older layout is
+//! rebuilt once by the [`Refresher`], as when its events change: the rows of the current layout
+//! hash differently (the schema version heads the canonical text), so the rebuild always
+//! publishes them as the next revision, and from then on the week's latest revision has the
+//! current columns. A week whose events are no longer in the lake keeps its older revision.
 
-use crate::build::{GENERATOR, SNAPSHOT_SCHEMA_VERSION, aggregate, keys, read_file, write_file};
+use crate::build::{
+    GENERATOR, SNAPSHOT_SCHEMA_VERSION, aggregate, content_hash_as, keys, read_file, write_file,
+};
 use crate::source::{SourceFile, week_sources, weeks_with_data};
 use crate::{IsoWeek, SnapshotError};
 use chrono::{DateTime, Utc};
@@ -112,6 +121,9 @@ pub struct SnapshotInfo {
     pub bytes: u64,
     pub sha256: String,
     pub content_sha256: String,
+    /// The file's layout (`modelshare.snapshot.schema_version`).
+    #[serde(skip)]
+    pub schema_version: String,
     #[serde(skip)]
     pub path: PathBuf,
     #[serde(skip)]
@@ -190,6 +202,7 @@ fn describe(dir: &Path, name: SnapshotName) -> Result<SnapshotInfo, SnapshotErro
             bytes,
             sha256: m.sha256,
             content_sha256: m.content_sha256,
+            schema_version: m.schema_version,
             path,
             sources: Some(m.sources),
         }),
@@ -204,6 +217,7 @@ fn describe(dir: &Path, name: SnapshotName) -> Result<SnapshotInfo, SnapshotErro
                 bytes,
                 sha256: file_sha256(&path)?,
                 content_sha256: kv.get(keys::CONTENT_SHA256).cloned().unwrap_or_default(),
+                schema_version: kv.get(keys::SCHEMA_VERSION).cloned().unwrap_or_default(),
                 path,
                 sources: None,
             })
@@ -234,7 +248,7 @@ pub fn file_sha256(path: &Path) -> Result<String, SnapshotError> {
 }
 
 /// Checks a published file against its listing: the file's sha256, its metadata, and the
-/// content hash recomputed from the rows read back.
+/// content hash recomputed from the rows read back in the layout of the file's schema version.
 pub fn verify(info: &SnapshotInfo) -> Result<(), SnapshotError> {
     let fail = |message: String| SnapshotError::Corrupt {
         path: info.path.clone(),
@@ -249,7 +263,11 @@ pub fn verify(info: &SnapshotInfo) -> Result<(), SnapshotError> {
     }
     let (rows, kv) = read_file(&info.path)?;
     let name: SnapshotName = info.name.parse()?;
-    let recomputed = crate::build::content_hash(name.week, &rows);
+    let version = kv
+        .get(keys::SCHEMA_VERSION)
+        .map(String::as_str)
+        .unwrap_or("");
+    let recomputed = content_hash_as(version, name.week, &rows).map_err(|e| fail(e.to_string()))?;
     let expect = [
         (keys::WEEK, name.week.to_string()),
         (keys::REVISION, name.revision.to_string()),
@@ -371,6 +389,7 @@ pub fn build_week(
         bytes: manifest.bytes,
         sha256: manifest.sha256,
         content_sha256: manifest.content_sha256,
+        schema_version: manifest.schema_version,
         path: dir.join(name.file_name()),
         sources: Some(sources),
     }))
@@ -442,8 +461,9 @@ impl Refresher {
         }
     }
 
-    /// Builds every closed week (as of `now`) that has no snapshot yet or whose source files
-    /// changed since its latest revision (or since the last check); returns what was published.
+    /// Builds every closed week (as of `now`) that has no snapshot yet, whose source files
+    /// changed since its latest revision (or since the last check), or whose latest revision
+    /// has an older schema version; returns what was published.
     pub fn refresh(&mut self, now: DateTime<Utc>) -> Result<Vec<SnapshotInfo>, SnapshotError> {
         let mut published = Vec::new();
         let existing = list(&self.lake_root)?;
@@ -456,12 +476,15 @@ impl Refresher {
                 continue;
             }
             let week_s = week.to_string();
-            let latest_sources = existing
+            let up_to_date = existing
                 .iter()
                 .filter(|s| s.week == week_s)
                 .max_by_key(|s| s.revision)
-                .and_then(|s| s.sources.as_ref());
-            if latest_sources != Some(&sources)
+                .is_some_and(|s| {
+                    s.sources.as_ref() == Some(&sources)
+                        && s.schema_version == SNAPSHOT_SCHEMA_VERSION
+                });
+            if !up_to_date
                 && let BuildOutcome::Published(info) =
                     build_week(&self.lake_root, week, self.min_apps)?
             {

@@ -299,7 +299,7 @@ fn exact_figures_in_every_column() {
         .iter()
         .map(|k| (k.key.clone(), k.value.clone().unwrap()))
         .collect();
-    assert_eq!(kv[keys::SCHEMA_VERSION], "1");
+    assert_eq!(kv[keys::SCHEMA_VERSION], "2");
     assert_eq!(kv[keys::WEEK], "2026-W45");
     assert_eq!(kv[keys::WEEK_START], "2026-11-02");
     assert_eq!(kv[keys::WEEK_END], "2026-11-09");
@@ -316,7 +316,8 @@ fn exact_figures_in_every_column() {
     let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
-    assert_eq!(b.num_columns(), 16);
+    assert_eq!(b.num_columns(), 17);
+    assert_eq!(b.schema().field(5).name(), "context");
     assert_eq!(strings(b, "week"), ["2026-W45"; 6]);
     assert_eq!(
         strings(b, "task"),
@@ -335,6 +336,8 @@ fn exact_figures_in_every_column() {
     );
     assert_eq!(strings(b, "author"), ["c", "a", "a", "b", "c", "c"]);
     assert_eq!(strings(b, "provider"), ["p1", "p1", "p3", "p2", "p7", "p8"]);
+    // Every prompt is short, and with min_apps 1 every segment of a cell has enough apps.
+    assert_eq!(strings(b, "context"), ["short"; 6]);
     let s = |v: [i64; 6]| v.map(Some).to_vec();
     assert_eq!(ints(b, "requests"), s([2, 3, 1, 1, 1, 1]));
     assert_eq!(ints(b, "input_tokens"), s([8, 600, 5, 1000, 11, 22]));
@@ -368,7 +371,8 @@ fn exact_figures_in_every_column() {
 
 /// The publication rule with min_apps 2: a row is the sum of its base cells with two apps; a
 /// cell's fallbacks only when both its first-choice and fallback requests come from two apps;
-/// failures only from cells where two apps failed.
+/// failures only from cells where two apps failed. Every prompt is short, so every published
+/// cell is in the `short` row.
 #[test]
 fn the_rule_holds_per_base_cell() {
     let ok = |id: &str, ts: &str, app: &str, t: [u32; 2], lat: u32, attempt: u8| {
@@ -417,7 +421,7 @@ fn the_rule_holds_per_base_cell() {
         .iter()
         .map(|r| {
             (
-                format!("{}:{}@{}", r.task, r.model, r.provider),
+                format!("{}:{}@{}/{:?}", r.task, r.model, r.provider, r.context),
                 [r.requests, r.input_tokens, r.output_tokens, r.apps],
                 r.cost.0,
                 (r.failures, r.fallbacks),
@@ -429,7 +433,7 @@ fn the_rule_holds_per_base_cell() {
         got,
         [
             (
-                "legal:c/z@p1".to_owned(),
+                "legal:c/z@p1/Some(Short)".to_owned(),
                 [0, 0, 0, 0],
                 0,
                 (2, 0),
@@ -437,7 +441,7 @@ fn the_rule_holds_per_base_cell() {
             ),
             // 100 + 200 + 10 + 20 + 30 input; latencies [50, 60, 70, 100, 200].
             (
-                "programming:a/x@p1".to_owned(),
+                "programming:a/x@p1/Some(Short)".to_owned(),
                 [5, 360, 36, 3],
                 360,
                 (2, 0),
@@ -583,5 +587,281 @@ fn verify_catches_a_changed_file_and_names_are_strict() {
         "2026-W45.r+1",
     ] {
         assert!(bad.parse::<SnapshotName>().is_err(), "{bad}");
+    }
+}
+
+/// Splits by context segment with min_apps 2, all on programming a/x@p1 (prompts: short < 8,192
+/// input tokens, medium < 32,768, long < 131,072, very long above):
+/// - 11-02: short from A1 A2 (two of them fallbacks, from A1 and A2), long from A3 A4: split.
+/// - 11-03: short from A1 A2 A3, very long from A1 alone: the whole cell in the row of no
+///   segment, with its fallbacks (first choice from A1 A2, fallbacks from A2 A3).
+/// - 11-04: short from A1 A2 (one fallback, from A1), medium from A3 A4 (fallbacks from A3
+///   and A4): split; its short part's fallbacks come from one app, so none of the cell's
+///   fallbacks is counted, the medium part's neither.
+/// - Failures: 11-02 short from F1 F2 and long from F3 F4 (split); 11-03 short from F1 and
+///   medium from F2 (whole, in the row of no segment).
+#[test]
+fn cells_are_split_by_context_segment_when_every_segment_has_enough_apps() {
+    let ok = |id: &str, day: &str, app: &str, input: u32, latency: u32, attempt: u8| {
+        let ts = format!("{day}T10:00:00Z");
+        let tokens = [input, 10, 0, 0];
+        let cost = i64::from(input);
+        ev(
+            id,
+            &ts,
+            app,
+            Programming,
+            "a/x",
+            "p1",
+            tokens,
+            cost,
+            latency,
+            Okay,
+            attempt,
+        )
+    };
+    let failed = |id: &str, day: &str, app: &str, input: u32| {
+        let ts = format!("{day}T11:00:00Z");
+        ev(
+            id,
+            &ts,
+            app,
+            Programming,
+            "a/x",
+            "p1",
+            [input, 0, 0, 0],
+            0,
+            5,
+            Error,
+            0,
+        )
+    };
+    let events = vec![
+        ok("c1", "2026-11-02", "A1", 1_000, 10, 0),
+        ok("c2", "2026-11-02", "A2", 2_000, 20, 0),
+        ok("c3", "2026-11-02", "A1", 3_000, 30, 1),
+        ok("c4", "2026-11-02", "A2", 4_000, 40, 1),
+        ok("c5", "2026-11-02", "A3", 40_000, 400, 0),
+        ok("c6", "2026-11-02", "A4", 50_000, 500, 0),
+        ok("d1", "2026-11-03", "A1", 100, 1, 0),
+        ok("d2", "2026-11-03", "A2", 200, 2, 0),
+        ok("d3", "2026-11-03", "A2", 300, 3, 1),
+        ok("d4", "2026-11-03", "A3", 400, 4, 1),
+        ok("d5", "2026-11-03", "A1", 200_000, 2_000, 0),
+        ok("g1", "2026-11-04", "A1", 10, 5, 0),
+        ok("g2", "2026-11-04", "A2", 20, 6, 0),
+        ok("g3", "2026-11-04", "A1", 30, 7, 1),
+        ok("g4", "2026-11-04", "A3", 10_000, 100, 0),
+        ok("g5", "2026-11-04", "A4", 20_000, 200, 0),
+        ok("g6", "2026-11-04", "A3", 30_000, 300, 1),
+        ok("g7", "2026-11-04", "A4", 31_000, 310, 1),
+        failed("f1", "2026-11-02", "F1", 10),
+        failed("f2", "2026-11-02", "F2", 10),
+        failed("f3", "2026-11-02", "F3", 40_000),
+        failed("f4", "2026-11-02", "F4", 40_000),
+        failed("f5", "2026-11-03", "F1", 10),
+        failed("f6", "2026-11-03", "F2", 10_000),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), &[events]);
+    let info = published(build_week(lake.root(), week(), 2).unwrap());
+    verify(&info).unwrap();
+    let (rows, _) = modelshare_snapshot::build::read_file(&info.path).unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.context.map(|c| c.as_str()),
+                [
+                    r.requests,
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.apps,
+                    r.fallbacks,
+                    r.failures,
+                ],
+                r.cost.0,
+                (r.latency_p50_ms, r.latency_p95_ms),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // d1..d5; latencies [1, 2, 3, 4, 2000].
+            (
+                None,
+                [5, 201_000, 50, 3, 2, 2],
+                201_000,
+                (Some(3), Some(2_000))
+            ),
+            // c1..c4, g1..g3; latencies [5, 6, 7, 10, 20, 30, 40].
+            (
+                Some("short"),
+                [7, 10_060, 70, 2, 2, 2],
+                10_060,
+                (Some(10), Some(40))
+            ),
+            (
+                Some("medium"),
+                [4, 91_000, 40, 2, 0, 0],
+                91_000,
+                (Some(200), Some(310))
+            ),
+            (
+                Some("long"),
+                [2, 90_000, 20, 2, 0, 2],
+                90_000,
+                (Some(400), Some(500))
+            ),
+        ]
+    );
+    // The rows add up to the sums over the publishable cells: every ok request (each cell has
+    // at least three apps) and every failure (each failure cell has two apps). Fallbacks: 7
+    // over the whole cells, less the 3 of the split cell of 11-04.
+    let sum = |f: fn(&modelshare_snapshot::SnapshotRow) -> u64| rows.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|r| r.requests), 18);
+    assert_eq!(sum(|r| r.input_tokens), 392_060);
+    assert_eq!(sum(|r| r.failures), 6);
+    assert_eq!(sum(|r| r.fallbacks), 4);
+    // In the file, the row of no segment has a null `context`.
+    let file = std::fs::File::open(&info.path).unwrap();
+    let b = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let context = b.column_by_name("context").unwrap();
+    assert_eq!(
+        (0..context.len())
+            .map(|i| context.is_null(i))
+            .collect::<Vec<_>>(),
+        [true, false, false, false]
+    );
+}
+
+/// A lake whose snapshot of W45 was written by a build of schema version 1 (no `context`
+/// column), with its manifest: it is listed and verified as it is, then rebuilt once as r2 with
+/// the current columns; r1 stays untouched and verifiable, with or without its manifest.
+#[test]
+fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revision() {
+    use modelshare_snapshot::Manifest;
+    use modelshare_snapshot::build::{GENERATOR, content_hash_as, read_file};
+    use modelshare_snapshot::source::week_sources;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    use sha2::{Digest, Sha256};
+
+    // The rows of version 1, built from the rows of a current snapshot of the same events
+    // (every prompt is short, so they are the same rows without the column).
+    let scratch = tempfile::tempdir().unwrap();
+    let current =
+        published(build_week(lake_with(scratch.path(), &[fixture()]).root(), week(), 1).unwrap());
+    let (rows, _) = read_file(&current.path).unwrap();
+    let mut batch =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&current.path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+    batch.remove_column(batch.schema().index_of("context").unwrap());
+    let v1_rows: Vec<_> = rows
+        .into_iter()
+        .map(|r| modelshare_snapshot::SnapshotRow { context: None, ..r })
+        .collect();
+    let content_sha256 = content_hash_as("1", week(), &v1_rows).unwrap();
+    let kv = [
+        (keys::SCHEMA_VERSION, "1"),
+        (keys::WEEK, "2026-W45"),
+        (keys::WEEK_START, "2026-11-02"),
+        (keys::WEEK_END, "2026-11-09"),
+        (keys::REVISION, "1"),
+        (keys::ROWS, "6"),
+        (keys::MIN_APPS, "1"),
+        (keys::GENERATOR, GENERATOR),
+        (keys::CONTENT_SHA256, &content_sha256),
+    ]
+    .into_iter()
+    .map(|(k, v)| KeyValue::new(k.to_owned(), v.to_owned()))
+    .collect();
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    let v1_bytes = writer.into_inner().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), &[fixture()]);
+    let snapshots = lake.root().join("snapshots");
+    std::fs::create_dir_all(&snapshots).unwrap();
+    let manifest = Manifest {
+        name: "2026-W45.r1".into(),
+        week: "2026-W45".into(),
+        revision: 1,
+        file: "2026-W45.r1.parquet".into(),
+        rows: 6,
+        bytes: v1_bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&v1_bytes)),
+        content_sha256: content_sha256.clone(),
+        schema_version: "1".into(),
+        generator: GENERATOR.into(),
+        min_apps: 1,
+        sources: week_sources(lake.root(), week()).unwrap(),
+    };
+    let manifest_path = snapshots.join("2026-W45.r1.json");
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let r1_path = snapshots.join("2026-W45.r1.parquet");
+    std::fs::write(&r1_path, &v1_bytes).unwrap();
+
+    let listed = list(lake.root()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].schema_version, "1");
+    verify(&listed[0]).unwrap();
+    let (read_back, _) = read_file(&r1_path).unwrap();
+    assert_eq!(read_back, v1_rows);
+
+    // Its sources are unchanged, but its layout is older: the refresher publishes r2.
+    let now = "2026-11-09T00:05:00Z".parse().unwrap();
+    let mut refresher = Refresher::new(lake.root(), 1, Duration::from_secs(300));
+    let built = refresher.refresh(now).unwrap();
+    assert_eq!(
+        built.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["2026-W44.r1", "2026-W45.r2"]
+    );
+    let r2 = &built[1];
+    assert_eq!(r2.schema_version, "2");
+    assert_eq!(r2.content_sha256, current.content_sha256);
+    assert_eq!(std::fs::read(&r1_path).unwrap(), v1_bytes, "r1 untouched");
+    assert!(refresher.refresh(now).unwrap().is_empty());
+    assert!(
+        Refresher::new(lake.root(), 1, Duration::from_secs(300))
+            .refresh(now)
+            .unwrap()
+            .is_empty(),
+        "once rebuilt, a restarted server builds nothing"
+    );
+
+    // Without its manifest, r1 is described from its own bytes and still verifies.
+    std::fs::remove_file(&manifest_path).unwrap();
+    let listed = list(lake.root()).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (i.name.as_str(), i.schema_version.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("2026-W44.r1", "2"),
+            ("2026-W45.r1", "1"),
+            ("2026-W45.r2", "2")
+        ]
+    );
+    for info in &listed {
+        verify(info).unwrap();
     }
 }
