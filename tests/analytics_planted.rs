@@ -1,6 +1,7 @@
 //! The revealed-preference endpoints recover the effects the generator planted (read from its
 //! ground-truth manifest, not hard-coded): the release gains share in its winning task and loses
-//! it in the other, each real price cut shows up as a shift with the cut attached, apps abandon
+//! it in the other (winning at short context, losing at long context), each real price cut
+//! shows up as a shift with the cut attached, apps abandon
 //! the release in its losing task (retention), the index ranks it last there, and the provider
 //! outage shows in the failed provider's uptime and as an incident within 15 minutes.
 #![allow(clippy::unwrap_used)]
@@ -54,6 +55,14 @@ fn named<'a>(list: &'a [Value], slug: &str) -> Option<&'a Value> {
     list.iter().find(|m| m["model"] == slug)
 }
 
+fn as_strs(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
 fn pooled_first(r: &Value) -> f64 {
     r["pooled"][0]["rate"].as_f64().unwrap()
 }
@@ -84,6 +93,55 @@ async fn planted_effects_are_recovered() {
     }
     assert!(gained, "{slug} does not gain in {win}");
     assert!(lost, "{slug} does not lose in {lose}");
+
+    // Context segments: the release wins its task at the lengths the manifest says it wins
+    // and loses it at the lengths it says it loses (apps send those prompts elsewhere).
+    let context = &release["context"];
+    let wins: Vec<&str> = as_strs(&context["wins"]);
+    let loses: Vec<&str> = as_strs(&context["loses"]);
+    assert!(
+        wins.contains(&"short") && loses.contains(&"long"),
+        "{context}"
+    );
+    let moved: u64 = context["moved_away"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(moved > 0, "{context}");
+    let before = day - Days::new(7);
+    let after = day + Days::new(7);
+    let share_at = async |segment: &str, date: NaiveDate| -> f64 {
+        let board = server
+            .get_ok(&format!(
+                "/v1/leaderboard?period=week&date={date}&task={win}&context={segment}&limit=1000"
+            ))
+            .await;
+        named(board["models"].as_array().unwrap(), slug)
+            .map_or(0.0, |m| m["share"].as_f64().unwrap())
+    };
+    let (short_before, short_after) = (
+        share_at("short", before).await,
+        share_at("short", after).await,
+    );
+    let (long_before, long_after) = (
+        share_at("long", before).await,
+        share_at("long", after).await,
+    );
+    eprintln!(
+        "{slug} in {win}: short {short_before:.4} -> {short_after:.4}, long {long_before:.4} -> {long_after:.4}"
+    );
+    assert!(
+        short_after > 2.0 * short_before + 0.01,
+        "{slug} does not win {win} at short context: {short_before} -> {short_after}"
+    );
+    // Before the release only its preview users sent it long prompts (their cells may be too
+    // few apps to split); after it, long prompts go elsewhere.
+    assert!(
+        long_after <= long_before && long_after < 0.1 * short_after,
+        "{slug} does not lose {win} at long context: {long_before} -> {long_after}"
+    );
 
     // Price cuts: the cut model gains in the week of the cut, with the cut attached (dated
     // within 48 h before the week or inside it).

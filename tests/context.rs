@@ -163,13 +163,13 @@ async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() 
 
     // Unknown segments are refused with the accepted ones named.
     for path in [
-        format!("/v1/leaderboard?context=huge"),
-        format!("/v1/share?context=LONG"),
-        format!("/v1/index?context=tiny"),
-        format!("/v1/shifts?context=long,short"),
-        format!("/v1/retention?context=%3Cscript%3E"),
+        "/v1/leaderboard?context=huge",
+        "/v1/share?context=LONG",
+        "/v1/index?context=tiny",
+        "/v1/shifts?context=long,short",
+        "/v1/retention?context=%3Cscript%3E",
     ] {
-        let (status, body) = server.get(&path).await;
+        let (status, body) = server.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("very_long"), "{path}: {message}");
@@ -248,4 +248,19 @@ async fn analyses_see_the_choices_made_in_one_segment() {
     assert_eq!(leader("&context=short").await, O3);
     assert_eq!(leader("").await, MINI);
     assert_eq!(leader("&context=long").await, MINI);
+
+    // The shifts feed of one segment is a feed of its own (two apps move nothing
+    // significantly, so it has no entries here; the planted lake's test reads entries).
+    let (status, xml) = server
+        .get_text("/feeds/shifts.atom?date=2026-11-24&context=long")
+        .await;
+    assert_eq!(status, 200);
+    let feed: atom_syndication::Feed = xml.parse().unwrap();
+    assert_eq!(
+        feed.title().as_str(),
+        "modelshare: significant share shifts at long context"
+    );
+    assert!(feed.links()[0].href().ends_with("?context=long"));
+    let (status, _) = server.get("/feeds/shifts.atom?context=longest").await;
+    assert_eq!(status, 400);
 }

@@ -465,6 +465,19 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_images_loaded_and_no_errors(&b, "task page").await;
     b.screenshot(&shots.join("task-programming.png")).await;
 
+    // The context selector: the page of short prompts equals /v1/leaderboard?context=short.
+    b.click("select[name=context] option[value=short]").await;
+    b.click("form button[type=submit]").await;
+    b.wait_url("short-context page", |u| u.contains("context=short"))
+        .await;
+    assert_leaderboard_matches(
+        &b,
+        &s,
+        &format!("period=month&date={prev_date}&task=programming&context=short"),
+    )
+    .await;
+    assert_images_loaded_and_no_errors(&b, "short-context task page").await;
+
     // A model page from the first leaderboard link.
     let model = table_rows(&b, "leaderboard").await[0][1].clone();
     b.click("table[data-panel=leaderboard] tbody tr:first-child a")
@@ -661,6 +674,16 @@ async fn pages_in_headless_chromium_match_the_api() {
     assert_eq!(overflow, true, "/apps scrolls sideways on a phone");
     assert_images_loaded_and_no_errors(&b, "apps page, phone").await;
     b.screenshot(&shots.join("apps-phone.png")).await;
+    b.goto(&format!("{}/tasks/programming?context=short", s.url))
+        .await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(
+        overflow, true,
+        "a task page's selectors scroll sideways on a phone"
+    );
+    assert_images_loaded_and_no_errors(&b, "short-context task page, phone").await;
     b.goto(&format!("{}/agents", s.url)).await;
     let overflow = b
         .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")

@@ -24,7 +24,9 @@
 //!
 //! A day whose cube is a single file also gets a *cells* file of the same name: one row per base
 //! cell (task, model, provider) with its distinct apps and sums, so the publication rule and
-//! every additive figure read a few thousand rows per day instead of the cube's app rows.
+//! every additive figure read a few thousand rows per day instead of the cube's app rows; and
+//! *segments* and *segment presence* files, the same per context segment of each cell, so a
+//! segment's figures do not read the cube either.
 //!
 //! A closed ISO week (named by its Monday) whose days are all summarized also gets a *week
 //! presence* file: one row per (task, model, app key) with the most distinct apps of any cell of
@@ -53,6 +55,15 @@ pub const CELLS_DIR: &str = "rollups/cells";
 
 /// The per-day presence files' directory, relative to the lake's root.
 pub const PRESENCE_DIR: &str = "rollups/presence";
+
+/// The per-day segments files' directory, relative to the lake's root: per (cell, context
+/// segment), the part's distinct apps and sums and `split_apps`, the fewest apps of any segment
+/// of its cell (a cell is split by segment when that reaches the threshold).
+pub const SEGMENTS_DIR: &str = "rollups/segments";
+
+/// The per-day segment presence files' directory, relative to the lake's root: per (cell,
+/// segment, app key), the part's distinct apps and the cell's `split_apps`.
+pub const SEGMENT_PRESENCE_DIR: &str = "rollups/segment_presence";
 
 /// The per-week presence files' directory, relative to the lake's root.
 pub const WEEK_PRESENCE_DIR: &str = "rollups/week_presence";
@@ -134,6 +145,39 @@ static PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         false,
     )
 });
+
+static SEGMENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    schema_of(
+        vec![
+            column("context", DataType::UInt8),
+            column("apps", DataType::Int64),
+            column("split_apps", DataType::Int64),
+        ],
+        true,
+    )
+});
+
+static SEGMENT_PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    schema_of(
+        vec![
+            column("context", DataType::UInt8),
+            column("app_key", DataType::UInt64),
+            column("cell_apps", DataType::Int64),
+            column("split_apps", DataType::Int64),
+        ],
+        false,
+    )
+});
+
+/// The schema of every segments file (the `date` partition column lives in the path).
+pub fn segments_schema() -> SchemaRef {
+    Arc::clone(&SEGMENTS_SCHEMA)
+}
+
+/// The schema of every segment presence file (the `date` partition column lives in the path).
+pub fn segment_presence_schema() -> SchemaRef {
+    Arc::clone(&SEGMENT_PRESENCE_SCHEMA)
+}
 
 static WEEK_PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![

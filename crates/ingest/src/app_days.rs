@@ -33,6 +33,7 @@ use hashbrown::HashTable;
 use modelshare_event::Context;
 use modelshare_event::cube::{
     APP_DAYS_EVENTS_KEY, Coverage, app_days_schema, app_key, cells_schema, presence_schema,
+    segment_presence_schema, segments_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::{COST_PRECISION, COST_SCALE};
@@ -417,17 +418,36 @@ pub fn merge_day(
     Ok(true)
 }
 
-/// The cells of a day's single cube file (per task, model, provider: distinct apps and sums)
-/// and its presence (per cell and app key: the cell's distinct apps).
-fn cells_of(cube_file: &Path) -> Result<(RecordBatch, RecordBatch), IngestError> {
-    type Cell = (String, String, String);
-    let mut cells: std::collections::BTreeMap<Cell, (BTreeSet<u64>, Measures)> = Default::default();
+/// A base cell of a day: (task, model, provider).
+type Cell = (String, String, String);
+
+/// A group's distinct app keys and sums.
+type Group = (BTreeSet<u64>, Measures);
+
+/// The summaries of a day's single cube file.
+struct Summaries {
+    /// Per cell: distinct apps and sums.
+    cells: RecordBatch,
+    /// Per cell and app key: the cell's distinct apps.
+    presence: RecordBatch,
+    /// Per cell and context segment: the part's distinct apps and sums, and the fewest apps of
+    /// any segment of the cell.
+    segments: RecordBatch,
+    /// Per cell, segment and app key: the part's distinct apps and the cell's fewest.
+    segment_presence: RecordBatch,
+}
+
+/// The summaries of a day's single cube file.
+fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
+    let mut cells: std::collections::BTreeMap<Cell, Group> = Default::default();
+    let mut parts: std::collections::BTreeMap<(Cell, u8), Group> = Default::default();
     let file = File::open(cube_file).map_err(|e| IngestError::io(cube_file, e))?;
     for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
         let batch = batch?;
         let task: &StringArray = column(&batch, "task")?;
         let model: &StringArray = column(&batch, "model")?;
         let provider: &StringArray = column(&batch, "provider")?;
+        let context: &UInt8Array = column(&batch, "context")?;
         let key: &UInt64Array = column(&batch, "app_key")?;
         let requests: &Int64Array = column(&batch, "requests")?;
         let input: &Int64Array = column(&batch, "input_tokens")?;
@@ -439,53 +459,110 @@ fn cells_of(cube_file: &Path) -> Result<(RecordBatch, RecordBatch), IngestError>
                 model.value(i).to_owned(),
                 provider.value(i).to_owned(),
             );
-            let (apps, sums) = cells.entry(cell).or_default();
-            apps.insert(key.value(i));
-            sums.add(Measures {
+            let m = Measures {
                 requests: requests.value(i),
                 input_tokens: input.value(i),
                 output_tokens: output.value(i),
                 cost_micros: cost.value(i),
-            });
+            };
+            let part = parts.entry((cell.clone(), context.value(i))).or_default();
+            part.0.insert(key.value(i));
+            part.1.add(m);
+            let (apps, sums) = cells.entry(cell).or_default();
+            apps.insert(key.value(i));
+            sums.add(m);
         }
     }
-    let strings = |f: fn(&Cell) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(cells.keys().map(f)))
-    };
-    let ints = |f: fn(&(BTreeSet<u64>, Measures)) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(cells.values().map(f)))
-    };
-    let cost = Decimal128Array::from_iter_values(cells.values().map(|(_, m)| m.cost_micros))
-        .with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
-    let columns = vec![
-        strings(|c| &c.0),
-        strings(|c| &c.1),
-        strings(|c| &c.2),
-        ints(|(apps, _)| apps.len() as i64),
-        ints(|(_, m)| m.requests),
-        ints(|(_, m)| m.input_tokens),
-        ints(|(_, m)| m.output_tokens),
-        Arc::new(cost),
-    ];
+    // The fewest apps of any segment of each cell.
+    let mut split_apps: std::collections::HashMap<&Cell, usize> = Default::default();
+    for ((cell, _), (apps, _)) in &parts {
+        let fewest = split_apps.entry(cell).or_insert(usize::MAX);
+        *fewest = (*fewest).min(apps.len());
+    }
+    let fewest = |cell: &Cell| split_apps.get(cell).copied().unwrap_or(0) as i64;
+
+    let cells_rows: Vec<(&Cell, &Group)> = cells.iter().collect();
+    let mut columns = cell_columns(cells_rows.iter().map(|(c, _)| *c));
+    columns.extend(group_columns(cells_rows.iter().map(|(_, g)| *g), &[])?);
     let cells_batch = RecordBatch::try_new(cells_schema(), columns)?;
+
+    let part_rows: Vec<(&Cell, u8, &Group)> = parts.iter().map(|((c, x), g)| (c, *x, g)).collect();
+    let mut columns = cell_columns(part_rows.iter().map(|(c, _, _)| *c));
+    columns.push(Arc::new(UInt8Array::from_iter_values(
+        part_rows.iter().map(|(_, x, _)| *x),
+    )));
+    let split: Vec<i64> = part_rows.iter().map(|(c, _, _)| fewest(c)).collect();
+    columns.extend(group_columns(part_rows.iter().map(|(_, _, g)| *g), &split)?);
+    let segments = RecordBatch::try_new(segments_schema(), columns)?;
+
+    // Presence rows: (cell, app key, its group's distinct apps), and the same per segment.
     let all: Vec<(&Cell, u64, usize)> = cells
         .iter()
         .flat_map(|(cell, (apps, _))| apps.iter().map(move |k| (cell, *k, apps.len())))
         .collect();
-    let rows = || all.iter().copied();
-    let presence = vec![
-        Arc::new(StringArray::from_iter_values(rows().map(|(c, _, _)| &c.0))) as ArrayRef,
-        Arc::new(StringArray::from_iter_values(rows().map(|(c, _, _)| &c.1))),
-        Arc::new(StringArray::from_iter_values(rows().map(|(c, _, _)| &c.2))),
-        Arc::new(UInt64Array::from_iter_values(rows().map(|(_, k, _)| k))),
-        Arc::new(Int64Array::from_iter_values(
-            rows().map(|(_, _, n)| n as i64),
-        )),
-    ];
-    Ok((
-        cells_batch,
-        RecordBatch::try_new(presence_schema(), presence)?,
-    ))
+    let mut presence = cell_columns(all.iter().map(|(c, _, _)| *c));
+    presence.push(Arc::new(UInt64Array::from_iter_values(
+        all.iter().map(|(_, k, _)| *k),
+    )));
+    presence.push(Arc::new(Int64Array::from_iter_values(
+        all.iter().map(|(_, _, n)| *n as i64),
+    )));
+    let all: Vec<(&Cell, u8, u64, usize)> = parts
+        .iter()
+        .flat_map(|((cell, x), (apps, _))| apps.iter().map(move |k| (cell, *x, *k, apps.len())))
+        .collect();
+    let mut segment_presence = cell_columns(all.iter().map(|(c, _, _, _)| *c));
+    segment_presence.push(Arc::new(UInt8Array::from_iter_values(
+        all.iter().map(|(_, x, _, _)| *x),
+    )));
+    segment_presence.push(Arc::new(UInt64Array::from_iter_values(
+        all.iter().map(|(_, _, k, _)| *k),
+    )));
+    segment_presence.push(Arc::new(Int64Array::from_iter_values(
+        all.iter().map(|(_, _, _, n)| *n as i64),
+    )));
+    segment_presence.push(Arc::new(Int64Array::from_iter_values(
+        all.iter().map(|(c, _, _, _)| fewest(c)),
+    )));
+    Ok(Summaries {
+        cells: cells_batch,
+        presence: RecordBatch::try_new(presence_schema(), presence)?,
+        segments,
+        segment_presence: RecordBatch::try_new(segment_presence_schema(), segment_presence)?,
+    })
+}
+
+/// The task, model and provider columns of summary rows.
+fn cell_columns<'a>(cells: impl Iterator<Item = &'a Cell> + Clone) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(StringArray::from_iter_values(cells.clone().map(|c| &c.0))),
+        Arc::new(StringArray::from_iter_values(cells.clone().map(|c| &c.1))),
+        Arc::new(StringArray::from_iter_values(cells.map(|c| &c.2))),
+    ]
+}
+
+/// The distinct apps of groups, then `extra` (one value per group, when given), then their
+/// sums: the columns after a summary row's keys.
+fn group_columns<'a>(
+    groups: impl Iterator<Item = &'a Group> + Clone,
+    extra: &[i64],
+) -> Result<Vec<ArrayRef>, IngestError> {
+    let ints = |f: fn(&Group) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(groups.clone().map(f)))
+    };
+    let mut columns = vec![ints(|(apps, _)| apps.len() as i64)];
+    if !extra.is_empty() {
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            extra.iter().copied(),
+        )));
+    }
+    columns.push(ints(|(_, m)| m.requests));
+    columns.push(ints(|(_, m)| m.input_tokens));
+    columns.push(ints(|(_, m)| m.output_tokens));
+    let cost = Decimal128Array::from_iter_values(groups.map(|(_, m)| m.cost_micros))
+        .with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
+    columns.push(Arc::new(cost));
+    Ok(columns)
 }
 
 /// Whether every row of the Parquet file at `path` decodes (a warning names it when not).
@@ -554,23 +631,27 @@ pub fn ensure_cells(
     let dirs = [
         lake.cells_partition_dir(date),
         lake.presence_partition_dir(date),
+        lake.segments_partition_dir(date),
+        lake.segment_presence_partition_dir(date),
     ];
-    let existing = [existing_day_files(&dirs[0])?, existing_day_files(&dirs[1])?];
+    let existing = dirs
+        .iter()
+        .map(|d| existing_day_files(d))
+        .collect::<Result<Vec<_>, _>>()?;
     let current = existing.iter().all(|e| holds_current(e, &name, verify));
     let mut staged = Vec::new();
     if !current {
-        let (cells, presence) = cells_of(only)?;
-        staged.push(lake::stage_parquet(
-            &dirs[0],
-            &name,
-            &cells,
-            writer_properties(0),
-        )?);
-        match lake::stage_parquet(&dirs[1], &name, &presence, writer_properties(0)) {
-            Ok(f) => staged.push(f),
-            Err(e) => {
-                staged.into_iter().for_each(StagedFile::discard);
-                return Err(e);
+        let s = cells_of(only)?;
+        for (dir, batch) in
+            dirs.iter()
+                .zip([&s.cells, &s.presence, &s.segments, &s.segment_presence])
+        {
+            match lake::stage_parquet(dir, &name, batch, writer_properties(0)) {
+                Ok(f) => staged.push(f),
+                Err(e) => {
+                    staged.into_iter().for_each(StagedFile::discard);
+                    return Err(e);
+                }
             }
         }
     }

@@ -121,6 +121,20 @@ impl Lake {
         self.cells_dir().join(format!("date={date}"))
     }
 
+    /// The directory of one day's segments summary.
+    pub fn segments_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.root
+            .join(modelshare_event::cube::SEGMENTS_DIR)
+            .join(format!("date={date}"))
+    }
+
+    /// The directory of one day's segment presence.
+    pub fn segment_presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.root
+            .join(modelshare_event::cube::SEGMENT_PRESENCE_DIR)
+            .join(format!("date={date}"))
+    }
+
     /// The directory of one day's cube partition.
     pub fn cube_partition_dir(&self, date: NaiveDate) -> PathBuf {
         self.cube_dir().join(format!("date={date}"))

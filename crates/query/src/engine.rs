@@ -20,6 +20,9 @@
 //! View `cell_presence` = one row per (base cell, app key) with the cell's distinct apps:
 //! distinct apps of published cells are counted on it.
 //!
+//! Views `segments` and `segment_presence` = the same per context segment of each cell, with
+//! `split_apps`, the fewest apps of any segment of the cell (whether it may be split).
+//!
 //! View `hourly` = every attempt's counts, sums and latency histogram per (date, hour, task,
 //! model, provider, status), from the hourly files of closed days where they are current
 //! (see [`crate::hourly`]).
@@ -46,8 +49,9 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 use modelshare_event::cube::{
-    APP_DAYS_DIR, CELLS_DIR, Coverage, HOURLY_DIR, PRESENCE_DIR, WEEK_PRESENCE_DIR,
-    app_days_schema, app_key, cells_schema, monday_of, presence_schema, week_presence_schema,
+    APP_DAYS_DIR, CELLS_DIR, Coverage, HOURLY_DIR, PRESENCE_DIR, SEGMENT_PRESENCE_DIR,
+    SEGMENTS_DIR, WEEK_PRESENCE_DIR, app_days_schema, app_key, cells_schema, monday_of,
+    presence_schema, segment_presence_schema, segments_schema, week_presence_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
@@ -237,6 +241,18 @@ impl QueryEngine {
             optional_table(&root.join(PRESENCE_DIR), presence_schema(), "date")?,
         )?;
         ctx.register_table(
+            "day_segments",
+            optional_table(&root.join(SEGMENTS_DIR), segments_schema(), "date")?,
+        )?;
+        ctx.register_table(
+            "day_segment_presence",
+            optional_table(
+                &root.join(SEGMENT_PRESENCE_DIR),
+                segment_presence_schema(),
+                "date",
+            )?,
+        )?;
+        ctx.register_table(
             "week_presence",
             optional_table(
                 &root.join(WEEK_PRESENCE_DIR),
@@ -265,6 +281,8 @@ impl QueryEngine {
             .collect();
         ctx.sql(&cells_view(&cells_days)).await?;
         ctx.sql(&presence_view(&cells_days)).await?;
+        ctx.sql(&segments_view(&cells_days)).await?;
+        ctx.sql(&segment_presence_view(&cells_days)).await?;
         // Whole weeks asked for, with a current week file, no day of which has live rows.
         let weeks: BTreeSet<NaiveDate> = self
             .coverage
@@ -511,6 +529,47 @@ fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
                WHERE {computed}) a \
          JOIN cells c ON a.date = c.date AND a.task = c.task AND a.model = c.model \
            AND a.provider = c.provider"
+    )
+}
+
+/// The `segments` view: one row per (base cell, context segment) with the part's distinct apps
+/// and sums, and `split_apps`, the fewest apps of any segment of the cell; from the segments
+/// files of `cells_days`, computed from `cell_apps` for the other days.
+fn segments_view(cells_days: &BTreeSet<NaiveDate>) -> String {
+    let (from_files, computed) = in_and_out(cells_days);
+    format!(
+        "CREATE VIEW segments AS \
+         SELECT date, task, model, provider, context, apps, split_apps, requests, input_tokens, \
+           output_tokens, CAST(cost_usd AS DECIMAL(38, 6)) AS cost_usd \
+         FROM day_segments WHERE {from_files} \
+         UNION ALL \
+         SELECT date, task, model, provider, context, apps, \
+           min(apps) OVER (PARTITION BY date, task, model, provider) AS split_apps, \
+           requests, input_tokens, output_tokens, cost_usd \
+         FROM (SELECT date, task, model, provider, context, \
+                 CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
+                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+                 CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
+               FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider, context)"
+    )
+}
+
+/// The `segment_presence` view: one row per (base cell, context segment, app key) with the
+/// part's distinct apps (`cell_apps`) and the cell's `split_apps`; from the segment presence
+/// files of `cells_days`, from `cell_apps` and `segments` for the other days.
+fn segment_presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
+    let (from_files, computed) = in_and_out(cells_days);
+    format!(
+        "CREATE VIEW segment_presence AS \
+         SELECT date, task, model, provider, context, app_key, cell_apps, split_apps \
+         FROM day_segment_presence WHERE {from_files} \
+         UNION ALL \
+         SELECT a.date, a.task, a.model, a.provider, a.context, a.app_key, \
+           s.apps AS cell_apps, s.split_apps \
+         FROM (SELECT DISTINCT date, task, model, provider, context, app_key FROM cell_apps \
+               WHERE {computed}) a \
+         JOIN segments s ON a.date = s.date AND a.task = s.task AND a.model = s.model \
+           AND a.provider = s.provider AND a.context = s.context"
     )
 }
 

@@ -236,15 +236,17 @@ fn published_cells_cte(scope: &Scope) -> String {
 }
 
 /// The parts of the scope's segment (`$context`) of the cells that are split by context
-/// segment, in the columns of the `cells` view (`apps`: the part's distinct apps). A cell with
-/// a segment of fewer than `min_apps` apps is left whole (see [`split_parts`]): it counts in the
-/// unsegmented figures and in no segment's.
+/// segment, in the columns of the `cells` view (`apps`: the part's distinct apps). A cell is split
+/// by segment only when every segment it has requests in comes from at least `min_apps` apps
+/// (its `split_apps`, the rule for splits, see the module docs); a cell with a segment of fewer
+/// apps is left whole: it counts in the unsegmented figures and in no segment's.
 pub(crate) fn context_parts(scope: &Scope) -> String {
     format!(
         "SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
            cost_usd \
-         FROM ({parts}) WHERE part = $context",
-        parts = split_parts(scope, "context"),
+         FROM segments WHERE {filter} AND context = $context AND {split}",
+        filter = scope.filter(),
+        split = publishable_sql("split_apps"),
     )
 }
 
@@ -280,13 +282,9 @@ fn presence_source(scope: &Scope, dims: &[Dim]) -> String {
         return presence_of(dims).to_owned();
     }
     format!(
-        "(SELECT a.date, a.task, a.model, a.provider, a.app_key, p.apps AS cell_apps \
-          FROM (SELECT DISTINCT date, task, model, provider, app_key FROM cell_apps \
-                WHERE {filter} AND context = $context) a \
-          JOIN ({parts}) p ON a.date = p.date AND a.task = p.task AND a.model = p.model \
-            AND a.provider = p.provider)",
-        filter = scope.filter(),
-        parts = context_parts(scope),
+        "(SELECT date, task, model, provider, app_key, cell_apps FROM segment_presence \
+          WHERE context = $context AND {split})",
+        split = publishable_sql("split_apps"),
     )
 }
 

@@ -1,11 +1,13 @@
 //! `GET /feeds/shifts.atom`: the significant share shifts of the last closed days and ISO weeks
 //! as an Atom 1.0 feed (RFC 4287), so a reader is told when a model gains or loses share
 //! instead of having to ask on the right day. Each entry is one movement of `/v1/shifts`: task,
-//! model, direction, size, the apps that moved each way and the price changes attached.
+//! segment, model, direction, size, the apps that moved each way and the price changes
+//! attached. The feed covers all prompt lengths, or one context segment with `context=` (one
+//! feed per segment, so a reader subscribes to the lengths it cares about).
 //!
 //! An entry's `updated` is the end of its period, when the movement became known; its id is
-//! derived from (period kind, period start, task, model, direction), so it is stable across
-//! requests and servers.
+//! derived from (period kind, period start, task, segment, model, direction), so it is stable
+//! across requests and servers.
 
 use crate::analytics::{ShiftKind, ShiftsAnswer, compute_shifts, rollups};
 use crate::openapi::query_params;
@@ -17,6 +19,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate, Utc};
 use modelshare_analytics::shifts::Movement;
+use modelshare_event::Context;
 use modelshare_query::{Period, PeriodKind};
 use modelshare_site::html::esc;
 use sha2::{Digest, Sha256};
@@ -31,7 +34,7 @@ pub const FEED_WEEKS: u64 = 4;
 
 query_params!(
     /// Query parameters of `/feeds/shifts.atom`.
-    FeedParams = ["date"]
+    FeedParams = ["date", "context"]
 );
 
 /// The site's HTML escaping (valid in XML too), after dropping the characters XML 1.0 forbids.
@@ -66,13 +69,19 @@ fn closed_at(period: &Period) -> String {
 }
 
 /// One entry: its `updated` (for ordering) and its XML.
-fn entry(answer: &ShiftsAnswer, task: &str, m: &Movement, gained: bool) -> (String, String) {
+fn entry(
+    (answer, context): (&ShiftsAnswer, Option<Context>),
+    task: &str,
+    m: &Movement,
+    gained: bool,
+) -> (String, String) {
     let kind = answer.period.kind;
     let start = answer.period.start;
     let direction = if gained { "gained" } else { "lost" };
     let updated = closed_at(&answer.period);
+    let at_length = context.map_or_else(String::new, |c| format!(" at {c} context"));
     let title = format!(
-        "{} {direction} {:.1} pp of {task} tokens ({kind} of {start})",
+        "{} {direction} {:.1} pp of {task} tokens{at_length} ({kind} of {start})",
         m.model,
         m.change.abs() * 100.0
     );
@@ -96,17 +105,24 @@ fn entry(answer: &ShiftsAnswer, task: &str, m: &Movement, gained: bool) -> (Stri
             c.new.blended_usd_per_mtok(),
         );
     }
+    // Ids of all lengths' entries are those from before segments existed.
+    let segment = context.map_or_else(String::new, |c| format!("{c}/"));
     let id = urn(&format!(
-        "modelshare/shift/{kind}/{start}/{task}/{}/{direction}",
+        "modelshare/shift/{kind}/{start}/{task}/{segment}{}/{direction}",
         m.model
     ));
-    let link = format!("/v1/shifts?period={kind}&date={start}&task={task}");
+    let mut link = format!("/v1/shifts?period={kind}&date={start}&task={task}");
+    if let Some(c) = context {
+        let _ = write!(link, "&context={c}");
+    }
+    let segment_term = context.map_or("all", |c| c.as_str());
     let xml = format!(
         "<entry><id>{id}</id><title>{title}</title><updated>{updated}</updated>\
          <link rel=\"alternate\" type=\"application/json\" href=\"{link}\"/>\
          <link rel=\"related\" type=\"text/html\" href=\"/models/{model}\"/>\
          <category term=\"{task}\" label=\"task\"/><category term=\"{direction}\" label=\"direction\"/>\
          <category term=\"{kind}\" label=\"period\"/>\
+         <category term=\"{segment_term}\" label=\"context\"/>\
          <summary type=\"text\">{summary}</summary></entry>",
         title = xml_escape(&title),
         link = xml_escape(&link),
@@ -117,14 +133,15 @@ fn entry(answer: &ShiftsAnswer, task: &str, m: &Movement, gained: bool) -> (Stri
     (updated, xml)
 }
 
-/// The feed for the periods closed before `date`: entries newest first.
-fn feed_xml(answers: &[ShiftsAnswer], date: NaiveDate) -> String {
+/// The feed for the periods closed before `date`, in one segment or all: entries newest first.
+fn feed_xml(answers: &[ShiftsAnswer], context: Option<Context>, date: NaiveDate) -> String {
     let mut entries: Vec<(String, String)> = Vec::new();
     for answer in answers {
         for t in &answer.tasks {
             let task = t.task.as_str();
-            entries.extend(t.gainers.iter().map(|m| entry(answer, task, m, true)));
-            entries.extend(t.losers.iter().map(|m| entry(answer, task, m, false)));
+            let at = (answer, context);
+            entries.extend(t.gainers.iter().map(|m| entry(at, task, m, true)));
+            entries.extend(t.losers.iter().map(|m| entry(at, task, m, false)));
         }
     }
     entries.sort_by(|a, b| b.0.cmp(&a.0));
@@ -132,15 +149,22 @@ fn feed_xml(answers: &[ShiftsAnswer], date: NaiveDate) -> String {
         .first()
         .map_or_else(|| format!("{date}T00:00:00Z"), |e| e.0.clone());
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    let (id, at_length, query) = match context {
+        None => (urn("modelshare/feeds/shifts"), String::new(), String::new()),
+        Some(c) => (
+            urn(&format!("modelshare/feeds/shifts/{c}")),
+            format!(" at {c} context"),
+            format!("?context={c}"),
+        ),
+    };
     let _ = write!(
         out,
-        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><id>{}</id>\
-         <title>modelshare: significant share shifts</title>\
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><id>{id}</id>\
+         <title>modelshare: significant share shifts{at_length}</title>\
          <subtitle>Models gaining or losing share of a task's tokens, per closed day and ISO \
          week, tested over the apps that moved (docs/METRICS.md)</subtitle>\
-         <updated>{updated}</updated><link rel=\"self\" href=\"/feeds/shifts.atom\"/>\
+         <updated>{updated}</updated><link rel=\"self\" href=\"/feeds/shifts.atom{query}\"/>\
          <author><name>modelshare</name></author><generator>modelshare</generator>",
-        urn("modelshare/feeds/shifts"),
     );
     for (_, xml) in entries {
         out.push_str(&xml);
@@ -152,26 +176,30 @@ fn feed_xml(answers: &[ShiftsAnswer], date: NaiveDate) -> String {
 /// Significant share shifts, as an Atom feed
 ///
 /// The last 7 closed days and 4 closed ISO weeks before `date` (default: today, UTC), each
-/// significant gainer and loser of `/v1/shifts` one entry, newest first.
+/// significant gainer and loser of `/v1/shifts` one entry, newest first; over all prompt
+/// lengths, or in the `context` segment.
 #[utoipa::path(get, path = "/feeds/shifts.atom", params(FeedParams),
     responses((status = 200, description = "an Atom 1.0 feed", content((String = "application/atom+xml")))))]
 pub async fn shifts_feed(State(s): State<AppState>, q: QueryParams) -> Result<Response, ApiError> {
     let p = Params::new(q, FeedParams::NAMES)?;
     let date = p.date("date")?.unwrap_or_else(|| Utc::now().date_naive());
+    let context = p.get::<Context>("context")?;
     let rollups = rollups(&s)?;
     let mut answers = Vec::new();
     for back in 1..=FEED_DAYS {
         let day = date - Days::new(back);
-        answers.push(compute_shifts(&s.query, rollups, (None, None), ShiftKind::Day, day).await?);
+        answers
+            .push(compute_shifts(&s.query, rollups, (None, context), ShiftKind::Day, day).await?);
     }
     let this_week = Period::containing(PeriodKind::Week, date);
     for back in 1..=FEED_WEEKS {
         let day = this_week.start - Days::new(7 * back);
-        answers.push(compute_shifts(&s.query, rollups, (None, None), ShiftKind::Week, day).await?);
+        answers
+            .push(compute_shifts(&s.query, rollups, (None, context), ShiftKind::Week, day).await?);
     }
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-        feed_xml(&answers, date),
+        feed_xml(&answers, context, date),
     )
         .into_response())
 }
