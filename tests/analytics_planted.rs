@@ -178,12 +178,18 @@ async fn planted_effects_are_recovered() {
     }
 
     // Retention over the whole period: apps drop the release in its losing task; they keep it
-    // far better in the winning task, and the best model of the winning task is stickier still.
+    // far better in the winning task at the lengths it wins (over all lengths its adopters' long
+    // prompts, most of the task's tokens, go elsewhere), and the best model of the winning task
+    // is stickier still.
     let retention = |task: &str, model: &str| {
         format!("/v1/retention?task={task}&model={model}&date={end}&weeks=8")
     };
     let lose_rate = pooled_first(&server.get_ok(&retention(lose, slug)).await);
-    let win_rate = pooled_first(&server.get_ok(&retention(win, slug)).await);
+    let win_rate = pooled_first(
+        &server
+            .get_ok(&format!("{}&context={}", retention(win, slug), wins[0]))
+            .await,
+    );
     assert!(lose_rate < 0.1, "{slug} kept in {lose}: {lose_rate}");
     assert!(
         win_rate > 3.0 * lose_rate + 0.1,

@@ -917,7 +917,7 @@ async fn cors_and_openapi() {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["period", "date", "task", "by", "limit"]
+        ["period", "date", "task", "context", "by", "limit"]
     );
     server.stop();
 }
