@@ -178,9 +178,9 @@ async fn planted_effects_are_recovered() {
     }
 
     // Retention over the whole period: apps drop the release in its losing task; they keep it
-    // far better in the winning task at the lengths it wins (over all lengths its adopters' long
-    // prompts, most of the task's tokens, go elsewhere), and the best model of the winning task
-    // is stickier still.
+    // far better in the winning task at the lengths it wins, and the best model of the winning
+    // task is stickier still there. (Over all lengths an app's primary follows its long prompts,
+    // most of the task's tokens, which go to models by their context windows.)
     let retention = |task: &str, model: &str| {
         format!("/v1/retention?task={task}&model={model}&date={end}&weeks=8")
     };
@@ -208,8 +208,23 @@ async fn planted_effects_are_recovered() {
         .unwrap()["slug"]
         .as_str()
         .unwrap();
-    let best_rate = pooled_first(&server.get_ok(&retention(win, best)).await);
+    let best_rate = pooled_first(
+        &server
+            .get_ok(&format!("{}&context={}", retention(win, best), wins[0]))
+            .await,
+    );
     assert!(best_rate > lose_rate + 0.3, "{best}: {best_rate}");
+    // At long context, where apps send the release's prompts elsewhere, it is kept less.
+    let long_rate = pooled_first(
+        &server
+            .get_ok(&format!("{}&context={}", retention(win, slug), loses[0]))
+            .await,
+    );
+    assert!(
+        long_rate < win_rate,
+        "{slug} at {}: {long_rate} vs {win_rate}",
+        loses[0]
+    );
 
     // Index over the release week and the two after it: last in the losing task, with the whole
     // interval below "no evidence" (1000); ranked above that in the winning task.
