@@ -136,13 +136,11 @@ async fn listing(server: &Server) -> Vec<Value> {
     body["snapshots"].as_array().unwrap().clone()
 }
 
-#[tokio::test]
-async fn serve_builds_lists_and_serves_snapshots_with_ranges_and_revisions() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    ingest(&lake, &w45_events());
+/// A server on `lake` at two apps that builds snapshots of closed weeks every 0.2 s (no grace)
+/// and flushes as often, once its first snapshot is listed.
+async fn snapshot_server(lake: &Path) -> Server {
     let server = Server::start(
-        &lake,
+        lake,
         &[
             "--min-apps",
             "2",
@@ -155,6 +153,15 @@ async fn serve_builds_lists_and_serves_snapshots_with_ranges_and_revisions() {
         ],
     );
     wait_until(async || !listing(&server).await.is_empty()).await;
+    server
+}
+
+#[tokio::test]
+async fn serve_builds_lists_and_serves_snapshots_with_ranges_and_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &w45_events());
+    let server = snapshot_server(&lake).await;
     let list = listing(&server).await;
     assert_eq!(list.len(), 1, "{list:?}");
     let s = &list[0];
@@ -644,18 +651,7 @@ async fn segment_rows_add_up_to_the_leaderboard_of_their_segment() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&lake, &segment_events());
-    let server = Server::start(
-        &lake,
-        &[
-            "--min-apps",
-            "2",
-            "--snapshot-interval-secs",
-            "0.2",
-            "--snapshot-grace-secs",
-            "0",
-        ],
-    );
-    wait_until(async || !listing(&server).await.is_empty()).await;
+    let server = snapshot_server(&lake).await;
     let rows = rows_of(std::fs::read(lake.join("snapshots/2026-W45.r1.parquet")).unwrap());
     server.wait_for_cube().await;
     let segments = [

@@ -206,54 +206,40 @@ fn place<T: AppGroup>(segments: Segments<T>, min_apps: u64) -> Placement<T> {
 /// One row being built from the publishable groups (whole cells or segment parts) it covers.
 #[derive(Debug, Default)]
 struct RowAcc {
-    requests: u64,
-    input_tokens: u64,
-    output_tokens: u64,
-    reasoning_tokens: u64,
-    cached_tokens: u64,
-    cost: i64,
-    apps: HashSet<String>,
-    latencies: Vec<u32>,
-    fallbacks: u64,
+    ok: Acc,
     failures: u64,
 }
 
 impl RowAcc {
     /// Adds a publishable group of `ok` events, with its fallbacks when `with_fallbacks`.
-    fn add_ok(&mut self, group: Acc, with_fallbacks: bool) {
-        self.requests += group.requests;
-        self.input_tokens += group.input_tokens;
-        self.output_tokens += group.output_tokens;
-        self.reasoning_tokens += group.reasoning_tokens;
-        self.cached_tokens += group.cached_tokens;
-        self.cost += group.cost;
-        self.apps.extend(group.apps);
-        self.latencies.extend(group.latencies);
-        if with_fallbacks {
-            self.fallbacks += group.fallbacks;
+    fn add_ok(&mut self, mut group: Acc, with_fallbacks: bool) {
+        if !with_fallbacks {
+            group.fallbacks = 0;
         }
+        self.ok.absorb(group);
     }
 
     fn into_row(mut self, key: RowKey) -> SnapshotRow {
         let (task, model, provider, context) = key;
-        self.latencies.sort_unstable();
+        let ok = &mut self.ok;
+        ok.latencies.sort_unstable();
         SnapshotRow {
             author: author_of(&model).to_owned(),
             task,
             model,
             provider,
             context,
-            requests: self.requests,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            reasoning_tokens: self.reasoning_tokens,
-            cached_tokens: self.cached_tokens,
-            cost: MicroUsd(self.cost),
-            apps: self.apps.len() as u64,
+            requests: ok.requests,
+            input_tokens: ok.input_tokens,
+            output_tokens: ok.output_tokens,
+            reasoning_tokens: ok.reasoning_tokens,
+            cached_tokens: ok.cached_tokens,
+            cost: MicroUsd(ok.cost),
+            apps: ok.apps.len() as u64,
             failures: self.failures,
-            fallbacks: self.fallbacks,
-            latency_p50_ms: percentile(&self.latencies, 50),
-            latency_p95_ms: percentile(&self.latencies, 95),
+            fallbacks: ok.fallbacks,
+            latency_p50_ms: percentile(&ok.latencies, 50),
+            latency_p95_ms: percentile(&ok.latencies, 95),
         }
     }
 }
