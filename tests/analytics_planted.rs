@@ -142,6 +142,22 @@ async fn planted_effects_are_recovered() {
         long_after <= long_before && long_after < 0.1 * short_after,
         "{slug} does not lose {win} at long context: {long_before} -> {long_after}"
     );
+    // The short-context feed, read when the week after the release has closed, tells of it.
+    let (status, xml) = server
+        .get_text(&format!(
+            "/feeds/shifts.atom?context=short&date={}",
+            after + Days::new(7)
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let feed: atom_syndication::Feed = xml.parse().unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let told = feed.entries().iter().any(|e| {
+        e.title().as_str().starts_with(&format!("{slug} gained "))
+            && e.title()
+                .as_str()
+                .contains(&format!("of {win} tokens at short context"))
+    });
+    assert!(told, "no short-context feed entry for {slug}: {xml}");
 
     // Price cuts: the cut model gains in the week of the cut, with the cut attached (dated
     // within 48 h before the week or inside it).
