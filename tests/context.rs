@@ -160,6 +160,47 @@ async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() 
     assert_eq!(rows[0][tokens_col], "80020");
     // Its chart URLs carry the segment.
     assert!(html.contains("context=long"));
+    // The prompt-length panel: each segment's leaderboard side by side (the same on every
+    // segment's page: it does not take the selection).
+    let (_, columns, rows) = tables
+        .iter()
+        .find(|(id, _, _)| id == "context_mix")
+        .unwrap();
+    assert_eq!(
+        columns,
+        &[
+            "context",
+            "prompt",
+            "tokens",
+            "share",
+            "apps",
+            "top_model",
+            "top_share"
+        ]
+    );
+    let mix: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let short_share = (2_020.0 / 82_040.0_f64).to_string();
+    let long_share = (80_020.0 / 82_040.0_f64).to_string();
+    assert_eq!(
+        mix,
+        [
+            vec!["short", "< 8k", "2020", short_share.as_str(), "2", O3, "1"],
+            vec!["medium", "8k–32k", "0", "0", "0", "", ""],
+            vec![
+                "long",
+                "32k–128k",
+                "80020",
+                long_share.as_str(),
+                "2",
+                O3,
+                "1"
+            ],
+            vec!["very_long", "≥ 128k", "0", "0", "0", "", ""],
+        ]
+    );
 
     // Unknown segments are refused with the accepted ones named.
     for path in [

@@ -45,6 +45,16 @@ impl Context {
         Context::ALL.get(usize::from(code)).copied()
     }
 
+    /// The input tokens of the class as pages show them: `< 8k`, `8k–32k`, `32k–128k`, `≥ 128k`.
+    pub fn label(self) -> String {
+        let k = |n: u64| format!("{}k", n / 1024);
+        match self.range() {
+            (0, Some(to)) => format!("< {}", k(to)),
+            (from, Some(to)) => format!("{}–{}", k(from), k(to)),
+            (from, None) => format!("≥ {}", k(from)),
+        }
+    }
+
     /// The input-token range of the class, `[from, to)` (`to` is `None` for the last).
     pub fn range(self) -> (u64, Option<u64>) {
         let i = usize::from(self.code());

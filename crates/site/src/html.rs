@@ -144,16 +144,6 @@ fn fill(template: &str, args: &Args) -> String {
     out
 }
 
-/// The input tokens of a context segment, as a selector shows them (`< 8k`, `8k–32k`, …).
-fn context_range_label(c: Context) -> String {
-    let k = |n: u64| format!("{}k", n / 1024);
-    match c.range() {
-        (0, Some(to)) => format!("< {}", k(to)),
-        (from, Some(to)) => format!("{}–{}", k(from), k(to)),
-        (from, None) => format!("≥ {}", k(from)),
-    }
-}
-
 fn period_label(p: &Period) -> String {
     match p.kind {
         PeriodKind::Day => p.start.format("%a %d %b %Y").to_string(),
@@ -295,7 +285,7 @@ fn selectors(ctx: &PageContext<'_>) -> String {
                 let _ = write!(
                     out,
                     "<option value=\"{c}\"{sel}>{c} ({})</option>",
-                    context_range_label(*c)
+                    c.label()
                 );
             }
             out.push_str("</select></label>");

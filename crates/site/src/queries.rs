@@ -243,6 +243,21 @@ impl Registry {
                 run: run_fn(|e, a| Box::pin(authors(e, a))),
             },
             NamedQuery {
+                name: "context_mix",
+                params: &[P, D, T],
+                columns: &[
+                    "context",
+                    "prompt",
+                    "tokens",
+                    "share",
+                    "apps",
+                    "top_model",
+                    "top_share",
+                ],
+                roles: &[("label", "context"), ("value", "share")],
+                run: run_fn(|e, a| Box::pin(context_mix(e, a))),
+            },
+            NamedQuery {
                 name: "share_over_time",
                 params: &[P, D, T, C],
                 columns: &["week", "model", "share"],
@@ -488,6 +503,47 @@ async fn authors(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
             Cell::Float(r.share),
             opt_float(r.share_change()),
             count(r.figures.apps),
+        ]);
+    }
+    Ok(t)
+}
+
+/// Per context segment of the period (and task): its tokens (the segment's parts of the cells
+/// split by segment), its share of all segments' tokens, its apps, and its leading model with
+/// that model's share of the segment: `/v1/leaderboard?context=` of each segment side by side.
+async fn context_mix(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
+    let boards = futures::future::try_join_all(Context::ALL.iter().map(|c| {
+        engine.leaderboard(LeaderboardQuery {
+            context: Some(*c),
+            ..lb_query(&a, GroupBy::Model, 1)
+        })
+    }))
+    .await?;
+    let all: u64 = boards.iter().map(|b| b.totals.tokens()).sum();
+    let mut t = Table::new(vec![
+        Column::new("context", "Context", Format::Plain),
+        Column::new("prompt", "Prompt tokens", Format::Plain),
+        Column::new("tokens", "Tokens", Format::Count),
+        Column::new("share", "Share", Format::Share),
+        Column::new("apps", "Apps", Format::Count),
+        Column::new("top_model", "Top model", Format::Plain),
+        Column::new("top_share", "Its share", Format::Share),
+    ]);
+    for (c, board) in Context::ALL.iter().zip(&boards) {
+        let tokens = board.totals.tokens();
+        let top = board.rows.first().filter(|r| r.rank.is_some());
+        t.push(vec![
+            Cell::text(c.as_str()),
+            Cell::text(c.label()),
+            count(tokens),
+            Cell::Float(if all == 0 {
+                0.0
+            } else {
+                tokens as f64 / all as f64
+            }),
+            count(board.totals.apps),
+            top.map_or(Cell::Null, |r| Cell::text(&r.key)),
+            top.map_or(Cell::Null, |r| Cell::Float(r.share)),
         ]);
     }
     Ok(t)
