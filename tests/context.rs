@@ -305,3 +305,88 @@ async fn analyses_see_the_choices_made_in_one_segment() {
     let (status, _) = server.get("/feeds/shifts.atom?context=longest").await;
     assert_eq!(status, 400);
 }
+
+/// Two splits of one cell must not cross: a segment's part minus a part of another split
+/// (first-choice requests, a shown app's figures) could leave one app. With two apps:
+/// - o3 on Monday: first choice from a1 a2 (short), fallbacks from x (short) and b1 b2 (long).
+///   By segment, short has three apps and long two; by attempt, first choice two and fallbacks
+///   three. Both splits would pass on their own, but short − first choice = x's fallback. Its
+///   short fallback group has one app, so the cell is split neither by segment nor by attempt.
+/// - mini on Monday: the shown app p1 and the unshown u at short, v1 v2 at long. The cell's
+///   unshown apps are three, but its short part's unshown app is u alone: short − p1's figures
+///   would be u's. So p1's part of that cell does not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splits_of_one_cell_do_not_cross() {
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = |e: Value| common::with(e, "attempt", json!(1));
+    let events = vec![
+        call("o-a1", MON, "a1", O3, SHORT_INPUT),
+        call("o-a2", MON, "a2", O3, SHORT_INPUT),
+        fallback(call("o-x", MON, "x", O3, SHORT_INPUT)),
+        fallback(call("o-b1", MON, "b1", O3, LONG_INPUT)),
+        fallback(call("o-b2", MON, "b2", O3, LONG_INPUT)),
+        call("m-p1", MON, "p1", MINI, SHORT_INPUT),
+        call("m-u", MON, "u", MINI, SHORT_INPUT),
+        call("m-v1", MON, "v1", MINI, LONG_INPUT),
+        call("m-v2", MON, "v2", MINI, LONG_INPUT),
+    ];
+    common::ingest(dir.path(), &events);
+    common::run_ok([
+        "apps".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        "publish".as_ref(),
+        "--app".as_ref(),
+        "p1".as_ref(),
+        "--name".as_ref(),
+        "P One".as_ref(),
+    ]);
+    let server = Server::start(dir.path(), &["--min-apps", "2"]);
+    server.wait_for_cube().await;
+
+    // Over all lengths both cells are published whole.
+    let all = server
+        .get_ok(&format!("/v1/leaderboard?period=day&date={MON}"))
+        .await;
+    assert_eq!(
+        models(&all),
+        [(O3.to_owned(), 83_050, 5), (MINI.to_owned(), 82_040, 4)]
+    );
+    // o3 is in no segment, and none of its fallbacks is published.
+    for segment in ["short", "long"] {
+        let board = server
+            .get_ok(&format!(
+                "/v1/leaderboard?period=day&date={MON}&context={segment}"
+            ))
+            .await;
+        assert!(
+            models(&board).iter().all(|(m, _, _)| m != O3),
+            "{segment}: {board}"
+        );
+    }
+    let providers = server
+        .get_ok(&format!("/v1/providers?model={O3}&period=day&date={MON}"))
+        .await;
+    assert_eq!(providers["providers"][0]["served"], 5, "{providers}");
+    assert_eq!(
+        providers["providers"][0]["fallbacks_served"], 0,
+        "{providers}"
+    );
+    // mini is split by segment (each group has two apps), but p1's part is not shown.
+    let short = server
+        .get_ok(&format!(
+            "/v1/leaderboard?period=day&date={MON}&context=short"
+        ))
+        .await;
+    assert_eq!(models(&short), [(MINI.to_owned(), 2_020, 2)]);
+    let apps = server
+        .get_ok(&format!("/v1/apps?period=day&date={MON}"))
+        .await;
+    let shown_tokens: u64 = apps["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(shown_tokens, 0, "{apps}");
+}

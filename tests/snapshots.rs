@@ -495,12 +495,12 @@ fn export_writes_snapshots_and_raw_events_and_refuses_bad_input() {
 }
 
 /// Week 2026-W45 for the context segments (short < 8,192 input tokens, medium < 32,768, long <
-/// 131,072, very long above). A cell is split by segment only when every segment it has events
-/// in comes from `min_apps` apps; otherwise it is whole in the row of no segment (`context`
-/// null). With --min-apps 2:
+/// 131,072, very long above). A cell is split by segment only when each of its (segment,
+/// attempt, position) groups comes from `min_apps` apps; otherwise it is whole in the row of no
+/// segment (`context` null). Failure cells are never split. With --min-apps 2:
 /// - a/x on 11-04: short from A1 A2, long from A2 A3: split into the short and long rows.
 /// - a/x on 11-06: short from A1 alone, medium from A1 A2: whole, in a/x's null row.
-/// - a/x's failures on 11-04: medium from A4 A5: split, into the medium row (no ok requests).
+/// - a/x's failures on 11-04 (A4 A5): whole, in a/x's null row.
 /// - b/y on 11-05: short from B1 B2 B3, very long from B1 alone: whole, and b/y has no segment
 ///   rows; its failures (short from B4, long from B5) too.
 /// - c/z on 11-05: one app, published nowhere.
@@ -554,7 +554,7 @@ fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_app
     );
     assert!(ok, "{stderr}");
     assert!(
-        stdout.starts_with("wrote snapshot 2026-W45.r1 (5 rows,"),
+        stdout.starts_with("wrote snapshot 2026-W45.r1 (4 rows,"),
         "{stdout}"
     );
     let rows = rows_of(std::fs::read(&out).unwrap());
@@ -573,9 +573,8 @@ fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_app
     assert_eq!(
         rows,
         [
-            row("a/x", None, [3, 30_010, 18, 2, 0], 30_010),
+            row("a/x", None, [3, 30_010, 18, 2, 2], 30_010),
             row("a/x", Some("short"), [2, 300, 3, 2, 0], 300),
-            row("a/x", Some("medium"), [0, 0, 0, 0, 2], 0),
             row("a/x", Some("long"), [2, 90_000, 7, 2, 0], 90_000),
             row("b/y", None, [4, 200_060, 4, 3, 2], 200_060),
         ]

@@ -1,10 +1,11 @@
 //! The app-day cube as ingest writes it and queries read it: its layout, its schema, and which
 //! days it may answer for.
 //!
-//! A cube row is one (UTC day, task, model, provider, app, attempt, later, context) with the sums
-//! of that group's successful (`ok`) events: requests, input and output tokens, spend. `later` is
-//! 1 for the calls an agent made after the first of its trace (`step > 0`): usage counts them, the
-//! analyses of what apps choose do not. `context` is the code of the requests' context segment
+//! A cube row is one (UTC day, task, model, provider, app, attempt, position, context) with the
+//! sums of that group's successful (`ok`) events: requests, input and output tokens, spend.
+//! `position` is a call's place in its agent trace: 0 without a step, 1 for the first call of a
+//! trace (`step = 0`), 2 for the calls after it (`step > 0`); usage counts them all, the analyses
+//! of what apps choose leave out the last. `context` is the code of the requests' context segment
 //! ([`crate::Context::code`]), so every figure can be split by segment. It is the publication rule's
 //! own grain (a base cell, split by app), so every public usage figure — and the rule itself,
 //! which counts an exact number of distinct apps per cell — is computed from it exactly, at a
@@ -82,7 +83,7 @@ pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
 
 /// The key columns of a cube row (besides the `date` partition), in storage order.
 pub const APP_DAYS_KEY: [&str; 7] = [
-    "task", "model", "provider", "app_id", "attempt", "later", "context",
+    "task", "model", "provider", "app_id", "attempt", "position", "context",
 ];
 
 fn column(name: &str, data_type: DataType) -> Field {
@@ -125,7 +126,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         vec![
             column("app_id", DataType::Utf8),
             column("attempt", DataType::UInt8),
-            column("later", DataType::UInt8),
+            column("position", DataType::UInt8),
             column("context", DataType::UInt8),
             column("app_key", DataType::UInt64),
         ],

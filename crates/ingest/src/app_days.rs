@@ -109,9 +109,9 @@ fn key_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, IngestError> {
         .iter()
         .map(|name| match batch.column_by_name(name) {
             Some(c) => Ok(Arc::clone(c)),
-            // Events carry their step, from which the cube's `later` follows.
-            None if *name == "later" && batch.column_by_name("status").is_some() => {
-                later_of_events(batch)
+            // Events carry their step, from which the cube's `position` follows.
+            None if *name == "position" && batch.column_by_name("status").is_some() => {
+                position_of_events(batch)
             }
             // And their input tokens, from which the context segment follows.
             None if *name == "context" && batch.column_by_name("status").is_some() => {
@@ -124,10 +124,10 @@ fn key_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, IngestError> {
         .collect()
 }
 
-/// 1 for an agent's calls after the first of their trace (`step > 0`), else 0; events files
-/// from before steps existed have no `step` column and no later calls.
-fn later_of_events(batch: &RecordBatch) -> Result<ArrayRef, IngestError> {
-    let later: UInt8Array = match batch.column_by_name("step") {
+/// A call's place in its agent trace: 0 without a step, 1 for the first call (`step = 0`), 2
+/// for the calls after it; events files from before steps existed have no `step` column.
+fn position_of_events(batch: &RecordBatch) -> Result<ArrayRef, IngestError> {
+    let position: UInt8Array = match batch.column_by_name("step") {
         None => UInt8Array::from(vec![0u8; batch.num_rows()]),
         Some(c) => {
             let steps = c
@@ -136,11 +136,11 @@ fn later_of_events(batch: &RecordBatch) -> Result<ArrayRef, IngestError> {
                 .ok_or(IngestError::Schema("step must be a UInt32 column"))?;
             steps
                 .iter()
-                .map(|s| Some(u8::from(s.is_some_and(|s| s > 0))))
+                .map(|s| Some(s.map_or(0, |s| if s > 0 { 2 } else { 1 })))
                 .collect()
         }
     };
-    Ok(Arc::new(later))
+    Ok(Arc::new(position))
 }
 
 /// The context segment's code of each event, from its input tokens.
@@ -272,7 +272,7 @@ impl Folder {
             .downcast_ref()
             .ok_or(IngestError::Schema("app_id must be a string column"))?;
         let keys = UInt64Array::from_iter_values(apps.iter().map(|a| app_key(a.unwrap_or(""))));
-        // After the keys (task, model, provider, app_id, attempt, later, context), as the schema
+        // After the keys (task, model, provider, app_id, attempt, position, context), as the schema
         // has it.
         columns.insert(modelshare_event::cube::APP_DAYS_KEY.len(), Arc::new(keys));
         Ok((
@@ -431,7 +431,7 @@ struct Summaries {
     /// Per cell and app key: the cell's distinct apps.
     presence: RecordBatch,
     /// Per cell and context segment: the part's distinct apps and sums, and the fewest apps of
-    /// any segment of the cell.
+    /// any (segment, attempt, position) group of the cell.
     segments: RecordBatch,
     /// Per cell, segment and app key: the part's distinct apps and the cell's fewest.
     segment_presence: RecordBatch,
@@ -441,6 +441,8 @@ struct Summaries {
 fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
     let mut cells: std::collections::BTreeMap<Cell, Group> = Default::default();
     let mut parts: std::collections::BTreeMap<(Cell, u8), Group> = Default::default();
+    // The apps of each (segment, attempt, position) group of each cell.
+    let mut atoms: std::collections::HashMap<(Cell, [u8; 3]), BTreeSet<u64>> = Default::default();
     let file = File::open(cube_file).map_err(|e| IngestError::io(cube_file, e))?;
     for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
         let batch = batch?;
@@ -448,6 +450,8 @@ fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
         let model: &StringArray = column(&batch, "model")?;
         let provider: &StringArray = column(&batch, "provider")?;
         let context: &UInt8Array = column(&batch, "context")?;
+        let attempt: &UInt8Array = column(&batch, "attempt")?;
+        let position: &UInt8Array = column(&batch, "position")?;
         let key: &UInt64Array = column(&batch, "app_key")?;
         let requests: &Int64Array = column(&batch, "requests")?;
         let input: &Int64Array = column(&batch, "input_tokens")?;
@@ -465,6 +469,11 @@ fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
                 output_tokens: output.value(i),
                 cost_micros: cost.value(i),
             };
+            let atom = [context.value(i), attempt.value(i), position.value(i)];
+            atoms
+                .entry((cell.clone(), atom))
+                .or_default()
+                .insert(key.value(i));
             let part = parts.entry((cell.clone(), context.value(i))).or_default();
             part.0.insert(key.value(i));
             part.1.add(m);
@@ -473,9 +482,9 @@ fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
             sums.add(m);
         }
     }
-    // The fewest apps of any segment of each cell.
+    // The fewest apps of any (segment, attempt, position) group of each cell.
     let mut split_apps: std::collections::HashMap<&Cell, usize> = Default::default();
-    for ((cell, _), (apps, _)) in &parts {
+    for ((cell, _), apps) in &atoms {
         let fewest = split_apps.entry(cell).or_insert(usize::MAX);
         *fewest = (*fewest).min(apps.len());
     }

@@ -13,8 +13,10 @@
 //! Calls by position split base cells (day, task, model, provider) into first calls
 //! (`step = 0`), later calls (`step > 0`) and the rest (untraced, or traced without a step). A
 //! cell is split only when each of the three parts comes from no app or from at least
-//! `min_apps` apps, like every other split: the cell's published total minus its published
-//! parts then never isolates fewer than `min_apps` apps.
+//! `min_apps` apps, and the cell may be split at all (`crate::privacy::splittable_cells`: each
+//! of its (segment, attempt, position) groups has `min_apps` apps, so the split by position
+//! cannot cross the splits by attempt and segment): the cell's published total minus its
+//! published parts then never isolates fewer than `min_apps` apps.
 //!
 //! Cost: traced calls are read from the period's events (the cubes do not hold steps); the
 //! rest of the split reads the traced apps' rows of the app-day cube and the cells' app counts.
@@ -23,7 +25,7 @@ use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::fragments::{OK_ROWS, bound_list};
 use crate::period::Period;
-use crate::privacy::{Scope, none_or_publishable, publishable};
+use crate::privacy::{Scope, none_or_publishable, publishable, splittable_cells};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -255,9 +257,15 @@ impl QueryEngine {
 
         // Every app of those cells: the rest's apps are the cell's apps less the traced apps
         // that made no other call.
+        // Only cells that may be split at all (so the split by position cannot cross the splits
+        // by attempt and by context segment, see `crate::privacy::splittable_cells`).
         let cells_sql = format!(
-            "SELECT date, task, model, provider, CAST(apps AS BIGINT) AS apps FROM cells \
-             WHERE {filter}"
+            "SELECT c.date, c.task, c.model, c.provider, c.apps \
+             FROM (SELECT date, task, model, provider, CAST(apps AS BIGINT) AS apps FROM cells \
+                   WHERE {filter}) c \
+             JOIN ({splittable}) s ON c.date = s.date AND c.task = s.task \
+               AND c.model = s.model AND c.provider = s.provider",
+            splittable = splittable_cells(scope),
         );
         let mut first: BTreeMap<String, u64> = BTreeMap::new();
         let mut later: BTreeMap<String, u64> = BTreeMap::new();

@@ -8,7 +8,7 @@
 //! Table `app_days` = the app-day cube's files (`modelshare_event::cube`), as they are on disk.
 //!
 //! View `cell_apps` = the sums of `ok` events per (date, task, model, provider, app, attempt,
-//! later: an agent's call after the first of its trace, context: the segment's code),
+//! position: an agent call's place in its trace, context: the segment's code),
 //! which every public figure is computed from: from `app_days` for the days the engine's
 //! [`Coverage`] says the cube answers for, from raw events for the other days, plus the live
 //! rows. Without a coverage (or before the lake is checked) every day is read raw: that is the
@@ -32,7 +32,7 @@
 //! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
-use crate::fragments::{LATER, OK_ROWS, context_code};
+use crate::fragments::{OK_ROWS, POSITION, context_code};
 use crate::hourly::{hourly_schema, hourly_view};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -455,7 +455,7 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
     };
     let raw_rows = |table: &str, days: &str| {
         format!(
-            "SELECT date, task, model, provider, app_id, attempt, {LATER} AS later, \
+            "SELECT date, task, model, provider, app_id, attempt, {POSITION} AS position, \
                {context} AS context, app_key(app_id) AS app_key, CAST(1 AS BIGINT) AS requests, \
                CAST(input_tokens AS BIGINT) AS input_tokens, \
                CAST(output_tokens AS BIGINT) AS output_tokens, cost_usd \
@@ -465,7 +465,7 @@ fn cell_apps_view(raw_days: Option<&BTreeSet<NaiveDate>>) -> String {
     };
     format!(
         "CREATE VIEW cell_apps AS \
-         SELECT date, task, model, provider, app_id, attempt, later, context, app_key, \
+         SELECT date, task, model, provider, app_id, attempt, position, context, app_key, \
            requests, input_tokens, output_tokens, cost_usd \
          FROM app_days WHERE {from_cube} \
          UNION ALL {lake} UNION ALL {live}",
@@ -533,8 +533,9 @@ fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
 }
 
 /// The `segments` view: one row per (base cell, context segment) with the part's distinct apps
-/// and sums, and `split_apps`, the fewest apps of any segment of the cell; from the segments
-/// files of `cells_days`, computed from `cell_apps` for the other days.
+/// and sums, and `split_apps`, the fewest apps of any (segment, attempt, position) group of the
+/// cell (see `crate::privacy::context_parts`); from the segments files of `cells_days`, computed
+/// from `cell_apps` for the other days.
 fn segments_view(cells_days: &BTreeSet<NaiveDate>) -> String {
     let (from_files, computed) = in_and_out(cells_days);
     format!(
@@ -543,14 +544,21 @@ fn segments_view(cells_days: &BTreeSet<NaiveDate>) -> String {
            output_tokens, CAST(cost_usd AS DECIMAL(38, 6)) AS cost_usd \
          FROM day_segments WHERE {from_files} \
          UNION ALL \
-         SELECT date, task, model, provider, context, apps, \
-           min(apps) OVER (PARTITION BY date, task, model, provider) AS split_apps, \
-           requests, input_tokens, output_tokens, cost_usd \
+         SELECT p.date, p.task, p.model, p.provider, p.context, p.apps, a.split_apps, \
+           p.requests, p.input_tokens, p.output_tokens, p.cost_usd \
          FROM (SELECT date, task, model, provider, context, \
                  CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
                  sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
                  CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
-               FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider, context)"
+               FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider, context) p \
+         JOIN (SELECT date, task, model, provider, min(apps) AS split_apps \
+               FROM (SELECT date, task, model, provider, \
+                       CAST(count(DISTINCT app_key) AS BIGINT) AS apps \
+                     FROM cell_apps WHERE {computed} \
+                     GROUP BY date, task, model, provider, context, attempt, position) \
+               GROUP BY date, task, model, provider) a \
+           ON p.date = a.date AND p.task = a.task AND p.model = a.model \
+             AND p.provider = a.provider"
     )
 }
 

@@ -18,10 +18,12 @@ pub(crate) fn failed_statuses() -> String {
         .join(", ")
 }
 
-/// 1 for an agent's calls after the first of their trace (`step > 0`), else 0, on event rows
-/// (the app-day cube's `later` key). Usage counts every call; what an app *chooses* is read from
-/// the others ([`CHOICE_ROWS`] on `cell_apps`, [`CHOICE_EVENTS`] on events).
-pub(crate) const LATER: &str = "CAST(CASE WHEN step > 0 THEN 1 ELSE 0 END AS TINYINT UNSIGNED)";
+/// A call's position in its agent trace on event rows (the app-day cube's `position` key): 0 for
+/// a call without a step (untraced), 1 for the first call of a trace (`step = 0`), 2 for the
+/// calls after it (`step > 0`). Usage counts every call; what an app *chooses* is read from the
+/// first two ([`CHOICE_ROWS`] on `cell_apps`, [`CHOICE_EVENTS`] on events).
+pub(crate) const POSITION: &str =
+    "CAST(CASE WHEN step > 0 THEN 2 WHEN step = 0 THEN 1 ELSE 0 END AS TINYINT UNSIGNED)";
 
 /// The context segment's code ([`modelshare_event::Context::code`]) of event rows, from their
 /// input tokens: the app-day cube's `context` key.
@@ -36,7 +38,7 @@ pub(crate) fn context_code() -> String {
 
 /// The `cell_apps` rows of calls an app chose a model for: untraced calls and the first call of
 /// each trace.
-pub(crate) const CHOICE_ROWS: &str = "later = 0";
+pub(crate) const CHOICE_ROWS: &str = "position < 2";
 
 /// [`CHOICE_ROWS`] on event rows.
 pub(crate) const CHOICE_EVENTS: &str = "(step IS NULL OR step = 0)";

@@ -38,11 +38,15 @@
 //! over failed events), publishable when at least `min_apps` distinct apps have a failed event in
 //! the cell. The same argument holds for them separately.
 //!
-//! A figure that *splits* a cell (requests by attempt, fallbacks within requests) would give the
-//! difference "cell − its published parts" = its unpublished parts. So a cell is split only when
-//! every non-empty part of it has `min_apps` apps ([`Split`]); otherwise it is not split at all.
-//! The parts of split cells and the whole unsplit cells again partition the events into groups
-//! of at least `min_apps` apps, and the argument above applies to them.
+//! A figure that *splits* a cell (requests by attempt, fallbacks within requests, a context
+//! segment's part, agents' first and later calls) would give the difference "cell − its
+//! published parts" = its unpublished parts; and two different splits of one cell would give
+//! "a part of one − a part of the other", which can leave their small overlap. So a cell is split
+//! — by any of them — only when each of its (context segment, attempt, position in an agent
+//! trace) groups with events comes from at least `min_apps` apps ([`splittable_cells`]; the
+//! cube's `split_apps`); otherwise no split touches it. Every part of every split is then a union
+//! of such groups, and with the whole unsplit cells they partition the events into groups of at
+//! least `min_apps` apps, to which the argument above applies.
 //!
 //! # Limits
 //!
@@ -235,11 +239,11 @@ fn published_cells_cte(scope: &Scope) -> String {
     )
 }
 
-/// The parts of the scope's segment (`$context`) of the cells that are split by context
-/// segment, in the columns of the `cells` view (`apps`: the part's distinct apps). A cell is split
-/// by segment only when every segment it has requests in comes from at least `min_apps` apps
-/// (its `split_apps`, the rule for splits, see the module docs); a cell with a segment of fewer
-/// apps is left whole: it counts in the unsegmented figures and in no segment's.
+/// The parts of the scope's segment (`$context`) of the cells that may be split, in the columns
+/// of the `cells` view (`apps`: the part's distinct apps). A cell may be split (see
+/// [`splittable_cells`]) only when each of its (segment, attempt, position) groups comes from
+/// at least `min_apps` apps; another cell is left whole: it counts in the unsegmented figures and
+/// in no segment's.
 pub(crate) fn context_parts(scope: &Scope) -> String {
     format!(
         "SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
@@ -250,27 +254,36 @@ pub(crate) fn context_parts(scope: &Scope) -> String {
     )
 }
 
-/// The parts (by the `cell_apps` expression `part`) of the scope's cells that may be split:
-/// those whose every part with events comes from at least `min_apps` apps (the rule for
-/// splits, see the module docs), so that the cell, each part and each difference of parts
-/// aggregate enough apps. One row per (cell, part): the cell's columns, `part`, its distinct
-/// apps and sums.
+/// The cells of the scope that may be split, as SQL rows of their columns ([`CELL`]): those
+/// whose every (context segment, attempt, position in an agent trace) group comes from at least
+/// `min_apps` apps. Every split a public figure makes — by segment, by attempt (fallbacks), by
+/// position (agents' first and later calls) — splits only these cells, so each part of each
+/// split, and each intersection of parts of two splits, is a union of such groups: no sum or
+/// difference of parts of different splits can isolate fewer apps (see the module docs).
+pub(crate) fn splittable_cells(scope: &Scope) -> String {
+    format!(
+        "SELECT DISTINCT {CELL} FROM segments WHERE {filter} AND {split}",
+        filter = scope.filter(),
+        split = publishable_sql("split_apps"),
+    )
+}
+
+/// The parts (by the `cell_apps` expression `part`) of the scope's cells that may be split (see
+/// [`splittable_cells`]). One row per (cell, part): the cell's columns, `part`, its distinct apps
+/// and sums.
 fn split_parts(scope: &Scope, part: &str) -> String {
     format!(
-        "WITH parts AS (\
-           SELECT {CELL}, {part} AS part, \
-             CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
-             sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
-             CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
-           FROM cell_apps WHERE {filter} GROUP BY {CELL}, {part}), \
-         split_cells AS (\
-           SELECT {CELL} FROM parts GROUP BY {CELL} HAVING {every_part}) \
-         SELECT p.date, p.task, p.model, p.provider, p.part, p.apps, p.requests, \
+        "SELECT p.date, p.task, p.model, p.provider, p.part, p.apps, p.requests, \
            p.input_tokens, p.output_tokens, p.cost_usd \
-         FROM parts p JOIN split_cells s ON p.date = s.date AND p.task = s.task \
+         FROM (SELECT {CELL}, {part} AS part, \
+                 CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
+                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+                 CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
+               FROM cell_apps WHERE {filter} GROUP BY {CELL}, {part}) p \
+         JOIN ({split}) s ON p.date = s.date AND p.task = s.task \
            AND p.model = s.model AND p.provider = s.provider",
         filter = scope.filter(),
-        every_part = publishable_sql("min(apps)"),
+        split = splittable_cells(scope),
     )
 }
 

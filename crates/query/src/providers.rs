@@ -13,8 +13,10 @@
 //!
 //! Fallbacks served split an `ok` unit by attempt, so they follow the rule for splits: a unit's
 //! fallbacks count only when its first attempts and its fallbacks each come from no app or from
-//! at least `min_apps` apps (`day_first_apps`, `day_fallback_apps`); otherwise the unit is not
-//! split, and none of its fallbacks are counted.
+//! at least `min_apps` apps (`day_first_apps`, `day_fallback_apps`), and its cell may be split at
+//! all (`crate::privacy::splittable_cells`, which keeps splits by attempt, by context segment
+//! and by agent position from crossing); otherwise the unit is not split, and none of its
+//! fallbacks are counted.
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
@@ -24,7 +26,7 @@ use crate::hourly::{
     throughput_column, ttft_column,
 };
 use crate::period::Period;
-use crate::privacy::{Scope, none_or_publishable_sql, publishable_sql};
+use crate::privacy::{Scope, none_or_publishable_sql, publishable_sql, splittable_cells};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -98,14 +100,18 @@ fn providers_sql(scope: &Scope, per_model: bool) -> String {
              {unit_sums} \
            FROM hourly WHERE {filter} \
            GROUP BY date, task, model, provider, status \
-           HAVING {publishable}) \
+           HAVING {publishable}), \
+         split_units AS (\
+           SELECT u.*, s.date IS NOT NULL AS splittable \
+           FROM units u LEFT JOIN ({splittable}) s ON u.date = s.date AND u.task = s.task \
+             AND u.model = s.model AND u.provider = s.provider) \
          SELECT {keys}, sum(requests) AS attempts, \
            sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) AS failed, \
            sum(CASE WHEN {OK_ROWS} THEN requests ELSE 0 END) AS served, \
-           sum(CASE WHEN {OK_ROWS} AND {first} AND {fallback} THEN fallbacks ELSE 0 END) \
-             AS fallbacks_served, \
+           sum(CASE WHEN {OK_ROWS} AND {first} AND {fallback} AND splittable \
+             THEN fallbacks ELSE 0 END) AS fallbacks_served, \
            {served_sums} \
-         FROM units GROUP BY {keys}",
+         FROM split_units GROUP BY {keys}",
         keys = if per_model {
             "provider, model"
         } else {
@@ -116,6 +122,7 @@ fn providers_sql(scope: &Scope, per_model: bool) -> String {
         failed = failed_statuses(),
         first = none_or_publishable_sql("first_apps"),
         fallback = none_or_publishable_sql("fallback_apps"),
+        splittable = splittable_cells(scope),
     )
 }
 

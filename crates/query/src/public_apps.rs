@@ -13,12 +13,18 @@
 //! the cell's unpublished apps, who are none or at least `min_apps`. A cell that is not
 //! publishable at all enters only through shown apps' parts, which they agreed to show. So no
 //! combination of published figures isolates fewer than `min_apps` unpublished apps.
+//!
+//! A cell that may be split (by context segment, attempt or agent position; see
+//! `crate::privacy::splittable_cells`) publishes parts of itself too, and a part minus the shown
+//! apps' parts would leave the part's unpublished apps. So in such a cell the test is made on
+//! each of its (segment, attempt, position) groups as well: every group's unpublished apps must
+//! be none or at least `min_apps`, and any part is a union of groups.
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::fragments::bound_list;
 use crate::period::Period;
-use crate::privacy::{Scope, none_or_publishable_sql};
+use crate::privacy::{Scope, none_or_publishable_sql, splittable_cells};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 
@@ -53,15 +59,31 @@ fn public_app_sql(scope: &Scope, list: &str) -> String {
          unpublished AS (\
            SELECT date, task, model, provider, \
              sum(CASE WHEN app_id IN ({list}) THEN 0 ELSE 1 END) AS apps \
-           FROM parts GROUP BY date, task, model, provider) \
+           FROM parts GROUP BY date, task, model, provider), \
+         groups AS (\
+           SELECT date, task, model, provider, \
+             count(DISTINCT CASE WHEN app_id IN ({list}) THEN NULL ELSE app_id END) AS apps \
+           FROM cell_apps WHERE {filter} \
+           GROUP BY date, task, model, provider, context, attempt, position), \
+         groups_count AS (\
+           SELECT g.date, g.task, g.model, g.provider, \
+             min(CASE WHEN {group_counts} THEN 1 ELSE 0 END) AS ok \
+           FROM groups g JOIN ({splittable}) s ON g.date = s.date AND g.task = s.task \
+             AND g.model = s.model AND g.provider = s.provider \
+           GROUP BY g.date, g.task, g.model, g.provider) \
          SELECT p.app_id, p.task, p.model, sum(p.tokens) AS tokens, sum(p.requests) AS requests \
          FROM parts p JOIN unpublished u \
            ON p.date = u.date AND p.task = u.task AND p.model = u.model \
              AND p.provider = u.provider \
-         WHERE p.app_id IN ({list}) AND {counts} \
+         LEFT JOIN groups_count c \
+           ON p.date = c.date AND p.task = c.task AND p.model = c.model \
+             AND p.provider = c.provider \
+         WHERE p.app_id IN ({list}) AND {counts} AND (c.ok IS NULL OR c.ok = 1) \
          GROUP BY p.app_id, p.task, p.model",
         filter = scope.filter(),
         counts = none_or_publishable_sql("u.apps"),
+        group_counts = none_or_publishable_sql("g.apps"),
+        splittable = splittable_cells(scope),
     )
 }
 

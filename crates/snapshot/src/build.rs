@@ -7,11 +7,12 @@
 //! # Splitting a cell by context segment
 //!
 //! A cell's events are split by [`Context::of`] their input tokens. The split follows the rule
-//! for splits of `modelshare_query::privacy` (the same one `context_parts` applies to the API's
-//! figures by segment): a publishable cell is split only when every segment it has events in
-//! comes from at least `min_apps` distinct apps; each part then goes to its segment's row.
-//! Otherwise the cell goes whole to the row without a segment (`context` null) and counts in no
-//! segment's row. `ok` cells and failure cells are placed independently, each on its own apps.
+//! for splits of `modelshare_query::privacy` (the same one `splittable_cells` applies to the
+//! API's figures by segment, by attempt and by agent position): a publishable cell is split only
+//! when each of its (segment, attempt, position) groups comes from at least `min_apps` distinct
+//! apps; each part then goes to its segment's row. Otherwise the cell goes whole to the row
+//! without a segment (`context` null) and counts in no segment's row. Failure cells are never
+//! split: they are whole in the row without a segment.
 //!
 //! Fallbacks split a group once more (first choice / fallback). A cell's fallbacks are counted
 //! when the group that is added — the whole cell, or each of its segment parts — has first-choice
@@ -98,6 +99,11 @@ trait AppGroup: Default {
     fn apps(&self) -> &HashSet<String>;
     /// Adds the events of `other`, another part of the same cell.
     fn absorb(&mut self, other: Self);
+    /// The fewest apps of any (attempt, position in an agent trace) group of the part: a cell
+    /// is split only when this reaches the threshold in every part (the query crate's
+    /// `splittable_cells`), so no part of one split crosses a part of another to leave a few
+    /// apps.
+    fn fewest_group_apps(&self) -> usize;
 }
 
 /// The `ok` events of one group: a segment's part of a base cell, or a whole cell.
@@ -115,6 +121,9 @@ struct Acc {
     first_apps: HashSet<String>,
     fallback_apps: HashSet<String>,
     fallbacks: u64,
+    /// The apps of each (attempt, position) group: position 0 without a step, 1 for the first
+    /// call of an agent trace, 2 for the calls after it.
+    groups: BTreeMap<(u8, u8), HashSet<String>>,
 }
 
 impl Acc {
@@ -145,6 +154,13 @@ impl AppGroup for Acc {
         self.first_apps.extend(other.first_apps);
         self.fallback_apps.extend(other.fallback_apps);
         self.fallbacks += other.fallbacks;
+        for (group, apps) in other.groups {
+            self.groups.entry(group).or_default().extend(apps);
+        }
+    }
+
+    fn fewest_group_apps(&self) -> usize {
+        self.groups.values().map(HashSet::len).min().unwrap_or(0)
     }
 }
 
@@ -163,6 +179,10 @@ impl AppGroup for Failed {
     fn absorb(&mut self, other: Failed) {
         self.requests += other.requests;
         self.apps.extend(other.apps);
+    }
+
+    fn fewest_group_apps(&self) -> usize {
+        self.apps.len()
     }
 }
 
@@ -192,7 +212,7 @@ fn place<T: AppGroup>(segments: Segments<T>, min_apps: u64) -> Placement<T> {
     }
     if segments
         .values()
-        .all(|part| publishable(part.apps().len() as u64, min_apps))
+        .all(|part| publishable(part.fewest_group_apps() as u64, min_apps))
     {
         return Placement::Split(segments);
     }
@@ -268,6 +288,7 @@ const SOURCE_COLUMNS: &[&str] = &[
     "latency_ms",
     "status",
     "attempt",
+    "step",
 ];
 
 /// A base cell: (day, task, model, provider); the day is the file's `date=` partition, as for
@@ -311,6 +332,11 @@ pub fn aggregate(
             let latency = column::<UInt32Array>(&batch, "latency_ms")?;
             let status = column::<StringArray>(&batch, "status")?;
             let attempt = column::<UInt8Array>(&batch, "attempt")?;
+            // Files from before agent steps have no `step` column: no call has a position.
+            let step = match batch.column_by_name("step") {
+                Some(_) => Some(column::<UInt32Array>(&batch, "step")?),
+                None => None,
+            };
             for i in 0..batch.num_rows() {
                 let key = (
                     day.clone(),
@@ -351,6 +377,15 @@ pub fn aggregate(
                 }
                 if !acc.apps.contains(app_id) {
                     acc.apps.insert(app_id.to_owned());
+                }
+                let position = match step.filter(|s| s.is_valid(i)).map(|s| s.value(i)) {
+                    None => 0,
+                    Some(0) => 1,
+                    Some(_) => 2,
+                };
+                let group = acc.groups.entry((attempt.value(i), position)).or_default();
+                if !group.contains(app_id) {
+                    group.insert(app_id.to_owned());
                 }
                 // 0 means "not reported" (the field is optional on input): it must not drag the
                 // percentiles down.
@@ -397,20 +432,17 @@ fn fold(
             }
         }
     }
+    // Failures are never split by segment (the API splits failure cells by status, and the two
+    // splits would cross): a publishable failure cell is whole in the row of no segment.
     for ((_, task, model, provider), segments) in failed {
-        match place(segments, min_apps) {
-            Placement::Unpublished => {}
-            Placement::Whole(cell) => {
-                rows.entry((task, model, provider, None))
-                    .or_default()
-                    .failures += cell.requests;
-            }
-            Placement::Split(parts) => {
-                for (segment, part) in parts {
-                    let key = (task.clone(), model.clone(), provider.clone(), Some(segment));
-                    rows.entry(key).or_default().failures += part.requests;
-                }
-            }
+        let mut cell = Failed::default();
+        for part in segments.into_values() {
+            cell.absorb(part);
+        }
+        if publishable(cell.apps.len() as u64, min_apps) {
+            rows.entry((task, model, provider, None))
+                .or_default()
+                .failures += cell.requests;
         }
     }
     // Rows exist only for publishable groups, so every row has something to show.
@@ -729,6 +761,10 @@ mod tests {
             } else {
                 acc.first_apps.insert((*app).to_owned());
             }
+            acc.groups
+                .entry((*attempt, 0))
+                .or_default()
+                .insert((*app).to_owned());
         }
         acc
     }
@@ -775,13 +811,14 @@ mod tests {
         assert_eq!(placed(&[(Short, &["A1"]), (Long, &["A1"])]), "unpublished");
     }
 
-    /// On 11-02 both segments have two apps, so the cell is split. Its first-choice and fallback
-    /// requests come from four and three apps, its medium part's from two and two, but its short
-    /// part's fallbacks from one app: none of the cell's fallbacks is counted. The cell of 11-03
-    /// is not split (its long segment has one app) and keeps its fallbacks, whose apps are
-    /// three, as its first-choice apps are two.
+    /// On 11-02 both segments have two apps, but the short part's fallbacks come from one app:
+    /// the cell is not split (its short row minus the cell's first-choice requests would show
+    /// that app's fallbacks), and it is whole with its fallbacks, whose apps are three, as its
+    /// first-choice apps are four. 11-03 is not split either (its long segment has one app). On
+    /// 11-04 every (segment, attempt) group has two apps: split, each part with its fallbacks.
+    /// Failure cells are never split.
     #[test]
-    fn a_split_cell_counts_its_fallbacks_in_every_part_or_in_none() {
+    fn a_cell_is_split_only_when_each_segment_attempt_and_position_group_has_enough_apps() {
         let mut ok = BTreeMap::new();
         ok.insert(
             cell("2026-11-02"),
@@ -801,6 +838,16 @@ mod tests {
                     ok_group(&[("A1", 0), ("A2", 0), ("A2", 1), ("A3", 1)]),
                 ),
                 (Context::Long, ok_group(&[("A1", 2)])),
+            ]),
+        );
+        ok.insert(
+            cell("2026-11-04"),
+            Segments::from([
+                (
+                    Context::Short,
+                    ok_group(&[("A1", 0), ("A2", 0), ("A1", 1), ("A2", 1)]),
+                ),
+                (Context::Long, ok_group(&[("A3", 0), ("A4", 0)])),
             ]),
         );
         let mut failed = BTreeMap::new();
@@ -824,10 +871,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                (None, [5, 500, 3, 3, 0]),
-                (Some(Context::Short), [3, 300, 2, 0, 2]),
-                (Some(Context::Medium), [4, 400, 2, 0, 0]),
-                (Some(Context::Long), [0, 0, 0, 0, 3]),
+                (None, [12, 1200, 4, 6, 5]),
+                (Some(Context::Short), [4, 400, 2, 2, 0]),
+                (Some(Context::Long), [2, 200, 2, 0, 0]),
             ]
         );
     }

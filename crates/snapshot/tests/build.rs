@@ -286,7 +286,7 @@ fn exact_figures_in_every_column() {
     let info = published(build_week(lake.root(), week(), 1).unwrap());
     assert_eq!(info.name, "2026-W45.r1");
     assert_eq!(info.file, "2026-W45.r1.parquet");
-    assert_eq!(info.rows, 6);
+    assert_eq!(info.rows, 8);
     verify(&info).unwrap();
 
     let file = std::fs::File::open(&info.path).unwrap();
@@ -304,7 +304,7 @@ fn exact_figures_in_every_column() {
     assert_eq!(kv[keys::WEEK_START], "2026-11-02");
     assert_eq!(kv[keys::WEEK_END], "2026-11-09");
     assert_eq!(kv[keys::REVISION], "1");
-    assert_eq!(kv[keys::ROWS], "6");
+    assert_eq!(kv[keys::ROWS], "8");
     assert_eq!(kv[keys::MIN_APPS], "1");
     assert_eq!(
         kv[keys::GENERATOR],
@@ -318,11 +318,13 @@ fn exact_figures_in_every_column() {
     let b = &batches[0];
     assert_eq!(b.num_columns(), 17);
     assert_eq!(b.schema().field(5).name(), "context");
-    assert_eq!(strings(b, "week"), ["2026-W45"; 6]);
+    assert_eq!(strings(b, "week"), ["2026-W45"; 8]);
     assert_eq!(
         strings(b, "task"),
         [
             "legal",
+            "programming",
+            "programming",
             "programming",
             "programming",
             "programming",
@@ -332,18 +334,39 @@ fn exact_figures_in_every_column() {
     );
     assert_eq!(
         strings(b, "model"),
-        ["c/z", "a/x", "a/x", "b/y", "c/z", "c/z"]
+        ["c/z", "a/x", "a/x", "a/x", "a/x", "b/y", "c/z", "c/z"]
     );
-    assert_eq!(strings(b, "author"), ["c", "a", "a", "b", "c", "c"]);
-    assert_eq!(strings(b, "provider"), ["p1", "p1", "p3", "p2", "p7", "p8"]);
-    // Every prompt is short, and with min_apps 1 every segment of a cell has enough apps.
-    assert_eq!(strings(b, "context"), ["short"; 6]);
-    let s = |v: [i64; 6]| v.map(Some).to_vec();
-    assert_eq!(ints(b, "requests"), s([2, 3, 1, 1, 1, 1]));
-    assert_eq!(ints(b, "input_tokens"), s([8, 600, 5, 1000, 11, 22]));
-    assert_eq!(ints(b, "output_tokens"), s([4, 60, 5, 100, 1, 2]));
-    assert_eq!(ints(b, "reasoning_tokens"), s([0, 6, 0, 0, 0, 0]));
-    assert_eq!(ints(b, "cached_tokens"), s([0, 52, 0, 0, 0, 0]));
+    assert_eq!(
+        strings(b, "author"),
+        ["c", "a", "a", "a", "a", "b", "c", "c"]
+    );
+    assert_eq!(
+        strings(b, "provider"),
+        ["p1", "p1", "p1", "p3", "p3", "p2", "p7", "p8"]
+    );
+    // Every prompt is short, and with min_apps 1 every group of a cell has enough apps: ok
+    // requests are in the short rows. Failures are never split by segment: a/x's failed
+    // requests at p1 and p3 are in rows without a segment, with no ok request.
+    let context = b
+        .column_by_name("context")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let contexts: Vec<Option<&str>> = (0..context.len())
+        .map(|i| (!context.is_null(i)).then(|| context.value(i)))
+        .collect();
+    let short = Some("short");
+    assert_eq!(
+        contexts,
+        [short, None, short, None, short, short, short, short]
+    );
+    let s = |v: [i64; 8]| v.map(Some).to_vec();
+    assert_eq!(ints(b, "requests"), s([2, 0, 3, 0, 1, 1, 1, 1]));
+    assert_eq!(ints(b, "input_tokens"), s([8, 0, 600, 0, 5, 1000, 11, 22]));
+    assert_eq!(ints(b, "output_tokens"), s([4, 0, 60, 0, 5, 100, 1, 2]));
+    assert_eq!(ints(b, "reasoning_tokens"), s([0, 0, 6, 0, 0, 0, 0, 0]));
+    assert_eq!(ints(b, "cached_tokens"), s([0, 0, 52, 0, 0, 0, 0, 0]));
     let cost = b
         .column_by_name("cost_usd")
         .unwrap()
@@ -351,15 +374,27 @@ fn exact_figures_in_every_column() {
         .downcast_ref::<Decimal128Array>()
         .unwrap();
     assert_eq!((cost.precision(), cost.scale()), (18, 6));
-    assert_eq!(cost.values().to_vec(), [7, 6000, 5, 10000, 11, 22]);
+    assert_eq!(cost.values().to_vec(), [7, 0, 6000, 0, 5, 10000, 11, 22]);
     // Distinct apps with an ok request: the failing A3 does not count for a/x@p1.
-    assert_eq!(ints(b, "apps"), s([2, 2, 1, 1, 1, 1]));
-    assert_eq!(ints(b, "failures"), s([0, 1, 1, 0, 0, 0]));
-    assert_eq!(ints(b, "fallbacks"), s([1, 1, 0, 0, 0, 0]));
+    assert_eq!(ints(b, "apps"), s([2, 0, 2, 0, 1, 1, 1, 1]));
+    assert_eq!(ints(b, "failures"), s([0, 1, 0, 1, 0, 0, 0, 0]));
+    assert_eq!(ints(b, "fallbacks"), s([1, 0, 1, 0, 0, 0, 0, 0]));
     // Nearest rank over ok latencies: legal [30, 70]; a/x@p1 [100, 200, 300]; the others one
-    // each.
-    assert_eq!(ints(b, "latency_p50_ms"), s([30, 200, 10, 1000, 40, 60]));
-    assert_eq!(ints(b, "latency_p95_ms"), s([70, 300, 10, 1000, 40, 60]));
+    // each; none in the rows of failures only.
+    let with_gaps = |v: [i64; 6]| {
+        let mut out: Vec<Option<i64>> = v.map(Some).to_vec();
+        out.insert(1, None);
+        out.insert(3, None);
+        out
+    };
+    assert_eq!(
+        ints(b, "latency_p50_ms"),
+        with_gaps([30, 200, 10, 1000, 40, 60])
+    );
+    assert_eq!(
+        ints(b, "latency_p95_ms"),
+        with_gaps([70, 300, 10, 1000, 40, 60])
+    );
 
     // With min_apps 2 no base cell qualifies: nothing is written.
     assert_eq!(
@@ -371,8 +406,9 @@ fn exact_figures_in_every_column() {
 
 /// The publication rule with min_apps 2: a row is the sum of its base cells with two apps; a
 /// cell's fallbacks only when both its first-choice and fallback requests come from two apps;
-/// failures only from cells where two apps failed. Every prompt is short, so every published
-/// cell is in the `short` row.
+/// failures only from cells where two apps failed, never split by segment. Every prompt is
+/// short: a cell whose (segment, attempt) groups all have two apps is in the `short` row, the
+/// others are whole in the row without a segment.
 #[test]
 fn the_rule_holds_per_base_cell() {
     let ok = |id: &str, ts: &str, app: &str, t: [u32; 2], lat: u32, attempt: u8| {
@@ -433,19 +469,28 @@ fn the_rule_holds_per_base_cell() {
         got,
         [
             (
-                "legal:c/z@p1/Some(Short)".to_owned(),
+                "legal:c/z@p1/None".to_owned(),
                 [0, 0, 0, 0],
                 0,
                 (2, 0),
                 (None, None)
             ),
-            // 100 + 200 + 10 + 20 + 30 input; latencies [50, 60, 70, 100, 200].
+            // 11-03 is not split (its short first-choice group is A1 alone): whole, without its
+            // fallbacks (one first-choice app), with the failures; latencies [50, 60, 70].
+            (
+                "programming:a/x@p1/None".to_owned(),
+                [3, 60, 6, 3],
+                60,
+                (2, 0),
+                (Some(60), Some(70))
+            ),
+            // 11-02 is split (its one group has two apps): 100 + 200 input, latencies [100, 200].
             (
                 "programming:a/x@p1/Some(Short)".to_owned(),
-                [5, 360, 36, 3],
-                360,
-                (2, 0),
-                (Some(70), Some(200))
+                [2, 300, 30, 2],
+                300,
+                (0, 0),
+                (Some(100), Some(200))
             ),
         ]
     );
@@ -591,17 +636,17 @@ fn verify_catches_a_changed_file_and_names_are_strict() {
 }
 
 /// Splits by context segment with min_apps 2, all on programming a/x@p1 (prompts: short < 8,192
-/// input tokens, medium < 32,768, long < 131,072, very long above):
-/// - 11-02: short from A1 A2 (two of them fallbacks, from A1 and A2), long from A3 A4: split.
+/// input tokens, medium < 32,768, long < 131,072, very long above). A cell is split only when
+/// each of its (segment, attempt) groups has two apps:
+/// - 11-02: short first choice from A1 A2, short fallbacks from A1 A2, long from A3 A4: split.
 /// - 11-03: short from A1 A2 A3, very long from A1 alone: the whole cell in the row of no
 ///   segment, with its fallbacks (first choice from A1 A2, fallbacks from A2 A3).
-/// - 11-04: short from A1 A2 (one fallback, from A1), medium from A3 A4 (fallbacks from A3
-///   and A4): split; its short part's fallbacks come from one app, so none of the cell's
-///   fallbacks is counted, the medium part's neither.
-/// - Failures: 11-02 short from F1 F2 and long from F3 F4 (split); 11-03 short from F1 and
-///   medium from F2 (whole, in the row of no segment).
+/// - 11-04: short first choice from A1 A2 but its short fallback from A1 alone: not split (its
+///   short row minus the cell's first-choice requests would show A1's fallback); whole, with
+///   its fallbacks (first choice from four apps, fallbacks from A1 A3 A4).
+/// - Failures are never split: 11-02's (F1..F4) and 11-03's (F1 F2) in the row of no segment.
 #[test]
-fn cells_are_split_by_context_segment_when_every_segment_has_enough_apps() {
+fn cells_are_split_by_context_segment_when_every_group_has_enough_apps() {
     let ok = |id: &str, day: &str, app: &str, input: u32, latency: u32, attempt: u8| {
         let ts = format!("{day}T10:00:00Z");
         let tokens = [input, 10, 0, 0];
@@ -688,42 +733,36 @@ fn cells_are_split_by_context_segment_when_every_segment_has_enough_apps() {
     assert_eq!(
         got,
         [
-            // d1..d5; latencies [1, 2, 3, 4, 2000].
+            // d1..d5 and g1..g7; latencies [1, 2, 3, 4, 5, 6, 7, 100, 200, 300, 310, 2000].
             (
                 None,
-                [5, 201_000, 50, 3, 2, 2],
-                201_000,
-                (Some(3), Some(2_000))
+                [12, 292_060, 120, 4, 5, 6],
+                292_060,
+                (Some(6), Some(2_000))
             ),
-            // c1..c4, g1..g3; latencies [5, 6, 7, 10, 20, 30, 40].
+            // c1..c4; latencies [10, 20, 30, 40].
             (
                 Some("short"),
-                [7, 10_060, 70, 2, 2, 2],
-                10_060,
-                (Some(10), Some(40))
-            ),
-            (
-                Some("medium"),
-                [4, 91_000, 40, 2, 0, 0],
-                91_000,
-                (Some(200), Some(310))
+                [4, 10_000, 40, 2, 2, 0],
+                10_000,
+                (Some(20), Some(40))
             ),
             (
                 Some("long"),
-                [2, 90_000, 20, 2, 0, 2],
+                [2, 90_000, 20, 2, 0, 0],
                 90_000,
                 (Some(400), Some(500))
             ),
         ]
     );
     // The rows add up to the sums over the publishable cells: every ok request (each cell has
-    // at least three apps) and every failure (each failure cell has two apps). Fallbacks: 7
-    // over the whole cells, less the 3 of the split cell of 11-04.
+    // at least three apps) and every failure (each failure cell has two apps). Fallbacks: all
+    // 7, every cell's first-choice and fallback apps being two or more.
     let sum = |f: fn(&modelshare_snapshot::SnapshotRow) -> u64| rows.iter().map(f).sum::<u64>();
     assert_eq!(sum(|r| r.requests), 18);
     assert_eq!(sum(|r| r.input_tokens), 392_060);
     assert_eq!(sum(|r| r.failures), 6);
-    assert_eq!(sum(|r| r.fallbacks), 4);
+    assert_eq!(sum(|r| r.fallbacks), 7);
     // In the file, the row of no segment has a null `context`.
     let file = std::fs::File::open(&info.path).unwrap();
     let b = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -738,7 +777,7 @@ fn cells_are_split_by_context_segment_when_every_segment_has_enough_apps() {
         (0..context.len())
             .map(|i| context.is_null(i))
             .collect::<Vec<_>>(),
-        [true, false, false, false]
+        [true, false, false]
     );
 }
 
@@ -755,8 +794,8 @@ fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revisio
     use parquet::file::properties::WriterProperties;
     use sha2::{Digest, Sha256};
 
-    // The rows of version 1, built from the rows of a current snapshot of the same events
-    // (every prompt is short, so they are the same rows without the column).
+    // A file of version 1: the rows of a current snapshot of the same events with the column
+    // dropped (its layout, whatever its rows).
     let scratch = tempfile::tempdir().unwrap();
     let current =
         published(build_week(lake_with(scratch.path(), &[fixture()]).root(), week(), 1).unwrap());
@@ -781,7 +820,7 @@ fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revisio
         (keys::WEEK_START, "2026-11-02"),
         (keys::WEEK_END, "2026-11-09"),
         (keys::REVISION, "1"),
-        (keys::ROWS, "6"),
+        (keys::ROWS, "8"),
         (keys::MIN_APPS, "1"),
         (keys::GENERATOR, GENERATOR),
         (keys::CONTENT_SHA256, &content_sha256),
@@ -805,7 +844,7 @@ fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revisio
         week: "2026-W45".into(),
         revision: 1,
         file: "2026-W45.r1.parquet".into(),
-        rows: 6,
+        rows: 8,
         bytes: v1_bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&v1_bytes)),
         content_sha256: content_sha256.clone(),
