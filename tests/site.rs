@@ -150,9 +150,11 @@ async fn pages_show_exact_rows_and_escape_hostile_names() {
         )),
         "{html}"
     );
-    // The SQL panel (requests by attempt): attempt 0, 3 requests.
+    // Requests by attempt: 3 served as the first choice.
     assert!(
-        html.contains("<td class=\"text\" data-value=\"0\">0</td><td data-value=\"3\">3</td>"),
+        html.contains(
+            "<td class=\"text\" data-value=\"first choice\">first choice</td><td data-value=\"3\">3</td>"
+        ),
         "{html}"
     );
     let (status, svg, _) = get(

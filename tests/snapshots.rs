@@ -495,8 +495,8 @@ fn export_writes_snapshots_and_raw_events_and_refuses_bad_input() {
 }
 
 /// Week 2026-W45 for the context segments (short < 8,192 input tokens, medium < 32,768, long <
-/// 131,072, very long above). A cell is split by segment only when each of its (segment,
-/// attempt, position) groups comes from `min_apps` apps; otherwise it is whole in the row of no
+/// 131,072, very long above). A cell is split by segment only when each of its (segment, first
+/// choice or fallback, position) groups comes from `min_apps` apps; otherwise it is whole in the row of no
 /// segment (`context` null). Failure cells are never split. With --min-apps 2:
 /// - a/x on 11-04: short from A1 A2, long from A2 A3: split into the short and long rows.
 /// - a/x on 11-06: short from A1 alone, medium from A1 A2: whole, in a/x's null row.

@@ -431,7 +431,7 @@ struct Summaries {
     /// Per cell and app key: the cell's distinct apps.
     presence: RecordBatch,
     /// Per cell and context segment: the part's distinct apps and sums, and the fewest apps of
-    /// any (segment, attempt, position) group of the cell.
+    /// any (segment, first choice or fallback, position) group of the cell.
     segments: RecordBatch,
     /// Per cell, segment and app key: the part's distinct apps and the cell's fewest.
     segment_presence: RecordBatch,
@@ -441,7 +441,7 @@ struct Summaries {
 fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
     let mut cells: std::collections::BTreeMap<Cell, Group> = Default::default();
     let mut parts: std::collections::BTreeMap<(Cell, u8), Group> = Default::default();
-    // The apps of each (segment, attempt, position) group of each cell.
+    // The apps of each (segment, first choice or fallback, position) group of each cell.
     let mut atoms: std::collections::HashMap<(Cell, [u8; 3]), BTreeSet<u64>> = Default::default();
     let file = File::open(cube_file).map_err(|e| IngestError::io(cube_file, e))?;
     for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
@@ -469,7 +469,11 @@ fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
                 output_tokens: output.value(i),
                 cost_micros: cost.value(i),
             };
-            let atom = [context.value(i), attempt.value(i), position.value(i)];
+            let atom = [
+                context.value(i),
+                u8::from(attempt.value(i) > 0),
+                position.value(i),
+            ];
             atoms
                 .entry((cell.clone(), atom))
                 .or_default()
@@ -482,7 +486,7 @@ fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
             sums.add(m);
         }
     }
-    // The fewest apps of any (segment, attempt, position) group of each cell.
+    // The fewest apps of any (segment, first choice or fallback, position) group of each cell.
     let mut split_apps: std::collections::HashMap<&Cell, usize> = Default::default();
     for ((cell, _), apps) in &atoms {
         let fewest = split_apps.entry(cell).or_insert(usize::MAX);

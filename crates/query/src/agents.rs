@@ -14,7 +14,7 @@
 //! (`step = 0`), later calls (`step > 0`) and the rest (untraced, or traced without a step). A
 //! cell is split only when each of the three parts comes from no app or from at least
 //! `min_apps` apps, and the cell may be split at all (`crate::privacy::splittable_cells`: each
-//! of its (segment, attempt, position) groups has `min_apps` apps, so the split by position
+//! of its (segment, first choice or fallback, position) groups has `min_apps` apps, so the split by position
 //! cannot cross the splits by attempt and segment): the cell's published total minus its
 //! published parts then never isolates fewer than `min_apps` apps.
 //!

@@ -32,7 +32,7 @@
 //! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
-use crate::fragments::{OK_ROWS, POSITION, context_code};
+use crate::fragments::{FALLBACK, OK_ROWS, POSITION, context_code};
 use crate::hourly::{hourly_schema, hourly_view};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -533,7 +533,7 @@ fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
 }
 
 /// The `segments` view: one row per (base cell, context segment) with the part's distinct apps
-/// and sums, and `split_apps`, the fewest apps of any (segment, attempt, position) group of the
+/// and sums, and `split_apps`, the fewest apps of any (segment, first choice or fallback, position) group of the
 /// cell (see `crate::privacy::context_parts`); from the segments files of `cells_days`, computed
 /// from `cell_apps` for the other days.
 fn segments_view(cells_days: &BTreeSet<NaiveDate>) -> String {
@@ -555,7 +555,7 @@ fn segments_view(cells_days: &BTreeSet<NaiveDate>) -> String {
                FROM (SELECT date, task, model, provider, \
                        CAST(count(DISTINCT app_key) AS BIGINT) AS apps \
                      FROM cell_apps WHERE {computed} \
-                     GROUP BY date, task, model, provider, context, attempt, position) \
+                     GROUP BY date, task, model, provider, context, {FALLBACK}, position) \
                GROUP BY date, task, model, provider) a \
            ON p.date = a.date AND p.task = a.task AND p.model = a.model \
              AND p.provider = a.provider"

@@ -36,6 +36,12 @@ pub(crate) fn context_code() -> String {
     sql
 }
 
+/// 1 for a request served after another attempt failed (`attempt > 0`), 0 for a first choice:
+/// with the context segment and the position, the groups whose apps decide whether a cell may
+/// be split (`crate::privacy::splittable_cells`), and the parts of the split by attempt.
+pub(crate) const FALLBACK: &str =
+    "CAST(CASE WHEN attempt > 0 THEN 1 ELSE 0 END AS TINYINT UNSIGNED)";
+
 /// The `cell_apps` rows of calls an app chose a model for: untraced calls and the first call of
 /// each trace.
 pub(crate) const CHOICE_ROWS: &str = "position < 2";

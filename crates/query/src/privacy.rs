@@ -42,8 +42,8 @@
 //! segment's part, agents' first and later calls) would give the difference "cell − its
 //! published parts" = its unpublished parts; and two different splits of one cell would give
 //! "a part of one − a part of the other", which can leave their small overlap. So a cell is split
-//! — by any of them — only when each of its (context segment, attempt, position in an agent
-//! trace) groups with events comes from at least `min_apps` apps ([`splittable_cells`]; the
+//! — by any of them — only when each of its (context segment, first choice or fallback, position
+//! in an agent trace) groups with events comes from at least `min_apps` apps ([`splittable_cells`]; the
 //! cube's `split_apps`); otherwise no split touches it. Every part of every split is then a union
 //! of such groups, and with the whole unsplit cells they partition the events into groups of at
 //! least `min_apps` apps, to which the argument above applies.
@@ -56,7 +56,7 @@
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, ScalarValue};
-use crate::fragments::WEEK_OF_DATE;
+use crate::fragments::{FALLBACK, WEEK_OF_DATE};
 use crate::leaderboard::Figures;
 use crate::period::Period;
 use crate::values::{micro_usd_at, str_at, u64_at};
@@ -241,7 +241,8 @@ fn published_cells_cte(scope: &Scope) -> String {
 
 /// The parts of the scope's segment (`$context`) of the cells that may be split, in the columns
 /// of the `cells` view (`apps`: the part's distinct apps). A cell may be split (see
-/// [`splittable_cells`]) only when each of its (segment, attempt, position) groups comes from
+/// [`splittable_cells`]) only when each of its (segment, first choice or fallback, position)
+/// groups comes from
 /// at least `min_apps` apps; another cell is left whole: it counts in the unsegmented figures and
 /// in no segment's.
 pub(crate) fn context_parts(scope: &Scope) -> String {
@@ -255,7 +256,8 @@ pub(crate) fn context_parts(scope: &Scope) -> String {
 }
 
 /// The cells of the scope that may be split, as SQL rows of their columns ([`CELL`]): those
-/// whose every (context segment, attempt, position in an agent trace) group comes from at least
+/// whose every (context segment, first choice or fallback, position in an agent trace) group
+/// comes from at least
 /// `min_apps` apps. Every split a public figure makes — by segment, by attempt (fallbacks), by
 /// position (agents' first and later calls) — splits only these cells, so each part of each
 /// split, and each intersection of parts of two splits, is a union of such groups: no sum or
@@ -731,7 +733,7 @@ impl<'a> Grouping<'a> {
 /// A split of a cell's `ok` requests into parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// By `attempt`: 0 = served as the first choice, n = after n fallbacks.
+    /// By attempt: 0 = served as the first choice, 1 = served after one or more fallbacks.
     Attempt,
 }
 
@@ -739,7 +741,7 @@ impl Split {
     /// The part's key on `cell_apps` rows; parts are ordered by it.
     fn sql(self) -> &'static str {
         match self {
-            Split::Attempt => "attempt",
+            Split::Attempt => FALLBACK,
         }
     }
 }

@@ -17,12 +17,12 @@
 //! A cell that may be split (by context segment, attempt or agent position; see
 //! `crate::privacy::splittable_cells`) publishes parts of itself too, and a part minus the shown
 //! apps' parts would leave the part's unpublished apps. So in such a cell the test is made on
-//! each of its (segment, attempt, position) groups as well: every group's unpublished apps must
+//! each of its (segment, first choice or fallback, position) groups as well: every group's unpublished apps must
 //! be none or at least `min_apps`, and any part is a union of groups.
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
-use crate::fragments::bound_list;
+use crate::fragments::{FALLBACK, bound_list};
 use crate::period::Period;
 use crate::privacy::{Scope, none_or_publishable_sql, splittable_cells};
 use crate::values::{str_at, u64_at};
@@ -64,7 +64,7 @@ fn public_app_sql(scope: &Scope, list: &str) -> String {
            SELECT date, task, model, provider, \
              count(DISTINCT CASE WHEN app_id IN ({list}) THEN NULL ELSE app_id END) AS apps \
            FROM cell_apps WHERE {filter} \
-           GROUP BY date, task, model, provider, context, attempt, position), \
+           GROUP BY date, task, model, provider, context, {FALLBACK}, position), \
          groups_count AS (\
            SELECT g.date, g.task, g.model, g.provider, \
              min(CASE WHEN {group_counts} THEN 1 ELSE 0 END) AS ok \

@@ -954,8 +954,13 @@ async fn model_attempts(engine: QueryEngine, a: Args) -> Result<Table, SiteError
         Column::new("label", "Attempt", Format::Plain),
         Column::new("value", "Requests", Format::Count),
     ]);
-    for (attempt, requests) in engine.published_split(&scope, Split::Attempt).await? {
-        t.push(vec![Cell::Text(attempt), count(requests)]);
+    for (part, requests) in engine.published_split(&scope, Split::Attempt).await? {
+        let label = if part == "0" {
+            "first choice"
+        } else {
+            "fallback"
+        };
+        t.push(vec![Cell::text(label), count(requests)]);
     }
     Ok(t)
 }

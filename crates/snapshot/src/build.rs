@@ -9,7 +9,7 @@
 //! A cell's events are split by [`Context::of`] their input tokens. The split follows the rule
 //! for splits of `modelshare_query::privacy` (the same one `splittable_cells` applies to the
 //! API's figures by segment, by attempt and by agent position): a publishable cell is split only
-//! when each of its (segment, attempt, position) groups comes from at least `min_apps` distinct
+//! when each of its (segment, first choice or fallback, position) groups comes from at least `min_apps` distinct
 //! apps; each part then goes to its segment's row. Otherwise the cell goes whole to the row
 //! without a segment (`context` null) and counts in no segment's row. Failure cells are never
 //! split: they are whole in the row without a segment.
@@ -99,7 +99,8 @@ trait AppGroup: Default {
     fn apps(&self) -> &HashSet<String>;
     /// Adds the events of `other`, another part of the same cell.
     fn absorb(&mut self, other: Self);
-    /// The fewest apps of any (attempt, position in an agent trace) group of the part: a cell
+    /// The fewest apps of any (first choice or fallback, position in an agent trace) group of the
+    /// part: a cell
     /// is split only when this reaches the threshold in every part (the query crate's
     /// `splittable_cells`), so no part of one split crosses a part of another to leave a few
     /// apps.
@@ -121,8 +122,9 @@ struct Acc {
     first_apps: HashSet<String>,
     fallback_apps: HashSet<String>,
     fallbacks: u64,
-    /// The apps of each (attempt, position) group: position 0 without a step, 1 for the first
-    /// call of an agent trace, 2 for the calls after it.
+    /// The apps of each (fallback, position) group: fallback 1 for a request served after
+    /// another attempt failed; position 0 without a step, 1 for the first call of an agent trace,
+    /// 2 for the calls after it.
     groups: BTreeMap<(u8, u8), HashSet<String>>,
 }
 
@@ -383,7 +385,10 @@ pub fn aggregate(
                     Some(0) => 1,
                     Some(_) => 2,
                 };
-                let group = acc.groups.entry((attempt.value(i), position)).or_default();
+                let group = acc
+                    .groups
+                    .entry((u8::from(attempt.value(i) > 0), position))
+                    .or_default();
                 if !group.contains(app_id) {
                     group.insert(app_id.to_owned());
                 }
@@ -762,7 +767,7 @@ mod tests {
                 acc.first_apps.insert((*app).to_owned());
             }
             acc.groups
-                .entry((*attempt, 0))
+                .entry((u8::from(*attempt > 0), 0))
                 .or_default()
                 .insert((*app).to_owned());
         }
@@ -815,7 +820,7 @@ mod tests {
     /// the cell is not split (its short row minus the cell's first-choice requests would show
     /// that app's fallbacks), and it is whole with its fallbacks, whose apps are three, as its
     /// first-choice apps are four. 11-03 is not split either (its long segment has one app). On
-    /// 11-04 every (segment, attempt) group has two apps: split, each part with its fallbacks.
+    /// 11-04 every (segment, first choice or fallback) group has two apps: split, each part with its fallbacks.
     /// Failure cells are never split.
     #[test]
     fn a_cell_is_split_only_when_each_segment_attempt_and_position_group_has_enough_apps() {

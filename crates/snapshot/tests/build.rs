@@ -407,7 +407,7 @@ fn exact_figures_in_every_column() {
 /// The publication rule with min_apps 2: a row is the sum of its base cells with two apps; a
 /// cell's fallbacks only when both its first-choice and fallback requests come from two apps;
 /// failures only from cells where two apps failed, never split by segment. Every prompt is
-/// short: a cell whose (segment, attempt) groups all have two apps is in the `short` row, the
+/// short: a cell whose (segment, first choice or fallback) groups all have two apps is in the `short` row, the
 /// others are whole in the row without a segment.
 #[test]
 fn the_rule_holds_per_base_cell() {
@@ -637,7 +637,7 @@ fn verify_catches_a_changed_file_and_names_are_strict() {
 
 /// Splits by context segment with min_apps 2, all on programming a/x@p1 (prompts: short < 8,192
 /// input tokens, medium < 32,768, long < 131,072, very long above). A cell is split only when
-/// each of its (segment, attempt) groups has two apps:
+/// each of its (segment, first choice or fallback) groups has two apps:
 /// - 11-02: short first choice from A1 A2, short fallbacks from A1 A2, long from A3 A4: split.
 /// - 11-03: short from A1 A2 A3, very long from A1 alone: the whole cell in the row of no
 ///   segment, with its fallbacks (first choice from A1 A2, fallbacks from A2 A3).
