@@ -109,6 +109,9 @@ async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() 
     assert_eq!(models(&short), [(O3.to_owned(), 2_020, 2)]);
     assert_eq!(short["totals"]["tokens"], 2_020);
     assert_eq!(short["totals"]["requests"], 2);
+    // What segment figures cover: o3's split cell of the day's 135,080 published tokens.
+    assert_eq!(short["segment_coverage"], 82_040.0 / 135_080.0);
+    assert_eq!(all["segment_coverage"], Value::Null);
     assert_eq!(short["models"][0]["share"], 1.0);
     let long = server.get_ok(&board("long")).await;
     assert_eq!(models(&long), [(O3.to_owned(), 80_020, 2)]);

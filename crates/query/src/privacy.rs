@@ -570,6 +570,41 @@ impl QueryEngine {
         Ok(out)
     }
 
+    /// The share of the published tokens of `scope` (all lengths) that are in cells split by
+    /// context segment ([`splittable_cells`]): what segment figures cover. Both are sums of whole
+    /// publishable cells.
+    pub async fn segment_coverage(&self, scope: &Scope) -> Result<f64, QueryError> {
+        let all = Scope {
+            context: None,
+            ..scope.clone()
+        };
+        let sql = format!(
+            "SELECT \
+               (SELECT CAST(COALESCE(sum(input_tokens + output_tokens), 0) AS BIGINT) \
+                FROM segments WHERE {filter} AND {split}) AS split, \
+               (SELECT CAST(COALESCE(sum(input_tokens + output_tokens), 0) AS BIGINT) \
+                FROM cells WHERE {filter} AND {publishable}) AS total",
+            filter = all.filter(),
+            split = publishable_sql("split_apps"),
+            publishable = publishable_sql("apps"),
+        );
+        let mut coverage = 0.0;
+        for b in self
+            .sql_with_params(&sql, all.params(self.config().min_apps))
+            .await?
+        {
+            if b.num_rows() > 0 {
+                let (split, total) = (u64_at(&b, "split", 0)?, u64_at(&b, "total", 0)?);
+                coverage = if total == 0 {
+                    0.0
+                } else {
+                    split as f64 / total as f64
+                };
+            }
+        }
+        Ok(coverage)
+    }
+
     /// The number of publishable cells in `scope` (e.g. whether a model has any public usage).
     pub async fn publishable_cells(&self, scope: &Scope) -> Result<u64, QueryError> {
         let sql = format!(
