@@ -118,13 +118,10 @@ struct Acc {
     cost: i64,
     apps: HashSet<String>,
     latencies: Vec<u32>,
-    /// Apps with a first-choice (`attempt = 0`) request, and with a fallback one.
-    first_apps: HashSet<String>,
-    fallback_apps: HashSet<String>,
     fallbacks: u64,
     /// The apps of each (fallback, position) group: fallback 1 for a request served after
     /// another attempt failed; position 0 without a step, 1 for the first call of an agent trace,
-    /// 2 for the calls after it.
+    /// 2 for the calls after it. The first-choice and the fallback apps are their unions.
     groups: BTreeMap<(u8, u8), HashSet<String>>,
 }
 
@@ -133,9 +130,15 @@ impl Acc {
     /// non-empty parts must come from enough apps, or `requests − fallbacks` would show the
     /// other part.
     fn fallbacks_publishable(&self, min_apps: u64) -> bool {
-        [&self.first_apps, &self.fallback_apps]
-            .iter()
-            .all(|apps| none_or_publishable(apps.len() as u64, min_apps))
+        [0, 1].iter().all(|fallback| {
+            let apps: HashSet<&String> = self
+                .groups
+                .iter()
+                .filter(|((f, _), _)| f == fallback)
+                .flat_map(|(_, apps)| apps)
+                .collect();
+            none_or_publishable(apps.len() as u64, min_apps)
+        })
     }
 }
 
@@ -153,8 +156,6 @@ impl AppGroup for Acc {
         self.cost += other.cost;
         self.apps.extend(other.apps);
         self.latencies.extend(other.latencies);
-        self.first_apps.extend(other.first_apps);
-        self.fallback_apps.extend(other.fallback_apps);
         self.fallbacks += other.fallbacks;
         for (group, apps) in other.groups {
             self.groups.entry(group).or_default().extend(apps);
@@ -368,14 +369,8 @@ pub fn aggregate(
                 acc.cost = acc.cost.checked_add(micro).ok_or_else(|| {
                     SnapshotError::Schema("the week's spend overflows 64-bit micro-USD".into())
                 })?;
-                let part = if attempt.value(i) > 0 {
+                if attempt.value(i) > 0 {
                     acc.fallbacks += 1;
-                    &mut acc.fallback_apps
-                } else {
-                    &mut acc.first_apps
-                };
-                if !part.contains(app_id) {
-                    part.insert(app_id.to_owned());
                 }
                 if !acc.apps.contains(app_id) {
                     acc.apps.insert(app_id.to_owned());
@@ -762,9 +757,6 @@ mod tests {
             acc.latencies.push(10);
             if *attempt > 0 {
                 acc.fallbacks += 1;
-                acc.fallback_apps.insert((*app).to_owned());
-            } else {
-                acc.first_apps.insert((*app).to_owned());
             }
             acc.groups
                 .entry((u8::from(*attempt > 0), 0))
