@@ -11,25 +11,26 @@
 //! maxima), never one app's longest trace.
 //!
 //! Calls by position split base cells (day, task, model, provider) into first calls
-//! (`step = 0`), later calls (`step > 0`) and the rest (untraced, or traced without a step). A
-//! cell is split only when each of the three parts comes from no app or from at least
-//! `min_apps` apps, and the cell may be split at all (`crate::privacy::splittable_cells`: each
-//! of its (segment, first choice or fallback, position) groups has `min_apps` apps, so the split by position
-//! cannot cross the splits by attempt and segment): the cell's published total minus its
-//! published parts then never isolates fewer than `min_apps` apps.
+//! (`step = 0`), later calls (`step > 0`) and the rest (untraced, or traced without a step): the
+//! app-day cube's `position`. A cell is split only when it may be split at all
+//! (`crate::privacy::splittable_cells`: each of its (segment, first choice or fallback,
+//! position) groups has `min_apps` apps), so each of the three parts comes from no app or from
+//! at least `min_apps` apps and the split by position cannot cross the splits by attempt and
+//! segment: the cell's published total minus its published parts then never isolates fewer
+//! than `min_apps` apps.
 //!
-//! Cost: traced calls are read from the period's events (the cubes do not hold steps); the
-//! rest of the split reads the traced apps' rows of the app-day cube and the cells' app counts.
+//! Cost: trace figures are read from the period's traced events; calls by position from the
+//! cube's rows of first and later calls.
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
-use crate::fragments::{OK_ROWS, bound_list};
+use crate::fragments::OK_ROWS;
 use crate::period::Period;
-use crate::privacy::{Scope, none_or_publishable, publishable, splittable_cells};
+use crate::privacy::{Scope, publishable, splittable_cells};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Which calls to describe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,134 +164,41 @@ impl QueryEngine {
     }
 }
 
-/// A base cell: (date, task, model, provider).
-type Cell = (String, String, String, String);
-
-fn cell_at(b: &arrow::array::RecordBatch, row: usize) -> Result<Cell, QueryError> {
-    Ok((
-        str_at(b, "date", row)?.to_owned(),
-        str_at(b, "task", row)?.to_owned(),
-        str_at(b, "model", row)?.to_owned(),
-        str_at(b, "provider", row)?.to_owned(),
-    ))
-}
-
-/// One traced cell: per part, its calls and the apps behind them.
-#[derive(Debug, Default)]
-struct TracedCell {
-    first: (u64, u64),
-    later: (u64, u64),
-    /// Traced apps of the cell, and how many of them also made calls of the rest.
-    traced_apps: u64,
-    traced_apps_with_rest: u64,
-}
-
 impl QueryEngine {
-    /// Per model, the first and later calls of the cells whose parts may be published (see the
-    /// module docs). Three bounded reads instead of one join of every app row of the period:
-    /// the traced calls per cell and app (agent traffic only), those apps' requests in the
-    /// cells (to know which also made untraced calls), and the cells' distinct apps.
+    /// Per model (in slug order), the first and later calls of the cells that may be split
+    /// (see the module docs), from the app-day cube.
     async fn calls_by_position(
         &self,
         scope: &Scope,
     ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), QueryError> {
-        let min_apps = self.config().min_apps;
-        let filter = scope.filter();
-        let traced_sql = format!(
-            "SELECT date, task, model, provider, app_id, \
-               CAST(sum(CASE WHEN step = 0 THEN 1 ELSE 0 END) AS BIGINT) AS first_calls, \
-               CAST(sum(CASE WHEN step > 0 THEN 1 ELSE 0 END) AS BIGINT) AS later_calls \
-             FROM events WHERE {filter} AND {OK_ROWS} AND step IS NOT NULL \
-             GROUP BY date, task, model, provider, app_id"
-        );
-        let mut traced: BTreeMap<(Cell, String), (u64, u64)> = BTreeMap::new();
-        for b in self
-            .sql_with_params(&traced_sql, scope.params(min_apps))
-            .await?
-        {
-            for row in 0..b.num_rows() {
-                traced.insert(
-                    (cell_at(&b, row)?, str_at(&b, "app_id", row)?.to_owned()),
-                    (
-                        u64_at(&b, "first_calls", row)?,
-                        u64_at(&b, "later_calls", row)?,
-                    ),
-                );
-            }
-        }
-        if traced.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-
-        // The traced apps' requests in the period's cells.
-        let apps: BTreeSet<&str> = traced.keys().map(|(_, a)| a.as_str()).collect();
-        let mut params = scope.params(min_apps);
-        let list = bound_list("app", apps, &mut params);
-        let requests_sql = format!(
-            "SELECT date, task, model, provider, app_id, \
-               CAST(sum(requests) AS BIGINT) AS requests \
-             FROM cell_apps WHERE {filter} AND app_id IN ({list}) \
-             GROUP BY date, task, model, provider, app_id"
-        );
-        let mut cells: BTreeMap<Cell, TracedCell> = BTreeMap::new();
-        for b in self.sql_with_params(&requests_sql, params).await? {
-            for row in 0..b.num_rows() {
-                let cell = cell_at(&b, row)?;
-                let app = str_at(&b, "app_id", row)?.to_owned();
-                let requests = u64_at(&b, "requests", row)?;
-                let Some(&(first, later)) = traced.get(&(cell.clone(), app)) else {
-                    continue;
-                };
-                let c = cells.entry(cell).or_default();
-                c.traced_apps += 1;
-                c.traced_apps_with_rest += u64::from(requests > first + later);
-                if first > 0 {
-                    c.first.0 += first;
-                    c.first.1 += 1;
-                }
-                if later > 0 {
-                    c.later.0 += later;
-                    c.later.1 += 1;
-                }
-            }
-        }
-
-        // Every app of those cells: the rest's apps are the cell's apps less the traced apps
-        // that made no other call.
-        // Only cells that may be split at all (so the split by position cannot cross the splits
-        // by attempt and by context segment, see `crate::privacy::splittable_cells`).
-        let cells_sql = format!(
-            "SELECT c.date, c.task, c.model, c.provider, c.apps \
-             FROM (SELECT date, task, model, provider, CAST(apps AS BIGINT) AS apps FROM cells \
-                   WHERE {filter}) c \
+        let sql = format!(
+            "SELECT c.model, CAST(c.position AS BIGINT) AS position, \
+               CAST(sum(c.requests) AS BIGINT) AS calls \
+             FROM (SELECT date, task, model, provider, position, requests FROM cell_apps \
+                   WHERE {filter} AND position > 0) c \
              JOIN ({splittable}) s ON c.date = s.date AND c.task = s.task \
-               AND c.model = s.model AND c.provider = s.provider",
+               AND c.model = s.model AND c.provider = s.provider \
+             GROUP BY c.model, c.position ORDER BY c.model",
+            filter = scope.filter(),
             splittable = splittable_cells(scope),
         );
-        let mut first: BTreeMap<String, u64> = BTreeMap::new();
-        let mut later: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut first, mut later) = (Vec::new(), Vec::new());
         for b in self
-            .sql_with_params(&cells_sql, scope.params(min_apps))
+            .sql_with_params(&sql, scope.params(self.config().min_apps))
             .await?
         {
             for row in 0..b.num_rows() {
-                let cell = cell_at(&b, row)?;
-                let Some(c) = cells.get(&cell) else {
-                    continue;
-                };
-                let apps = u64_at(&b, "apps", row)?;
-                let rest_apps = apps.saturating_sub(c.traced_apps) + c.traced_apps_with_rest;
-                let splits = publishable(apps, min_apps)
-                    && none_or_publishable(c.first.1, min_apps)
-                    && none_or_publishable(c.later.1, min_apps)
-                    && none_or_publishable(rest_apps, min_apps);
-                if splits {
-                    *first.entry(cell.2.clone()).or_default() += c.first.0;
-                    *later.entry(cell.2).or_default() += c.later.0;
+                let calls = (
+                    str_at(&b, "model", row)?.to_owned(),
+                    u64_at(&b, "calls", row)?,
+                );
+                match u64_at(&b, "position", row)? {
+                    1 => first.push(calls),
+                    _ => later.push(calls),
                 }
             }
         }
-        Ok((first.into_iter().collect(), later.into_iter().collect()))
+        Ok((first, later))
     }
 }
 
