@@ -55,6 +55,16 @@ fn named<'a>(list: &'a [Value], slug: &str) -> Option<&'a Value> {
     list.iter().find(|m| m["model"] == slug)
 }
 
+/// `/feeds/shifts.atom?<query>` read by a real Atom parser, and its text (for messages).
+async fn shifts_feed(server: &Server, query: &str) -> (atom_syndication::Feed, String) {
+    let (status, xml) = server
+        .get_text(&format!("/feeds/shifts.atom?{query}"))
+        .await;
+    assert_eq!(status, 200, "{xml}");
+    let feed = xml.parse().unwrap_or_else(|e| panic!("{e}: {xml}"));
+    (feed, xml)
+}
+
 fn as_strs(v: &Value) -> Vec<&str> {
     v.as_array()
         .unwrap()
@@ -286,14 +296,7 @@ async fn planted_effects_are_recovered() {
         let model = cut["slug"].as_str().unwrap();
         let date: NaiveDate = cut["date"].as_str().unwrap().parse().unwrap();
         let monday = date - Days::new(u64::from(date.weekday().num_days_from_monday()));
-        let (status, xml) = server
-            .get_text(&format!(
-                "/feeds/shifts.atom?date={}",
-                monday + Days::new(8)
-            ))
-            .await;
-        assert_eq!(status, 200);
-        let feed: atom_syndication::Feed = xml.parse().unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let (feed, xml) = shifts_feed(&server, &format!("date={}", monday + Days::new(8))).await;
         let cut_at = cut["ts_us"].as_i64().unwrap() / 1_000_000;
         let first = feed
             .entries()
@@ -494,14 +497,11 @@ async fn planted_effects_are_recovered() {
         "{slug} does not lose {win} at long context: {long_before} -> {long_after}"
     );
     // The short-context feed, read when the week after the release has closed, tells of it.
-    let (status, xml) = segments
-        .get_text(&format!(
-            "/feeds/shifts.atom?context=short&date={}",
-            after + Days::new(7)
-        ))
-        .await;
-    assert_eq!(status, 200);
-    let feed: atom_syndication::Feed = xml.parse().unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let (feed, xml) = shifts_feed(
+        &segments,
+        &format!("context=short&date={}", after + Days::new(7)),
+    )
+    .await;
     let told = feed.entries().iter().any(|e| {
         e.title().as_str().starts_with(&format!("{slug} gained "))
             && e.title()

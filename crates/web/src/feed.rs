@@ -63,6 +63,11 @@ fn urn(key: &str) -> String {
     )
 }
 
+/// What titles add for one segment's feed (` at long context`); nothing over all lengths.
+fn at_length(context: Option<Context>) -> String {
+    context.map_or_else(String::new, |c| format!(" at {c} context"))
+}
+
 /// The instant a period closed, RFC 3339.
 fn closed_at(period: &Period) -> String {
     format!("{}T00:00:00Z", period.end)
@@ -79,7 +84,7 @@ fn entry(
     let start = answer.period.start;
     let direction = if gained { "gained" } else { "lost" };
     let updated = closed_at(&answer.period);
-    let at_length = context.map_or_else(String::new, |c| format!(" at {c} context"));
+    let at_length = at_length(context);
     let title = format!(
         "{} {direction} {:.1} pp of {task} tokens{at_length} ({kind} of {start})",
         m.model,
@@ -149,11 +154,11 @@ fn feed_xml(answers: &[ShiftsAnswer], context: Option<Context>, date: NaiveDate)
         .first()
         .map_or_else(|| format!("{date}T00:00:00Z"), |e| e.0.clone());
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    let (id, at_length, query) = match context {
-        None => (urn("modelshare/feeds/shifts"), String::new(), String::new()),
+    let at_length = at_length(context);
+    let (id, query) = match context {
+        None => (urn("modelshare/feeds/shifts"), String::new()),
         Some(c) => (
             urn(&format!("modelshare/feeds/shifts/{c}")),
-            format!(" at {c} context"),
             format!("?context={c}"),
         ),
     };
