@@ -14,7 +14,7 @@ const MON: &str = "2026-11-02";
 const REASON: &str = "openai/o3";
 const EXTRACT: &str = "openai/gpt-4o-mini";
 const THIRD: &str = "anthropic/claude-haiku-4.5";
-const SPLIT_OUT: &str = "google/gemini-2.5-flash";
+const FLASH: &str = "google/gemini-2.5-flash";
 
 fn call(id: &str, app: &str, model: &str, trace: Option<(&str, u64)>) -> Value {
     let e = event(id, &format!("{MON}T10:00:00Z"), app, model, 100, 10, 0.01);
@@ -42,14 +42,14 @@ fn events() -> Vec<Value> {
     trace("a1", "t1", &[REASON, EXTRACT, EXTRACT, EXTRACT, THIRD]);
     trace("a1", "t2", &[REASON, EXTRACT]);
     trace("a1", "t3", &[REASON]);
-    trace("a1", "t4", &[SPLIT_OUT, SPLIT_OUT]);
+    trace("a1", "t4", &[FLASH, FLASH]);
     trace(
         "a2",
         "u1",
         &[REASON, EXTRACT, EXTRACT, EXTRACT, EXTRACT, EXTRACT],
     );
     trace("a2", "u2", &[REASON]);
-    trace("a2", "u3", &[SPLIT_OUT]);
+    trace("a2", "u3", &[FLASH]);
     for app in ["a3", "a4"] {
         out.push(call(&format!("{app}-r"), app, REASON, None));
         out.push(call(&format!("{app}-x"), app, EXTRACT, None));
@@ -59,16 +59,19 @@ fn events() -> Vec<Value> {
 
 /// By hand, at two apps: traces 5, 2, 1, 2 (a1) and 6, 1, 1 (a2): 7 traces of 18 calls; sorted
 /// 1 1 1 2 2 5 6, p50 the 4th = 2, p95 the 7th = 6; the apps' longest are 5 and 6, so the
-/// maximum two apps reached is 5; 15 of 18 calls are in traces of more than one call. Positions:
-/// o3's cell splits (first: a1, a2; later: none; rest: a3, a4) into 5 first calls; mini's (later:
-/// a1, a2; rest: a3, a4) into 9 later calls; haiku's cell has one app; gemini's later part has
-/// one app (a1), so its cell is not split.
+/// maximum two apps reached is 5; 15 of 18 calls are in traces of more than one call. Positions
+/// are groups of the rule: o3's first calls (a1, a2) are 5; mini's later calls (a1, a2) are 9;
+/// haiku's later call has one app; gemini's first calls (a1, a2) are 2, its later call (a1
+/// alone) is withheld.
 fn monday_answer() -> Value {
     json!({
         "traces": 7, "traced_calls": 18,
         "calls_per_trace": { "p50": 2, "p95": 6, "max": 5 },
         "multi_call_share": 15.0 / 18.0,
-        "first_calls": [{ "model": REASON, "calls": 5, "share": 1.0 }],
+        "first_calls": [
+            { "model": REASON, "calls": 5, "share": 5.0 / 7.0 },
+            { "model": FLASH, "calls": 2, "share": 2.0 / 7.0 },
+        ],
         "later_calls": [{ "model": EXTRACT, "calls": 9, "share": 1.0 }],
     })
 }
@@ -118,7 +121,8 @@ async fn agent_figures_are_exact_and_follow_the_rule() {
     assert_eq!(
         rows("models"),
         [
-            ["first", REASON, "5", "1"].map(String::from),
+            ["first", REASON, "5", "0.7142857142857143"].map(String::from),
+            ["first", FLASH, "2", "0.2857142857142857"].map(String::from),
             ["later", EXTRACT, "9", "1"].map(String::from)
         ]
     );

@@ -1,6 +1,6 @@
 //! Context segments: `context=` on the leaderboard, share, retention, index and shifts, and the
 //! segment selector of the task pages. Exact figures on hand-made events at two apps, including
-//! a cell that must not be split because one of its segments has a single app.
+//! a model whose long requests come from a single app: that group is in no figure.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -19,9 +19,9 @@ fn call(id: &str, day: &str, app: &str, model: &str, input: u64) -> Value {
     event(id, &format!("{day}T10:00:00Z"), app, model, input, 10, 0.01)
 }
 
-/// Monday: o3 has a1 and a2 at short and at long context (both segments have two apps: its cell
-/// is split); mini has a1, a2, a3 at short and only a3 at long (a single app: its cell stays
-/// whole); haiku has one app (not published at all).
+/// Monday: o3 has a1 and a2 at short and at long context (both groups have two apps); mini has
+/// a1, a2, a3 at short and only a3 at long (a group of a single app: withheld); haiku has one app
+/// (not published at all).
 fn monday() -> Vec<Value> {
     let mut out = Vec::new();
     for app in ["a1", "a2"] {
@@ -78,7 +78,7 @@ fn models(answer: &Value) -> Vec<(String, u64, u64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() {
+async fn segments_sum_the_groups_of_enough_apps() {
     let dir = tempfile::tempdir().unwrap();
     common::ingest(dir.path(), &monday());
     let server = Server::start(dir.path(), &["--min-apps", "2"]);
@@ -92,27 +92,27 @@ async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() 
         format!("/v1/leaderboard?period=day&date={MON}&task=programming{suffix}")
     };
 
-    // All lengths: o3's whole cell (2 × 1,010 + 2 × 40,010) and mini's (3 × 1,010 + 50,010).
+    // All lengths: o3's groups (2 × 1,010 + 2 × 40,010) and mini's short group (3 × 1,010); a3's
+    // long request (50,010 tokens) is a group of one app and in no figure.
     let all = server.get_ok(&board("")).await;
     assert_eq!(all["context"], Value::Null);
     assert_eq!(
         models(&all),
-        [(O3.to_owned(), 82_040, 2), (MINI.to_owned(), 53_040, 3)]
+        [(O3.to_owned(), 82_040, 2), (MINI.to_owned(), 3_030, 3)]
     );
-    assert_eq!(all["totals"]["tokens"], 135_080);
+    assert_eq!(all["totals"]["tokens"], 85_070);
 
-    // Short: only o3's short part; mini's cell is not split (its long part is one app's), so
-    // it is in no segment: a plain filter would show mini's 3,030 here and a3's 50,010 alone
-    // under long.
+    // Short: o3's and mini's short groups.
     let short = server.get_ok(&board("short")).await;
     assert_eq!(short["context"], "short");
-    assert_eq!(models(&short), [(O3.to_owned(), 2_020, 2)]);
-    assert_eq!(short["totals"]["tokens"], 2_020);
-    assert_eq!(short["totals"]["requests"], 2);
-    // What segment figures cover: o3's split cell of the day's 135,080 published tokens.
-    assert_eq!(short["segment_coverage"], 82_040.0 / 135_080.0);
-    assert_eq!(all["segment_coverage"], Value::Null);
-    assert_eq!(short["models"][0]["share"], 1.0);
+    assert_eq!(
+        models(&short),
+        [(MINI.to_owned(), 3_030, 3), (O3.to_owned(), 2_020, 2)]
+    );
+    assert_eq!(short["totals"]["tokens"], 5_050);
+    assert_eq!(short["totals"]["requests"], 5);
+    assert_eq!(short["models"][0]["share"], 3_030.0 / 5_050.0);
+    // Long: o3's only; a plain filter would show a3's 50,010 alone under mini.
     let long = server.get_ok(&board("long")).await;
     assert_eq!(models(&long), [(O3.to_owned(), 80_020, 2)]);
     assert_eq!(long["totals"]["tokens"], 80_020);
@@ -121,8 +121,8 @@ async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() 
         assert_eq!(answer["models"], json!([]), "{empty}");
         assert_eq!(answer["totals"]["tokens"], 0, "{empty}");
     }
-    // What all lengths have beyond the segments is whole cells of enough apps: mini's.
-    assert_eq!(135_080 - 2_020 - 80_020, 53_040);
+    // The segments add up to all lengths exactly.
+    assert_eq!(5_050 + 80_020, 85_070);
 
     // Authors and share over time take the same parts.
     let authors = server
@@ -185,12 +185,21 @@ async fn segments_take_the_parts_of_cells_whose_every_segment_has_enough_apps() 
         .iter()
         .map(|r| r.iter().map(String::as_str).collect())
         .collect();
-    let short_share = (2_020.0 / 82_040.0_f64).to_string();
-    let long_share = (80_020.0 / 82_040.0_f64).to_string();
+    let short_share = (5_050.0 / 85_070.0_f64).to_string();
+    let long_share = (80_020.0 / 85_070.0_f64).to_string();
+    let mini_in_short = (3_030.0 / 5_050.0_f64).to_string();
     assert_eq!(
         mix,
         [
-            vec!["short", "< 8k", "2020", short_share.as_str(), "2", O3, "1"],
+            vec![
+                "short",
+                "< 8k",
+                "5050",
+                short_share.as_str(),
+                "3",
+                MINI,
+                mini_in_short.as_str()
+            ],
             vec!["medium", "8k–32k", "0", "0", "0", "", ""],
             vec![
                 "long",
@@ -313,11 +322,12 @@ async fn analyses_see_the_choices_made_in_one_segment() {
 /// (first-choice requests, a shown app's figures) could leave one app. With two apps:
 /// - o3 on Monday: first choice from a1 a2 (short), fallbacks from x (short) and b1 b2 (long).
 ///   By segment, short has three apps and long two; by attempt, first choice two and fallbacks
-///   three. Both splits would pass on their own, but short − first choice = x's fallback. Its
-///   short fallback group has one app, so the cell is split neither by segment nor by attempt.
+///   three. Were the splits tested apart, both would pass, and short − first choice = x's
+///   fallback. As groups, x's short fallback is a group of one app: it is in no figure, and
+///   every other figure is a sum of the three other groups.
 /// - mini on Monday: the shown app p1 and the unshown u at short, v1 v2 at long. The cell's
-///   unshown apps are three, but its short part's unshown app is u alone: short − p1's figures
-///   would be u's. So p1's part of that cell does not count.
+///   unshown apps are three, but its short group's unshown app is u alone: short − p1's figures
+///   would be u's. So p1's part of that group does not count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn splits_of_one_cell_do_not_cross() {
     let dir = tempfile::tempdir().unwrap();
@@ -347,41 +357,45 @@ async fn splits_of_one_cell_do_not_cross() {
     let server = Server::start(dir.path(), &["--min-apps", "2"]);
     server.wait_for_cube().await;
 
-    // Over all lengths both cells are published whole.
+    // Over all lengths: o3 without x's fallback (1,010 tokens), mini whole.
     let all = server
         .get_ok(&format!("/v1/leaderboard?period=day&date={MON}"))
         .await;
+    let mut both = models(&all);
+    both.sort();
     assert_eq!(
-        models(&all),
-        [(O3.to_owned(), 83_050, 5), (MINI.to_owned(), 82_040, 4)]
+        both,
+        [(MINI.to_owned(), 82_040, 4), (O3.to_owned(), 82_040, 4)]
     );
-    // o3 is in no segment, and none of its fallbacks is published.
-    for segment in ["short", "long"] {
+    let segment = async |name: &str| {
         let board = server
             .get_ok(&format!(
-                "/v1/leaderboard?period=day&date={MON}&context={segment}"
+                "/v1/leaderboard?period=day&date={MON}&context={name}"
             ))
             .await;
-        assert!(
-            models(&board).iter().all(|(m, _, _)| m != O3),
-            "{segment}: {board}"
-        );
-    }
+        let mut rows = models(&board);
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        segment("short").await,
+        [(MINI.to_owned(), 2_020, 2), (O3.to_owned(), 2_020, 2)]
+    );
+    assert_eq!(
+        segment("long").await,
+        [(MINI.to_owned(), 80_020, 2), (O3.to_owned(), 80_020, 2)]
+    );
+    // By attempt: o3 served 4 (a1 a2 first, b1 b2 fallbacks), so served − fallbacks is a1 a2's
+    // group and short − first choice is nothing: x is in no figure.
     let providers = server
         .get_ok(&format!("/v1/providers?model={O3}&period=day&date={MON}"))
         .await;
-    assert_eq!(providers["providers"][0]["served"], 5, "{providers}");
+    assert_eq!(providers["providers"][0]["served"], 4, "{providers}");
     assert_eq!(
-        providers["providers"][0]["fallbacks_served"], 0,
+        providers["providers"][0]["fallbacks_served"], 2,
         "{providers}"
     );
-    // mini is split by segment (each group has two apps), but p1's part is not shown.
-    let short = server
-        .get_ok(&format!(
-            "/v1/leaderboard?period=day&date={MON}&context=short"
-        ))
-        .await;
-    assert_eq!(models(&short), [(MINI.to_owned(), 2_020, 2)]);
+    assert_eq!(providers["providers"][0]["attempts"], 4, "{providers}");
     let apps = server
         .get_ok(&format!("/v1/apps?period=day&date={MON}"))
         .await;

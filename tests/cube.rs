@@ -211,7 +211,11 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     std::fs::copy(&original, events_dir.join("copied-by-hand.parquet")).unwrap();
     //    And summaries damaged: a day's presence file, a week's presence file.
     let garbage = b"PAR1 garbage".as_slice();
-    std::fs::write(&rollup_files(lake, "presence/date=2026-10-13")[0], garbage).unwrap();
+    std::fs::write(
+        &rollup_files(lake, "group_presence/date=2026-10-13")[0],
+        garbage,
+    )
+    .unwrap();
     std::fs::write(
         &rollup_files(lake, "week_presence/week=2026-10-05")[0],
         garbage,
@@ -223,7 +227,10 @@ async fn the_cube_answers_exactly_as_raw_events_do() {
     let early = answers(&cube_server, &paths[..3]).await;
     cube_server.wait_for_cube().await;
     let rebuilt = answers(&cube_server, &paths).await;
-    for partition in ["presence/date=2026-10-13", "week_presence/week=2026-10-05"] {
+    for partition in [
+        "group_presence/date=2026-10-13",
+        "week_presence/week=2026-10-05",
+    ] {
         let files = rollup_files(lake, partition);
         assert_eq!(files.len(), 1, "{partition}");
         assert_ne!(

@@ -48,19 +48,30 @@ fn start_demo(dir: &std::path::Path) -> (std::process::Child, String, String, Ve
 /// (day, task, model, provider) of at least 5 apps (the demo's threshold), written out here
 /// independently of the server's SQL: a join with the cells instead of its window.
 fn published_truth(dir: &std::path::Path, start: &str, end: &str, and: &str) -> Vec<Value> {
+    // The publication rule's groups, written out from the raw events: (day, task, model,
+    // provider, context segment, first choice or fallback, position in an agent trace).
+    let grouped = format!(
+        "SELECT *, \
+           CASE WHEN input_tokens >= 131072 THEN 3 WHEN input_tokens >= 32768 THEN 2 \
+             WHEN input_tokens >= 8192 THEN 1 ELSE 0 END AS g_context, \
+           attempt > 0 AS g_fallback, \
+           CASE WHEN step > 0 THEN 2 WHEN step = 0 THEN 1 ELSE 0 END AS g_position \
+         FROM events WHERE status = 'ok' AND date >= '{start}' AND date < '{end}'"
+    );
     sql(
         dir,
         &format!(
             "SELECT count(*) AS requests, \
              sum(CAST(e.input_tokens AS BIGINT) + e.output_tokens) AS tokens, \
              count(DISTINCT e.app_id) AS apps \
-             FROM events e JOIN (\
-               SELECT date, task, model, provider FROM events \
-               WHERE status = 'ok' AND date >= '{start}' AND date < '{end}' \
-               GROUP BY 1, 2, 3, 4 HAVING count(DISTINCT app_id) >= 5) c \
+             FROM ({grouped}) e JOIN (\
+               SELECT date, task, model, provider, g_context, g_fallback, g_position \
+               FROM ({grouped}) \
+               GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING count(DISTINCT app_id) >= 5) c \
              ON e.date = c.date AND e.task = c.task AND e.model = c.model \
-               AND e.provider = c.provider \
-             WHERE e.status = 'ok' AND e.date >= '{start}' AND e.date < '{end}' {and}"
+               AND e.provider = c.provider AND e.g_context = c.g_context \
+               AND e.g_fallback = c.g_fallback AND e.g_position = c.g_position \
+             WHERE true {and}"
         ),
     )
 }

@@ -495,14 +495,14 @@ fn export_writes_snapshots_and_raw_events_and_refuses_bad_input() {
 }
 
 /// Week 2026-W45 for the context segments (short < 8,192 input tokens, medium < 32,768, long <
-/// 131,072, very long above). A cell is split by segment only when each of its (segment, first
-/// choice or fallback, position) groups comes from `min_apps` apps; otherwise it is whole in the row of no
-/// segment (`context` null). Failure cells are never split. With --min-apps 2:
-/// - a/x on 11-04: short from A1 A2, long from A2 A3: split into the short and long rows.
-/// - a/x on 11-06: short from A1 alone, medium from A1 A2: whole, in a/x's null row.
-/// - a/x's failures on 11-04 (A4 A5): whole, in a/x's null row.
-/// - b/y on 11-05: short from B1 B2 B3, very long from B1 alone: whole, and b/y has no segment
-///   rows; its failures (short from B4, long from B5) too.
+/// 131,072, very long above). A row sums its segment's groups (day, first choice or fallback,
+/// position) of `min_apps` apps; the row of no segment (`context` null) holds the failures, whose
+/// cells are never split. With --min-apps 2:
+/// - a/x on 11-04: short from A1 A2, long from A2 A3: in the short and long rows.
+/// - a/x on 11-06: short from A1 alone (withheld), medium from A1 A2 (the medium row).
+/// - a/x's failures on 11-04 (A4 A5): in a/x's null row.
+/// - b/y on 11-05: short from B1 B2 B3 (the short row), very long from B1 alone (withheld); its
+///   failures (short from B4, long from B5) are one cell of two apps: in its null row.
 /// - c/z on 11-05: one app, published nowhere.
 fn segment_events() -> Vec<Value> {
     let failed = |id: &str, ts: &str, app: &str, model: &str, input: u64| {
@@ -533,9 +533,9 @@ fn segment_events() -> Vec<Value> {
 }
 
 /// The snapshot's rows of the events of [`segment_events`], exactly; per (model, provider) they
-/// add up to the sums over the publishable base cells.
+/// add up to the sums over the publishable groups and failure cells.
 #[test]
-fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_apps() {
+fn export_rows_sum_the_groups_of_their_segment() {
     let events = segment_events();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
@@ -554,7 +554,7 @@ fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_app
     );
     assert!(ok, "{stderr}");
     assert!(
-        stdout.starts_with("wrote snapshot 2026-W45.r1 (4 rows,"),
+        stdout.starts_with("wrote snapshot 2026-W45.r1 (6 rows,"),
         "{stdout}"
     );
     let rows = rows_of(std::fs::read(&out).unwrap());
@@ -573,24 +573,34 @@ fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_app
     assert_eq!(
         rows,
         [
-            row("a/x", None, [3, 30_010, 18, 2, 2], 30_010),
+            row("a/x", None, [0, 0, 0, 0, 2], 0),
             row("a/x", Some("short"), [2, 300, 3, 2, 0], 300),
+            row("a/x", Some("medium"), [2, 30_000, 13, 2, 0], 30_000),
             row("a/x", Some("long"), [2, 90_000, 7, 2, 0], 90_000),
-            row("b/y", None, [4, 200_060, 4, 3, 2], 200_060),
+            row("b/y", None, [0, 0, 0, 0, 2], 0),
+            row("b/y", Some("short"), [3, 60, 3, 3, 0], 60),
         ]
     );
 
-    // Per (model, provider), the rows add up to the sums over the publishable base cells, as the
-    // file held them in a single row before segments: computed here from the events themselves.
+    // Per (model, provider), the rows add up to the sums over the publishable groups (ok
+    // requests per day and segment: no fallbacks or traces here) and failure cells (per day),
+    // computed here from the events themselves.
     type Sums = [i128; 5];
-    let mut cells: std::collections::BTreeMap<(String, String, bool), (Sums, Vec<String>)> =
-        Default::default();
+    let segment = |input: i64| match input {
+        ..8_192 => 0,
+        8_192..32_768 => 1,
+        32_768..131_072 => 2,
+        _ => 3,
+    };
+    // (day, model, segment of an ok group or None for a failure cell) → sums and apps.
+    type Group = (String, String, Option<u8>);
+    let mut cells: std::collections::BTreeMap<Group, (Sums, Vec<String>)> = Default::default();
     for e in &events {
         let ok = e["status"] == "ok";
         let key = (
             e["ts"].as_str().unwrap()[..10].to_owned(),
             e["model"].as_str().unwrap().to_owned(),
-            ok,
+            ok.then(|| segment(e["input_tokens"].as_i64().unwrap())),
         );
         let (sums, apps) = cells.entry(key).or_default();
         let added = if ok {
@@ -609,12 +619,12 @@ fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_app
         }
         apps.push(e["app_id"].as_str().unwrap().to_owned());
     }
-    let mut unsplit: std::collections::BTreeMap<String, Sums> = Default::default();
+    let mut published: std::collections::BTreeMap<String, Sums> = Default::default();
     for ((_, model, _), (sums, mut apps)) in cells {
         apps.sort();
         apps.dedup();
         if apps.len() >= 2 {
-            let total = unsplit.entry(model).or_default();
+            let total = published.entry(model).or_default();
             for (t, s) in total.iter_mut().zip(sums) {
                 *t += s;
             }
@@ -634,17 +644,17 @@ fn export_splits_cells_by_context_segment_only_when_every_segment_has_enough_app
             *t += f;
         }
     }
-    assert_eq!(from_rows, unsplit);
+    assert_eq!(from_rows, published);
     assert_eq!(
-        unsplit.keys().collect::<Vec<_>>(),
+        published.keys().collect::<Vec<_>>(),
         ["a/x", "b/y"],
         "c/z is published nowhere"
     );
 }
 
 /// The server builds the snapshot of [`segment_events`] itself, and each segment's rows add up
-/// to the week's leaderboard for that segment (`context=`), the row of no segment plus all
-/// segments' to the leaderboard of all lengths: the same rule on the same cells.
+/// to the week's leaderboard for that segment (`context=`), all rows to the leaderboard of all
+/// lengths: the same rule on the same groups.
 #[tokio::test]
 async fn segment_rows_add_up_to_the_leaderboard_of_their_segment() {
     let dir = tempfile::tempdir().unwrap();

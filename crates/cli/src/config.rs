@@ -603,8 +603,7 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
     /// One SQL statement (read-only) over the table `events`, the app-day cube `app_days` and
-    /// its per-day summaries `day_cells`, `day_presence`, `day_segments` and
-    /// `day_segment_presence`.
+    /// its per-day summaries `day_groups` and `day_group_presence`.
     pub sql: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]

@@ -13,9 +13,9 @@
 //!
 //! ```text
 //! <lake>/rollups/app_days/date=YYYY-MM-DD/<name>.parquet
-//! <lake>/rollups/cells/date=YYYY-MM-DD/<name>.parquet     the day's cells, when its cube is one file
-//! <lake>/rollups/presence/date=YYYY-MM-DD/<name>.parquet  and its (cell, app) presence
-//! <lake>/rollups/week_presence/week=YYYY-MM-DD/w-<hash>.parquet  a closed ISO week's presence
+//! <lake>/rollups/groups/date=YYYY-MM-DD/<name>.parquet          the day's groups, when its cube is one file
+//! <lake>/rollups/group_presence/date=YYYY-MM-DD/<name>.parquet  and its (group, app) presence
+//! <lake>/rollups/week_presence/week=YYYY-MM-DD/w2-<hash>.parquet  a closed ISO week's presence
 //! ```
 //!
 //! Each cube row also carries [`app_key`], a 64-bit hash of its app: distinct apps are counted on
@@ -23,16 +23,16 @@
 //! apps the odds that any two do are about 3 in 100 million, and a collision can only lower a
 //! count, never publish a cell that has too few apps.
 //!
-//! A day whose cube is a single file also gets a *cells* file of the same name: one row per base
-//! cell (task, model, provider) with its distinct apps and sums, so the publication rule and
-//! every additive figure read a few thousand rows per day instead of the cube's app rows; and
-//! *segments* and *segment presence* files, the same per context segment of each cell, so a
-//! segment's figures do not read the cube either.
+//! A day whose cube is a single file also gets a *groups* file of the same name: one row per
+//! group of the publication rule (task, model, provider, context segment, first choice or
+//! fallback, position; see [`GROUP_KEY`]) with its distinct apps and sums, so the rule and every
+//! additive figure read a few thousand rows per day instead of the cube's app rows; and a *group
+//! presence* file: one row per (group, app key) with the group's distinct apps.
 //!
 //! A closed ISO week (named by its Monday) whose days are all summarized also gets a *week
-//! presence* file: one row per (task, model, app key) with the most distinct apps of any cell of
+//! presence* file: one row per (task, model, app key) with the most distinct apps of any group of
 //! that task and model, in that week, that the app was in. An app has an `ok` event in a
-//! publishable cell of the task and model that week exactly when that number reaches the
+//! publishable group of the task and model that week exactly when that number reaches the
 //! threshold, so distinct apps of whole weeks (grouped by task, model or coarser) are counted on
 //! a week's rows (about a sixth of its days' presence rows). Its name is a hash of the names of
 //! the presence files it was built from: a week file is current when its name is the one its
@@ -51,32 +51,41 @@ use std::sync::{Arc, LazyLock, RwLock};
 /// The cube's directory, relative to the lake's root.
 pub const APP_DAYS_DIR: &str = "rollups/app_days";
 
-/// The per-day cells summaries' directory, relative to the lake's root.
-pub const CELLS_DIR: &str = "rollups/cells";
+/// The per-day groups summaries' directory, relative to the lake's root.
+pub const GROUPS_DIR: &str = "rollups/groups";
 
-/// The per-day presence files' directory, relative to the lake's root.
-pub const PRESENCE_DIR: &str = "rollups/presence";
+/// The per-day group presence files' directory, relative to the lake's root.
+pub const GROUP_PRESENCE_DIR: &str = "rollups/group_presence";
 
-/// The per-day segments files' directory, relative to the lake's root: per (cell, context
-/// segment), the part's distinct apps and sums and `split_apps`, the fewest apps of any segment
-/// of its cell (a cell is split by segment when that reaches the threshold).
-pub const SEGMENTS_DIR: &str = "rollups/segments";
-
-/// The per-day segment presence files' directory, relative to the lake's root: per (cell,
-/// segment, app key), the part's distinct apps and the cell's `split_apps`.
-pub const SEGMENT_PRESENCE_DIR: &str = "rollups/segment_presence";
+/// Summary directories of older layouts (per base cell, and per cell and segment), which no read
+/// uses any more: the upkeep removes them.
+pub const RETIRED_DIRS: [&str; 4] = [
+    "rollups/cells",
+    "rollups/presence",
+    "rollups/segments",
+    "rollups/segment_presence",
+];
 
 /// The per-week presence files' directory, relative to the lake's root.
 pub const WEEK_PRESENCE_DIR: &str = "rollups/week_presence";
 
-/// Where the hourly summaries of closed days live (`date=YYYY-MM-DD/h2-<hash>.parquet`, named
+/// The name prefix of a week presence file, which is also its layout's version: files of an
+/// older prefix (counted over base cells) are no longer current and are written again.
+pub const WEEK_PRESENCE_PREFIX: &str = "w2";
+
+/// The key columns of a group of the publication rule, after its base cell's (task, model,
+/// provider) and the `date` partition: the context segment's code, 1 for a request served after
+/// another attempt failed (0 for a first choice), and the call's position in its agent trace.
+pub const GROUP_KEY: [&str; 3] = ["context", "fallback", "position"];
+
+/// Where the hourly summaries of closed days live (`date=YYYY-MM-DD/h3-<hash>.parquet`, named
 /// after the day's events files they summarize; the columns are the query crate's `hourly`).
 pub const HOURLY_DIR: &str = "rollups/hourly";
 
 /// The name prefix of an hourly file, which is also its layout's version: when the columns
 /// change, so does the prefix, and a file of the older layout is no longer current (the
 /// upkeep writes the day again and removes it).
-pub const HOURLY_PREFIX: &str = "h2";
+pub const HOURLY_PREFIX: &str = "h3";
 
 /// The key-value metadata key of a cube file: the number of events it summarizes.
 pub const APP_DAYS_EVENTS_KEY: &str = "modelshare.app_days.events";
@@ -98,7 +107,7 @@ fn cell_columns() -> Vec<Field> {
         .collect()
 }
 
-/// The sums of `ok` events every cube and cells row carries.
+/// The sums of `ok` events every cube and groups row carries.
 fn sum_columns() -> Vec<Field> {
     let mut sums: Vec<Field> = ["requests", "input_tokens", "output_tokens"]
         .into_iter()
@@ -134,58 +143,35 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     )
 });
 
-static CELLS_SCHEMA: LazyLock<SchemaRef> =
-    LazyLock::new(|| schema_of(vec![column("apps", DataType::Int64)], true));
+/// The group key columns ([`GROUP_KEY`]), then `rest`.
+fn group_fields(rest: Vec<Field>) -> Vec<Field> {
+    let mut fields: Vec<Field> = GROUP_KEY
+        .into_iter()
+        .map(|name| column(name, DataType::UInt8))
+        .collect();
+    fields.extend(rest);
+    fields
+}
 
-static PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+static GROUPS_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema_of(group_fields(vec![column("apps", DataType::Int64)]), true));
+
+static GROUP_PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema_of(
-        vec![
+        group_fields(vec![
             column("app_key", DataType::UInt64),
-            column("cell_apps", DataType::Int64),
-        ],
+            column("group_apps", DataType::Int64),
+        ]),
         false,
     )
 });
-
-static SEGMENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    schema_of(
-        vec![
-            column("context", DataType::UInt8),
-            column("apps", DataType::Int64),
-            column("split_apps", DataType::Int64),
-        ],
-        true,
-    )
-});
-
-static SEGMENT_PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    schema_of(
-        vec![
-            column("context", DataType::UInt8),
-            column("app_key", DataType::UInt64),
-            column("cell_apps", DataType::Int64),
-            column("split_apps", DataType::Int64),
-        ],
-        false,
-    )
-});
-
-/// The schema of every segments file (the `date` partition column lives in the path).
-pub fn segments_schema() -> SchemaRef {
-    Arc::clone(&SEGMENTS_SCHEMA)
-}
-
-/// The schema of every segment presence file (the `date` partition column lives in the path).
-pub fn segment_presence_schema() -> SchemaRef {
-    Arc::clone(&SEGMENT_PRESENCE_SCHEMA)
-}
 
 static WEEK_PRESENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         column("task", DataType::Utf8),
         column("model", DataType::Utf8),
         column("app_key", DataType::UInt64),
-        column("cell_apps", DataType::Int64),
+        column("group_apps", DataType::Int64),
     ]))
 });
 
@@ -207,9 +193,9 @@ pub fn closed_weeks(days: &[NaiveDate], today: NaiveDate) -> BTreeSet<NaiveDate>
         .collect()
 }
 
-/// The schema of every presence file (the `date` partition column lives in the path).
-pub fn presence_schema() -> SchemaRef {
-    Arc::clone(&PRESENCE_SCHEMA)
+/// The schema of every group presence file (the `date` partition column lives in the path).
+pub fn group_presence_schema() -> SchemaRef {
+    Arc::clone(&GROUP_PRESENCE_SCHEMA)
 }
 
 /// The schema of every cube file (the `date` partition column lives in the path).
@@ -217,9 +203,9 @@ pub fn app_days_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }
 
-/// The schema of every cells file (the `date` partition column lives in the path).
-pub fn cells_schema() -> SchemaRef {
-    Arc::clone(&CELLS_SCHEMA)
+/// The schema of every groups file (the `date` partition column lives in the path).
+pub fn groups_schema() -> SchemaRef {
+    Arc::clone(&GROUPS_SCHEMA)
 }
 
 /// The key distinct apps are counted on: xxh3 of the app id.
@@ -236,8 +222,8 @@ pub fn app_key(app_id: &str) -> u64 {
 pub struct Coverage {
     /// `None`: not checked yet. `Some(days)`: the days to read raw; every other day is in the cube.
     raw_days: RwLock<Option<BTreeSet<NaiveDate>>>,
-    /// Days whose cells file summarizes their (single-file) cube.
-    cells_days: RwLock<BTreeSet<NaiveDate>>,
+    /// Days whose groups and group presence files summarize their (single-file) cube.
+    summarized_days: RwLock<BTreeSet<NaiveDate>>,
     /// Weeks (Mondays) whose week presence file summarizes their days' presence files.
     weeks: RwLock<BTreeSet<NaiveDate>>,
     /// Days whose hourly file summarizes their events files.
@@ -266,7 +252,7 @@ impl Coverage {
     /// Stops answering from the cube until the lake is checked again (a cube file failed to read).
     pub fn distrust(&self) {
         *self.raw_days.write().unwrap_or_else(|p| p.into_inner()) = None;
-        self.cells_days
+        self.summarized_days
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -320,18 +306,21 @@ impl Coverage {
             .insert(week);
     }
 
-    /// The days whose cells file is current, among those the cube answers for.
-    pub fn cells_days(&self) -> BTreeSet<NaiveDate> {
+    /// The days whose groups files are current, among those the cube answers for.
+    pub fn summarized_days(&self) -> BTreeSet<NaiveDate> {
         let Some(raw) = self.raw_days() else {
             return BTreeSet::new();
         };
-        let cells = self.cells_days.read().unwrap_or_else(|p| p.into_inner());
+        let cells = self
+            .summarized_days
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         cells.difference(&raw).copied().collect()
     }
 
-    /// Records that `day`'s cells file summarizes its cube.
-    pub fn cells_written(&self, day: NaiveDate) {
-        self.cells_days
+    /// Records that `day`'s groups files summarize its cube.
+    pub fn summaries_written(&self, day: NaiveDate) {
+        self.summarized_days
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(day);
@@ -341,7 +330,10 @@ impl Coverage {
     /// files, and the week presence files of their weeks, no longer summarize it. Call in the
     /// same step that publishes the change.
     pub fn cube_changed(&self, days: impl IntoIterator<Item = NaiveDate>) {
-        let mut cells = self.cells_days.write().unwrap_or_else(|p| p.into_inner());
+        let mut cells = self
+            .summarized_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let mut weeks = self.weeks.write().unwrap_or_else(|p| p.into_inner());
         let mut hours = self.hour_days.write().unwrap_or_else(|p| p.into_inner());
         for d in days {

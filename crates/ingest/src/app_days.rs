@@ -32,8 +32,8 @@ use chrono::NaiveDate;
 use hashbrown::HashTable;
 use modelshare_event::Context;
 use modelshare_event::cube::{
-    APP_DAYS_EVENTS_KEY, Coverage, app_days_schema, app_key, cells_schema, presence_schema,
-    segment_presence_schema, segments_schema,
+    APP_DAYS_EVENTS_KEY, Coverage, RETIRED_DIRS, app_days_schema, app_key, group_presence_schema,
+    groups_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::{COST_PRECISION, COST_SCALE};
@@ -418,31 +418,24 @@ pub fn merge_day(
     Ok(true)
 }
 
-/// A base cell of a day: (task, model, provider).
-type Cell = (String, String, String);
+/// A group of the publication rule in a day: (task, model, provider, context segment, fallback,
+/// position), see `modelshare_event::cube::GROUP_KEY`.
+type GroupKey = (String, String, String, [u8; 3]);
 
 /// A group's distinct app keys and sums.
 type Group = (BTreeSet<u64>, Measures);
 
 /// The summaries of a day's single cube file.
 struct Summaries {
-    /// Per cell: distinct apps and sums.
-    cells: RecordBatch,
-    /// Per cell and app key: the cell's distinct apps.
+    /// Per group: distinct apps and sums.
+    groups: RecordBatch,
+    /// Per group and app key: the group's distinct apps.
     presence: RecordBatch,
-    /// Per cell and context segment: the part's distinct apps and sums, and the fewest apps of
-    /// any (segment, first choice or fallback, position) group of the cell.
-    segments: RecordBatch,
-    /// Per cell, segment and app key: the part's distinct apps and the cell's fewest.
-    segment_presence: RecordBatch,
 }
 
 /// The summaries of a day's single cube file.
-fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
-    let mut cells: std::collections::BTreeMap<Cell, Group> = Default::default();
-    let mut parts: std::collections::BTreeMap<(Cell, u8), Group> = Default::default();
-    // The apps of each (segment, first choice or fallback, position) group of each cell.
-    let mut atoms: std::collections::HashMap<(Cell, [u8; 3]), BTreeSet<u64>> = Default::default();
+fn groups_of(cube_file: &Path) -> Result<Summaries, IngestError> {
+    let mut groups: std::collections::BTreeMap<GroupKey, Group> = Default::default();
     let file = File::open(cube_file).map_err(|e| IngestError::io(cube_file, e))?;
     for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
         let batch = batch?;
@@ -458,117 +451,72 @@ fn cells_of(cube_file: &Path) -> Result<Summaries, IngestError> {
         let output: &Int64Array = column(&batch, "output_tokens")?;
         let cost: &Decimal128Array = column(&batch, "cost_usd")?;
         for i in 0..batch.num_rows() {
-            let cell = (
+            let group = (
                 task.value(i).to_owned(),
                 model.value(i).to_owned(),
                 provider.value(i).to_owned(),
+                [
+                    context.value(i),
+                    u8::from(attempt.value(i) > 0),
+                    position.value(i),
+                ],
             );
-            let m = Measures {
+            let (apps, sums) = groups.entry(group).or_default();
+            apps.insert(key.value(i));
+            sums.add(Measures {
                 requests: requests.value(i),
                 input_tokens: input.value(i),
                 output_tokens: output.value(i),
                 cost_micros: cost.value(i),
-            };
-            let atom = [
-                context.value(i),
-                u8::from(attempt.value(i) > 0),
-                position.value(i),
-            ];
-            atoms
-                .entry((cell.clone(), atom))
-                .or_default()
-                .insert(key.value(i));
-            let part = parts.entry((cell.clone(), context.value(i))).or_default();
-            part.0.insert(key.value(i));
-            part.1.add(m);
-            let (apps, sums) = cells.entry(cell).or_default();
-            apps.insert(key.value(i));
-            sums.add(m);
+            });
         }
     }
-    // The fewest apps of any (segment, first choice or fallback, position) group of each cell.
-    let mut split_apps: std::collections::HashMap<&Cell, usize> = Default::default();
-    for ((cell, _), apps) in &atoms {
-        let fewest = split_apps.entry(cell).or_insert(usize::MAX);
-        *fewest = (*fewest).min(apps.len());
-    }
-    let fewest = |cell: &Cell| split_apps.get(cell).copied().unwrap_or(0) as i64;
+    let rows: Vec<(&GroupKey, &Group)> = groups.iter().collect();
+    let mut columns = group_key_columns(rows.iter().map(|(k, _)| *k));
+    columns.extend(group_columns(rows.iter().map(|(_, g)| *g))?);
+    let groups_batch = RecordBatch::try_new(groups_schema(), columns)?;
 
-    let cells_rows: Vec<(&Cell, &Group)> = cells.iter().collect();
-    let mut columns = cell_columns(cells_rows.iter().map(|(c, _)| *c));
-    columns.extend(group_columns(cells_rows.iter().map(|(_, g)| *g), &[])?);
-    let cells_batch = RecordBatch::try_new(cells_schema(), columns)?;
-
-    let part_rows: Vec<(&Cell, u8, &Group)> = parts.iter().map(|((c, x), g)| (c, *x, g)).collect();
-    let mut columns = cell_columns(part_rows.iter().map(|(c, _, _)| *c));
-    columns.push(Arc::new(UInt8Array::from_iter_values(
-        part_rows.iter().map(|(_, x, _)| *x),
-    )));
-    let split: Vec<i64> = part_rows.iter().map(|(c, _, _)| fewest(c)).collect();
-    columns.extend(group_columns(part_rows.iter().map(|(_, _, g)| *g), &split)?);
-    let segments = RecordBatch::try_new(segments_schema(), columns)?;
-
-    // Presence rows: (cell, app key, its group's distinct apps), and the same per segment.
-    let all: Vec<(&Cell, u64, usize)> = cells
+    // Presence rows: (group, app key, the group's distinct apps).
+    let all: Vec<(&GroupKey, u64, usize)> = groups
         .iter()
-        .flat_map(|(cell, (apps, _))| apps.iter().map(move |k| (cell, *k, apps.len())))
+        .flat_map(|(group, (apps, _))| apps.iter().map(move |k| (group, *k, apps.len())))
         .collect();
-    let mut presence = cell_columns(all.iter().map(|(c, _, _)| *c));
+    let mut presence = group_key_columns(all.iter().map(|(g, _, _)| *g));
     presence.push(Arc::new(UInt64Array::from_iter_values(
         all.iter().map(|(_, k, _)| *k),
     )));
     presence.push(Arc::new(Int64Array::from_iter_values(
         all.iter().map(|(_, _, n)| *n as i64),
     )));
-    let all: Vec<(&Cell, u8, u64, usize)> = parts
-        .iter()
-        .flat_map(|((cell, x), (apps, _))| apps.iter().map(move |k| (cell, *x, *k, apps.len())))
-        .collect();
-    let mut segment_presence = cell_columns(all.iter().map(|(c, _, _, _)| *c));
-    segment_presence.push(Arc::new(UInt8Array::from_iter_values(
-        all.iter().map(|(_, x, _, _)| *x),
-    )));
-    segment_presence.push(Arc::new(UInt64Array::from_iter_values(
-        all.iter().map(|(_, _, k, _)| *k),
-    )));
-    segment_presence.push(Arc::new(Int64Array::from_iter_values(
-        all.iter().map(|(_, _, _, n)| *n as i64),
-    )));
-    segment_presence.push(Arc::new(Int64Array::from_iter_values(
-        all.iter().map(|(c, _, _, _)| fewest(c)),
-    )));
     Ok(Summaries {
-        cells: cells_batch,
-        presence: RecordBatch::try_new(presence_schema(), presence)?,
-        segments,
-        segment_presence: RecordBatch::try_new(segment_presence_schema(), segment_presence)?,
+        groups: groups_batch,
+        presence: RecordBatch::try_new(group_presence_schema(), presence)?,
     })
 }
 
-/// The task, model and provider columns of summary rows.
-fn cell_columns<'a>(cells: impl Iterator<Item = &'a Cell> + Clone) -> Vec<ArrayRef> {
-    vec![
-        Arc::new(StringArray::from_iter_values(cells.clone().map(|c| &c.0))),
-        Arc::new(StringArray::from_iter_values(cells.clone().map(|c| &c.1))),
-        Arc::new(StringArray::from_iter_values(cells.map(|c| &c.2))),
-    ]
+/// The key columns of summary rows: task, model, provider, then the group key.
+fn group_key_columns<'a>(groups: impl Iterator<Item = &'a GroupKey> + Clone) -> Vec<ArrayRef> {
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(groups.clone().map(|g| &g.0))),
+        Arc::new(StringArray::from_iter_values(groups.clone().map(|g| &g.1))),
+        Arc::new(StringArray::from_iter_values(groups.clone().map(|g| &g.2))),
+    ];
+    for i in 0..3 {
+        columns.push(Arc::new(UInt8Array::from_iter_values(
+            groups.clone().map(|g| g.3[i]),
+        )));
+    }
+    columns
 }
 
-/// The distinct apps of groups, then `extra` (one value per group, when given), then their
-/// sums: the columns after a summary row's keys.
+/// The distinct apps of groups, then their sums: the columns after a summary row's keys.
 fn group_columns<'a>(
     groups: impl Iterator<Item = &'a Group> + Clone,
-    extra: &[i64],
 ) -> Result<Vec<ArrayRef>, IngestError> {
     let ints = |f: fn(&Group) -> i64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(groups.clone().map(f)))
     };
     let mut columns = vec![ints(|(apps, _)| apps.len() as i64)];
-    if !extra.is_empty() {
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            extra.iter().copied(),
-        )));
-    }
     columns.push(ints(|(_, m)| m.requests));
     columns.push(ints(|(_, m)| m.input_tokens));
     columns.push(ints(|(_, m)| m.output_tokens));
@@ -623,10 +571,10 @@ pub(crate) fn holds_current(files: &[PathBuf], name: &str, verify: bool) -> bool
         .any(|p| p.ends_with(name) && (!verify || decodes(p)))
 }
 
-/// Makes `date`'s cells file current when its cube is one file: reuses a cells file of the same
-/// name (when `verify`, only if it decodes), or writes one. Returns whether the day's cells are
+/// Makes `date`'s groups files current when its cube is one file: reuses files of the same
+/// name (when `verify`, only if they decode), or writes them. Returns whether the day's groups are
 /// current now.
-pub fn ensure_cells(
+pub fn ensure_groups(
     lake: &Lake,
     live: &LiveBuffer,
     coverage: &Coverage,
@@ -642,10 +590,8 @@ pub fn ensure_cells(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dirs = [
-        lake.cells_partition_dir(date),
-        lake.presence_partition_dir(date),
-        lake.segments_partition_dir(date),
-        lake.segment_presence_partition_dir(date),
+        lake.groups_partition_dir(date),
+        lake.group_presence_partition_dir(date),
     ];
     let existing = dirs
         .iter()
@@ -654,11 +600,8 @@ pub fn ensure_cells(
     let current = existing.iter().all(|e| holds_current(e, &name, verify));
     let mut staged = Vec::new();
     if !current {
-        let s = cells_of(only)?;
-        for (dir, batch) in
-            dirs.iter()
-                .zip([&s.cells, &s.presence, &s.segments, &s.segment_presence])
-        {
+        let s = groups_of(only)?;
+        for (dir, batch) in dirs.iter().zip([&s.groups, &s.presence]) {
             match lake::stage_parquet(dir, &name, batch, writer_properties(0)) {
                 Ok(f) => staged.push(f),
                 Err(e) => {
@@ -678,7 +621,7 @@ pub fn ensure_cells(
         for old in existing.iter().flatten().filter(|p| !p.ends_with(&name)) {
             std::fs::remove_file(old).map_err(|e| IngestError::io(old, e))?;
         }
-        coverage.cells_written(date);
+        coverage.summaries_written(date);
         Ok(true)
     })
 }
@@ -690,15 +633,15 @@ pub struct Maintained {
     pub checked: usize,
     pub rebuilt: Vec<NaiveDate>,
     pub merged: usize,
-    /// Days whose cells file was written or found current.
-    pub cells: usize,
+    /// Days whose groups files were written or found current.
+    pub summarized: usize,
     /// Closed weeks whose week presence file is current.
     pub weeks: usize,
 }
 
 /// One maintenance pass: check every day when the lake is unchecked, rebuild the days that failed
 /// (or are still read raw after an earlier pass stopped), merge days with more than
-/// `merge_above` cube files, summarize days with one cube file into cells and presence, and
+/// `merge_above` cube files, summarize days with one cube file into groups and group presence, and
 /// closed weeks into week presence. Days become readable from the cube as soon as they pass.
 /// Stops at the first failure, which leaves that day read raw.
 pub fn maintain(
@@ -733,19 +676,34 @@ pub fn maintain(
     // After a full check (start-up, or a read that found a damaged file), summaries found by
     // name are read through before they are trusted again.
     let verify = done.checked > 0;
-    let cells_current = coverage.cells_days();
+    if verify {
+        remove_retired_summaries(lake)?;
+    }
+    let summarized = coverage.summarized_days();
     for &day in &all {
         // A closed day becomes one file; the open day is merged once it has many.
         let above = if day < today { 1 } else { merge_above };
         if merge_day(lake, live, day, above)? {
             done.merged += 1;
         }
-        if !cells_current.contains(&day) && ensure_cells(lake, live, coverage, day, verify)? {
-            done.cells += 1;
+        if !summarized.contains(&day) && ensure_groups(lake, live, coverage, day, verify)? {
+            done.summarized += 1;
         }
     }
     done.weeks = crate::week_presence::ensure_weeks(lake, live, coverage, &all, today, verify)?;
     Ok(done)
+}
+
+/// Removes the summary directories of older layouts ([`RETIRED_DIRS`]): no read uses them, and
+/// at scale they hold gigabytes.
+fn remove_retired_summaries(lake: &Lake) -> Result<(), IngestError> {
+    for dir in RETIRED_DIRS.map(|d| lake.root().join(d)) {
+        if dir.is_dir() {
+            tracing::info!(dir = %dir.display(), "removing summaries of an older layout");
+            std::fs::remove_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@
 //!   rollups/app_days/date=YYYY-MM-DD/*.parquet
 //!                                     the app-day cube: one file per events file, same name
 //!                                     (see `modelshare_event::cube`)
-//!   rollups/cells/date=YYYY-MM-DD/*.parquet
-//!                                     the day's base cells, when its cube is one file
-//!   rollups/presence/date=YYYY-MM-DD/*.parquet
-//!                                     and the (cell, app) presence with each cell's apps
+//!   rollups/groups/date=YYYY-MM-DD/*.parquet
+//!                                     the day's groups of the publication rule, when its
+//!                                     cube is one file
+//!   rollups/group_presence/date=YYYY-MM-DD/*.parquet
+//!                                     and the (group, app) presence with each group's apps
 //! ```
 
 use crate::IngestError;
@@ -87,14 +88,14 @@ impl Lake {
         self.root.join(modelshare_event::cube::APP_DAYS_DIR)
     }
 
-    /// `<root>/rollups/cells`, the per-day cells summaries.
-    pub fn cells_dir(&self) -> PathBuf {
-        self.root.join(modelshare_event::cube::CELLS_DIR)
+    /// `<root>/rollups/groups`, the per-day groups summaries.
+    pub fn groups_dir(&self) -> PathBuf {
+        self.root.join(modelshare_event::cube::GROUPS_DIR)
     }
 
-    /// `<root>/rollups/presence`, the per-day (cell, app) presence.
-    pub fn presence_dir(&self) -> PathBuf {
-        self.root.join(modelshare_event::cube::PRESENCE_DIR)
+    /// `<root>/rollups/group_presence`, the per-day (group, app) presence.
+    pub fn group_presence_dir(&self) -> PathBuf {
+        self.root.join(modelshare_event::cube::GROUP_PRESENCE_DIR)
     }
 
     /// The directory of one ISO week's presence file (`week` is its Monday).
@@ -111,28 +112,14 @@ impl Lake {
             .join(format!("date={date}"))
     }
 
-    /// The directory of one day's presence file.
-    pub fn presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
-        self.presence_dir().join(format!("date={date}"))
+    /// The directory of one day's group presence file.
+    pub fn group_presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.group_presence_dir().join(format!("date={date}"))
     }
 
-    /// The directory of one day's cells summary.
-    pub fn cells_partition_dir(&self, date: NaiveDate) -> PathBuf {
-        self.cells_dir().join(format!("date={date}"))
-    }
-
-    /// The directory of one day's segments summary.
-    pub fn segments_partition_dir(&self, date: NaiveDate) -> PathBuf {
-        self.root
-            .join(modelshare_event::cube::SEGMENTS_DIR)
-            .join(format!("date={date}"))
-    }
-
-    /// The directory of one day's segment presence.
-    pub fn segment_presence_partition_dir(&self, date: NaiveDate) -> PathBuf {
-        self.root
-            .join(modelshare_event::cube::SEGMENT_PRESENCE_DIR)
-            .join(format!("date={date}"))
+    /// The directory of one day's groups summary.
+    pub fn groups_partition_dir(&self, date: NaiveDate) -> PathBuf {
+        self.groups_dir().join(format!("date={date}"))
     }
 
     /// The directory of one day's cube partition.
@@ -263,8 +250,8 @@ pub fn remove_stale_temps(lake: &Lake) -> usize {
     let parts = [
         lake.events_dir(),
         lake.cube_dir(),
-        lake.cells_dir(),
-        lake.presence_dir(),
+        lake.groups_dir(),
+        lake.group_presence_dir(),
     ]
     .into_iter()
     .filter_map(|tree| fs::read_dir(tree).ok())

@@ -1,5 +1,5 @@
 //! Week presence files: for each closed ISO week whose days are all summarized, one row per
-//! (task, model, app key) with the largest cell app count the app was seen with (see
+//! (task, model, app key) with the largest group app count the app was seen with (see
 //! `modelshare_event::cube`). Derived from the days' presence files only, so they are rebuilt
 //! whenever a day of the week gets a new presence file (a late event), and found current by
 //! name after a restart without reading anything.
@@ -9,7 +9,7 @@ use crate::app_days::{self, existing_day_files};
 use crate::lake::{self, Lake};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
 use chrono::{Days, NaiveDate};
-use modelshare_event::cube::{Coverage, closed_weeks, week_presence_schema};
+use modelshare_event::cube::{Coverage, WEEK_PRESENCE_PREFIX, closed_weeks, week_presence_schema};
 use modelshare_event::live::LiveBuffer;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +17,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The presence files of the week of Monday `week`, one per day with data, or `None` when a day
+/// The group presence files of the week of Monday `week`, one per day with data, or `None` when a day
 /// with data is not summarized (its cube is not one checked file yet).
 fn sources(
     lake: &Lake,
@@ -25,7 +25,7 @@ fn sources(
     days: &[NaiveDate],
     week: NaiveDate,
 ) -> Result<Option<Vec<PathBuf>>, IngestError> {
-    let summarized = coverage.cells_days();
+    let summarized = coverage.summarized_days();
     let mut files = Vec::new();
     for day in days
         .iter()
@@ -34,7 +34,7 @@ fn sources(
         if !summarized.contains(day) {
             return Ok(None);
         }
-        match existing_day_files(&lake.presence_partition_dir(*day))?.as_slice() {
+        match existing_day_files(&lake.group_presence_partition_dir(*day))?.as_slice() {
             [only] => files.push(only.clone()),
             _ => return Ok(None),
         }
@@ -42,7 +42,7 @@ fn sources(
     Ok(Some(files))
 }
 
-/// (task, model, app key) → the largest cell app count, over the rows of `sources`.
+/// (task, model, app key) → the largest group app count, over the rows of `sources`.
 fn fold(sources: &[PathBuf]) -> Result<RecordBatch, IngestError> {
     let mut strings: HashMap<String, u32> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
@@ -63,7 +63,7 @@ fn fold(sources: &[PathBuf]) -> Result<RecordBatch, IngestError> {
             let task: &StringArray = app_days::column(&batch, "task")?;
             let model: &StringArray = app_days::column(&batch, "model")?;
             let key: &UInt64Array = app_days::column(&batch, "app_key")?;
-            let apps: &Int64Array = app_days::column(&batch, "cell_apps")?;
+            let apps: &Int64Array = app_days::column(&batch, "group_apps")?;
             for i in 0..batch.num_rows() {
                 let k = (intern(task.value(i)), intern(model.value(i)), key.value(i));
                 let most = rows.entry(k).or_insert(0);
@@ -113,7 +113,7 @@ pub fn ensure_weeks(
             continue;
         };
         // A hash of the sources' names, which change with every new cube file of their day.
-        let name = app_days::summary_name("w", &sources);
+        let name = app_days::summary_name(WEEK_PRESENCE_PREFIX, &sources);
         let dir = lake.week_presence_partition_dir(week);
         let existing = existing_day_files(&dir)?;
         let staged = if app_days::holds_current(&existing, &name, verify) {

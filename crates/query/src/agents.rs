@@ -10,14 +10,10 @@
 //! the traces of at least `min_apps` apps reached (the `min_apps`-th largest of the apps' own
 //! maxima), never one app's longest trace.
 //!
-//! Calls by position split base cells (day, task, model, provider) into first calls
-//! (`step = 0`), later calls (`step > 0`) and the rest (untraced, or traced without a step): the
-//! app-day cube's `position`. A cell is split only when it may be split at all
-//! (`crate::privacy::splittable_cells`: each of its (segment, first choice or fallback,
-//! position) groups has `min_apps` apps), so each of the three parts comes from no app or from
-//! at least `min_apps` apps and the split by position cannot cross the splits by attempt and
-//! segment: the cell's published total minus its published parts then never isolates fewer
-//! than `min_apps` apps.
+//! Calls by position are sums of the publishable groups of `crate::privacy` whose position is
+//! a first call (`step = 0`) or a later call (`step > 0`): the app-day cube's `position` is a
+//! key of the group, so the split by position is a union of whole groups, like every other
+//! figure, and cannot cross the splits by attempt and segment.
 //!
 //! Cost: trace figures are read from the period's traced events; calls by position from the
 //! cube's rows of first and later calls.
@@ -26,7 +22,7 @@ use crate::QueryError;
 use crate::engine::QueryEngine;
 use crate::fragments::OK_ROWS;
 use crate::period::Period;
-use crate::privacy::{Scope, publishable, splittable_cells};
+use crate::privacy::{Scope, publishable, published_groups};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -165,22 +161,18 @@ impl QueryEngine {
 }
 
 impl QueryEngine {
-    /// Per model (in slug order), the first and later calls of the cells that may be split
-    /// (see the module docs), from the app-day cube.
+    /// Per model (in slug order), the first and later calls of the publishable groups (see the
+    /// module docs).
     async fn calls_by_position(
         &self,
         scope: &Scope,
     ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), QueryError> {
         let sql = format!(
-            "SELECT c.model, CAST(c.position AS BIGINT) AS position, \
-               CAST(sum(c.requests) AS BIGINT) AS calls \
-             FROM (SELECT date, task, model, provider, position, requests FROM cell_apps \
-                   WHERE {filter} AND position > 0) c \
-             JOIN ({splittable}) s ON c.date = s.date AND c.task = s.task \
-               AND c.model = s.model AND c.provider = s.provider \
-             GROUP BY c.model, c.position ORDER BY c.model",
-            filter = scope.filter(),
-            splittable = splittable_cells(scope),
+            "SELECT model, CAST(position AS BIGINT) AS position, \
+               CAST(sum(requests) AS BIGINT) AS calls \
+             FROM ({groups}) WHERE position > 0 \
+             GROUP BY model, position ORDER BY model",
+            groups = published_groups(scope),
         );
         let (mut first, mut later) = (Vec::new(), Vec::new());
         for b in self

@@ -14,21 +14,19 @@
 //! rows. Without a coverage (or before the lake is checked) every day is read raw: that is the
 //! reference the cube is tested against.
 //!
-//! View `cells` = one row per base cell (date, task, model, provider) of `cell_apps`: its
-//! distinct apps and sums. The publication rule and every additive public figure read it.
+//! View `cell_groups` = one row per group of the publication rule (date, task, model, provider,
+//! context, fallback, position; see `crate::privacy`) of `cell_apps`: its distinct apps and
+//! sums. The rule and every additive public figure read it.
 //!
-//! View `cell_presence` = one row per (base cell, app key) with the cell's distinct apps:
-//! distinct apps of published cells are counted on it.
-//!
-//! Views `segments` and `segment_presence` = the same per context segment of each cell, with
-//! `split_apps`, the fewest apps of any segment of the cell (whether it may be split).
+//! View `group_presence` = one row per (group, app key) with the group's distinct apps
+//! (`group_apps`): distinct apps of published groups are counted on it.
 //!
 //! View `hourly` = every attempt's counts, sums and latency histogram per (date, hour, task,
 //! model, provider, status), from the hourly files of closed days where they are current
 //! (see [`crate::hourly`]).
 //!
 //! Table `week_presence` = the week presence files (`modelshare_event::cube`); view `presence`
-//! = `cell_presence` without the provider, where the whole weeks a query asks for (and whose
+//! = `group_presence` without the provider and the group key, where the whole weeks a query asks for (and whose
 //! week file is current) are read from their week files instead of their days.
 
 use crate::QueryError;
@@ -49,9 +47,9 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 use modelshare_event::cube::{
-    APP_DAYS_DIR, CELLS_DIR, Coverage, HOURLY_DIR, PRESENCE_DIR, SEGMENT_PRESENCE_DIR,
-    SEGMENTS_DIR, WEEK_PRESENCE_DIR, app_days_schema, app_key, cells_schema, monday_of,
-    presence_schema, segment_presence_schema, segments_schema, week_presence_schema,
+    APP_DAYS_DIR, Coverage, GROUP_PRESENCE_DIR, GROUPS_DIR, HOURLY_DIR, WEEK_PRESENCE_DIR,
+    app_days_schema, app_key, group_presence_schema, groups_schema, monday_of,
+    week_presence_schema,
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
@@ -65,7 +63,7 @@ use std::time::{Duration, Instant};
 pub struct QueryConfig {
     /// Longest a query may run before it is cancelled.
     pub timeout: Duration,
-    /// Base cells with fewer distinct apps are not published (see [`crate::privacy`]).
+    /// Groups with fewer distinct apps are not published (see [`crate::privacy`]).
     pub min_apps: u64,
     /// Threads DataFusion may use per query.
     pub target_partitions: usize,
@@ -233,22 +231,14 @@ impl QueryEngine {
             optional_table(&root.join(APP_DAYS_DIR), app_days_schema(), "date")?,
         )?;
         ctx.register_table(
-            "day_cells",
-            optional_table(&root.join(CELLS_DIR), cells_schema(), "date")?,
+            "day_groups",
+            optional_table(&root.join(GROUPS_DIR), groups_schema(), "date")?,
         )?;
         ctx.register_table(
-            "day_presence",
-            optional_table(&root.join(PRESENCE_DIR), presence_schema(), "date")?,
-        )?;
-        ctx.register_table(
-            "day_segments",
-            optional_table(&root.join(SEGMENTS_DIR), segments_schema(), "date")?,
-        )?;
-        ctx.register_table(
-            "day_segment_presence",
+            "day_group_presence",
             optional_table(
-                &root.join(SEGMENT_PRESENCE_DIR),
-                segment_presence_schema(),
+                &root.join(GROUP_PRESENCE_DIR),
+                group_presence_schema(),
                 "date",
             )?,
         )?;
@@ -270,19 +260,17 @@ impl QueryEngine {
             .await?;
         let raw_days = self.coverage.as_ref().and_then(|c| c.raw_days());
         ctx.sql(&cell_apps_view(raw_days.as_ref())).await?;
-        // A day with live rows is not summarized by its cells file.
-        let cells_days: BTreeSet<NaiveDate> = self
+        // A day with live rows is not summarized by its groups file.
+        let summarized_days: BTreeSet<NaiveDate> = self
             .coverage
             .as_ref()
-            .map(|c| c.cells_days())
+            .map(|c| c.summarized_days())
             .unwrap_or_default()
             .difference(&live_days)
             .copied()
             .collect();
-        ctx.sql(&cells_view(&cells_days)).await?;
-        ctx.sql(&presence_view(&cells_days)).await?;
-        ctx.sql(&segments_view(&cells_days)).await?;
-        ctx.sql(&segment_presence_view(&cells_days)).await?;
+        ctx.sql(&groups_view(&summarized_days)).await?;
+        ctx.sql(&group_presence_view(&summarized_days)).await?;
         // Whole weeks asked for, with a current week file, no day of which has live rows.
         let weeks: BTreeSet<NaiveDate> = self
             .coverage
@@ -294,7 +282,7 @@ impl QueryEngine {
             .copied()
             .collect();
         ctx.sql(&weeks_presence_view(&weeks)).await?;
-        // Like the cells: a day with live rows is read raw, since its `day_apps` cannot be
+        // Like the groups: a day with live rows is read raw, since its `day_apps` cannot be
         // added to the file's.
         let hour_days: BTreeSet<NaiveDate> = self
             .coverage
@@ -379,7 +367,7 @@ impl QueryEngine {
         let mut distrusted = false;
         loop {
             match self.sql_once(sql, params.clone(), tables, weeks).await {
-                // A cube, cells, presence or week file that does not decode: answer from raw
+                // A cube, groups, presence or week file that does not decode: answer from raw
                 // events (exact, slower) until the maintenance pass has checked the cube and
                 // rewritten what it finds damaged.
                 Err(QueryError::DataFusion(e))
@@ -496,95 +484,62 @@ fn in_and_out_of(column: &str, days: &BTreeSet<NaiveDate>) -> (String, String) {
     )
 }
 
-/// The `cells` view: one row per (date, task, model, provider) base cell with its distinct apps
-/// and the sums of its `ok` events; from the cells files of `cells_days`, computed from
-/// `cell_apps` for the other days.
-fn cells_view(cells_days: &BTreeSet<NaiveDate>) -> String {
-    let (from_files, computed) = in_and_out(cells_days);
+/// The columns of a group of the publication rule in the `cell_groups` view.
+pub(crate) const GROUP: &str = "date, task, model, provider, context, fallback, position";
+
+/// The `cell_groups` view: one row per group of the publication rule ([`GROUP`]) with its
+/// distinct apps and the sums of its `ok` events; from the groups files of `summarized_days`,
+/// computed from `cell_apps` for the other days.
+fn groups_view(summarized_days: &BTreeSet<NaiveDate>) -> String {
+    let (from_files, computed) = in_and_out(summarized_days);
     format!(
-        "CREATE VIEW cells AS \
-         SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
+        "CREATE VIEW cell_groups AS \
+         SELECT {GROUP}, apps, requests, input_tokens, output_tokens, \
            CAST(cost_usd AS DECIMAL(38, 6)) AS cost_usd \
-         FROM day_cells WHERE {from_files} \
+         FROM day_groups WHERE {from_files} \
          UNION ALL \
-         SELECT date, task, model, provider, CAST(count(DISTINCT app_key) AS BIGINT) AS apps, \
+         SELECT {GROUP}, CAST(count(DISTINCT app_key) AS BIGINT) AS apps, \
            sum(requests) AS requests, sum(input_tokens) AS input_tokens, \
            sum(output_tokens) AS output_tokens, \
            CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
-         FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider"
+         FROM ({rows}) GROUP BY {GROUP}",
+        rows = group_rows(&computed),
     )
 }
 
-/// The `cell_presence` view: one row per (base cell, app key) with the cell's distinct apps;
-/// from the presence files of `cells_days`, from `cell_apps` and `cells` for the other days.
-fn presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
-    let (from_files, computed) = in_and_out(cells_days);
+/// The `cell_apps` rows of `days` with their group's key columns ([`GROUP`]) and the app key.
+fn group_rows(days: &str) -> String {
     format!(
-        "CREATE VIEW cell_presence AS \
-         SELECT date, task, model, provider, app_key, cell_apps \
-         FROM day_presence WHERE {from_files} \
-         UNION ALL \
-         SELECT a.date, a.task, a.model, a.provider, a.app_key, c.apps AS cell_apps \
-         FROM (SELECT DISTINCT date, task, model, provider, app_key FROM cell_apps \
-               WHERE {computed}) a \
-         JOIN cells c ON a.date = c.date AND a.task = c.task AND a.model = c.model \
-           AND a.provider = c.provider"
+        "SELECT date, task, model, provider, context, {FALLBACK} AS fallback, position, app_key, \
+           requests, input_tokens, output_tokens, cost_usd \
+         FROM cell_apps WHERE {days}"
     )
 }
 
-/// The `segments` view: one row per (base cell, context segment) with the part's distinct apps
-/// and sums, and `split_apps`, the fewest apps of any (segment, first choice or fallback, position) group of the
-/// cell (see `crate::privacy::context_parts`); from the segments files of `cells_days`, computed
-/// from `cell_apps` for the other days.
-fn segments_view(cells_days: &BTreeSet<NaiveDate>) -> String {
-    let (from_files, computed) = in_and_out(cells_days);
+/// The `group_presence` view: one row per (group, app key) with the group's distinct apps
+/// (`group_apps`); from the group presence files of `summarized_days`, from `cell_apps` and
+/// `cell_groups` for the other days.
+fn group_presence_view(summarized_days: &BTreeSet<NaiveDate>) -> String {
+    let (from_files, computed) = in_and_out(summarized_days);
     format!(
-        "CREATE VIEW segments AS \
-         SELECT date, task, model, provider, context, apps, split_apps, requests, input_tokens, \
-           output_tokens, CAST(cost_usd AS DECIMAL(38, 6)) AS cost_usd \
-         FROM day_segments WHERE {from_files} \
+        "CREATE VIEW group_presence AS \
+         SELECT {GROUP}, app_key, group_apps \
+         FROM day_group_presence WHERE {from_files} \
          UNION ALL \
-         SELECT p.date, p.task, p.model, p.provider, p.context, p.apps, a.split_apps, \
-           p.requests, p.input_tokens, p.output_tokens, p.cost_usd \
-         FROM (SELECT date, task, model, provider, context, \
-                 CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
-                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
-                 CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
-               FROM cell_apps WHERE {computed} GROUP BY date, task, model, provider, context) p \
-         JOIN (SELECT date, task, model, provider, min(apps) AS split_apps \
-               FROM (SELECT date, task, model, provider, \
-                       CAST(count(DISTINCT app_key) AS BIGINT) AS apps \
-                     FROM cell_apps WHERE {computed} \
-                     GROUP BY date, task, model, provider, context, {FALLBACK}, position) \
-               GROUP BY date, task, model, provider) a \
-           ON p.date = a.date AND p.task = a.task AND p.model = a.model \
-             AND p.provider = a.provider"
-    )
-}
-
-/// The `segment_presence` view: one row per (base cell, context segment, app key) with the
-/// part's distinct apps (`cell_apps`) and the cell's `split_apps`; from the segment presence
-/// files of `cells_days`, from `cell_apps` and `segments` for the other days.
-fn segment_presence_view(cells_days: &BTreeSet<NaiveDate>) -> String {
-    let (from_files, computed) = in_and_out(cells_days);
-    format!(
-        "CREATE VIEW segment_presence AS \
-         SELECT date, task, model, provider, context, app_key, cell_apps, split_apps \
-         FROM day_segment_presence WHERE {from_files} \
-         UNION ALL \
-         SELECT a.date, a.task, a.model, a.provider, a.context, a.app_key, \
-           s.apps AS cell_apps, s.split_apps \
-         FROM (SELECT DISTINCT date, task, model, provider, context, app_key FROM cell_apps \
-               WHERE {computed}) a \
-         JOIN segments s ON a.date = s.date AND a.task = s.task AND a.model = s.model \
-           AND a.provider = s.provider AND a.context = s.context"
+         SELECT a.date, a.task, a.model, a.provider, a.context, a.fallback, a.position, \
+           a.app_key, g.apps AS group_apps \
+         FROM (SELECT DISTINCT {GROUP}, app_key FROM ({rows})) a \
+         JOIN cell_groups g ON a.date = g.date AND a.task = g.task AND a.model = g.model \
+           AND a.provider = g.provider AND a.context = g.context \
+           AND a.fallback = g.fallback AND a.position = g.position",
+        rows = group_rows(&computed),
     )
 }
 
 /// The `presence` view: one row per (date, task, model, app key) with a distinct-app count that
 /// publishes the app's row when it reaches the threshold: for each of `weeks`, its week
-/// presence rows dated on its Monday; for every other day, `cell_presence` without the
-/// provider.
+/// presence rows dated on its Monday; for every other day, `group_presence` without the
+/// provider and the group key.
 fn weeks_presence_view(weeks: &BTreeSet<NaiveDate>) -> String {
     let days: BTreeSet<NaiveDate> = weeks
         .iter()
@@ -594,10 +549,10 @@ fn weeks_presence_view(weeks: &BTreeSet<NaiveDate>) -> String {
     let (from_weeks, _) = in_and_out_of("week", weeks);
     format!(
         "CREATE VIEW presence AS \
-         SELECT week AS date, task, model, app_key, cell_apps FROM week_presence \
+         SELECT week AS date, task, model, app_key, group_apps FROM week_presence \
          WHERE {from_weeks} \
          UNION ALL \
-         SELECT date, task, model, app_key, cell_apps FROM cell_presence WHERE {other_days}"
+         SELECT date, task, model, app_key, group_apps FROM group_presence WHERE {other_days}"
     )
 }
 

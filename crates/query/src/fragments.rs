@@ -37,8 +37,7 @@ pub(crate) fn context_code() -> String {
 }
 
 /// 1 for a request served after another attempt failed (`attempt > 0`), 0 for a first choice:
-/// with the context segment and the position, the groups whose apps decide whether a cell may
-/// be split (`crate::privacy::splittable_cells`), and the parts of the split by attempt.
+/// the `fallback` key of a group of the publication rule (`crate::privacy`).
 pub(crate) const FALLBACK: &str =
     "CAST(CASE WHEN attempt > 0 THEN 1 ELSE 0 END AS TINYINT UNSIGNED)";
 

@@ -1,8 +1,7 @@
 //! The `hourly` view: per (date, hour, task, model, provider, status), every attempt's counts
 //! and sums, cumulative histograms of latency, time to first token and throughput, and the
-//! distinct apps of the row's (day, task, model, provider, status) group: all of them
-//! (`day_apps`), those with a first attempt (`day_first_apps`) and those with a fallback
-//! (`day_fallback_apps`), which the publication rule tests (see [`crate::providers`]).
+//! distinct apps of the row's (day, task, model, provider, status) group (`day_apps`), which the
+//! publication rule tests (see [`crate::providers`]).
 //!
 //! Closed days whose hourly file is current (`rollups/hourly/`, written by the server's upkeep
 //! from [`QueryEngine::hour_summary`]) are read from it; every other day, and days with live
@@ -43,12 +42,8 @@ pub const THROUGHPUT_BOUNDS_TPS: [u32; 14] = [
 const KEY: [&str; 5] = ["hour", "task", "model", "provider", "status"];
 
 /// The distinct-app columns of an hourly row, over its whole day, and which of an app's
-/// attempts make it count: every app, the apps with a first attempt, the apps with a fallback.
-const DAY_APPS: [(&str, &str); 3] = [
-    ("day_apps", "true"),
-    ("day_first_apps", "attempt = 0"),
-    ("day_fallback_apps", "attempt > 0"),
-];
+/// attempts make it count: every app.
+const DAY_APPS: [(&str, &str); 1] = [("day_apps", "true")];
 
 /// The histogram column of latency `bound`.
 pub fn latency_column(bound: u32) -> String {

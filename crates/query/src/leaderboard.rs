@@ -157,9 +157,6 @@ pub struct Leaderboard {
     pub totals: Totals,
     /// Ranked rows, then `other` when groups beyond the limit have figures.
     pub rows: Vec<Row>,
-    /// For one context segment: the share of the period's published tokens (all lengths) that
-    /// are in cells split by segment, the only ones segment figures cover.
-    pub segment_coverage: Option<f64>,
 }
 
 pub(crate) fn share_of(part: u64, whole: u64) -> f64 {
@@ -274,15 +271,10 @@ impl QueryEngine {
                 previous_share: None,
             });
         }
-        let segment_coverage = match q.context {
-            Some(_) => Some(self.segment_coverage(&scope).await?),
-            None => None,
-        };
         Ok(Leaderboard {
             query: q,
             totals,
             rows,
-            segment_coverage,
         })
     }
 }

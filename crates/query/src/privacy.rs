@@ -2,61 +2,61 @@
 //!
 //! # The rule
 //!
-//! A **base cell** is one (UTC day, task, model, provider). A base cell is **publishable** when
-//! at least `min_apps` distinct apps have an `ok` event in it ([`publishable`], and in SQL
-//! [`publishable_sql`]: the one place the threshold is compared). Every public usage figure —
-//! tokens, requests, spend, distinct apps, shares and their denominators, totals, `other` rows,
-//! author and task rows, blended prices, latency percentiles — is computed only from the events
-//! of publishable base cells. Nothing else is ever aggregated for the public.
+//! A **base cell** is one (UTC day, task, model, provider). A **group** is a base cell's `ok`
+//! events of one context segment, one attempt kind (first choice, or served after another
+//! attempt failed) and one position in an agent trace (none, first call, later call): the
+//! columns of [`GROUP`](crate::engine::GROUP). A group is **publishable** when at least `min_apps` distinct apps have an
+//! event in it ([`publishable`], and in SQL [`publishable_sql`]: the one place the threshold is
+//! compared). Every public usage figure — tokens, requests, spend, distinct apps, shares and their
+//! denominators, totals, `other` rows, author and task rows, a segment's figures, first choices
+//! and fallbacks, agents' first and later calls — is computed only from the events of
+//! publishable groups. Nothing else is ever aggregated for the public.
 //!
 //! # Why no sum or difference of published figures isolates fewer than `min_apps` apps
 //!
-//! Base cells partition the `ok` events. A published additive figure (tokens, requests, spend) of
-//! any row — a model in a week, an author, a task, a day's total, the `other` row beyond a limit,
-//! a week as the sum of its days — is the sum of that measure over a *set of publishable base
-//! cells*: a period is a set of whole days, and a task, model, author or provider filter selects
-//! whole cells. So every published figure is a linear combination, with coefficients 0 or 1, of
-//! per-cell values, each of which aggregates the events of at least `min_apps` apps. Any sum or
-//! difference of published figures is again a linear combination of such per-cell values: a cell
-//! enters it with some integer weight or not at all, and a cell always enters whole. No
-//! combination can contain the events of an app without those of the whole cell, so none can
-//! isolate fewer than `min_apps` apps. In particular `other` (the publishable cells of the rows
-//! beyond a limit) is empty or covers `min_apps` apps, and "author − its listed models" or
-//! "task − its listed models" or "week − its days" only ever leaves whole publishable cells.
+//! Groups partition the `ok` events. A published additive figure (tokens, requests, spend) of
+//! any row — a model in a week, an author, a task, a segment, a day's total, the fallbacks of a
+//! provider, the `other` row beyond a limit, a week as the sum of its days — is the sum of that
+//! measure over a *set of publishable groups*: a period is a set of whole days, and a task,
+//! model, author, provider, segment, attempt or position filter selects whole groups. So every
+//! published figure is a linear combination, with coefficients 0 or 1, of per-group values, each
+//! of which aggregates the events of at least `min_apps` apps. Any sum or difference of published
+//! figures is again a linear combination of such per-group values: a group enters it with some
+//! integer weight or not at all, and always whole. No combination can contain the events of an
+//! app without those of its whole group, so none can isolate fewer than `min_apps` apps. In
+//! particular `other` is empty or covers `min_apps` apps, and "all lengths − the four segments",
+//! "requests − fallbacks" or "author − its listed models" only ever leave whole publishable
+//! groups: splits of a cell by segment, by attempt and by position cannot cross, because each
+//! of their parts is a union of the same groups.
 //!
-//! The filter of a query ([`Scope`]) may therefore only name cell dimensions (dates, task, model,
-//! provider): a filter on anything finer would split cells and make a cell's publishability
-//! depend on the question. Within such a scope, a cell is publishable exactly when it is publishable in the
-//! whole lake, so every query agrees on which cells exist.
+//! The filter of a query ([`Scope`]) may therefore only name group dimensions (dates, task,
+//! model, provider, segment): a filter on anything finer would split groups and make a group's
+//! publishability depend on the question. Within such a scope, a group is publishable exactly
+//! when it is publishable in the whole lake, so every query agrees on which groups exist.
 //!
-//! Distinct-app counts are counted over the publishable cells a row covers. They are not
+//! Distinct-app counts are counted over the publishable groups a row covers. They are not
 //! additive, and a count of apps is not a figure of any one app.
 //!
-//! # Measures on other events, and splits of a cell
+//! # Measures on other events
 //!
-//! Failed requests are not in any `ok` figure; they have their own cells (the same dimensions,
-//! over failed events), publishable when at least `min_apps` distinct apps have a failed event in
-//! the cell. The same argument holds for them separately.
+//! Failed requests are not in any `ok` figure; they have their own cells (day, task, model,
+//! provider over failed events), publishable when at least `min_apps` distinct apps have a failed
+//! event in the cell, and never split. The same argument holds for them separately.
 //!
-//! A figure that *splits* a cell (requests by attempt, fallbacks within requests, a context
-//! segment's part, agents' first and later calls) would give the difference "cell − its
-//! published parts" = its unpublished parts; and two different splits of one cell would give
-//! "a part of one − a part of the other", which can leave their small overlap. So a cell is split
-//! — by any of them — only when each of its (context segment, first choice or fallback, position
-//! in an agent trace) groups with events comes from at least `min_apps` apps ([`splittable_cells`]; the
-//! cube's `split_apps`); otherwise no split touches it. Every part of every split is then a union
-//! of such groups, and with the whole unsplit cells they partition the events into groups of at
-//! least `min_apps` apps, to which the argument above applies.
+//! Figures that are not sums — latency and throughput percentiles — are read over the events of
+//! cells whose `ok` events come from `min_apps` apps: a percentile cannot be subtracted.
 //!
 //! # Limits
 //!
 //! The rows of an open period change as events arrive: two readings of today at different times
-//! differ by the cells that became publishable or grew in between, which can be one app's
+//! differ by the groups that became publishable or grew in between, which can be one app's
 //! requests if it was the only one active in between (see docs/METRICS.md, "Privacy").
+//! A group is finer than a cell, so more of a small cell's events are withheld: on a 100 M-event
+//! lake at `min_apps` 5, 94 % of a week's tokens are in publishable groups (docs/METRICS.md).
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, ScalarValue};
-use crate::fragments::{FALLBACK, WEEK_OF_DATE};
+use crate::fragments::WEEK_OF_DATE;
 use crate::leaderboard::Figures;
 use crate::period::Period;
 use crate::values::{micro_usd_at, str_at, u64_at};
@@ -66,8 +66,8 @@ use modelshare_event::{Context, Task};
 use std::collections::BTreeSet;
 
 /// Whether a group seen by `apps` distinct apps may be published under a threshold of
-/// `min_apps`. Base cells, failure cells and split parts are tested with this; so are the
-/// analytics' own groups (cohorts, flows, models of the index).
+/// `min_apps`. Groups and failure cells are tested with this; so are the analytics' own groups
+/// (cohorts, flows, models of the index).
 pub fn publishable(apps: u64, min_apps: u64) -> bool {
     apps >= min_apps
 }
@@ -99,12 +99,8 @@ pub fn min_apps_param(min_apps: u64) -> (String, ScalarValue) {
     )
 }
 
-/// The columns of a base cell.
-pub const CELL: &str = "date, task, model, provider";
-
-/// A set of whole base cells: a range of days, optionally one task, one model and one provider;
-/// and optionally one context segment, which takes the segment's part of the cells split by
-/// segment (see [`context_parts`]). It has no other filters on purpose (see the module docs).
+/// A set of whole groups: a range of days, optionally one task, one model, one provider and one
+/// context segment. It has no other filters on purpose (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     /// `[start, end)`; `None` for every day.
@@ -153,9 +149,9 @@ impl Scope {
         self
     }
 
-    /// The predicate on the cells' dimensions (of `events`, `cell_apps`, `cells`…), with
-    /// placeholders bound by [`Scope::params`]. The context segment is not in it: a segment is
-    /// a part of cells, taken by [`published_cells_cte`] and [`presence_source`].
+    /// The predicate on the groups' dimensions (of `cell_apps`, `cell_groups`,
+    /// `group_presence`; without a segment also of `events` and `hourly`), with placeholders
+    /// bound by [`Scope::params`].
     pub(crate) fn filter(&self) -> String {
         let mut f = String::from("true");
         if self.days.is_some() {
@@ -169,6 +165,9 @@ impl Scope {
         }
         if self.provider.is_some() {
             f.push_str(" AND provider = $provider");
+        }
+        if self.context.is_some() {
+            f.push_str(" AND context = $context");
         }
         f
     }
@@ -224,83 +223,32 @@ impl Scope {
     }
 }
 
-/// `WITH pcells AS (…)`: the publishable base cells of the scope, one row each with the cell's
-/// distinct apps and sums (from the `cells` view: per-day summaries where they are current,
-/// computed from `cell_apps` otherwise). Every public additive `ok` figure is a sum over it.
-fn published_cells_cte(scope: &Scope) -> String {
-    let cells = match scope.context {
-        None => "cells".to_owned(),
-        Some(_) => format!("({})", context_parts(scope)),
-    };
+/// The publishable groups of the scope, as SQL rows of the `cell_groups` view (the group's
+/// columns, its distinct apps and sums): per-day summaries where they are current, computed from
+/// `cell_apps` otherwise. Every public additive `ok` figure is a sum over them.
+pub(crate) fn published_groups(scope: &Scope) -> String {
     format!(
-        "WITH pcells AS (SELECT * FROM {cells} WHERE {filter} AND {publishable}) ",
+        "SELECT * FROM cell_groups WHERE {filter} AND {publishable}",
         filter = scope.filter(),
         publishable = publishable_sql("apps"),
     )
 }
 
-/// The parts of the scope's segment (`$context`) of the cells that may be split, in the columns
-/// of the `cells` view (`apps`: the part's distinct apps). A cell may be split (see
-/// [`splittable_cells`]) only when each of its (segment, first choice or fallback, position)
-/// groups comes from
-/// at least `min_apps` apps; another cell is left whole: it counts in the unsegmented figures and
-/// in no segment's.
-pub(crate) fn context_parts(scope: &Scope) -> String {
-    format!(
-        "SELECT date, task, model, provider, apps, requests, input_tokens, output_tokens, \
-           cost_usd \
-         FROM segments WHERE {filter} AND context = $context AND {split}",
-        filter = scope.filter(),
-        split = publishable_sql("split_apps"),
-    )
+/// `WITH pgroups AS (…)`: [`published_groups`] as a common table.
+fn published_groups_cte(scope: &Scope) -> String {
+    format!("WITH pgroups AS ({}) ", published_groups(scope))
 }
 
-/// The cells of the scope that may be split, as SQL rows of their columns ([`CELL`]): those
-/// whose every (context segment, first choice or fallback, position in an agent trace) group
-/// comes from at least
-/// `min_apps` apps. Every split a public figure makes — by segment, by attempt (fallbacks), by
-/// position (agents' first and later calls) — splits only these cells, so each part of each
-/// split, and each intersection of parts of two splits, is a union of such groups: no sum or
-/// difference of parts of different splits can isolate fewer apps (see the module docs).
-pub(crate) fn splittable_cells(scope: &Scope) -> String {
-    format!(
-        "SELECT DISTINCT {CELL} FROM segments WHERE {filter} AND {split}",
-        filter = scope.filter(),
-        split = publishable_sql("split_apps"),
-    )
-}
-
-/// The parts (by the `cell_apps` expression `part`) of the scope's cells that may be split (see
-/// [`splittable_cells`]). One row per (cell, part): the cell's columns, `part`, its distinct apps
-/// and sums.
-fn split_parts(scope: &Scope, part: &str) -> String {
-    format!(
-        "SELECT p.date, p.task, p.model, p.provider, p.part, p.apps, p.requests, \
-           p.input_tokens, p.output_tokens, p.cost_usd \
-         FROM (SELECT {CELL}, {part} AS part, \
-                 CAST(count(DISTINCT app_key) AS BIGINT) AS apps, sum(requests) AS requests, \
-                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
-                 CAST(sum(cost_usd) AS DECIMAL(38, 6)) AS cost_usd \
-               FROM cell_apps WHERE {filter} GROUP BY {CELL}, {part}) p \
-         JOIN ({split}) s ON p.date = s.date AND p.task = s.task \
-           AND p.model = s.model AND p.provider = s.provider",
-        filter = scope.filter(),
-        split = splittable_cells(scope),
-    )
-}
-
-/// Where the distinct apps of the scope's published cells grouped by `dims` are counted: rows
-/// of (cell, app key) with the cell's distinct apps as `cell_apps` (see [`presence_of`]); for a
-/// segment, the apps of its parts of split cells, each with its part's distinct apps.
-fn presence_source(scope: &Scope, dims: &[Dim]) -> String {
-    if scope.context.is_none() {
-        return presence_of(dims).to_owned();
+/// Where the distinct apps of the scope's published groups grouped by `dims` are counted: rows
+/// of (group or coarser, app key) with the group's distinct apps as `group_apps`. The `presence`
+/// view (whole weeks from their week files) unless a dimension or the scope needs the provider
+/// or the segment, which only `group_presence` has.
+fn presence_of(scope: &Scope, dims: &[Dim]) -> &'static str {
+    if dims.contains(&Dim::Provider) || scope.provider.is_some() || scope.context.is_some() {
+        "group_presence"
+    } else {
+        "presence"
     }
-    format!(
-        "(SELECT date, task, model, provider, app_key, cell_apps FROM segment_presence \
-          WHERE context = $context AND {split})",
-        split = publishable_sql("split_apps"),
-    )
 }
 
 /// What published figures can be grouped by: the cell's dimensions and what derives from them.
@@ -351,21 +299,11 @@ fn since_param(dims: &[Dim]) -> Result<Option<(String, ScalarValue)>, QueryError
     Ok(first.map(|d| ("since".to_owned(), ScalarValue::Utf8(Some(d.to_string())))))
 }
 
-/// The additive aggregates of [`Figures`] over published cells.
+/// The additive aggregates of [`Figures`] over published groups.
 const SUMS_SQL: &str = "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
      sum(requests) AS requests, sum(cost_usd) AS cost";
 
-/// Where distinct apps grouped by `dims` are counted: the `presence` view (whole weeks from
-/// their week files) unless a dimension is the provider, which only `cell_presence` has.
-fn presence_of(dims: &[Dim]) -> &'static str {
-    if dims.contains(&Dim::Provider) {
-        "cell_presence"
-    } else {
-        "presence"
-    }
-}
-
-/// The distinct apps of published cells: over their (cell, app) rows, on the app key.
+/// The distinct apps of published groups: over their (group, app) rows, on the app key.
 const APPS_SQL: &str = "count(DISTINCT app_key) AS apps";
 
 fn sums_at(batch: &arrow::array::RecordBatch, row: usize) -> Result<Figures, QueryError> {
@@ -379,7 +317,7 @@ fn sums_at(batch: &arrow::array::RecordBatch, row: usize) -> Result<Figures, Que
 }
 
 /// Whether a published query counts distinct apps (a second, costlier pass over the apps of
-/// the published cells) or leaves `apps` at 0.
+/// the published groups) or leaves `apps` at 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Apps {
     Counted,
@@ -403,7 +341,7 @@ fn list_params(keys: &[String]) -> (String, Vec<(String, ScalarValue)>) {
 /// The answer of [`QueryEngine::published_apps_kept`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeptApps {
-    /// Per kept value that has publishable cells.
+    /// Per kept value that has publishable groups.
     pub kept: std::collections::HashMap<String, u64>,
     /// The apps of the values not kept, together.
     pub rest: u64,
@@ -419,7 +357,7 @@ pub struct Except<'a> {
 }
 
 impl QueryEngine {
-    /// Figures of the publishable cells of `scope`, grouped by `dims` (no dims: one total row,
+    /// Figures of the publishable groups of `scope`, grouped by `dims` (no dims: one total row,
     /// zeros when nothing is publishable).
     pub async fn published(&self, scope: &Scope, dims: &[Dim]) -> Result<Vec<Group>, QueryError> {
         self.published_except(scope, dims, None).await
@@ -436,7 +374,7 @@ impl QueryEngine {
         Ok(sets.pop().unwrap_or_default())
     }
 
-    /// Several groupings of the publishable cells of `scope` in one pass (a grouping set each):
+    /// Several groupings of the publishable groups of `scope` in one pass (a grouping set each):
     /// per set, its groups as [`published`](Self::published) would answer. The empty set is the
     /// total; it is always answered, with zeros when nothing is publishable.
     pub async fn published_sets(
@@ -474,13 +412,13 @@ impl QueryEngine {
             filter = format!("{} NOT IN ({names})", except.dim.sql());
             params.extend(values);
         }
-        let cte = published_cells_cte(scope);
+        let cte = published_groups_cte(scope);
         let sums_sql = format!(
             "{cte}{}",
             grouping.query(
                 SUMS_SQL,
                 "input_tokens, output_tokens, requests, cost_usd",
-                "pcells",
+                "pgroups",
                 &filter
             )
         );
@@ -489,19 +427,19 @@ impl QueryEngine {
             sums_at,
         )?;
         if apps == Apps::Counted {
-            // The (cell, app key) rows of the publishable cells, each carrying its cell's
-            // distinct apps: no join with the cells.
+            // The (group, app key) rows of the publishable groups, each carrying its group's
+            // distinct apps: no join with the groups.
             let mut dims = grouping.columns.clone();
             dims.extend(except.map(|e| e.dim));
             let weeks = scope.whole_weeks(&dims);
             let apps_sql = grouping.query(
                 APPS_SQL,
                 "app_key",
-                &presence_source(scope, &dims),
+                presence_of(scope, &dims),
                 &format!(
                     "{} AND {} AND {filter}",
                     scope.filter(),
-                    publishable_sql("cell_apps")
+                    publishable_sql("group_apps")
                 ),
             );
             let counts = grouping.collect(
@@ -524,7 +462,7 @@ impl QueryEngine {
         Ok(out)
     }
 
-    /// Distinct apps of the publishable cells of `scope` in one pass: per value of `dim` among
+    /// Distinct apps of the publishable groups of `scope` in one pass: per value of `dim` among
     /// `kept`, for all the other values together (the `other` row of a ranking), and in total.
     pub async fn published_apps_kept(
         &self,
@@ -546,9 +484,9 @@ impl QueryEngine {
             "SELECT k, CAST(grouping(k) AS BIGINT) AS total, {APPS_SQL} \
              FROM (SELECT {key} AS k, app_key FROM {presence} WHERE {filter} AND {publishable}) \
              GROUP BY GROUPING SETS ((k), ())",
-            presence = presence_source(scope, &[dim]),
+            presence = presence_of(scope, &[dim]),
             filter = scope.filter(),
-            publishable = publishable_sql("cell_apps"),
+            publishable = publishable_sql("group_apps"),
         );
         let weeks = scope.whole_weeks(&[dim]);
         let mut out = KeptApps::default();
@@ -570,59 +508,23 @@ impl QueryEngine {
         Ok(out)
     }
 
-    /// The share of the published tokens of `scope` (all lengths) that are in cells split by
-    /// context segment ([`splittable_cells`]): what segment figures cover. Both are sums of whole
-    /// publishable cells.
-    pub async fn segment_coverage(&self, scope: &Scope) -> Result<f64, QueryError> {
-        let all = Scope {
-            context: None,
-            ..scope.clone()
-        };
+    /// The number of publishable groups in `scope` (e.g. whether a model has any public usage).
+    pub async fn publishable_groups(&self, scope: &Scope) -> Result<u64, QueryError> {
         let sql = format!(
-            "SELECT \
-               (SELECT CAST(COALESCE(sum(input_tokens + output_tokens), 0) AS BIGINT) \
-                FROM segments WHERE {filter} AND {split}) AS split, \
-               (SELECT CAST(COALESCE(sum(input_tokens + output_tokens), 0) AS BIGINT) \
-                FROM cells WHERE {filter} AND {publishable}) AS total",
-            filter = all.filter(),
-            split = publishable_sql("split_apps"),
-            publishable = publishable_sql("apps"),
-        );
-        let mut coverage = 0.0;
-        for b in self
-            .sql_with_params(&sql, all.params(self.config().min_apps))
-            .await?
-        {
-            if b.num_rows() > 0 {
-                let (split, total) = (u64_at(&b, "split", 0)?, u64_at(&b, "total", 0)?);
-                coverage = if total == 0 {
-                    0.0
-                } else {
-                    split as f64 / total as f64
-                };
-            }
-        }
-        Ok(coverage)
-    }
-
-    /// The number of publishable cells in `scope` (e.g. whether a model has any public usage).
-    pub async fn publishable_cells(&self, scope: &Scope) -> Result<u64, QueryError> {
-        let sql = format!(
-            "{cte}SELECT count(*) AS cells FROM pcells",
-            cte = published_cells_cte(scope)
+            "{cte}SELECT count(*) AS n FROM pgroups",
+            cte = published_groups_cte(scope)
         );
         let params = scope.params(self.config().min_apps);
-        let mut cells = 0;
+        let mut groups = 0;
         for b in self.sql_with_params(&sql, params).await? {
             if b.num_rows() > 0 {
-                cells = u64_at(&b, "cells", 0)?;
+                groups = u64_at(&b, "n", 0)?;
             }
         }
-        Ok(cells)
+        Ok(groups)
     }
 
-    /// `ok` requests of the scope split by `split`, over the publishable cells whose every
-    /// non-empty part has `min_apps` apps (other cells are not split, see the module docs).
+    /// `ok` requests of the publishable groups of the scope, split by `split`.
     /// Parts in ascending order of their label.
     pub async fn published_split(
         &self,
@@ -630,9 +532,10 @@ impl QueryEngine {
         split: Split,
     ) -> Result<Vec<(String, u64)>, QueryError> {
         let sql = format!(
-            "SELECT CAST(part AS VARCHAR) AS label, sum(requests) AS requests \
-             FROM ({parts}) GROUP BY part ORDER BY part",
-            parts = split_parts(scope, split.sql()),
+            "SELECT CAST({part} AS VARCHAR) AS label, sum(requests) AS requests \
+             FROM ({groups}) GROUP BY {part} ORDER BY {part}",
+            part = split.sql(),
+            groups = published_groups(scope),
         );
         let params = scope.params(self.config().min_apps);
         let mut out = Vec::new();
@@ -773,10 +676,10 @@ pub enum Split {
 }
 
 impl Split {
-    /// The part's key on `cell_apps` rows; parts are ordered by it.
+    /// The part's key column of a group; parts are ordered by it.
     fn sql(self) -> &'static str {
         match self {
-            Split::Attempt => FALLBACK,
+            Split::Attempt => "fallback",
         }
     }
 }

@@ -5,18 +5,16 @@
 //!
 //! # The publication rule here
 //!
-//! The unit is a base cell (day, task, model, provider) *of one status*, like the failure cells
-//! of [`crate::privacy`]: it counts only when at least `min_apps` apps have an attempt of that
-//! status in it (the hourly rows' `day_apps`). Its `ok` unit is exactly the base cell the usage
-//! figures publish. Attempts, failures and served requests are sums of whole publishable units,
-//! and the percentiles are read from the histograms of whole publishable `ok` units.
+//! Served requests and fallbacks served are sums of publishable groups of `crate::privacy`
+//! (a group's attempt kind is its fallback key), so they agree with every other usage figure
+//! and a difference of them leaves whole groups. Attempts that did not serve (failed,
+//! cancelled, filtered, rate limited) come from units of one base cell and one status, like the
+//! failure cells of `crate::privacy`: a unit counts only when at least `min_apps` apps have an
+//! attempt of that status in it (the hourly rows' `day_apps`). Attempts are the served requests
+//! plus those units; failures are the failed units.
 //!
-//! Fallbacks served split an `ok` unit by attempt, so they follow the rule for splits: a unit's
-//! fallbacks count only when its first attempts and its fallbacks each come from no app or from
-//! at least `min_apps` apps (`day_first_apps`, `day_fallback_apps`), and its cell may be split at
-//! all (`crate::privacy::splittable_cells`, which keeps splits by attempt, by context segment
-//! and by agent position from crossing); otherwise the unit is not split, and none of its
-//! fallbacks are counted.
+//! The percentiles are not sums: they are read from the histograms of the `ok` units of the
+//! cells whose `ok` attempts come from `min_apps` apps.
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
@@ -26,7 +24,7 @@ use crate::hourly::{
     throughput_column, ttft_column,
 };
 use crate::period::Period;
-use crate::privacy::{Scope, none_or_publishable_sql, publishable_sql, splittable_cells};
+use crate::privacy::{Scope, publishable_sql, published_groups};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 use serde::Serialize;
@@ -78,51 +76,66 @@ fn histogram_columns() -> Vec<String> {
         .collect()
 }
 
-/// Per provider (and per model when `per_model`), the sums over the publishable units of
-/// `scope` (see the module docs).
+/// Per provider (and per model when `per_model`), the sums over the publishable groups and
+/// units of `scope` (see the module docs). `measured`: the served requests the histograms
+/// count.
 fn providers_sql(scope: &Scope, per_model: bool) -> String {
-    let unit_sums = ["requests", "fallbacks", "throughput_samples"]
-        .into_iter()
-        .map(str::to_owned)
-        .chain(histogram_columns())
-        .map(|c| format!("sum({c}) AS {c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let served_sums = std::iter::once("throughput_samples".to_owned())
-        .chain(histogram_columns())
+    let histograms = || std::iter::once("throughput_samples".to_owned()).chain(histogram_columns());
+    let unit_sums = histograms()
         .map(|c| format!("sum(CASE WHEN {OK_ROWS} THEN {c} ELSE 0 END) AS {c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let joined = histograms()
+        .map(|c| format!("COALESCE(u.{c}, 0) AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let keys = if per_model {
+        "provider, model"
+    } else {
+        "provider"
+    };
+    let on = if per_model {
+        "u.provider = g.provider AND u.model = g.model"
+    } else {
+        "u.provider = g.provider"
+    };
+    let model = if per_model {
+        "COALESCE(u.model, g.model) AS model, "
+    } else {
+        ""
+    };
     format!(
         "WITH units AS (\
-           SELECT date, task, model, provider, status, max(day_apps) AS apps, \
-             max(day_first_apps) AS first_apps, max(day_fallback_apps) AS fallback_apps, \
+           SELECT date, task, model, provider, status, sum(requests) AS requests, \
              {unit_sums} \
            FROM hourly WHERE {filter} \
            GROUP BY date, task, model, provider, status \
            HAVING {publishable}), \
-         split_units AS (\
-           SELECT u.*, s.date IS NOT NULL AS splittable \
-           FROM units u LEFT JOIN ({splittable}) s ON u.date = s.date AND u.task = s.task \
-             AND u.model = s.model AND u.provider = s.provider) \
-         SELECT {keys}, sum(requests) AS attempts, \
-           sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) AS failed, \
-           sum(CASE WHEN {OK_ROWS} THEN requests ELSE 0 END) AS served, \
-           sum(CASE WHEN {OK_ROWS} AND {first} AND {fallback} AND splittable \
-             THEN fallbacks ELSE 0 END) AS fallbacks_served, \
-           {served_sums} \
-         FROM split_units GROUP BY {keys}",
-        keys = if per_model {
-            "provider, model"
-        } else {
-            "provider"
-        },
+         unserved AS (\
+           SELECT {keys}, \
+             sum(CASE WHEN {OK_ROWS} THEN 0 ELSE requests END) AS unserved, \
+             sum(CASE WHEN status IN ({failed}) THEN requests ELSE 0 END) AS failed, \
+             sum(CASE WHEN {OK_ROWS} THEN requests ELSE 0 END) AS measured, \
+             {histogram_sums} \
+           FROM units GROUP BY {keys}), \
+         served AS (\
+           SELECT {keys}, sum(requests) AS served, \
+             sum(CASE WHEN fallback = 1 THEN requests ELSE 0 END) AS fallbacks_served \
+           FROM ({groups}) GROUP BY {keys}) \
+         SELECT COALESCE(u.provider, g.provider) AS provider, {model}\
+           CAST(COALESCE(u.unserved, 0) + COALESCE(g.served, 0) AS BIGINT) AS attempts, \
+           COALESCE(u.failed, 0) AS failed, COALESCE(g.served, 0) AS served, \
+           COALESCE(g.fallbacks_served, 0) AS fallbacks_served, \
+           COALESCE(u.measured, 0) AS measured, {joined} \
+         FROM unserved u FULL OUTER JOIN served g ON {on}",
         filter = scope.filter(),
         publishable = publishable_sql("max(day_apps)"),
         failed = failed_statuses(),
-        first = none_or_publishable_sql("first_apps"),
-        fallback = none_or_publishable_sql("fallback_apps"),
-        splittable = splittable_cells(scope),
+        histogram_sums = histograms()
+            .map(|c| format!("sum({c}) AS {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        groups = published_groups(scope),
     )
 }
 
@@ -162,6 +175,7 @@ impl QueryEngine {
                 let attempts = u64_at(&b, "attempts", row)?;
                 let failed = u64_at(&b, "failed", row)?;
                 let served = u64_at(&b, "served", row)?;
+                let measured = u64_at(&b, "measured", row)?;
                 let samples = u64_at(&b, "throughput_samples", row)?;
                 let served_at = |bounds: &[u32], column: fn(u32) -> String, total, p| {
                     histogram_percentile(&b, row, bounds, column, total, p)
@@ -178,9 +192,9 @@ impl QueryEngine {
                     uptime: 1.0 - failed as f64 / attempts.max(1) as f64,
                     served,
                     fallbacks_served: u64_at(&b, "fallbacks_served", row)?,
-                    latency_p50_ms: served_at(&LATENCY_BOUNDS_MS, latency_column, served, 0.5)?,
-                    latency_p95_ms: served_at(&LATENCY_BOUNDS_MS, latency_column, served, 0.95)?,
-                    ttft_p50_ms: served_at(&TTFT_BOUNDS_MS, ttft_column, served, 0.5)?,
+                    latency_p50_ms: served_at(&LATENCY_BOUNDS_MS, latency_column, measured, 0.5)?,
+                    latency_p95_ms: served_at(&LATENCY_BOUNDS_MS, latency_column, measured, 0.95)?,
+                    ttft_p50_ms: served_at(&TTFT_BOUNDS_MS, ttft_column, measured, 0.5)?,
                     throughput_p50_tps: served_at(
                         &THROUGHPUT_BOUNDS_TPS,
                         throughput_column,

@@ -3,28 +3,24 @@
 //!
 //! # The rule
 //!
-//! A shown app's figures are sums of its parts of base cells (its `ok` events of one day, task,
-//! model and provider). Its part of a cell counts only when the cell's *unpublished* apps (those
-//! that did not opt in) number none or at least `min_apps`. The same test holds for every shown
-//! app in the cell, so either all of their parts count or none does.
+//! A shown app's figures are sums of its parts of the groups of `crate::privacy` (its `ok`
+//! events of one day, task, model, provider, context segment, attempt kind and position). Its
+//! part of a group counts only when the group's *unpublished* apps (those that did not opt in)
+//! number none or at least `min_apps`. The same test holds for every shown app in the group,
+//! so either all of their parts count or none does.
 //!
-//! Why: the public totals are sums of whole publishable cells. Subtracting the shown apps'
-//! figures from them removes, from each cell, either nothing or every shown app's part, leaving
-//! the cell's unpublished apps, who are none or at least `min_apps`. A cell that is not
-//! publishable at all enters only through shown apps' parts, which they agreed to show. So no
-//! combination of published figures isolates fewer than `min_apps` unpublished apps.
-//!
-//! A cell that may be split (by context segment, attempt or agent position; see
-//! `crate::privacy::splittable_cells`) publishes parts of itself too, and a part minus the shown
-//! apps' parts would leave the part's unpublished apps. So in such a cell the test is made on
-//! each of its (segment, first choice or fallback, position) groups as well: every group's unpublished apps must
-//! be none or at least `min_apps`, and any part is a union of groups.
+//! Why: the public totals are sums of whole publishable groups. Subtracting the shown apps'
+//! figures from them removes, from each group, either nothing or every shown app's part,
+//! leaving the group's unpublished apps, who are none or at least `min_apps`. A group that is
+//! not publishable at all enters only through shown apps' parts when it has no unpublished app,
+//! so only apps that agreed to be shown. So no combination of published figures isolates fewer
+//! than `min_apps` unpublished apps.
 
 use crate::QueryError;
-use crate::engine::QueryEngine;
+use crate::engine::{GROUP, QueryEngine};
 use crate::fragments::{FALLBACK, bound_list};
 use crate::period::Period;
-use crate::privacy::{Scope, none_or_publishable_sql, splittable_cells};
+use crate::privacy::{Scope, none_or_publishable_sql};
 use crate::values::{str_at, u64_at};
 use modelshare_event::Task;
 
@@ -51,39 +47,24 @@ pub struct PublicAppUse {
 /// `list` is the placeholder list of the shown apps.
 fn public_app_sql(scope: &Scope, list: &str) -> String {
     format!(
-        "WITH parts AS (\
-           SELECT date, task, model, provider, app_id, \
-             sum(input_tokens + output_tokens) AS tokens, sum(requests) AS requests \
-           FROM cell_apps WHERE {filter} \
-           GROUP BY date, task, model, provider, app_id), \
+        "WITH rows AS (\
+           SELECT {GROUP}, app_id, input_tokens + output_tokens AS tokens, requests \
+           FROM (SELECT date, task, model, provider, context, {FALLBACK} AS fallback, position, \
+                   app_id, input_tokens, output_tokens, requests \
+                 FROM cell_apps WHERE {filter})), \
          unpublished AS (\
-           SELECT date, task, model, provider, \
-             sum(CASE WHEN app_id IN ({list}) THEN 0 ELSE 1 END) AS apps \
-           FROM parts GROUP BY date, task, model, provider), \
-         groups AS (\
-           SELECT date, task, model, provider, \
+           SELECT {GROUP}, \
              count(DISTINCT CASE WHEN app_id IN ({list}) THEN NULL ELSE app_id END) AS apps \
-           FROM cell_apps WHERE {filter} \
-           GROUP BY date, task, model, provider, context, {FALLBACK}, position), \
-         groups_count AS (\
-           SELECT g.date, g.task, g.model, g.provider, \
-             min(CASE WHEN {group_counts} THEN 1 ELSE 0 END) AS ok \
-           FROM groups g JOIN ({splittable}) s ON g.date = s.date AND g.task = s.task \
-             AND g.model = s.model AND g.provider = s.provider \
-           GROUP BY g.date, g.task, g.model, g.provider) \
-         SELECT p.app_id, p.task, p.model, sum(p.tokens) AS tokens, sum(p.requests) AS requests \
-         FROM parts p JOIN unpublished u \
-           ON p.date = u.date AND p.task = u.task AND p.model = u.model \
-             AND p.provider = u.provider \
-         LEFT JOIN groups_count c \
-           ON p.date = c.date AND p.task = c.task AND p.model = c.model \
-             AND p.provider = c.provider \
-         WHERE p.app_id IN ({list}) AND {counts} AND (c.ok IS NULL OR c.ok = 1) \
-         GROUP BY p.app_id, p.task, p.model",
+           FROM rows GROUP BY {GROUP}) \
+         SELECT r.app_id, r.task, r.model, sum(r.tokens) AS tokens, sum(r.requests) AS requests \
+         FROM rows r JOIN unpublished u \
+           ON r.date = u.date AND r.task = u.task AND r.model = u.model \
+             AND r.provider = u.provider AND r.context = u.context \
+             AND r.fallback = u.fallback AND r.position = u.position \
+         WHERE r.app_id IN ({list}) AND {counts} \
+         GROUP BY r.app_id, r.task, r.model",
         filter = scope.filter(),
         counts = none_or_publishable_sql("u.apps"),
-        group_counts = none_or_publishable_sql("g.apps"),
-        splittable = splittable_cells(scope),
     )
 }
 

@@ -1,8 +1,8 @@
 //! Ad-hoc SQL for administrators (`POST /v1/sql`), fenced in: read-only (no DDL, DML, `COPY`
 //! or `SET`; the session registers no file-reading table functions and no URL tables, so only
-//! the lake's tables and views can be read: `events`, `hourly`, `app_days`, `day_cells`,
-//! `day_presence`, `day_segments`, `day_segment_presence`, `week_presence`, `cell_apps`,
-//! `cells`, `cell_presence`, `presence`, `segments`, `segment_presence`), a memory
+//! the lake's tables and views can be read: `events`, `hourly`, `app_days`, `day_groups`,
+//! `day_group_presence`, `week_presence`, `cell_apps`, `cell_groups`, `group_presence`,
+//! `presence`), a memory
 //! pool of its own, a time limit, and a row cap that stops the query once enough rows have
 //! arrived.
 

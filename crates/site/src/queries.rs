@@ -1005,13 +1005,13 @@ pub async fn model_exists(engine: &QueryEngine, slug: &str) -> Result<bool, Site
         return Ok(true);
     }
     let scope = Scope::default().with_model(slug);
-    Ok(engine.publishable_cells(&scope).await? > 0)
+    Ok(engine.publishable_groups(&scope).await? > 0)
 }
 
 /// Whether any publishable cell was served by `provider` (so its page has something to show).
 pub async fn provider_exists(engine: &QueryEngine, provider: &str) -> Result<bool, SiteError> {
     let scope = Scope::default().with_provider(provider);
-    Ok(engine.publishable_cells(&scope).await? > 0)
+    Ok(engine.publishable_groups(&scope).await? > 0)
 }
 
 /// The latest day with data (today's live rows included), or `None` for an empty lake.

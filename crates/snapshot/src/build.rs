@@ -1,25 +1,17 @@
-//! Building the public snapshot of a week: aggregate the week's events per base cell (day, task,
-//! model, provider) and, within each cell, per context segment; place each publishable cell in
-//! its (task, model, provider) row of no segment or, split, in the rows of its segments; and write
-//! the rows as a Parquet file whose bytes depend only on the rows (fixed row order, fixed writer
-//! settings, no build time inside).
+//! Building the public snapshot of a week: aggregate the week's `ok` events per group of the
+//! publication rule (day, task, model, provider, context segment, first choice or fallback,
+//! position in an agent trace; `modelshare_query::privacy`), and its failed events per base cell
+//! (day, task, model, provider); add each publishable group to its (task, model, provider,
+//! segment) row and each publishable failure cell to its (task, model, provider) row of no
+//! segment; and write the rows as a Parquet file whose bytes depend only on the rows (fixed row
+//! order, fixed writer settings, no build time inside).
 //!
-//! # Splitting a cell by context segment
-//!
-//! A cell's events are split by [`Context::of`] their input tokens. The split follows the rule
-//! for splits of `modelshare_query::privacy` (the same one `splittable_cells` applies to the
-//! API's figures by segment, by attempt and by agent position): a publishable cell is split only
-//! when each of its (segment, first choice or fallback, position) groups comes from at least `min_apps` distinct
-//! apps; each part then goes to its segment's row. Otherwise the cell goes whole to the row
-//! without a segment (`context` null) and counts in no segment's row. Failure cells are never
-//! split: they are whole in the row without a segment.
-//!
-//! Fallbacks split a group once more (first choice / fallback). A cell's fallbacks are counted
-//! when the group that is added — the whole cell, or each of its segment parts — has first-choice
-//! and fallback requests from no app or from at least `min_apps` apps each; for a split cell,
-//! every part must pass or none of the cell's fallbacks counts. Counting only the parts that
-//! pass would publish, next to the whole-cell fallbacks of earlier revisions and of the site's
-//! attempt figures, their difference: the fallbacks of the parts that did not pass.
+//! Every `ok` figure of a row is so a sum over whole groups of at least `min_apps` apps — the
+//! same groups every figure of the API sums — and its fallbacks are the requests of those of
+//! its groups that were served after another attempt failed. A (task, model, provider)'s rows
+//! add up to its leaderboard figures. Failures are never split by segment (the API splits
+//! failure cells by status, and the two splits would cross): they are in the row without a
+//! segment, which holds nothing else.
 
 use crate::source::{SourceFile, column, read_sources};
 use crate::{IsoWeek, SnapshotError};
@@ -30,7 +22,6 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use modelshare_event::event::author_of;
 use modelshare_event::{Context, MicroUsd};
-use modelshare_query::privacy::none_or_publishable;
 use modelshare_query::publishable;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -42,10 +33,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Version of the snapshot file layout (columns and their meaning) this build writes.
-pub const SNAPSHOT_SCHEMA_VERSION: &str = "2";
+pub const SNAPSHOT_SCHEMA_VERSION: &str = "3";
 /// The layout of files written before the `context` column: one row per (task, model,
 /// provider). Such files are still read, listed and verified.
 pub const SCHEMA_VERSION_WITHOUT_CONTEXT: &str = "1";
+/// The layout of files written under the per-cell rule: the same columns, the whole of a cell
+/// that was not split by segment in the row without a segment. Such files are still read,
+/// listed and verified; their weeks are built again under the current rule.
+pub const SCHEMA_VERSION_PER_CELL: &str = "2";
 /// What wrote the file: this crate and its version.
 pub const GENERATOR: &str = concat!("modelshare-snapshot ", env!("CARGO_PKG_VERSION"));
 
@@ -70,8 +65,8 @@ pub struct SnapshotRow {
     pub model: String,
     pub author: String,
     pub provider: String,
-    /// The segment whose parts of split cells the row holds; `None` for the row of the cells
-    /// that are not split (and for every row of a file without the `context` column).
+    /// The segment whose publishable groups the row holds; `None` for the row of failures (and
+    /// for every row of a file without the `context` column).
     pub context: Option<Context>,
     pub requests: u64,
     pub input_tokens: u64,
@@ -94,20 +89,7 @@ pub struct WeekRows {
     pub content_sha256: String,
 }
 
-/// A group of events and the distinct apps they come from: what the rule for splits tests.
-trait AppGroup: Default {
-    fn apps(&self) -> &HashSet<String>;
-    /// Adds the events of `other`, another part of the same cell.
-    fn absorb(&mut self, other: Self);
-    /// The fewest apps of any (first choice or fallback, position in an agent trace) group of the
-    /// part: a cell
-    /// is split only when this reaches the threshold in every part (the query crate's
-    /// `splittable_cells`), so no part of one split crosses a part of another to leave a few
-    /// apps.
-    fn fewest_group_apps(&self) -> usize;
-}
-
-/// The `ok` events of one group: a segment's part of a base cell, or a whole cell.
+/// The `ok` events of one group, or of one row's publishable groups.
 #[derive(Debug, Default)]
 struct Acc {
     requests: u64,
@@ -119,34 +101,10 @@ struct Acc {
     apps: HashSet<String>,
     latencies: Vec<u32>,
     fallbacks: u64,
-    /// The apps of each (fallback, position) group: fallback 1 for a request served after
-    /// another attempt failed; position 0 without a step, 1 for the first call of an agent trace,
-    /// 2 for the calls after it. The first-choice and the fallback apps are their unions.
-    groups: BTreeMap<(u8, u8), HashSet<String>>,
 }
 
 impl Acc {
-    /// Whether the group's fallbacks may be published: they split its requests in two, so both
-    /// non-empty parts must come from enough apps, or `requests − fallbacks` would show the
-    /// other part.
-    fn fallbacks_publishable(&self, min_apps: u64) -> bool {
-        [0, 1].iter().all(|fallback| {
-            let apps: HashSet<&String> = self
-                .groups
-                .iter()
-                .filter(|((f, _), _)| f == fallback)
-                .flat_map(|(_, apps)| apps)
-                .collect();
-            none_or_publishable(apps.len() as u64, min_apps)
-        })
-    }
-}
-
-impl AppGroup for Acc {
-    fn apps(&self) -> &HashSet<String> {
-        &self.apps
-    }
-
+    /// Adds the events of `other`, another group of the same row.
     fn absorb(&mut self, other: Acc) {
         self.requests += other.requests;
         self.input_tokens += other.input_tokens;
@@ -157,76 +115,17 @@ impl AppGroup for Acc {
         self.apps.extend(other.apps);
         self.latencies.extend(other.latencies);
         self.fallbacks += other.fallbacks;
-        for (group, apps) in other.groups {
-            self.groups.entry(group).or_default().extend(apps);
-        }
-    }
-
-    fn fewest_group_apps(&self) -> usize {
-        self.groups.values().map(HashSet::len).min().unwrap_or(0)
     }
 }
 
-/// The failed events of one group: a segment's part of a base cell, or a whole cell.
+/// The failed events of one base cell.
 #[derive(Debug, Default)]
 struct Failed {
     requests: u64,
     apps: HashSet<String>,
 }
 
-impl AppGroup for Failed {
-    fn apps(&self) -> &HashSet<String> {
-        &self.apps
-    }
-
-    fn absorb(&mut self, other: Failed) {
-        self.requests += other.requests;
-        self.apps.extend(other.apps);
-    }
-
-    fn fewest_group_apps(&self) -> usize {
-        self.apps.len()
-    }
-}
-
-/// A base cell's events, one group per context segment it has events in (no empty groups).
-type Segments<T> = BTreeMap<Context, T>;
-
-/// Where a base cell's events go in the snapshot (see the module docs).
-#[derive(Debug)]
-enum Placement<T> {
-    /// Fewer than `min_apps` apps in the whole cell: in no row.
-    Unpublished,
-    /// Every segment with events has `min_apps` apps: each part in its segment's row.
-    Split(Segments<T>),
-    /// Publishable, but a segment has fewer apps: the whole cell in the row of no segment.
-    Whole(T),
-}
-
-/// Applies the rule for splits to one base cell given by its `segments`.
-fn place<T: AppGroup>(segments: Segments<T>, min_apps: u64) -> Placement<T> {
-    let cell_apps = segments
-        .values()
-        .flat_map(|part| part.apps())
-        .collect::<HashSet<_>>()
-        .len() as u64;
-    if !publishable(cell_apps, min_apps) {
-        return Placement::Unpublished;
-    }
-    if segments
-        .values()
-        .all(|part| publishable(part.fewest_group_apps() as u64, min_apps))
-    {
-        return Placement::Split(segments);
-    }
-    let mut whole = T::default();
-    for part in segments.into_values() {
-        whole.absorb(part);
-    }
-    Placement::Whole(whole)
-}
-
-/// One row being built from the publishable groups (whole cells or segment parts) it covers.
+/// One row being built from the publishable groups and failure cells it covers.
 #[derive(Debug, Default)]
 struct RowAcc {
     ok: Acc,
@@ -234,14 +133,6 @@ struct RowAcc {
 }
 
 impl RowAcc {
-    /// Adds a publishable group of `ok` events, with its fallbacks when `with_fallbacks`.
-    fn add_ok(&mut self, mut group: Acc, with_fallbacks: bool) {
-        if !with_fallbacks {
-            group.fallbacks = 0;
-        }
-        self.ok.absorb(group);
-    }
-
     fn into_row(mut self, key: RowKey) -> SnapshotRow {
         let (task, model, provider, context) = key;
         let ok = &mut self.ok;
@@ -298,20 +189,24 @@ const SOURCE_COLUMNS: &[&str] = &[
 /// the query engine.
 type CellKey = (String, String, String, String);
 
+/// A group of the publication rule: its base cell, context segment, 1 for a fallback (0 for a
+/// first choice) and position in an agent trace (0 none, 1 first call, 2 later call).
+type GroupKey = (CellKey, Context, u8, u8);
+
 /// A row of the file: (task, model, provider, context segment or none). Its order is the file's
 /// row order: `None` before the segments, segments in code order.
 type RowKey = (String, String, String, Option<Context>);
 
-/// Aggregates the week's events from `sources` per base cell and context segment, and places
-/// the publishable cells in rows, whole or split by segment (see the module docs).
+/// Aggregates the week's events from `sources` per group and failure cell, and adds the
+/// publishable ones to their rows (see the module docs).
 pub fn aggregate(
     lake_root: &Path,
     week: IsoWeek,
     sources: &[SourceFile],
     min_apps: u64,
 ) -> Result<WeekRows, SnapshotError> {
-    let mut ok: BTreeMap<CellKey, Segments<Acc>> = BTreeMap::new();
-    let mut failed: BTreeMap<CellKey, Segments<Failed>> = BTreeMap::new();
+    let mut ok: BTreeMap<GroupKey, Acc> = BTreeMap::new();
+    let mut failed: BTreeMap<CellKey, Failed> = BTreeMap::new();
     for src in sources {
         let day = src
             .file
@@ -347,17 +242,27 @@ pub fn aggregate(
                     model.value(i).to_owned(),
                     provider.value(i).to_owned(),
                 );
-                let segment = Context::of(u64::from(input.value(i)));
                 let app_id = app.value(i);
                 if status.value(i) != "ok" {
-                    let f = failed.entry(key).or_default().entry(segment).or_default();
+                    let f = failed.entry(key).or_default();
                     f.requests += 1;
                     if !f.apps.contains(app_id) {
                         f.apps.insert(app_id.to_owned());
                     }
                     continue;
                 }
-                let acc = ok.entry(key).or_default().entry(segment).or_default();
+                let position = match step.filter(|s| s.is_valid(i)).map(|s| s.value(i)) {
+                    None => 0,
+                    Some(0) => 1,
+                    Some(_) => 2,
+                };
+                let group = (
+                    key,
+                    Context::of(u64::from(input.value(i))),
+                    u8::from(attempt.value(i) > 0),
+                    position,
+                );
+                let acc = ok.entry(group).or_default();
                 acc.requests += 1;
                 acc.input_tokens += u64::from(input.value(i));
                 acc.output_tokens += u64::from(output.value(i));
@@ -375,18 +280,6 @@ pub fn aggregate(
                 if !acc.apps.contains(app_id) {
                     acc.apps.insert(app_id.to_owned());
                 }
-                let position = match step.filter(|s| s.is_valid(i)).map(|s| s.value(i)) {
-                    None => 0,
-                    Some(0) => 1,
-                    Some(_) => 2,
-                };
-                let group = acc
-                    .groups
-                    .entry((u8::from(attempt.value(i) > 0), position))
-                    .or_default();
-                if !group.contains(app_id) {
-                    group.insert(app_id.to_owned());
-                }
                 // 0 means "not reported" (the field is optional on input): it must not drag the
                 // percentiles down.
                 if latency.value(i) > 0 {
@@ -398,47 +291,30 @@ pub fn aggregate(
     Ok(fold(week, ok, failed, min_apps))
 }
 
-/// Applies the publication rule of `modelshare_query::privacy` to every base cell, and the rule
-/// for splits to its context segments (see the module docs): a row (task, model, provider,
-/// segment) is the sum of the segment's parts of the split cells, the row (task, model,
-/// provider, none) the sum of the publishable cells that are not split. `ok` cells are
-/// publishable on the apps of their `ok` requests, failure cells (`failures`) on the apps of
-/// their failed requests. A row with neither is not written. Every figure of the file is so a
-/// sum of groups of at least `min_apps` apps, and the sums over a (task, model, provider)'s rows
-/// are the sums over its publishable cells, as the leaderboard's. Rows are ordered by task,
-/// model, provider, then the row of no segment and the segments in code order.
+/// Applies the publication rule of `modelshare_query::privacy`: a row (task, model, provider,
+/// segment) is the sum of the segment's publishable groups of that task, model and provider, the
+/// row (task, model, provider, none) the sum of its publishable failure cells. Groups are
+/// publishable on the apps of their `ok` requests, failure cells on the apps of their failed
+/// requests. A row with neither is not written. Every figure of the file is so a sum of groups
+/// of at least `min_apps` apps, and the sums over a (task, model, provider)'s rows are its
+/// leaderboard figures. Rows are ordered by task, model, provider, then the row of no segment
+/// and the segments in code order.
 fn fold(
     week: IsoWeek,
-    ok: BTreeMap<CellKey, Segments<Acc>>,
-    failed: BTreeMap<CellKey, Segments<Failed>>,
+    ok: BTreeMap<GroupKey, Acc>,
+    failed: BTreeMap<CellKey, Failed>,
     min_apps: u64,
 ) -> WeekRows {
     let mut rows: BTreeMap<RowKey, RowAcc> = BTreeMap::new();
-    for ((_, task, model, provider), segments) in ok {
-        match place(segments, min_apps) {
-            Placement::Unpublished => {}
-            Placement::Whole(cell) => {
-                let with_fallbacks = cell.fallbacks_publishable(min_apps);
-                rows.entry((task, model, provider, None))
-                    .or_default()
-                    .add_ok(cell, with_fallbacks);
-            }
-            Placement::Split(parts) => {
-                let with_fallbacks = parts.values().all(|p| p.fallbacks_publishable(min_apps));
-                for (segment, part) in parts {
-                    let key = (task.clone(), model.clone(), provider.clone(), Some(segment));
-                    rows.entry(key).or_default().add_ok(part, with_fallbacks);
-                }
-            }
+    for (((_, task, model, provider), segment, _, _), group) in ok {
+        if publishable(group.apps.len() as u64, min_apps) {
+            rows.entry((task, model, provider, Some(segment)))
+                .or_default()
+                .ok
+                .absorb(group);
         }
     }
-    // Failures are never split by segment (the API splits failure cells by status, and the two
-    // splits would cross): a publishable failure cell is whole in the row of no segment.
-    for ((_, task, model, provider), segments) in failed {
-        let mut cell = Failed::default();
-        for part in segments.into_values() {
-            cell.absorb(part);
-        }
+    for ((_, task, model, provider), cell) in failed {
         if publishable(cell.apps.len() as u64, min_apps) {
             rows.entry((task, model, provider, None))
                 .or_default()
@@ -472,13 +348,16 @@ pub fn content_hash_as(
     rows: &[SnapshotRow],
 ) -> Result<String, SnapshotError> {
     match version {
-        SNAPSHOT_SCHEMA_VERSION => Ok(canonical_hash(SNAPSHOT_SCHEMA_VERSION, week, rows)),
+        SNAPSHOT_SCHEMA_VERSION | SCHEMA_VERSION_PER_CELL => {
+            Ok(canonical_hash(version, week, rows))
+        }
         SCHEMA_VERSION_WITHOUT_CONTEXT => {
             Ok(canonical_hash(SCHEMA_VERSION_WITHOUT_CONTEXT, week, rows))
         }
         other => Err(SnapshotError::Schema(format!(
             "snapshot schema version {other:?} is not one this build reads \
-             ({SCHEMA_VERSION_WITHOUT_CONTEXT} or {SNAPSHOT_SCHEMA_VERSION})"
+             ({SCHEMA_VERSION_WITHOUT_CONTEXT}, {SCHEMA_VERSION_PER_CELL} or \
+             {SNAPSHOT_SCHEMA_VERSION})"
         ))),
     }
 }
@@ -746,27 +625,22 @@ mod tests {
         assert_eq!(percentile(&v, 95), Some(20)); // ceil(19.95) = 20
     }
 
-    /// An `ok` group: one request of 100 input tokens per (app, attempt) pair.
-    fn ok_group(requests: &[(&str, u8)]) -> Acc {
+    /// An `ok` group: one request of 100 input tokens and latency 10 ms per app in `apps`, each
+    /// a fallback when `fallback`.
+    fn ok_group(apps: &[&str], fallback: bool) -> Acc {
         let mut acc = Acc::default();
-        for (app, attempt) in requests {
+        for app in apps {
             acc.requests += 1;
             acc.input_tokens += 100;
             acc.cost += 1;
             acc.apps.insert((*app).to_owned());
             acc.latencies.push(10);
-            if *attempt > 0 {
-                acc.fallbacks += 1;
-            }
-            acc.groups
-                .entry((u8::from(*attempt > 0), 0))
-                .or_default()
-                .insert((*app).to_owned());
+            acc.fallbacks += u64::from(fallback);
         }
         acc
     }
 
-    fn failed_group(apps: &[&str]) -> Failed {
+    fn failed_cell(apps: &[&str]) -> Failed {
         Failed {
             requests: apps.len() as u64,
             apps: apps.iter().map(|a| (*a).to_owned()).collect(),
@@ -781,80 +655,30 @@ mod tests {
         "2026-W45".parse().unwrap()
     }
 
+    /// At `min_apps` 2. On 11-02 the short first choices (A1, A2) are published, the short
+    /// fallback (A1 alone) is not, the medium first choices (A3, A4) and fallbacks (A3, A4) are.
+    /// On 11-03 the short first choices (A1, A2) and fallbacks (A2, A3) are; the long later
+    /// call (A1 alone) is not. Failure cells are whole, never split, in the row of no segment.
     #[test]
-    fn a_cell_is_split_only_when_every_segment_has_enough_apps() {
-        use Context::{Long, Short};
-        let segments = |parts: &[(Context, &[&str])]| -> Segments<Failed> {
-            parts
-                .iter()
-                .map(|(c, apps)| (*c, failed_group(apps)))
-                .collect()
-        };
-        let placed = |parts: &[(Context, &[&str])]| match place(segments(parts), 2) {
-            Placement::Unpublished => "unpublished".to_owned(),
-            Placement::Whole(f) => format!("whole {}", f.apps.len()),
-            Placement::Split(p) => format!("split {:?}", p.keys().collect::<Vec<_>>()),
-        };
-        assert_eq!(
-            placed(&[(Short, &["A1", "A2"]), (Long, &["A2", "A3"])]),
-            "split [Short, Long]"
-        );
-        assert_eq!(placed(&[(Long, &["A1", "A2"])]), "split [Long]");
-        // The cell has two apps, its long segment one: not split.
-        assert_eq!(
-            placed(&[(Short, &["A1", "A2"]), (Long, &["A2"])]),
-            "whole 2"
-        );
-        assert_eq!(placed(&[(Short, &["A1"]), (Long, &["A1"])]), "unpublished");
-    }
-
-    /// On 11-02 both segments have two apps, but the short part's fallbacks come from one app:
-    /// the cell is not split (its short row minus the cell's first-choice requests would show
-    /// that app's fallbacks), and it is whole with its fallbacks, whose apps are three, as its
-    /// first-choice apps are four. 11-03 is not split either (its long segment has one app). On
-    /// 11-04 every (segment, first choice or fallback) group has two apps: split, each part with its fallbacks.
-    /// Failure cells are never split.
-    #[test]
-    fn a_cell_is_split_only_when_each_segment_attempt_and_position_group_has_enough_apps() {
+    fn rows_sum_the_publishable_groups_of_their_segment() {
+        use Context::{Long, Medium, Short};
         let mut ok = BTreeMap::new();
-        ok.insert(
-            cell("2026-11-02"),
-            Segments::from([
-                (Context::Short, ok_group(&[("A1", 0), ("A2", 0), ("A1", 1)])),
-                (
-                    Context::Medium,
-                    ok_group(&[("A3", 0), ("A4", 0), ("A3", 1), ("A4", 1)]),
-                ),
-            ]),
-        );
-        ok.insert(
-            cell("2026-11-03"),
-            Segments::from([
-                (
-                    Context::Short,
-                    ok_group(&[("A1", 0), ("A2", 0), ("A2", 1), ("A3", 1)]),
-                ),
-                (Context::Long, ok_group(&[("A1", 2)])),
-            ]),
-        );
-        ok.insert(
-            cell("2026-11-04"),
-            Segments::from([
-                (
-                    Context::Short,
-                    ok_group(&[("A1", 0), ("A2", 0), ("A1", 1), ("A2", 1)]),
-                ),
-                (Context::Long, ok_group(&[("A3", 0), ("A4", 0)])),
-            ]),
-        );
+        let mut put = |day: &str, c: Context, fallback: bool, position: u8, apps: &[&str]| {
+            ok.insert(
+                (cell(day), c, u8::from(fallback), position),
+                ok_group(apps, fallback),
+            );
+        };
+        put("2026-11-02", Short, false, 0, &["A1", "A2"]);
+        put("2026-11-02", Short, true, 0, &["A1"]);
+        put("2026-11-02", Medium, false, 0, &["A3", "A4"]);
+        put("2026-11-02", Medium, true, 0, &["A3", "A4"]);
+        put("2026-11-03", Short, false, 0, &["A1", "A2"]);
+        put("2026-11-03", Short, true, 0, &["A2", "A3"]);
+        put("2026-11-03", Long, false, 2, &["A1"]);
         let mut failed = BTreeMap::new();
-        failed.insert(
-            cell("2026-11-02"),
-            Segments::from([
-                (Context::Short, failed_group(&["A5", "A6"])),
-                (Context::Long, failed_group(&["A5", "A7", "A7"])),
-            ]),
-        );
+        failed.insert(cell("2026-11-02"), failed_cell(&["A5", "A6", "A6"]));
+        failed.insert(cell("2026-11-03"), failed_cell(&["A7"]));
         let rows = fold(week(), ok, failed, 2).rows;
         let got: Vec<_> = rows
             .iter()
@@ -868,9 +692,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                (None, [12, 1200, 4, 6, 5]),
-                (Some(Context::Short), [4, 400, 2, 2, 0]),
-                (Some(Context::Long), [2, 200, 2, 0, 0]),
+                (None, [0, 0, 0, 0, 3]),
+                (Some(Short), [6, 600, 3, 2, 0]),
+                (Some(Medium), [4, 400, 2, 2, 0]),
             ]
         );
     }
@@ -896,19 +720,25 @@ mod tests {
             latency_p95_ms: None,
         };
         let sha = |text: &str| hex::encode(Sha256::digest(text));
-        let v2 = "modelshare-snapshot 2 2026-W45\n\
+        let v3 = "modelshare-snapshot 3 2026-W45\n\
                   legal\tc/z\tc\tp1\tvery_long\t2\t300000\t4\t0\t1\t0.000007\t2\t1\t0\t30\t\n";
-        assert_eq!(content_hash(week(), std::slice::from_ref(&row)), sha(v2));
+        assert_eq!(content_hash(week(), std::slice::from_ref(&row)), sha(v3));
         let unsplit = SnapshotRow {
             context: None,
             ..row.clone()
         };
-        let v2_null = v2.replace("very_long", "");
-        assert_eq!(content_hash(week(), &[unsplit]), sha(&v2_null));
+        let v3_null = v3.replace("very_long", "");
+        assert_eq!(content_hash(week(), &[unsplit]), sha(&v3_null));
+        // Version 2 files hash the same text under their version.
+        let v2 = v3.replace("snapshot 3", "snapshot 2");
+        assert_eq!(
+            content_hash_as("2", week(), std::slice::from_ref(&row)).unwrap(),
+            sha(&v2)
+        );
         // Version 1 files hash the same row without the column.
         let v1 = "modelshare-snapshot 1 2026-W45\n\
                   legal\tc/z\tc\tp1\t2\t300000\t4\t0\t1\t0.000007\t2\t1\t0\t30\t\n";
         assert_eq!(content_hash_as("1", week(), &[row]).unwrap(), sha(v1));
-        assert!(content_hash_as("3", week(), &[]).is_err());
+        assert!(content_hash_as("4", week(), &[]).is_err());
     }
 }

@@ -380,6 +380,7 @@ pub fn build_week(
     write_atomically(&dir.join(name.manifest_name()), &json, false)?;
     write_atomically(&dir.join(name.file_name()), &bytes, true)?;
     tracing::info!(snapshot = %name, rows = manifest.rows, bytes = manifest.bytes, "published snapshot");
+    withdraw_older_rule(&dir, lake_root, week)?;
     Ok(BuildOutcome::Published(SnapshotInfo {
         name: manifest.name,
         week: manifest.week,
@@ -393,6 +394,32 @@ pub fn build_week(
         path: dir.join(name.file_name()),
         sources: Some(sources),
     }))
+}
+
+/// Removes the revisions of `week` written under an older publication rule (schema versions
+/// before [`SNAPSHOT_SCHEMA_VERSION`]: whole base cells, where the current rule sums
+/// publishable groups). Kept beside a current revision, their totals minus its totals would be
+/// the small groups the current rule withholds. Called once a current revision is published.
+fn withdraw_older_rule(dir: &Path, lake_root: &Path, week: IsoWeek) -> Result<(), SnapshotError> {
+    let week_s = week.to_string();
+    for old in list(lake_root)?
+        .into_iter()
+        .filter(|s| s.week == week_s && s.schema_version != SNAPSHOT_SCHEMA_VERSION)
+    {
+        let Some(name) = old.snapshot_name() else {
+            continue;
+        };
+        // The file first: a listed Parquet file always has its manifest next to it.
+        for path in [dir.join(name.file_name()), dir.join(name.manifest_name())] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SnapshotError::io(&path, e)),
+            }
+        }
+        tracing::info!(snapshot = %name, schema_version = %old.schema_version, "withdrew a revision written under an older publication rule");
+    }
+    Ok(())
 }
 
 fn remove_stale_temps(dir: &Path) {

@@ -299,7 +299,7 @@ fn exact_figures_in_every_column() {
         .iter()
         .map(|k| (k.key.clone(), k.value.clone().unwrap()))
         .collect();
-    assert_eq!(kv[keys::SCHEMA_VERSION], "2");
+    assert_eq!(kv[keys::SCHEMA_VERSION], "3");
     assert_eq!(kv[keys::WEEK], "2026-W45");
     assert_eq!(kv[keys::WEEK_START], "2026-11-02");
     assert_eq!(kv[keys::WEEK_END], "2026-11-09");
@@ -344,9 +344,9 @@ fn exact_figures_in_every_column() {
         strings(b, "provider"),
         ["p1", "p1", "p1", "p3", "p3", "p2", "p7", "p8"]
     );
-    // Every prompt is short, and with min_apps 1 every group of a cell has enough apps: ok
-    // requests are in the short rows. Failures are never split by segment: a/x's failed
-    // requests at p1 and p3 are in rows without a segment, with no ok request.
+    // Every prompt is short, and with min_apps 1 every group has enough apps: ok requests are
+    // in the short rows. Failures are never split by segment: a/x's failed requests at p1 and
+    // p3 are in rows without a segment, with no ok request.
     let context = b
         .column_by_name("context")
         .unwrap()
@@ -396,7 +396,7 @@ fn exact_figures_in_every_column() {
         with_gaps([70, 300, 10, 1000, 40, 60])
     );
 
-    // With min_apps 2 no base cell qualifies: nothing is written.
+    // With min_apps 2 no group or failure cell qualifies: nothing is written.
     assert_eq!(
         build_week(lake.root(), week(), 2).unwrap(),
         BuildOutcome::NothingPublishable
@@ -404,13 +404,11 @@ fn exact_figures_in_every_column() {
     assert_eq!(list(lake.root()).unwrap().len(), 1);
 }
 
-/// The publication rule with min_apps 2: a row is the sum of its base cells with two apps; a
-/// cell's fallbacks only when both its first-choice and fallback requests come from two apps;
-/// failures only from cells where two apps failed, never split by segment. Every prompt is
-/// short: a cell whose (segment, first choice or fallback) groups all have two apps is in the `short` row, the
-/// others are whole in the row without a segment.
+/// The publication rule with min_apps 2: a row is the sum of its segment's groups (day, first
+/// choice or fallback, position) with two apps; failures only from cells where two apps failed,
+/// never split by segment, in the row without a segment. Every prompt is short.
 #[test]
-fn the_rule_holds_per_base_cell() {
+fn the_rule_holds_per_group() {
     let ok = |id: &str, ts: &str, app: &str, t: [u32; 2], lat: u32, attempt: u8| {
         let tokens = [t[0], t[1], 0, 0];
         let cost = i64::from(t[0]);
@@ -435,7 +433,8 @@ fn the_rule_holds_per_base_cell() {
         // 11-02: two apps, first choice only.
         ok("a", "2026-11-02T10:00:00Z", "A1", [100, 10], 100, 0),
         ok("b", "2026-11-02T11:00:00Z", "A2", [200, 20], 200, 0),
-        // 11-03: three apps, but only A1 served first: its 2 fallbacks stay unpublished.
+        // 11-03: A1's first choice is a group of one app (withheld); the fallbacks of A2 and A3
+        // are a group of two (published).
         ok("c", "2026-11-03T10:00:00Z", "A1", [10, 1], 50, 0),
         ok("d", "2026-11-03T11:00:00Z", "A2", [20, 2], 60, 1),
         ok("e", "2026-11-03T12:00:00Z", "A3", [30, 3], 70, 1),
@@ -475,22 +474,21 @@ fn the_rule_holds_per_base_cell() {
                 (2, 0),
                 (None, None)
             ),
-            // 11-03 is not split (its short first-choice group is A1 alone): whole, without its
-            // fallbacks (one first-choice app), with the failures; latencies [50, 60, 70].
             (
                 "programming:a/x@p1/None".to_owned(),
-                [3, 60, 6, 3],
-                60,
+                [0, 0, 0, 0],
+                0,
                 (2, 0),
-                (Some(60), Some(70))
+                (None, None)
             ),
-            // 11-02 is split (its one group has two apps): 100 + 200 input, latencies [100, 200].
+            // 11-02's first choices (100 + 200 input, latencies 100 and 200) and 11-03's
+            // fallbacks (20 + 30 input, latencies 60 and 70): p50 the 2nd of 4, p95 the 4th.
             (
                 "programming:a/x@p1/Some(Short)".to_owned(),
-                [2, 300, 30, 2],
-                300,
-                (0, 0),
-                (Some(100), Some(200))
+                [4, 350, 35, 3],
+                350,
+                (0, 2),
+                (Some(70), Some(200))
             ),
         ]
     );
@@ -635,18 +633,18 @@ fn verify_catches_a_changed_file_and_names_are_strict() {
     }
 }
 
-/// Splits by context segment with min_apps 2, all on programming a/x@p1 (prompts: short < 8,192
-/// input tokens, medium < 32,768, long < 131,072, very long above). A cell is split only when
-/// each of its (segment, first choice or fallback) groups has two apps:
-/// - 11-02: short first choice from A1 A2, short fallbacks from A1 A2, long from A3 A4: split.
-/// - 11-03: short from A1 A2 A3, very long from A1 alone: the whole cell in the row of no
-///   segment, with its fallbacks (first choice from A1 A2, fallbacks from A2 A3).
-/// - 11-04: short first choice from A1 A2 but its short fallback from A1 alone: not split (its
-///   short row minus the cell's first-choice requests would show A1's fallback); whole, with
-///   its fallbacks (first choice from four apps, fallbacks from A1 A3 A4).
+/// Context segments with min_apps 2, all on programming a/x@p1 (prompts: short < 8,192 input
+/// tokens, medium < 32,768, long < 131,072, very long above). Each row sums its segment's
+/// groups (day, first choice or fallback) of two apps:
+/// - 11-02: short first choice from A1 A2, short fallbacks from A1 A2, long from A3 A4: all
+///   published.
+/// - 11-03: short first choice from A1 A2 and fallbacks from A2 A3: published; very long from
+///   A1 alone: withheld.
+/// - 11-04: short first choice from A1 A2: published; its short fallback from A1 alone:
+///   withheld; medium first choice and fallbacks from A3 A4: published.
 /// - Failures are never split: 11-02's (F1..F4) and 11-03's (F1 F2) in the row of no segment.
 #[test]
-fn cells_are_split_by_context_segment_when_every_group_has_enough_apps() {
+fn rows_sum_the_groups_of_their_segment_with_enough_apps() {
     let ok = |id: &str, day: &str, app: &str, input: u32, latency: u32, attempt: u8| {
         let ts = format!("{day}T10:00:00Z");
         let tokens = [input, 10, 0, 0];
@@ -733,19 +731,20 @@ fn cells_are_split_by_context_segment_when_every_group_has_enough_apps() {
     assert_eq!(
         got,
         [
-            // d1..d5 and g1..g7; latencies [1, 2, 3, 4, 5, 6, 7, 100, 200, 300, 310, 2000].
-            (
-                None,
-                [12, 292_060, 120, 4, 5, 6],
-                292_060,
-                (Some(6), Some(2_000))
-            ),
-            // c1..c4; latencies [10, 20, 30, 40].
+            (None, [0, 0, 0, 0, 0, 6], 0, (None, None)),
+            // c1..c4, d1..d4, g1 g2; latencies [1, 2, 3, 4, 5, 6, 10, 20, 30, 40].
             (
                 Some("short"),
-                [4, 10_000, 40, 2, 2, 0],
-                10_000,
-                (Some(20), Some(40))
+                [10, 11_030, 100, 3, 4, 0],
+                11_030,
+                (Some(5), Some(40))
+            ),
+            // g4..g7; latencies [100, 200, 300, 310].
+            (
+                Some("medium"),
+                [4, 91_000, 40, 2, 2, 0],
+                91_000,
+                (Some(200), Some(310))
             ),
             (
                 Some("long"),
@@ -755,14 +754,14 @@ fn cells_are_split_by_context_segment_when_every_group_has_enough_apps() {
             ),
         ]
     );
-    // The rows add up to the sums over the publishable cells: every ok request (each cell has
-    // at least three apps) and every failure (each failure cell has two apps). Fallbacks: all
-    // 7, every cell's first-choice and fallback apps being two or more.
+    // The rows add up to the sums over the publishable groups: every ok request but d5 (very
+    // long, one app) and g3 (a fallback of one app), and every failure (each failure cell has
+    // two apps).
     let sum = |f: fn(&modelshare_snapshot::SnapshotRow) -> u64| rows.iter().map(f).sum::<u64>();
-    assert_eq!(sum(|r| r.requests), 18);
-    assert_eq!(sum(|r| r.input_tokens), 392_060);
+    assert_eq!(sum(|r| r.requests), 16);
+    assert_eq!(sum(|r| r.input_tokens), 392_060 - 200_000 - 30);
     assert_eq!(sum(|r| r.failures), 6);
-    assert_eq!(sum(|r| r.fallbacks), 7);
+    assert_eq!(sum(|r| r.fallbacks), 6);
     // In the file, the row of no segment has a null `context`.
     let file = std::fs::File::open(&info.path).unwrap();
     let b = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -777,15 +776,15 @@ fn cells_are_split_by_context_segment_when_every_group_has_enough_apps() {
         (0..context.len())
             .map(|i| context.is_null(i))
             .collect::<Vec<_>>(),
-        [true, false, false]
+        [true, false, false, false]
     );
 }
 
 /// A lake whose snapshot of W45 was written by a build of schema version 1 (no `context`
-/// column), with its manifest: it is listed and verified as it is, then rebuilt once as r2 with
-/// the current columns; r1 stays untouched and verifiable, with or without its manifest.
+/// column, the per-cell rule), with its manifest: it is listed and verified as it is, also
+/// without its manifest, then rebuilt once as r2 under the current rule, and withdrawn.
 #[test]
-fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revision() {
+fn an_older_rule_revision_stays_verifiable_until_rebuilt_then_is_withdrawn() {
     use modelshare_snapshot::Manifest;
     use modelshare_snapshot::build::{GENERATOR, content_hash_as, read_file};
     use modelshare_snapshot::source::week_sources;
@@ -864,6 +863,13 @@ fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revisio
     verify(&listed[0]).unwrap();
     let (read_back, _) = read_file(&r1_path).unwrap();
     assert_eq!(read_back, v1_rows);
+    // Without its manifest, r1 is described from its own bytes and still verifies.
+    let kept = std::fs::read(&manifest_path).unwrap();
+    std::fs::remove_file(&manifest_path).unwrap();
+    let listed = list(lake.root()).unwrap();
+    assert_eq!(listed[0].schema_version, "1");
+    verify(&listed[0]).unwrap();
+    std::fs::write(&manifest_path, kept).unwrap();
 
     // Its sources are unchanged, but its layout is older: the refresher publishes r2.
     let now = "2026-11-09T00:05:00Z".parse().unwrap();
@@ -874,9 +880,19 @@ fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revisio
         ["2026-W44.r1", "2026-W45.r2"]
     );
     let r2 = &built[1];
-    assert_eq!(r2.schema_version, "2");
+    assert_eq!(r2.schema_version, "3");
     assert_eq!(r2.content_sha256, current.content_sha256);
-    assert_eq!(std::fs::read(&r1_path).unwrap(), v1_bytes, "r1 untouched");
+    // r1 is withdrawn with its manifest: beside r2, its totals minus r2's would be the small
+    // groups the current rule withholds.
+    assert!(!r1_path.exists() && !manifest_path.exists(), "r1 withdrawn");
+    assert_eq!(
+        list(lake.root())
+            .unwrap()
+            .iter()
+            .map(|i| (i.name.as_str(), i.schema_version.as_str()))
+            .collect::<Vec<_>>(),
+        [("2026-W44.r1", "3"), ("2026-W45.r2", "3")]
+    );
     assert!(refresher.refresh(now).unwrap().is_empty());
     assert!(
         Refresher::new(lake.root(), 1, Duration::from_secs(300))
@@ -885,22 +901,4 @@ fn a_version_1_revision_stays_verifiable_and_is_rebuilt_once_as_the_next_revisio
             .is_empty(),
         "once rebuilt, a restarted server builds nothing"
     );
-
-    // Without its manifest, r1 is described from its own bytes and still verifies.
-    std::fs::remove_file(&manifest_path).unwrap();
-    let listed = list(lake.root()).unwrap();
-    assert_eq!(
-        listed
-            .iter()
-            .map(|i| (i.name.as_str(), i.schema_version.as_str()))
-            .collect::<Vec<_>>(),
-        [
-            ("2026-W44.r1", "2"),
-            ("2026-W45.r1", "1"),
-            ("2026-W45.r2", "2")
-        ]
-    );
-    for info in &listed {
-        verify(info).unwrap();
-    }
 }

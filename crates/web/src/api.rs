@@ -128,7 +128,6 @@ fn leaderboard_json(lb: &Leaderboard, key_name: &str, list_name: &str) -> Value 
         "period": lb.query.period,
         "task": lb.query.task.map(|t| t.as_str()),
         "context": lb.query.context.map(|c| c.as_str()),
-        "segment_coverage": lb.segment_coverage,
         "by": lb.query.by,
         "totals": figures_json(&lb.totals),
         list_name: rows,

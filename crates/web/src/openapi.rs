@@ -180,7 +180,7 @@ pub fn param(name: &str) -> Option<(Value, &'static str)> {
         ),
         "context" => (
             json!({ "type": "string", "enum": Context::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() }),
-            "one context segment by input tokens (short < 8,192 ≤ medium < 32,768 ≤ long < 131,072 ≤ very_long): the segment's part of the cells whose every segment has enough apps",
+            "one context segment by input tokens (short < 8,192 ≤ medium < 32,768 ≤ long < 131,072 ≤ very_long): the publishable groups (day, task, model, provider, segment, attempt kind, agent position with enough apps) in that segment",
         ),
         "by" => (
             json!({ "type": "string", "enum": ["tokens", "requests", "spend", "apps"], "default": "tokens" }),

@@ -30,7 +30,7 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
         serde_json::json!({
             "checked": raw.is_some(),
             "raw_days": raw.map(|d| d.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
-            "summarized_days": coverage.cells_days().len(),
+            "summarized_days": coverage.summarized_days().len(),
             "days": days.as_ref().map(Vec::len),
             "summarized_weeks": coverage.weeks().len(),
             "hourly_days": coverage.hour_days().len(),
