@@ -164,7 +164,7 @@ impl Server {
     }
 
     /// Waits (30 s at most) until the server has checked its app-day cube against the events and
-    /// every day has its cells summary; returns `/healthz`.
+    /// every day has its groups summary; returns `/healthz`.
     pub async fn wait_for_cube(&self) -> Value {
         for _ in 0..600 {
             let health = self.get_ok("/healthz").await;

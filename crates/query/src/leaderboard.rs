@@ -143,7 +143,7 @@ impl Row {
 pub struct LeaderboardQuery {
     pub period: Period,
     pub task: Option<Task>,
-    /// One context segment: its parts of the cells split by segment.
+    /// One context segment: the sums of its publishable groups.
     pub context: Option<Context>,
     pub by: Measure,
     pub group: GroupBy,

@@ -37,7 +37,7 @@ impl FromStr for Granularity {
 #[derive(Debug, Clone)]
 pub struct ShareQuery {
     pub task: Option<Task>,
-    /// One context segment: its parts of the cells split by segment.
+    /// One context segment: the sums of its publishable groups.
     pub context: Option<Context>,
     pub by: Measure,
     pub granularity: Granularity,

@@ -5,8 +5,8 @@
 //! Layout:
 //! - [`week`]: ISO weeks (`2026-W47`), their UTC range, and when one counts as closed.
 //! - [`source`]: the week's events files in the lake (what a revision is built from).
-//! - [`build`]: aggregation per (task, model, provider, context segment) of publishable base
-//!   cells and of the segment parts of the cells split by segment, exact percentiles, the
+//! - [`build`]: aggregation per (task, model, provider, context segment) of publishable groups
+//!   and per (task, model, provider) of publishable failure cells, exact percentiles, the
 //!   file's schema, writer settings, metadata and content hash.
 //! - [`store`]: names (`2026-W47.r2`), manifests, listing, verification, atomic publication of
 //!   new revisions (also of weeks whose latest revision has an older layout), and the

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 /// kept for an operator (`modelshare wal check`); the server runs on without them. `cube` says
 /// whether the app-day cube has been checked against the events (`checked`), which days are
 /// still read from raw events (`raw_days`) until they are rebuilt, and of its `days`, how many
-/// have a current cells summary (`summarized_days`; the others are summed from the cube), and
+/// have a current groups summary (`summarized_days`; the others are summed from the cube), and
 /// of its closed ISO `weeks`, how many have a current week presence file (`summarized_weeks`),
 /// and how many closed days have a current hourly summary (`hourly_days`).
 #[utoipa::path(get, path = "/healthz",
