@@ -57,17 +57,17 @@ fn events() -> Vec<Value> {
     out
 }
 
-/// By hand, at two apps: traces 5, 2, 1, 2 (a1) and 6, 1, 1 (a2): 7 traces of 18 calls; sorted
-/// 1 1 1 2 2 5 6, p50 the 4th = 2, p95 the 7th = 6; the apps' longest are 5 and 6, so the
-/// maximum two apps reached is 5; 15 of 18 calls are in traces of more than one call. Positions
-/// are groups of the rule: o3's first calls (a1, a2) are 5; mini's later calls (a1, a2) are 9;
-/// haiku's later call has one app; gemini's first calls (a1, a2) are 2, its later call (a1
-/// alone) is withheld.
+/// By hand, at two apps. Positions are groups of the rule: o3's first calls (a1, a2) are 5;
+/// mini's later calls (a1, a2) are 9; haiku's later call has one app (withheld); gemini's first
+/// calls (a1, a2) are 2, its later call (a1 alone) is withheld. Trace figures count the same 16
+/// calls: t1 4 (haiku withheld), t2 2, t3 1, t4 1 (its later call withheld), u1 6, u2 1, u3 1;
+/// sorted 1 1 1 1 2 4 6, p50 the 4th = 1, p95 the 7th = 6; the apps' longest are 4 and 6, so the
+/// maximum two apps reached is 4; 12 of 16 calls are in traces of more than one call.
 fn monday_answer() -> Value {
     json!({
-        "traces": 7, "traced_calls": 18,
-        "calls_per_trace": { "p50": 2, "p95": 6, "max": 5 },
-        "multi_call_share": 15.0 / 18.0,
+        "traces": 7, "traced_calls": 16,
+        "calls_per_trace": { "p50": 1, "p95": 6, "max": 4 },
+        "multi_call_share": 12.0 / 16.0,
         "first_calls": [
             { "model": REASON, "calls": 5, "share": 5.0 / 7.0 },
             { "model": FLASH, "calls": 2, "share": 2.0 / 7.0 },
@@ -117,7 +117,7 @@ async fn agent_figures_are_exact_and_follow_the_rule() {
             .clone()
     };
     let values: Vec<String> = rows("traces").into_iter().map(|r| r[1].clone()).collect();
-    assert_eq!(values, ["7", "18", "2", "6", "5", "83.3%"]);
+    assert_eq!(values, ["7", "16", "1", "6", "4", "75.0%"]);
     assert_eq!(
         rows("models"),
         [

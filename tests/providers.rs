@@ -331,9 +331,11 @@ async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
     common::ingest(lake, &outage_events());
+    // The one attempt served in the incident (14:20) is a1's alone: `attempts` would show it,
+    // so it is not published at two apps.
     let monday = json!([{
         "provider": "azure", "start": "2026-11-02T14:05:00Z", "end": "2026-11-02T14:35:00Z",
-        "failed_attempts": 29, "attempts": 30, "affected_models": [MODEL],
+        "failed_attempts": 29, "attempts": null, "affected_models": [MODEL],
     }]);
     let query = "/v1/incidents?from=2026-11-02&to=2026-11-03";
 
@@ -370,7 +372,7 @@ async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
             "2026-11-02 14:35",
             "30",
             "29",
-            "30",
+            "",
             MODEL
         ]]
     );
@@ -401,6 +403,14 @@ async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
         "from raw events"
     );
     raw.stop();
+    // At one app, the incident's attempts are published.
+    let loose = Server::start(lake, &["--min-apps", "1", "--raw-reads"]);
+    assert_eq!(
+        loose.get_ok(query).await["incidents"][0]["attempts"],
+        30,
+        "at one app"
+    );
+    loose.stop();
     // With a threshold of three apps, two failing apps are not enough.
     let strict = Server::start(lake, &["--min-apps", "3", "--raw-reads"]);
     assert_eq!(strict.get_ok(query).await["incidents"], json!([]));

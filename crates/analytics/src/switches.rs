@@ -1,7 +1,10 @@
 //! Switching flows: units (app×task) whose primary model changed from A to B between two
-//! consecutive weeks in which they were active, with the tokens they carried in the week after
-//! the switch (the volume that moved to B). Published per the publication rule of
+//! consecutive weeks in which they were active. Published per the publication rule of
 //! `modelshare_query::privacy`, with flow cells of (task, week, from, to).
+//!
+//! A flow carries counts (switches, apps), no token volume: the switching units' tokens would
+//! include their requests in groups the usage figures withhold, and the task's published total
+//! minus them could show such a group.
 
 use crate::AnalyticsConfig;
 use crate::panel::Panel;
@@ -18,8 +21,6 @@ pub struct Flow {
     pub switches: u64,
     /// Distinct apps behind the switches.
     pub apps: u64,
-    /// Tokens of the switching units in the week after each switch.
-    pub tokens: u64,
 }
 
 /// All flows of a window.
@@ -37,7 +38,6 @@ pub struct Switches {
 #[derive(Default)]
 struct Acc {
     switches: u64,
-    tokens: u64,
     apps: BTreeSet<u32>,
 }
 
@@ -71,7 +71,6 @@ pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> S
                 .entry((unit.task, week, before.primary, after.primary))
                 .or_default();
             acc.switches += 1;
-            acc.tokens += after.tokens;
             acc.apps.insert(unit.app);
         }
     }
@@ -86,7 +85,6 @@ pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> S
         if public(&cell) {
             let acc = flows.entry((from, to)).or_default();
             acc.switches += cell.switches;
-            acc.tokens += cell.tokens;
             acc.apps.extend(cell.apps);
         }
     }
@@ -97,13 +95,12 @@ pub fn switches(panel: &Panel, model: Option<u32>, config: AnalyticsConfig) -> S
             to: panel.models[to as usize].clone(),
             switches: acc.switches,
             apps: acc.apps.len() as u64,
-            tokens: acc.tokens,
         })
         .collect();
     published.sort_by(|a, b| {
         b.switches
             .cmp(&a.switches)
-            .then(b.tokens.cmp(&a.tokens))
+            .then(b.apps.cmp(&a.apps))
             .then(a.from.cmp(&b.from))
             .then(a.to.cmp(&b.to))
     });
@@ -152,7 +149,6 @@ mod tests {
                 to: "m/B".into(),
                 switches: 2,
                 apps: 2,
-                tokens: 400
             }
         );
         assert_eq!(all.flows.len(), 2);
@@ -191,7 +187,6 @@ mod tests {
                 to: "m/B".into(),
                 switches: 2,
                 apps: 2,
-                tokens: 500
             }]
         );
         assert_eq!(s.switches, 2);

@@ -5,22 +5,24 @@
 //!
 //! # The publication rule here
 //!
-//! Trace figures describe the traces of the period as one group: they are published only when
-//! the traces come from at least `min_apps` apps, and the maximum is the largest call count that
-//! the traces of at least `min_apps` apps reached (the `min_apps`-th largest of the apps' own
-//! maxima), never one app's longest trace.
-//!
 //! Calls by position are sums of the publishable groups of `crate::privacy` whose position is
 //! a first call (`step = 0`) or a later call (`step > 0`): the app-day cube's `position` is a
 //! key of the group, so the split by position is a union of whole groups, like every other
 //! figure, and cannot cross the splits by attempt and segment.
 //!
+//! Trace figures read the same calls: those with a step in publishable groups (a call of a
+//! withheld group is in no trace's count, so `traced_calls` is exactly the first and later
+//! calls together, and no difference of the figures shows a withheld call). They describe the
+//! period's traces as one group: published only when the traces come from at least `min_apps`
+//! apps, and the maximum is the largest call count that the traces of at least `min_apps` apps
+//! reached (the `min_apps`-th largest of the apps' own maxima), never one app's longest trace.
+//!
 //! Cost: trace figures are read from the period's traced events; calls by position from the
 //! cube's rows of first and later calls.
 
 use crate::QueryError;
-use crate::engine::QueryEngine;
-use crate::fragments::OK_ROWS;
+use crate::engine::{GROUP, QueryEngine};
+use crate::fragments::{FALLBACK, OK_ROWS, POSITION, context_code};
 use crate::period::Period;
 use crate::privacy::{Scope, publishable, published_groups};
 use crate::values::{str_at, u64_at};
@@ -108,13 +110,24 @@ impl QueryEngine {
         let params = || scope.params(min_apps);
         let filter = scope.filter();
 
-        // Each app's traces: calls per trace, as a histogram per app.
+        // Each app's traces: calls per trace, as a histogram per app, over the calls with a
+        // step in publishable groups.
         let per_app = format!(
             "SELECT app_id, calls, count(*) AS traces FROM (\
-               SELECT app_id, trace_id, count(*) AS calls FROM events \
-               WHERE {filter} AND {OK_ROWS} AND trace_id IS NOT NULL \
-               GROUP BY app_id, trace_id) \
-             GROUP BY app_id, calls"
+               SELECT e.app_id, e.trace_id, count(*) AS calls \
+               FROM (SELECT app_id, trace_id, date, task, model, provider, \
+                       {context} AS context, {FALLBACK} AS fallback, {POSITION} AS position \
+                     FROM events \
+                     WHERE {filter} AND {OK_ROWS} AND trace_id IS NOT NULL \
+                       AND step IS NOT NULL) e \
+               JOIN (SELECT {GROUP} FROM ({groups})) g \
+                 ON e.date = g.date AND e.task = g.task AND e.model = g.model \
+                   AND e.provider = g.provider AND e.context = g.context \
+                   AND e.fallback = g.fallback AND e.position = g.position \
+               GROUP BY e.app_id, e.trace_id) \
+             GROUP BY app_id, calls",
+            context = context_code(),
+            groups = published_groups(&scope),
         );
         let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
         let mut app_max: BTreeMap<String, u64> = BTreeMap::new();

@@ -18,12 +18,14 @@
 //! An incident is published only when at least `min_apps` apps had a failed attempt in it, and
 //! the provider's failed attempts on the same days outside it come from no app or from at least
 //! `min_apps` apps (so the day's failures minus the incident's are not a small group's). An
-//! affected model is named only when at least `min_apps` apps failed on it in the incident.
+//! affected model is named only when at least `min_apps` apps failed on it in the incident. Its
+//! `attempts` are published only when the attempts in it that did not fail come from no app or
+//! from at least `min_apps` apps: `attempts − failed_attempts` is their count.
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, ScalarValue};
 use crate::fragments::failed_statuses;
-use crate::privacy::publishable;
+use crate::privacy::{none_or_publishable, publishable};
 use crate::values::{str_at, u64_at};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
@@ -52,8 +54,9 @@ pub struct Incident {
     pub end: DateTime<Utc>,
     /// Failed attempts (`error`, `timeout`) at the provider in `[start, end)`.
     pub failed_attempts: u64,
-    /// Every attempt at the provider in `[start, end)`.
-    pub attempts: u64,
+    /// Every attempt at the provider in `[start, end)`; `None` when the attempts that did not
+    /// fail come from fewer than `min_apps` apps (see the module docs).
+    pub attempts: Option<u64>,
     /// Models with failed attempts in the incident (those with enough apps), most failures
     /// first.
     pub affected_models: Vec<String>,
@@ -229,15 +232,17 @@ impl QueryEngine {
         provider: &str,
         span: Span,
     ) -> Result<Option<Incident>, QueryError> {
-        // One pass over the provider's failed attempts of the span's days: the failing apps
-        // inside and outside the span (`whole_side` 1), and inside it per model (`whole_side` 0).
+        // One pass over the provider's attempts of the span's days: the failing apps inside and
+        // outside the span (`whole_side` 1), inside it per model (`whole_side` 0), and the apps
+        // of the attempts inside it that did not fail (`side` 'served').
         let sql = format!(
             "SELECT side, model, CAST(grouping(model) AS BIGINT) AS whole_side, \
                count(DISTINCT app_id) AS apps, count(*) AS failed \
-             FROM (SELECT CASE WHEN {EPOCH_S} >= $t0 AND {EPOCH_S} < $t1 \
-                            THEN 'inside' ELSE 'outside' END AS side, model, app_id \
+             FROM (SELECT CASE WHEN NOT (status IN ({failed})) THEN 'served' \
+                            WHEN {EPOCH_S} >= $t0 AND {EPOCH_S} < $t1 THEN 'inside' \
+                            ELSE 'outside' END AS side, model, app_id \
                    FROM events WHERE provider = $provider AND date >= $d0 AND date < $d1 \
-                     AND status IN ({failed})) \
+                     AND (status IN ({failed}) OR ({EPOCH_S} >= $t0 AND {EPOCH_S} < $t1))) \
              GROUP BY GROUPING SETS ((side), (side, model))",
             failed = failed_statuses(),
         );
@@ -250,17 +255,18 @@ impl QueryEngine {
             ("t1".to_owned(), int(span.end)),
         ];
         let min_apps = self.config().min_apps;
-        let (mut inside_apps, mut outside_apps) = (0, 0);
+        let (mut inside_apps, mut outside_apps, mut served_apps) = (0, 0, 0);
         let mut models: Vec<(u64, String)> = Vec::new();
         for b in self.sql_with_params(&sql, params).await? {
             for row in 0..b.num_rows() {
                 let apps = u64_at(&b, "apps", row)?;
-                let inside = str_at(&b, "side", row)? == "inside";
+                let side = str_at(&b, "side", row)?;
                 let whole_side = u64_at(&b, "whole_side", row)? == 1;
-                match (whole_side, inside) {
-                    (true, true) => inside_apps = apps,
-                    (true, false) => outside_apps = apps,
-                    (false, true) if publishable(apps, min_apps) => {
+                match (whole_side, side) {
+                    (true, "inside") => inside_apps = apps,
+                    (true, "outside") => outside_apps = apps,
+                    (true, _) => served_apps = apps,
+                    (false, "inside") if publishable(apps, min_apps) => {
                         let failed = u64_at(&b, "failed", row)?;
                         models.push((failed, str_at(&b, "model", row)?.to_owned()));
                     }
@@ -280,7 +286,7 @@ impl QueryEngine {
             start: at(span.start),
             end: at(span.end),
             failed_attempts: span.failed,
-            attempts: span.attempts,
+            attempts: none_or_publishable(served_apps, min_apps).then_some(span.attempts),
             affected_models: models.into_iter().map(|(_, m)| m).collect(),
         }))
     }

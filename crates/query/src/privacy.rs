@@ -39,9 +39,11 @@
 //!
 //! # Measures on other events
 //!
-//! Failed requests are not in any `ok` figure; they have their own cells (day, task, model,
-//! provider over failed events), publishable when at least `min_apps` distinct apps have a failed
-//! event in the cell, and never split. The same argument holds for them separately.
+//! Requests that did not succeed are not in any `ok` figure; they have their own units (day,
+//! task, model, provider, status), publishable when at least `min_apps` distinct apps have an
+//! event of that status in the unit, and never split further. The same argument holds for them
+//! separately; every figure of them (the API's attempts and failures, the snapshot's failures)
+//! sums such units.
 //!
 //! Figures that are not sums — latency and throughput percentiles — are read over the events of
 //! cells whose `ok` events come from `min_apps` apps: a percentile cannot be subtracted.
@@ -67,7 +69,7 @@ use modelshare_event::{Context, Task};
 use std::collections::BTreeSet;
 
 /// Whether a group seen by `apps` distinct apps may be published under a threshold of
-/// `min_apps`. Groups and failure cells are tested with this; so are the analytics' own groups
+/// `min_apps`. Groups and failure units are tested with this; so are the analytics' own groups
 /// (cohorts, flows, models of the index).
 pub fn publishable(apps: u64, min_apps: u64) -> bool {
     apps >= min_apps

@@ -177,7 +177,11 @@ impl QueryEngine {
                 let served = u64_at(&b, "served", row)?;
                 let measured = u64_at(&b, "measured", row)?;
                 let samples = u64_at(&b, "throughput_samples", row)?;
+                // Percentiles only beside published served requests.
                 let served_at = |bounds: &[u32], column: fn(u32) -> String, total, p| {
+                    if served == 0 {
+                        return Ok(None);
+                    }
                     histogram_percentile(&b, row, bounds, column, total, p)
                 };
                 out.push(ProviderFigures {

@@ -816,7 +816,7 @@ async fn provider_incidents(engine: QueryEngine, a: Args) -> Result<Table, SiteE
             Cell::Text(minute(i.end)),
             count((i.end - i.start).num_minutes().unsigned_abs()),
             count(i.failed_attempts),
-            count(i.attempts),
+            i.attempts.map_or(Cell::Null, count),
             Cell::Text(i.affected_models.join(", ")),
         ]);
     }

@@ -1,17 +1,17 @@
 //! Building the public snapshot of a week: aggregate the week's `ok` events per group of the
 //! publication rule (day, task, model, provider, context segment, first choice or fallback,
-//! position in an agent trace; `modelshare_query::privacy`), and its failed events per base cell
-//! (day, task, model, provider); add each publishable group to its (task, model, provider,
-//! segment) row and each publishable failure cell to its (task, model, provider) row of no
-//! segment; and write the rows as a Parquet file whose bytes depend only on the rows (fixed row
+//! position in an agent trace; `modelshare_query::privacy`), and its other events per base cell
+//! and status (day, task, model, provider, status: the units the API's provider figures count
+//! unserved attempts in); add each publishable group to its (task, model, provider, segment) row
+//! and each publishable failure unit to its (task, model, provider) row of no segment; and write the rows as a Parquet file whose bytes depend only on the rows (fixed row
 //! order, fixed writer settings, no build time inside).
 //!
 //! Every `ok` figure of a row is so a sum over whole groups of at least `min_apps` apps — the
 //! same groups every figure of the API sums — and its fallbacks are the requests of those of
 //! its groups that were served after another attempt failed. A (task, model, provider)'s rows
-//! add up to its leaderboard figures. Failures are never split by segment (the API splits
-//! failure cells by status, and the two splits would cross): they are in the row without a
-//! segment, which holds nothing else.
+//! add up to its leaderboard figures. Failures are never split by segment (the API counts them
+//! per status, and the two splits would cross): they are in the row without a segment, which
+//! holds nothing else; its `failures` are what the API's attempts minus served requests count.
 
 use crate::source::{SourceFile, column, read_sources};
 use crate::{IsoWeek, SnapshotError};
@@ -118,14 +118,14 @@ impl Acc {
     }
 }
 
-/// The failed events of one base cell.
+/// The failed events of one base cell of one status.
 #[derive(Debug, Default)]
 struct Failed {
     requests: u64,
     apps: HashSet<String>,
 }
 
-/// One row being built from the publishable groups and failure cells it covers.
+/// One row being built from the publishable groups and failure units it covers.
 #[derive(Debug, Default)]
 struct RowAcc {
     ok: Acc,
@@ -197,7 +197,7 @@ type GroupKey = (CellKey, Context, u8, u8);
 /// row order: `None` before the segments, segments in code order.
 type RowKey = (String, String, String, Option<Context>);
 
-/// Aggregates the week's events from `sources` per group and failure cell, and adds the
+/// Aggregates the week's events from `sources` per group and failure unit, and adds the
 /// publishable ones to their rows (see the module docs).
 pub fn aggregate(
     lake_root: &Path,
@@ -206,7 +206,7 @@ pub fn aggregate(
     min_apps: u64,
 ) -> Result<WeekRows, SnapshotError> {
     let mut ok: BTreeMap<GroupKey, Acc> = BTreeMap::new();
-    let mut failed: BTreeMap<CellKey, Failed> = BTreeMap::new();
+    let mut failed: BTreeMap<(CellKey, String), Failed> = BTreeMap::new();
     for src in sources {
         let day = src
             .file
@@ -244,7 +244,7 @@ pub fn aggregate(
                 );
                 let app_id = app.value(i);
                 if status.value(i) != "ok" {
-                    let f = failed.entry(key).or_default();
+                    let f = failed.entry((key, status.value(i).to_owned())).or_default();
                     f.requests += 1;
                     if !f.apps.contains(app_id) {
                         f.apps.insert(app_id.to_owned());
@@ -293,16 +293,16 @@ pub fn aggregate(
 
 /// Applies the publication rule of `modelshare_query::privacy`: a row (task, model, provider,
 /// segment) is the sum of the segment's publishable groups of that task, model and provider, the
-/// row (task, model, provider, none) the sum of its publishable failure cells. Groups are
-/// publishable on the apps of their `ok` requests, failure cells on the apps of their failed
-/// requests. A row with neither is not written. Every figure of the file is so a sum of groups
+/// row (task, model, provider, none) the sum of its publishable failure units (a base cell's
+/// failed requests of one status). Groups are publishable on the apps of their `ok` requests,
+/// failure units on the apps of their failed requests of that status. A row with neither is not written. Every figure of the file is so a sum of groups
 /// of at least `min_apps` apps, and the sums over a (task, model, provider)'s rows are its
 /// leaderboard figures. Rows are ordered by task, model, provider, then the row of no segment
 /// and the segments in code order.
 fn fold(
     week: IsoWeek,
     ok: BTreeMap<GroupKey, Acc>,
-    failed: BTreeMap<CellKey, Failed>,
+    failed: BTreeMap<(CellKey, String), Failed>,
     min_apps: u64,
 ) -> WeekRows {
     let mut rows: BTreeMap<RowKey, RowAcc> = BTreeMap::new();
@@ -314,7 +314,7 @@ fn fold(
                 .absorb(group);
         }
     }
-    for ((_, task, model, provider), cell) in failed {
+    for (((_, task, model, provider), _), cell) in failed {
         if publishable(cell.apps.len() as u64, min_apps) {
             rows.entry((task, model, provider, None))
                 .or_default()
@@ -677,8 +677,18 @@ mod tests {
         put("2026-11-03", Short, true, 0, &["A2", "A3"]);
         put("2026-11-03", Long, false, 2, &["A1"]);
         let mut failed = BTreeMap::new();
-        failed.insert(cell("2026-11-02"), failed_cell(&["A5", "A6", "A6"]));
-        failed.insert(cell("2026-11-03"), failed_cell(&["A7"]));
+        let error = || "error".to_owned();
+        failed.insert(
+            (cell("2026-11-02"), error()),
+            failed_cell(&["A5", "A6", "A6"]),
+        );
+        failed.insert((cell("2026-11-03"), error()), failed_cell(&["A7"]));
+        // One app's rate-limited attempts are a unit of their own: withheld, or they would be
+        // the difference between this row and the API's attempts minus served requests.
+        failed.insert(
+            (cell("2026-11-02"), "rate_limited".to_owned()),
+            failed_cell(&["A8"]),
+        );
         let rows = fold(week(), ok, failed, 2).rows;
         let got: Vec<_> = rows
             .iter()

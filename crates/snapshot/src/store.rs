@@ -26,7 +26,7 @@ use crate::{IsoWeek, SnapshotError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -519,6 +519,26 @@ impl Refresher {
             }
             self.checked.insert(week, sources);
         }
+        // A revision of an older rule left beside a current one (a stop between publishing the
+        // current revision and withdrawing the older ones) is withdrawn now.
+        let superseded: BTreeSet<IsoWeek> = existing
+            .iter()
+            .filter(|s| s.schema_version != SNAPSHOT_SCHEMA_VERSION)
+            .filter_map(|s| s.week.parse().ok())
+            .collect();
+        for week in superseded {
+            withdraw_superseded(&self.lake_root, week)?;
+        }
         Ok(published)
     }
+}
+
+/// Withdraws `week`'s revisions of an older rule when its latest revision is of the current
+/// one (see [`withdraw_older_rule`]), under the snapshot lock.
+pub fn withdraw_superseded(lake_root: &Path, week: IsoWeek) -> Result<(), SnapshotError> {
+    let _lock = lock(lake_root)?;
+    if latest(lake_root, week)?.is_some_and(|l| l.schema_version == SNAPSHOT_SCHEMA_VERSION) {
+        withdraw_older_rule(&snapshots_dir(lake_root), lake_root, week)?;
+    }
+    Ok(())
 }

@@ -901,4 +901,16 @@ fn an_older_rule_revision_stays_verifiable_until_rebuilt_then_is_withdrawn() {
             .is_empty(),
         "once rebuilt, a restarted server builds nothing"
     );
+    // A stop between publishing r2 and withdrawing r1 leaves r1 beside it: the next refresh
+    // withdraws it without building anything.
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(&r1_path, &v1_bytes).unwrap();
+    assert_eq!(list(lake.root()).unwrap().len(), 3);
+    assert!(
+        Refresher::new(lake.root(), 1, Duration::from_secs(300))
+            .refresh(now)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!r1_path.exists() && !manifest_path.exists(), "r1 withdrawn");
 }

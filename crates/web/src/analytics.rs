@@ -151,8 +151,7 @@ pub async fn retention_endpoint(
 }
 
 fn flow_json(f: &Flow) -> Value {
-    json!({ "from": f.from, "to": f.to, "switches": f.switches, "apps": f.apps,
-            "tokens": f.tokens })
+    json!({ "from": f.from, "to": f.to, "switches": f.switches, "apps": f.apps })
 }
 
 /// Flows of apps changing primary model A -> B, with tokens moved

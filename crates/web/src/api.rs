@@ -208,10 +208,10 @@ pub async fn share(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
 /// With `model`, one row per provider that served it; with `provider`, one row per model it
 /// served (each row then names its `model`); with both, the one pair. Uptime is the share of attempts not ending in `error` or `timeout`; latency (p50, p95), time
 /// to first token (p50) and throughput (p50, output tokens per second after the first token)
-/// are over the requests the provider served, read from hourly histograms. A cell's (day, task,
-/// model, provider) attempts of one status count only when enough apps had that status in it,
-/// its fallbacks only when both attempt parts had enough apps (docs/METRICS.md, "Provider
-/// performance").
+/// are over the requests the provider served, read from hourly histograms. Served requests and
+/// fallbacks are sums of the publication rule's groups of enough apps; a cell's (day, task,
+/// model, provider) attempts of another status count only when enough apps had that status in
+/// it (docs/METRICS.md, "Provider performance").
 #[utoipa::path(get, path = "/v1/providers", params(ProvidersParams),
     responses((status = 200, description = "the rows, most attempts first", body = Object)))]
 pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
@@ -245,9 +245,9 @@ pub async fn providers(State(s): State<AppState>, q: QueryParams) -> Result<Json
 /// Over calls that name their `trace_id` (and `step`): traces, calls per trace (p50, p95, and
 /// the largest count that the traces of at least the minimum number of apps reached), the share
 /// of traced calls made in traces of more than one call, and the `top` models of first calls
-/// (`step = 0`) and of later calls. Trace figures are null when the traces come from too few
-/// apps; a cell's calls are split by position only when each part has no app or enough apps
-/// (docs/METRICS.md, "Agents").
+/// (`step = 0`) and of later calls. Every figure counts the calls with a step in the publication
+/// rule's groups of enough apps (a group's key includes the position); trace figures are null
+/// when the traces come from too few apps (docs/METRICS.md, "Agents").
 #[utoipa::path(get, path = "/v1/agents", params(AgentsParams),
     responses((status = 200, description = "the period's agent figures", body = Object)))]
 pub async fn agents(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
@@ -272,6 +272,7 @@ pub async fn agents(State(s): State<AppState>, q: QueryParams) -> Result<Json<Va
 /// Spans in which most attempts routed to a provider failed (`error` or `timeout`), that
 /// started between `from` and `to` (inclusive): candidate hours from the hourly summaries,
 /// refined to the minute from the provider's events (docs/METRICS.md, "Provider incidents").
+/// An incident's `attempts` is null when its attempts that did not fail come from too few apps.
 #[utoipa::path(get, path = "/v1/incidents", params(IncidentsParams),
     responses((status = 200, description = "the incidents, oldest first", body = Object)))]
 pub async fn incidents(State(s): State<AppState>, q: QueryParams) -> Result<Json<Value>, ApiError> {
