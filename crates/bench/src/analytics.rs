@@ -39,7 +39,9 @@ async fn answer(
     let t = Instant::now();
     let panel = Panel::load(engine, rollups, Some(task), None, weeks).await?;
     let load = t.elapsed();
-    let analytics = AnalyticsConfig { min_apps: 5 };
+    let analytics = AnalyticsConfig {
+        min_apps: modelshare_query::DEFAULT_MIN_APPS,
+    };
     let t = Instant::now();
     let idx = preference_index(
         &panel,

@@ -147,18 +147,31 @@ fn reads(last: NaiveDate, days: u32) -> Vec<(String, String)> {
     ]
 }
 
-/// The raw-event SQL DuckDB answers for the comparable reads (table placeholder `T`).
+/// The raw-event SQL DuckDB answers for the comparable reads (table placeholder `T`): the
+/// leaderboards with the publication rule applied (the same answer the server publishes), the
+/// share series without it (a lower bound of DuckDB's cost for them).
 fn duckdb_questions(last: NaiveDate, days: u32) -> Vec<(String, String)> {
     let week = modelshare_query::Period::containing(modelshare_query::PeriodKind::Week, last);
     let month = modelshare_query::Period::containing(modelshare_query::PeriodKind::Month, last);
     let first = last - Days::new(u64::from(days) - 1);
     let weeks12 = last - Days::new(83.min(u64::from(days) - 1));
+    // The leaderboard's own answer: the publication rule's groups of `MIN_APPS` apps, written
+    // out in SQL over the raw events (the segment, attempt kind and position keys included).
     let board = |start: NaiveDate, end: NaiveDate| {
         format!(
-            "SELECT model, sum(input_tokens + output_tokens) AS tokens, count(*) AS requests, \
-             count(DISTINCT app_id) AS apps, sum(cost_usd) AS cost FROM T \
-             WHERE status = 'ok' AND date >= '{start}' AND date < '{end}' \
-             GROUP BY model ORDER BY tokens DESC LIMIT 20"
+            "WITH e AS (SELECT date, task, model, provider, \
+               CASE WHEN input_tokens >= 131072 THEN 3 WHEN input_tokens >= 32768 THEN 2 \
+                 WHEN input_tokens >= 8192 THEN 1 ELSE 0 END AS ctx, \
+               attempt > 0 AS fb, CASE WHEN step > 0 THEN 2 WHEN step = 0 THEN 1 ELSE 0 END AS pos, \
+               app_id, CAST(input_tokens AS BIGINT) + output_tokens AS tokens, cost_usd FROM T \
+             WHERE status = 'ok' AND date >= '{start}' AND date < '{end}'), \
+             g AS (SELECT date, task, model, provider, ctx, fb, pos FROM e \
+               GROUP BY ALL HAVING count(DISTINCT app_id) >= {min_apps}) \
+             SELECT model, sum(tokens) AS tokens, count(*) AS requests, \
+             count(DISTINCT app_id) AS apps, sum(cost_usd) AS cost \
+             FROM e JOIN g USING (date, task, model, provider, ctx, fb, pos) \
+             GROUP BY model ORDER BY tokens DESC LIMIT 20",
+            min_apps = modelshare_query::DEFAULT_MIN_APPS,
         )
     };
     vec![
@@ -436,7 +449,7 @@ pub(crate) async fn run(args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     lines.push(format!(
-        "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked and every day summarized (cells, presence, hourly) after {:.1} s (RSS {:.0} MiB)",
+        "serve: listening after {:.2} s (RSS {:.0} MiB); cube checked and every day summarized (groups, group presence, hourly) after {:.1} s (RSS {:.0} MiB)",
         listening.as_secs_f64(),
         mib(rss(pid).unwrap_or(0)),
         cube_ready.as_secs_f64(),

@@ -92,7 +92,7 @@ impl IngestTuning {
 #[derive(Debug, Clone, Args)]
 pub struct QueryTuning {
     /// Publish figures only for groups with at least this many distinct apps.
-    #[arg(long, env = "MODELSHARE_MIN_APPS", default_value_t = 5)]
+    #[arg(long, env = "MODELSHARE_MIN_APPS", default_value_t = modelshare_query::DEFAULT_MIN_APPS)]
     pub min_apps: u64,
     /// Cancel queries that run longer than this (seconds).
     #[arg(long, env = "MODELSHARE_QUERY_TIMEOUT_SECS", default_value_t = 30)]
@@ -556,7 +556,7 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
     /// Privacy threshold of the public snapshot (use the server's value).
-    #[arg(long, env = "MODELSHARE_MIN_APPS", default_value_t = 5)]
+    #[arg(long, env = "MODELSHARE_MIN_APPS", default_value_t = modelshare_query::DEFAULT_MIN_APPS)]
     pub min_apps: u64,
     /// Seconds after a week's end before it counts as closed.
     #[arg(long, env = "MODELSHARE_SNAPSHOT_GRACE_SECS", default_value_t = 300)]

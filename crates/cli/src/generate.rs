@@ -216,7 +216,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             max_buffered_rows: 4_000_000,
         },
         query: QueryTuning {
-            min_apps: 5,
+            min_apps: modelshare_query::DEFAULT_MIN_APPS,
             query_timeout_secs: 30,
             query_memory_mb: crate::config::DEFAULT_QUERY_MEMORY_MB,
             raw_reads: false,

@@ -75,7 +75,7 @@ impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             timeout: Duration::from_secs(30),
-            min_apps: 5,
+            min_apps: crate::privacy::DEFAULT_MIN_APPS,
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             memory_bytes: None,
         }

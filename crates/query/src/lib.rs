@@ -39,7 +39,7 @@ pub mod values;
 pub use engine::{FileTable, QueryConfig, QueryEngine};
 pub use leaderboard::{GroupBy, Leaderboard, LeaderboardQuery, Measure, Row, Totals};
 pub use period::{Period, PeriodKind};
-pub use privacy::{Dim, Scope, Split, publishable};
+pub use privacy::{DEFAULT_MIN_APPS, Dim, Scope, Split, publishable};
 pub use providers::{ProviderFigures, ProvidersQuery};
 pub use share::{Granularity, ShareQuery, ShareSeries, ShareSeriesSet};
 pub use tasks::{TaskSummary, TasksOverview};

@@ -68,6 +68,9 @@ use modelshare_event::cube::monday_of;
 use modelshare_event::{Context, Task};
 use std::collections::BTreeSet;
 
+/// The threshold when none is given (`--min-apps`, `MODELSHARE_MIN_APPS`).
+pub const DEFAULT_MIN_APPS: u64 = 5;
+
 /// Whether a group seen by `apps` distinct apps may be published under a threshold of
 /// `min_apps`. Groups and failure units are tested with this; so are the analytics' own groups
 /// (cohorts, flows, models of the index).
