@@ -508,8 +508,8 @@ async fn authors(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     Ok(t)
 }
 
-/// Per context segment of the period (and task): its tokens (the segment's parts of the cells
-/// split by segment), its share of all segments' tokens, its apps, and its leading model with
+/// Per context segment of the period (and task): its tokens (the sums of its publishable
+/// groups), its share of all segments' tokens, its apps, and its leading model with
 /// that model's share of the segment: `/v1/leaderboard?context=` of each segment side by side.
 async fn context_mix(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let boards = futures::future::try_join_all(Context::ALL.iter().map(|c| {
@@ -945,8 +945,8 @@ async fn agent_models(engine: QueryEngine, a: Args) -> Result<Table, SiteError> 
     Ok(t)
 }
 
-/// The model's requests in the period by attempt (0 = served as the first choice, n = after n
-/// fallbacks), over the cells whose every attempt had enough apps to be published.
+/// The model's requests in the period as first choice or fallback (served after another attempt
+/// failed), over the model's publishable groups.
 async fn model_attempts(engine: QueryEngine, a: Args) -> Result<Table, SiteError> {
     let model = a.model()?.to_owned();
     let scope = Scope::period(&a.period, None).with_model(model);
