@@ -296,9 +296,11 @@ async fn bad_provider_parameters_are_refused() {
     server.stop();
 }
 
-/// Monday 14:05–14:35 every attempt at azure fails (apps a1 and a2), except one served at 14:20;
-/// Tuesday the same, plus one failure of a third app in the morning, which makes Tuesday's
-/// failures outside the incident a single app's: that incident is not published at two apps.
+/// Monday 14:05–14:35 every attempt at azure fails (apps a1 and a2), except one served at 14:20,
+/// and a third app's lone timeout at 14:10 (a failure unit of one app: it helps find the
+/// incident but is in none of its figures). Tuesday the same without the timeout, plus an error
+/// of the third app in the morning: its error unit has three apps, but Tuesday's failures
+/// outside the incident are then a single app's, so that incident is not published at two apps.
 fn outage_events() -> Vec<Value> {
     let mut out = Vec::new();
     for (day, lone_failure) in [("2026-11-02", false), ("2026-11-03", true)] {
@@ -320,7 +322,9 @@ fn outage_events() -> Vec<Value> {
             out.push(at(format!("{day}-out-{minute}"), &time, app, status));
         }
         if lone_failure {
-            out.push(at(format!("{day}-lone"), "09:00:00", "a3", "timeout"));
+            out.push(at(format!("{day}-lone"), "09:00:00", "a3", "error"));
+        } else {
+            out.push(at(format!("{day}-lone"), "14:10:45", "a3", "timeout"));
         }
     }
     out
@@ -403,12 +407,16 @@ async fn incidents_are_found_to_the_minute_and_published_under_the_rule() {
         "from raw events"
     );
     raw.stop();
-    // At one app, the incident's attempts are published.
+    // At one app, the timeout's unit counts and the incident's attempts are published.
     let loose = Server::start(lake, &["--min-apps", "1", "--raw-reads"]);
+    let first = &loose.get_ok(query).await["incidents"][0];
     assert_eq!(
-        loose.get_ok(query).await["incidents"][0]["attempts"],
-        30,
-        "at one app"
+        (
+            first["failed_attempts"].as_u64(),
+            first["attempts"].as_u64()
+        ),
+        (Some(30), Some(31)),
+        "at one app: {first}"
     );
     loose.stop();
     // With a threshold of three apps, two failing apps are not enough.

@@ -15,17 +15,20 @@
 //!
 //! # The publication rule here
 //!
-//! An incident is published only when at least `min_apps` apps had a failed attempt in it, and
-//! the provider's failed attempts on the same days outside it come from no app or from at least
-//! `min_apps` apps (so the day's failures minus the incident's are not a small group's). An
-//! affected model is named only when at least `min_apps` apps failed on it in the incident. Its
-//! `attempts` are published only when the attempts in it that did not fail come from no app or
-//! from at least `min_apps` apps: `attempts − failed_attempts` is their count.
+//! Failed attempts count only in failure units (day, task, model, provider, status) of at least
+//! `min_apps` apps, the units every other figure of failures sums; a failure of a smaller unit
+//! is in no incident's figures (it still helps find the incident). An incident is published only
+//! when at least `min_apps` apps had a counted failed attempt in it, and the provider's counted
+//! failed attempts on the same days outside it come from no app or from at least `min_apps` apps
+//! (so the day's failures minus the incident's are not a small group's). An affected model is
+//! named only when at least `min_apps` apps failed on it in the incident. Its `attempts` are
+//! published only when the attempts in it that did not fail come from no app or from at least
+//! `min_apps` apps: `attempts − failed_attempts` is their count.
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, ScalarValue};
 use crate::fragments::failed_statuses;
-use crate::privacy::{none_or_publishable, publishable};
+use crate::privacy::{min_apps_param, none_or_publishable, publishable, publishable_sql};
 use crate::values::{str_at, u64_at};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
@@ -52,7 +55,8 @@ pub struct Incident {
     pub start: DateTime<Utc>,
     /// End of the last failing minute, UTC.
     pub end: DateTime<Utc>,
-    /// Failed attempts (`error`, `timeout`) at the provider in `[start, end)`.
+    /// Failed attempts (`error`, `timeout`) at the provider in `[start, end)`, of failure units
+    /// of enough apps (see the module docs).
     pub failed_attempts: u64,
     /// Every attempt at the provider in `[start, end)`; `None` when the attempts that did not
     /// fail come from fewer than `min_apps` apps (see the module docs).
@@ -232,50 +236,65 @@ impl QueryEngine {
         provider: &str,
         span: Span,
     ) -> Result<Option<Incident>, QueryError> {
-        // One pass over the provider's attempts of the span's days: the failing apps inside and
-        // outside the span (`whole_side` 1), inside it per model (`whole_side` 0), and the apps
-        // of the attempts inside it that did not fail (`side` 'served').
+        // One pass over the provider's attempts of the span's days. Failed attempts count only in
+        // failure units (day, task, model, status) of enough apps, as everywhere else: their
+        // apps and count inside the span (`whole_side` 1), inside it per model (`whole_side` 0)
+        // and outside it; and the attempts inside it that did not fail (`side` 'served').
         let sql = format!(
-            "SELECT side, model, CAST(grouping(model) AS BIGINT) AS whole_side, \
-               count(DISTINCT app_id) AS apps, count(*) AS failed \
-             FROM (SELECT CASE WHEN NOT (status IN ({failed})) THEN 'served' \
-                            WHEN {EPOCH_S} >= $t0 AND {EPOCH_S} < $t1 THEN 'inside' \
-                            ELSE 'outside' END AS side, model, app_id \
-                   FROM events WHERE provider = $provider AND date >= $d0 AND date < $d1 \
-                     AND (status IN ({failed}) OR ({EPOCH_S} >= $t0 AND {EPOCH_S} < $t1))) \
+            "WITH rows AS (\
+               SELECT date, task, model, status, app_id, status IN ({failed}) AS is_failed, \
+                 ({EPOCH_S} >= $t0 AND {EPOCH_S} < $t1) AS in_span \
+               FROM events WHERE provider = $provider AND date >= $d0 AND date < $d1 \
+                 AND (status IN ({failed}) OR ({EPOCH_S} >= $t0 AND {EPOCH_S} < $t1))), \
+             units AS (\
+               SELECT date, task, model, status FROM rows WHERE is_failed \
+               GROUP BY date, task, model, status HAVING {publishable}) \
+             SELECT side, model, CAST(grouping(model) AS BIGINT) AS whole_side, \
+               count(DISTINCT app_id) AS apps, count(*) AS n \
+             FROM (SELECT CASE WHEN r.in_span THEN 'inside' ELSE 'outside' END AS side, \
+                     r.model, r.app_id \
+                   FROM rows r JOIN units u ON r.date = u.date AND r.task = u.task \
+                     AND r.model = u.model AND r.status = u.status \
+                   WHERE r.is_failed \
+                   UNION ALL \
+                   SELECT 'served' AS side, model, app_id FROM rows WHERE NOT is_failed) \
              GROUP BY GROUPING SETS ((side), (side, model))",
             failed = failed_statuses(),
+            publishable = publishable_sql("count(DISTINCT app_id)"),
         );
         let (d0, d1) = days_of(span.start, span.end);
+        let min_apps = self.config().min_apps;
         let params = vec![
             ("provider".to_owned(), text(provider)),
             ("d0".to_owned(), text(d0)),
             ("d1".to_owned(), text(d1)),
             ("t0".to_owned(), int(span.start)),
             ("t1".to_owned(), int(span.end)),
+            min_apps_param(min_apps),
         ];
-        let min_apps = self.config().min_apps;
-        let (mut inside_apps, mut outside_apps, mut served_apps) = (0, 0, 0);
+        let (mut inside, mut outside_apps, mut served) = ((0, 0), 0, (0, 0));
         let mut models: Vec<(u64, String)> = Vec::new();
         for b in self.sql_with_params(&sql, params).await? {
             for row in 0..b.num_rows() {
                 let apps = u64_at(&b, "apps", row)?;
+                let n = u64_at(&b, "n", row)?;
                 let side = str_at(&b, "side", row)?;
                 let whole_side = u64_at(&b, "whole_side", row)? == 1;
                 match (whole_side, side) {
-                    (true, "inside") => inside_apps = apps,
+                    (true, "inside") => inside = (apps, n),
                     (true, "outside") => outside_apps = apps,
-                    (true, _) => served_apps = apps,
+                    (true, _) => served = (apps, n),
                     (false, "inside") if publishable(apps, min_apps) => {
-                        let failed = u64_at(&b, "failed", row)?;
-                        models.push((failed, str_at(&b, "model", row)?.to_owned()));
+                        models.push((n, str_at(&b, "model", row)?.to_owned()));
                     }
                     (false, _) => {}
                 }
             }
         }
+        let (inside_apps, failed) = inside;
         if !publishable(inside_apps, min_apps)
-            || (outside_apps > 0 && !publishable(outside_apps, min_apps))
+            || !none_or_publishable(outside_apps, min_apps)
+            || failed < MIN_INCIDENT_FAILURES
         {
             return Ok(None);
         }
@@ -285,8 +304,8 @@ impl QueryEngine {
             provider: provider.to_owned(),
             start: at(span.start),
             end: at(span.end),
-            failed_attempts: span.failed,
-            attempts: none_or_publishable(served_apps, min_apps).then_some(span.attempts),
+            failed_attempts: failed,
+            attempts: none_or_publishable(served.0, min_apps).then_some(failed + served.1),
             affected_models: models.into_iter().map(|(_, m)| m).collect(),
         }))
     }
