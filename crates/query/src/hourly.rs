@@ -41,9 +41,9 @@ pub const THROUGHPUT_BOUNDS_TPS: [u32; 14] = [
 /// The key columns of an hourly row, besides the `date` partition.
 const KEY: [&str; 5] = ["hour", "task", "model", "provider", "status"];
 
-/// The distinct-app columns of an hourly row, over its whole day, and which of an app's
-/// attempts make it count: every app.
-const DAY_APPS: [(&str, &str); 1] = [("day_apps", "true")];
+/// The distinct-app column of an hourly row: the apps of its whole day's (task, model, provider,
+/// status) group.
+const DAY_APPS: &str = "day_apps";
 
 /// The histogram column of latency `bound`.
 pub fn latency_column(bound: u32) -> String {
@@ -131,11 +131,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         };
         Field::new(name, data_type, true)
     }));
-    fields.extend(
-        DAY_APPS
-            .iter()
-            .map(|(name, _)| Field::new(*name, DataType::Int64, true)),
-    );
+    fields.push(Field::new(DAY_APPS, DataType::Int64, true));
     Arc::new(Schema::new(fields))
 });
 
@@ -183,23 +179,6 @@ fn summed(rows: &str, with_date: bool) -> String {
     let key = KEY.join(", ");
     let date = if with_date { "date, " } else { "" };
     let day_group = format!("{date}task, model, provider, status");
-    // Distinct apps as a group-by per app, then a count: an aggregation that can spill to disk
-    // on a big day, which per-group distinct sets cannot.
-    let per_app = DAY_APPS
-        .iter()
-        .map(|(name, when)| format!("max(CASE WHEN {when} THEN 1 ELSE 0 END) AS {name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let day_apps = DAY_APPS
-        .iter()
-        .map(|(name, _)| format!("CAST(sum({name}) AS BIGINT) AS {name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let day_apps_columns = DAY_APPS
-        .iter()
-        .map(|(name, _)| format!("a.{name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let joined = ["task", "model", "provider", "status"]
         .iter()
         .chain(with_date.then_some(&"date"))
@@ -212,11 +191,12 @@ fn summed(rows: &str, with_date: bool) -> String {
         .join(", ");
     let h_date = if with_date { "h.date, " } else { "" };
     format!(
-        "SELECT {h_date}{columns}, {day_apps_columns} \
+        // Distinct apps as a group-by per app, then a count: an aggregation that can spill to
+        // disk on a big day, which per-group distinct sets cannot.
+        "SELECT {h_date}{columns}, a.{DAY_APPS} \
          FROM (SELECT {date}{key}, {sums} FROM ({rows}) GROUP BY {date}{key}) h \
-         JOIN (SELECT {day_group}, {day_apps} \
-               FROM (SELECT {day_group}, app_id, {per_app} FROM ({rows}) \
-                     GROUP BY {day_group}, app_id) \
+         JOIN (SELECT {day_group}, CAST(count(*) AS BIGINT) AS {DAY_APPS} \
+               FROM (SELECT {day_group}, app_id FROM ({rows}) GROUP BY {day_group}, app_id) \
                GROUP BY {day_group}) a \
            ON {joined}"
     )
@@ -232,14 +212,9 @@ pub(crate) fn hourly_view(from_files: &str, computed: &str) -> String {
         lake = per_row("lake", computed, true),
         live = per_row("live", "true", true),
     );
-    let day_apps = DAY_APPS
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ");
     format!(
         "CREATE VIEW hourly AS \
-         SELECT date, {columns}, {day_apps} FROM hour_files WHERE {from_files} \
+         SELECT date, {columns}, {DAY_APPS} FROM hour_files WHERE {from_files} \
          UNION ALL {computed_rows}",
         computed_rows = summed(&raw, true)
     )
