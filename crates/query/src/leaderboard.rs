@@ -1,6 +1,6 @@
 //! The leaderboard: models (or authors) of a period ranked by tokens, requests, spend or apps.
 //!
-//! Every figure, the totals included, is computed from the publishable base cells of the period
+//! Every figure, the totals included, is computed from the publishable groups of the period
 //! only (see [`crate::privacy`]). The groups beyond `limit` are one `other` row, shown when it is
 //! not empty, so published shares of tokens, requests and spend add up to 1.
 
@@ -172,7 +172,7 @@ type ByGroup = HashMap<String, Figures>;
 
 impl QueryEngine {
     /// Groups and totals of the period and of the one before, in one pass over both: cells are
-    /// days, so the two periods' publishable cells are those of their union. Distinct apps are
+    /// days, so the two periods' publishable groups are those of their union. Distinct apps are
     /// counted here only when they rank (the previous shares need them then).
     async fn with_previous(
         &self,
@@ -222,7 +222,7 @@ impl QueryEngine {
         let scope = Scope::period(&q.period, q.task).with_context(q.context);
         let (groups, mut totals, prev_groups, prev_totals) = self.with_previous(&q).await?;
 
-        // Every group is made of publishable cells only, so every group may be listed.
+        // Every row is made of publishable groups only, so every row may be listed.
         let mut ranked: Vec<(&String, &Figures)> = groups.iter().collect();
         ranked.sort_by(|a, b| {
             b.1.measure(q.by)
@@ -233,8 +233,8 @@ impl QueryEngine {
         ranked.truncate(q.limit);
 
         // Distinct apps of the listed rows, of `other` and of the period, in one pass over the
-        // period's presence rows. `other` is the publishable cells of the groups beyond the
-        // limit: whole cells, so it covers at least `min_apps` apps.
+        // period's presence rows. `other` is the publishable groups of the rows beyond the
+        // limit: whole groups, so it covers at least `min_apps` apps.
         let keys: Vec<String> = ranked.iter().map(|(k, _)| (*k).clone()).collect();
         let apps = self
             .published_apps_kept(&scope, q.group.dim(), &keys)

@@ -5,7 +5,7 @@
 //! - [`engine`]: the session (listing table with date partitions + live rows), SQL with a
 //!   timeout, and the exactly-once view of rows during flushes.
 //! - [`period`]: days, ISO weeks and months, and their predecessors.
-//! - [`privacy`]: the publication rule (publishable base cells) and the published figures every
+//! - [`privacy`]: the publication rule (publishable groups) and the published figures every
 //!   public read is computed from.
 //! - [`leaderboard`]: models or authors ranked by tokens, requests, spend or apps, the rest
 //!   beyond the limit as `other`.

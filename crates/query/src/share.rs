@@ -1,7 +1,7 @@
 //! Share over time: per day or ISO week, the share of the top models, the rest as `other`.
 //!
-//! Every figure is a sum over publishable base cells (see [`crate::privacy`]): a model's value in
-//! a bucket covers its publishable cells there, 0 when it has none; the bucket's total (the
+//! Every figure is a sum over publishable groups (see [`crate::privacy`]): a model's value in
+//! a bucket covers its publishable groups there, 0 when it has none; the bucket's total (the
 //! denominator) covers all of them; `other`, listed only when it is not empty, is the difference.
 
 use crate::QueryError;
@@ -147,9 +147,9 @@ impl QueryEngine {
             }
         }
 
-        // Figures come from publishable cells only: a model's value in a bucket is the sum of
-        // its publishable cells there (0 when it has none), and `other` is the bucket's
-        // publishable cells of the models not shown.
+        // Figures come from publishable groups only: a model's value in a bucket is the sum of
+        // its publishable groups there (0 when it has none), and `other` is the bucket's
+        // publishable groups of the models not shown.
         let mut top: Vec<(&String, &Figures)> = overall.iter().collect();
         top.sort_by(|a, b| b.1.measure(q.by).cmp(&a.1.measure(q.by)).then(a.0.cmp(b.0)));
         top.truncate(q.top);

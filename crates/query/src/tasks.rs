@@ -1,8 +1,8 @@
 //! Per-task overview: each task's totals and its top models in a period.
 //!
-//! A task's figures are the sum of its publishable base cells (see [`crate::privacy`]), so a
+//! A task's figures are the sum of its publishable groups (see [`crate::privacy`]), so a
 //! task is listed exactly when it has one; the rest of a task beyond its listed models is made
-//! of whole publishable cells too.
+//! of whole publishable groups too.
 
 use crate::QueryError;
 use crate::engine::QueryEngine;
@@ -23,7 +23,7 @@ pub struct TaskSummary {
     pub top_models: Vec<(String, Figures, f64)>,
 }
 
-/// The answer: tasks with publishable cells, by tokens.
+/// The answer: tasks with publishable groups, by tokens.
 #[derive(Debug, Clone)]
 pub struct TasksOverview {
     pub period: Period,

@@ -280,7 +280,7 @@ pub async fn price_share_endpoint(
     let task = p.get::<Task>("task")?;
     let kind = p.get::<PeriodKind>("period")?.unwrap_or(PeriodKind::Week);
     let period = Period::containing(kind, p.date("date")?.unwrap_or_else(last_closed_week_day));
-    // The figures of the leaderboard: publishable cells only, whatever the period.
+    // The figures of the leaderboard: publishable groups only, whatever the period.
     let figures: Vec<ModelFigures> = s
         .query
         .published(&Scope::period(&period, task), &[Dim::Model])

@@ -313,7 +313,7 @@ pub async fn tasks(State(s): State<AppState>, q: QueryParams) -> Result<Json<Val
             v
         })
         .collect();
-    // A task's figures are sums of publishable cells: there is no folded rest to report.
+    // A task's figures are sums of publishable groups: there is no folded rest to report.
     Ok(Json(json!({
         "period": o.period,
         "totals": figures_json(&o.totals),
