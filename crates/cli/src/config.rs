@@ -46,11 +46,14 @@ pub enum Command {
     Wal(WalArgs),
 }
 
+/// The lake's directory when none is given.
+pub const DEFAULT_DATA_DIR: &str = "./data/lake";
+
 /// Where the lake lives.
 #[derive(Debug, Clone, Args)]
 pub struct LakeArgs {
     /// Lake directory (Parquet files, write-ahead log).
-    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = "./data/lake")]
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 
@@ -566,7 +569,7 @@ pub struct ExportArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Lake directory for the demo traffic (reused when it already holds the demo).
-    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = "./data/lake")]
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Address to listen on.
     #[arg(long, env = "MODELSHARE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -600,8 +603,11 @@ pub enum OutputFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct QueryArgs {
-    #[command(flatten)]
-    pub lake: LakeArgs,
+    /// Lake directory, or `s3://BUCKET/PREFIX` for a lake in an S3 API bucket (endpoint and
+    /// credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION;
+    /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint).
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
     /// One SQL statement (read-only) over the table `events`, the app-day cube `app_days` and
     /// its per-day summaries `day_groups` and `day_group_presence`.
     pub sql: String,

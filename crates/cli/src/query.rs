@@ -1,25 +1,30 @@
-//! `modelshare query "SQL"`: ad-hoc, read-only SQL over the lake's Parquet files.
+//! `modelshare query "SQL"`: ad-hoc, read-only SQL over the lake's Parquet files, in a directory
+//! or an S3 API bucket.
 
 use crate::config::{OutputFormat, QueryArgs};
 use anyhow::Context;
-use modelshare_ingest::Lake;
-use modelshare_query::{QueryConfig, QueryEngine};
+use modelshare_query::{LakeLocation, QueryConfig, QueryEngine};
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        args.lake.data_dir.join("events").is_dir(),
-        "no lake at {} (expected an events/ directory); pass --data-dir",
-        args.lake.data_dir.display()
-    );
-    let lake = Lake::open(&args.lake.data_dir)?;
+    let location = LakeLocation::parse(&args.data_dir)?;
+    if let LakeLocation::Local(dir) = &location {
+        anyhow::ensure!(
+            dir.join("events").is_dir(),
+            "no lake at {} (expected an events/ directory); pass --data-dir",
+            dir.display()
+        );
+    }
     let config = QueryConfig {
         timeout: Duration::from_secs(args.timeout_secs.max(1)),
         ..Default::default()
     };
-    let engine = QueryEngine::new(lake.events_dir(), None, config)?;
-    let batches = engine.sql(&args.sql).await?;
+    let engine = QueryEngine::at(&location, config)?;
+    let batches = engine
+        .sql(&args.sql)
+        .await
+        .with_context(|| format!("query over the lake at {location}"))?;
     let mut out = Vec::new();
     match args.format {
         OutputFormat::Table => {

@@ -32,6 +32,7 @@
 use crate::QueryError;
 use crate::fragments::{FALLBACK, OK_ROWS, POSITION, context_code};
 use crate::hourly::{hourly_schema, hourly_view};
+use crate::location::{Bucket, LakeLocation};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
@@ -88,7 +89,7 @@ const MAX_REPLANS: u32 = 5;
 /// Runs SQL over the lake plus the live buffer.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
-    pub(crate) events_dir: PathBuf,
+    root: Root,
     pub(crate) live: Option<Arc<LiveBuffer>>,
     pub(crate) coverage: Option<Arc<Coverage>>,
     pub(crate) runtime: Arc<RuntimeEnv>,
@@ -122,11 +123,65 @@ pub fn table_schema() -> SchemaRef {
     with_date(&event_schema())
 }
 
+/// Where the engine's tables are listed.
+#[derive(Debug, Clone)]
+enum Root {
+    /// The lake's `events/` directory; the rollups are beside it.
+    EventsDir(PathBuf),
+    /// A lake in a bucket, its store registered in the engine's runtime.
+    Bucket(Bucket),
+}
+
+impl Root {
+    /// The table over the `<partition>=…` partitions of `relative` (a directory of the lake):
+    /// empty when a local lake has no such directory; a bucket lists what is there.
+    fn table(
+        &self,
+        relative: &str,
+        schema: SchemaRef,
+        partition: &str,
+    ) -> Result<Arc<dyn TableProvider>, QueryError> {
+        match self {
+            Root::EventsDir(events) => {
+                let root = events.parent().unwrap_or_else(|| Path::new("."));
+                optional_table(&root.join(relative), schema, partition)
+            }
+            Root::Bucket(b) => Ok(partitioned_table(&b.url_of(relative), schema, partition)?),
+        }
+    }
+
+    /// The events table.
+    fn events(&self) -> Result<Arc<ListingTable>, QueryError> {
+        match self {
+            Root::EventsDir(events) => partitioned_table(&dir_url(events), event_schema(), "date"),
+            Root::Bucket(b) => partitioned_table(&b.url_of("events"), event_schema(), "date"),
+        }
+    }
+}
+
 impl QueryEngine {
     /// An engine over `events_dir` (the lake's `events/` directory) and, when a server is
     /// ingesting, its live buffer.
     pub fn new(
         events_dir: impl Into<PathBuf>,
+        live: Option<Arc<LiveBuffer>>,
+        config: QueryConfig,
+    ) -> Result<Self, QueryError> {
+        Self::with_root(Root::EventsDir(events_dir.into()), live, config)
+    }
+
+    /// An engine over the lake at `location`, a directory or a bucket, with no live rows (a
+    /// reader of the lake's files, like `modelshare query`).
+    pub fn at(location: &LakeLocation, config: QueryConfig) -> Result<Self, QueryError> {
+        let root = match location {
+            LakeLocation::Local(dir) => Root::EventsDir(dir.join("events")),
+            LakeLocation::Bucket(b) => Root::Bucket(b.clone()),
+        };
+        Self::with_root(root, None, config)
+    }
+
+    fn with_root(
+        root: Root,
         live: Option<Arc<LiveBuffer>>,
         config: QueryConfig,
     ) -> Result<Self, QueryError> {
@@ -137,8 +192,11 @@ impl QueryEngine {
             runtime = runtime.with_memory_limit(bytes, 1.0);
         }
         let runtime = runtime.build_arc()?;
+        if let Root::Bucket(b) = &root {
+            runtime.register_object_store(b.store_url.as_ref(), Arc::clone(&b.store));
+        }
         Ok(QueryEngine {
-            events_dir: events_dir.into(),
+            root,
             live,
             coverage: None,
             runtime,
@@ -210,10 +268,7 @@ impl QueryEngine {
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
-        ctx.register_table(
-            "lake",
-            partitioned_table(&self.events_dir, event_schema(), "date")?,
-        )?;
+        ctx.register_table("lake", self.root.events()?)?;
         let mut live_days = BTreeSet::new();
         let live_rows = live_batches
             .iter()
@@ -221,38 +276,26 @@ impl QueryEngine {
             .collect::<Result<Vec<_>, _>>()?;
         let live = MemTable::try_new(table_schema(), vec![live_rows])?;
         ctx.register_table("live", Arc::new(live))?;
-        let root = self
-            .events_dir
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .to_owned();
+        let root = &self.root;
         ctx.register_table(
             "app_days",
-            optional_table(&root.join(APP_DAYS_DIR), app_days_schema(), "date")?,
+            root.table(APP_DAYS_DIR, app_days_schema(), "date")?,
         )?;
         ctx.register_table(
             "day_groups",
-            optional_table(&root.join(GROUPS_DIR), groups_schema(), "date")?,
+            root.table(GROUPS_DIR, groups_schema(), "date")?,
         )?;
         ctx.register_table(
             "day_group_presence",
-            optional_table(
-                &root.join(GROUP_PRESENCE_DIR),
-                group_presence_schema(),
-                "date",
-            )?,
+            root.table(GROUP_PRESENCE_DIR, group_presence_schema(), "date")?,
         )?;
         ctx.register_table(
             "week_presence",
-            optional_table(
-                &root.join(WEEK_PRESENCE_DIR),
-                week_presence_schema(),
-                "week",
-            )?,
+            root.table(WEEK_PRESENCE_DIR, week_presence_schema(), "week")?,
         )?;
         ctx.register_table(
             "hour_files",
-            optional_table(&root.join(HOURLY_DIR), hourly_schema(), "date")?,
+            root.table(HOURLY_DIR, hourly_schema(), "date")?,
         )?;
         ctx.register_udf(app_key_udf());
         // Views, so filters on `date` reach the listing tables and prune partitions.
@@ -563,7 +606,7 @@ fn optional_table(
     partition: &str,
 ) -> Result<Arc<dyn TableProvider>, QueryError> {
     if dir.is_dir() {
-        Ok(partitioned_table(dir, schema, partition)?)
+        Ok(partitioned_table(&dir_url(dir), schema, partition)?)
     } else {
         Ok(Arc::new(MemTable::try_new(
             with_partition(&schema, partition),
@@ -607,14 +650,14 @@ fn app_key_udf() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
-/// A listing table over the `<partition>=YYYY-MM-DD/*.parquet` partitions under `dir`, with the
-/// partition column after the columns of `schema`.
+/// A listing table over the `<partition>=YYYY-MM-DD/*.parquet` partitions under the directory
+/// `url` (a path or URL ending in `/`), with the partition column after the columns of `schema`.
 fn partitioned_table(
-    dir: &Path,
+    url: &str,
     schema: SchemaRef,
     partition: &str,
 ) -> Result<Arc<ListingTable>, QueryError> {
-    let url = ListingTableUrl::parse(dir_url(dir))?;
+    let url = ListingTableUrl::parse(url)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(partition.to_owned(), DataType::Utf8)]);
