@@ -519,12 +519,19 @@ impl Refresher {
             }
             self.checked.insert(week, sources);
         }
-        // A revision of an older rule left beside a current one (a stop between publishing the
-        // current revision and withdrawing the older ones) is withdrawn now.
-        let superseded: BTreeSet<IsoWeek> = existing
-            .iter()
-            .filter(|s| s.schema_version != SNAPSHOT_SCHEMA_VERSION)
-            .filter_map(|s| s.week.parse().ok())
+        // A revision of an older rule listed beside a current one (a stop between publishing
+        // the current revision and withdrawing the older ones) is withdrawn now. Weeks built in
+        // this pass were withdrawn by their build; weeks with no current revision keep theirs.
+        let weeks_of = |current: bool| -> BTreeSet<&str> {
+            existing
+                .iter()
+                .filter(|s| (s.schema_version == SNAPSHOT_SCHEMA_VERSION) == current)
+                .map(|s| s.week.as_str())
+                .collect()
+        };
+        let superseded: Vec<IsoWeek> = weeks_of(false)
+            .intersection(&weeks_of(true))
+            .filter_map(|w| w.parse().ok())
             .collect();
         for week in superseded {
             withdraw_superseded(&self.lake_root, week)?;
@@ -535,7 +542,7 @@ impl Refresher {
 
 /// Withdraws `week`'s revisions of an older rule when its latest revision is of the current
 /// one (see [`withdraw_older_rule`]), under the snapshot lock.
-pub fn withdraw_superseded(lake_root: &Path, week: IsoWeek) -> Result<(), SnapshotError> {
+fn withdraw_superseded(lake_root: &Path, week: IsoWeek) -> Result<(), SnapshotError> {
     let _lock = lock(lake_root)?;
     if latest(lake_root, week)?.is_some_and(|l| l.schema_version == SNAPSHOT_SCHEMA_VERSION) {
         withdraw_older_rule(&snapshots_dir(lake_root), lake_root, week)?;
