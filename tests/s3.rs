@@ -1,17 +1,25 @@
-//! A lake in an S3 API bucket: `modelshare query --data-dir s3://BUCKET/PREFIX` against a real
-//! S3 server started by the test on loopback (moto's `moto_server`, which `scripts/test.sh`
-//! installs and names in `MODELSHARE_MOTO_SERVER`), with the lake's files copied into the
-//! bucket as they are on disk. Exact answers, the same as over the local directory; bad
-//! locations refused with the reason.
+//! A lake in an S3 API bucket, against a real S3 server started by the test on loopback
+//! (moto's `moto_server`, which `scripts/test.sh` installs and names in
+//! `MODELSHARE_MOTO_SERVER`):
+//! - `modelshare query --data-dir s3://BUCKET/PREFIX` over a lake's files copied into a bucket
+//!   answers exactly as over the directory; bad locations are refused with the reason;
+//! - `modelshare serve --data-dir s3://…` ingests into the bucket and answers the leaderboard
+//!   as a local lake of the same events does, after a restart, on a new node with an empty
+//!   disk, and after a kill -9 with acknowledged events not yet in the bucket; a second node
+//!   is refused while the first holds the writer lease;
+//! - while the store refuses connections (a proxy in front of it cut), events are still
+//!   acknowledged until the buffer is full, then answered 503 with Retry-After; nothing
+//!   acknowledged is lost and the bucket catches up when the store is back.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{BIN, event};
+use common::{BIN, Server, event};
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A running `moto_server` on a loopback port, stopped when dropped.
@@ -91,19 +99,70 @@ impl S3Server {
         assert!(uploaded > 0, "nothing under {}", dir.display());
     }
 
+    /// The store's variables for a client of this server at `endpoint` (this server, or a
+    /// proxy in front of it), with test credentials.
+    fn env_via(endpoint: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    async fn create_bucket(&self, bucket: &str) {
+        let made = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert!(made.status().is_success(), "{made:?}");
+    }
+
     /// `modelshare query --format json --data-dir LOCATION SQL` with this server's endpoint and
     /// test credentials in the environment.
     fn query(&self, location: &str, sql: &str) -> Output {
         Command::new(BIN)
             .args(["query", "--format", "json", "--data-dir", location, sql])
             .env("MODELSHARE_LOG", "warn")
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
+            .envs(S3Server::env_via(&self.endpoint))
             .output()
             .unwrap()
+    }
+
+    /// `modelshare serve` on the lake at `location` (an `s3://` URL), through `endpoint`, with
+    /// the node's local directory `local` and `extra` flags.
+    fn serve(&self, endpoint: &str, location: &str, local: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--data-dir", location, "--local-dir"];
+        let local_str = local.to_str().unwrap();
+        args.push(local_str);
+        args.extend_from_slice(extra);
+        let env = S3Server::env_via(endpoint);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start_with_env(&args, &env, local)
+    }
+
+    /// Events in the lake at `location` as the bucket holds it.
+    fn count(&self, location: &str) -> u64 {
+        let out = self.query(location, "SELECT count(*) AS n FROM events");
+        rows(&out)[0]["n"].as_u64().unwrap()
+    }
+
+    /// Waits (30 s at most) until the bucket holds `n` events.
+    async fn wait_for_count(&self, location: &str, n: u64) {
+        let started = Instant::now();
+        loop {
+            let have = self.count(location);
+            if have == n {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the bucket holds {have} events, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -245,4 +304,378 @@ fn bad_locations_are_refused_with_the_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{location}: {stderr}");
     }
+    // Commands that work on a local lake refuse a URL, and say which ones take it.
+    for command in [
+        "rollup --data-dir s3://lakes/prod",
+        "export --data-dir s3://lakes/prod",
+        "keys --data-dir s3://lakes/prod list",
+        "wal check --data-dir s3://lakes/prod",
+    ] {
+        let out = Command::new(BIN)
+            .args(command.split(' '))
+            .env("MODELSHARE_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is a URL") && stderr.contains("modelshare serve --data-dir s3://"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+/// The value of `modelshare_NAME` on the server's `/metrics`.
+async fn metric(server: &Server, name: &str) -> f64 {
+    let (status, text) = server.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    let prefix = format!("modelshare_{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `modelshare serve` on `location` as node `node`, expected to refuse to start: its stderr.
+fn serve_refused(s3: &S3Server, location: &str, local: &Path, node: &str) -> String {
+    use std::io::Read;
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", location])
+        .arg("--local-dir")
+        .arg(local)
+        .args(["--node-id", node])
+        .env("MODELSHARE_LOG", "warn")
+        .envs(S3Server::env_via(&s3.endpoint))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "the node exited cleanly");
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return stderr;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("node {node} started on a lake another node writes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const BUCKET_LAKE: &str = "s3://lakes/prod";
+const BOARD: &str = "/v1/leaderboard?period=week&date=2026-11-03";
+
+/// Flags of a node that flushes and syncs within the test's patience.
+fn node_flags(node: &str) -> Vec<&str> {
+    vec![
+        "--min-apps",
+        "1",
+        "--flush-interval-secs",
+        "0.2",
+        "--bucket-sync-secs",
+        "0.5",
+        "--cube-interval-secs",
+        "0.5",
+        "--node-id",
+        node,
+    ]
+}
+
+#[tokio::test]
+async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start();
+    s3.create_bucket("lakes").await;
+
+    // The reference: the same events in a local lake.
+    let local = Server::start(
+        &dir.path().join("local"),
+        &[
+            "--min-apps",
+            "1",
+            "--flush-interval-secs",
+            "0.2",
+            "--cube-interval-secs",
+            "0.5",
+        ],
+    );
+    let (status, r) = local.ndjson(&events()).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(6)), "{r}");
+    local.wait_for_cube().await;
+    let want = local.get_ok(BOARD).await;
+    assert_eq!(want["totals"]["tokens"], 44_272, "{want}");
+    local.stop();
+
+    // Node n1 ingests into the bucket: the flush puts the files, the leaderboard is the same.
+    let node1_dir = dir.path().join("node1");
+    let node1 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node1_dir, &node_flags("n1"));
+    let (status, r) = node1.ndjson(&events()).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(6)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 6).await;
+    node1.wait_for_cube().await;
+    assert_eq!(node1.get_ok(BOARD).await, want);
+    // One node writes a lake: another is refused while n1's lease runs.
+    let refused = serve_refused(&s3, BUCKET_LAKE, &dir.path().join("node3"), "n3");
+    assert!(refused.contains("is written by node n1"), "{refused}");
+    node1.stop();
+
+    // A new node with an empty disk (n1 let its lease go at its clean stop): the lake is copied
+    // down, the answers are the same, and the events it has stored are known as duplicates.
+    let node2_dir = dir.path().join("node2");
+    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
+    node2.wait_for_cube().await;
+    assert_eq!(node2.get_ok(BOARD).await, want);
+    let restored = metric(&node2, "bucket_restored_total").await;
+    assert!(restored >= 10.0, "{restored} objects restored");
+    assert_eq!(metric(&node2, "bucket_lease_held").await, 1.0);
+    let (status, again) = node2.ndjson(&events()).await;
+    assert_eq!((status, &again["duplicates"]), (200, &json!(6)), "{again}");
+    node2.stop();
+
+    // Acknowledged but not yet flushed (an hour's flush interval), then kill -9: the events
+    // are in node2's local WAL only. Its restart replays them into the bucket.
+    let mut slow = node_flags("n2");
+    slow[3] = "3600";
+    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &slow);
+    let late = vec![
+        event(
+            "e7",
+            "2026-11-03T14:00:00Z",
+            "a4",
+            "openai/o3",
+            100,
+            1,
+            0.001,
+        ),
+        event(
+            "e8",
+            "2026-11-03T15:00:00Z",
+            "a5",
+            "openai/o3",
+            200,
+            2,
+            0.002,
+        ),
+    ];
+    let (status, r) = node2.ndjson(&late).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(2)), "{r}");
+    node2.kill();
+    assert_eq!(s3.count(BUCKET_LAKE), 6);
+    // The same node takes its own lease back at once, though it has not expired.
+    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
+    s3.wait_for_count(BUCKET_LAKE, 8).await;
+    node2.wait_for_cube().await;
+    assert_eq!(node2.get_ok(BOARD).await["totals"]["tokens"], 44_575);
+    node2.stop();
+    // After a clean stop the bucket equals the node's copy, rollups included: the cube files
+    // the node merged away are gone from the bucket too (a reader would count them twice).
+    let cube = "SELECT count(*) AS files, CAST(sum(requests) AS BIGINT) AS requests \
+                FROM (SELECT DISTINCT * FROM app_days)";
+    let node2_local = node2_dir.to_str().unwrap();
+    assert_eq!(
+        rows(&s3.query(BUCKET_LAKE, cube)),
+        rows(&s3.query(node2_local, cube))
+    );
+    let cube_rows = "SELECT CAST(sum(requests) AS BIGINT) AS requests FROM app_days";
+    assert_eq!(
+        rows(&s3.query(BUCKET_LAKE, cube_rows)),
+        vec![json!({"requests": 7})]
+    );
+
+    // A flush puts its files into the bucket before its WAL segments go: with no sync pass
+    // at all (an hour apart), the bucket holds the event once it is flushed, and a node that
+    // then loses its disk loses nothing.
+    let mut no_sync = node_flags("n2");
+    no_sync[5] = "3600";
+    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &no_sync);
+    let one = [event(
+        "e9",
+        "2026-11-03T16:00:00Z",
+        "a6",
+        "openai/o3",
+        300,
+        3,
+        0.003,
+    )];
+    let (status, r) = node2.ndjson(&one).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(1)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 9).await;
+    node2.kill();
+    std::fs::remove_dir_all(&node2_dir).unwrap();
+    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
+    node2.wait_for_cube().await;
+    assert_eq!(node2.get_ok(BOARD).await["totals"]["tokens"], 44_878);
+    node2.stop();
+
+    // A local directory that holds another lake is not taken as the copy of this one (its
+    // files would be put into the bucket), and the refused node lets the lease go.
+    let refused = serve_refused(&s3, BUCKET_LAKE, &dir.path().join("local"), "n5");
+    assert!(
+        refused.contains("holds files that are not a copy of a lake in a bucket"),
+        "{refused}"
+    );
+    let node6 = s3.serve(
+        &s3.endpoint,
+        BUCKET_LAKE,
+        &dir.path().join("node6"),
+        &node_flags("n6"),
+    );
+    assert_eq!(node6.get_ok(BOARD).await["totals"]["tokens"], 44_878);
+    node6.stop();
+    // What a reader of the bucket sees: the same per-model figures as the server.
+    let per_model = "SELECT model, count(*) AS requests FROM events WHERE status = 'ok' \
+                     GROUP BY model ORDER BY model";
+    assert_eq!(
+        rows(&s3.query(BUCKET_LAKE, per_model)),
+        vec![
+            json!({"model": "anthropic/claude-haiku-4.5", "requests": 2}),
+            json!({"model": "openai/o3", "requests": 6}),
+        ]
+    );
+}
+
+/// A TCP proxy on loopback in front of the S3 server: `cut` closes its connections and refuses
+/// new ones until `mend`.
+struct Link {
+    endpoint: String,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Link {
+    fn start(upstream: &str) -> Link {
+        use std::sync::atomic::Ordering;
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_cut, conns) = (Arc::clone(&cut), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if is_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is reset
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                {
+                    let mut conns = conns.lock().unwrap();
+                    conns.extend(client.try_clone());
+                    conns.extend(server.try_clone());
+                }
+                pipe(client, server);
+                pipe(s2, c2);
+            }
+        });
+        Link {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            cut,
+            open,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.open.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+#[tokio::test]
+async fn a_store_outage_answers_503_loses_nothing_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start();
+    s3.create_bucket("lakes").await;
+    let link = Link::start(&s3.endpoint);
+    let mut flags = node_flags("n1");
+    flags.extend(["--max-buffered-rows", "4"]);
+    let node = s3.serve(
+        &link.endpoint,
+        BUCKET_LAKE,
+        &dir.path().join("node"),
+        &flags,
+    );
+    let all = events();
+    let (status, r) = node.ndjson(&all[..3]).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(3)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 3).await;
+
+    // The store is unreachable: events are still acknowledged (fsynced in the local WAL) while
+    // the buffer has room; flushes fail and keep their rows.
+    link.cut();
+    let (status, r) = node.ndjson(&all[3..5]).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(2)), "{r}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s3.count(BUCKET_LAKE), 3);
+    // Past the buffer: 503 with Retry-After, nothing stored.
+    let rest = vec![
+        all[5].clone(),
+        event(
+            "e7",
+            "2026-11-03T14:00:00Z",
+            "a4",
+            "openai/o3",
+            100,
+            1,
+            0.001,
+        ),
+        event(
+            "e8",
+            "2026-11-03T15:00:00Z",
+            "a5",
+            "openai/o3",
+            200,
+            2,
+            0.002,
+        ),
+    ];
+    let refused = node
+        .client
+        .post(format!("{}/v1/events", node.url))
+        .header("content-type", "application/x-ndjson")
+        .body(common::ndjson(&rest))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert!(refused.headers().contains_key("retry-after"), "{refused:?}");
+    // The acknowledged rows are answered from memory meanwhile.
+    let board = node.get_ok(BOARD).await;
+    assert_eq!(board["totals"]["requests"], 5, "{board}");
+
+    // The store is back: the buffered rows reach the bucket, and the refused batch is taken.
+    link.mend();
+    s3.wait_for_count(BUCKET_LAKE, 5).await;
+    let (status, r) = node.ndjson(&rest).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(3)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 8).await;
+    node.stop();
 }

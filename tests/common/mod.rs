@@ -40,10 +40,27 @@ impl Server {
             }
             None => Command::new(BIN),
         };
-        let mut child = command
+        command
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
-            .args(extra)
+            .args(extra);
+        Server::spawn(command, dir)
+    }
+
+    /// Starts `modelshare serve --listen 127.0.0.1:0 ARGS` with `env` added to its environment
+    /// (for a lake in a bucket: `--data-dir s3://…` and the store's variables). `dir` is the
+    /// node's local directory.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied());
+        Server::spawn(command, dir)
+    }
+
+    fn spawn(mut command: Command, dir: &Path) -> Server {
+        let mut child = command
             .env("MODELSHARE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

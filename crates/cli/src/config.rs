@@ -49,12 +49,66 @@ pub enum Command {
 /// The lake's directory when none is given.
 pub const DEFAULT_DATA_DIR: &str = "./data/lake";
 
-/// Where the lake lives.
+/// Where the lake lives, for the commands that work on a local lake.
 #[derive(Debug, Clone, Args)]
 pub struct LakeArgs {
     /// Lake directory (Parquet files, write-ahead log).
-    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_parser = local_lake_dir)]
     pub data_dir: PathBuf,
+}
+
+/// A local lake directory; a URL is refused with the commands that take one.
+fn local_lake_dir(dir: &str) -> Result<PathBuf, String> {
+    if dir.contains("://") {
+        return Err(format!(
+            "{dir:?} is a URL: this command works on a local lake directory. A lake in a bucket \
+             is written by `modelshare serve --data-dir s3://BUCKET/PREFIX` and read by \
+             `modelshare query --data-dir s3://BUCKET/PREFIX`"
+        ));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+/// Where the server's lake lives: a directory, or a bucket with a local copy on this node.
+#[derive(Debug, Clone, Args)]
+pub struct ServeLakeArgs {
+    /// Lake directory, or `s3://BUCKET/PREFIX` for a lake in an S3 API bucket (endpoint and
+    /// credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION;
+    /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint).
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
+    /// For a lake in a bucket: this node's local directory (its write-ahead log and its copy
+    /// of the lake; copied down from the bucket when empty).
+    #[arg(long, env = "MODELSHARE_LOCAL_DIR", default_value = DEFAULT_LOCAL_DIR)]
+    pub local_dir: PathBuf,
+    /// For a lake in a bucket: this node's name in the writer lease (letters, digits, `-`,
+    /// `_`; default: the host name). One node writes a lake; another waits for its lease.
+    #[arg(long, env = "MODELSHARE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// For a lake in a bucket: how often the bucket is made equal to the local copy (seconds);
+    /// flushes put their files at once, this carries compactions, rollups and snapshots.
+    #[arg(long, env = "MODELSHARE_BUCKET_SYNC_SECS", default_value_t = 30.0)]
+    pub bucket_sync_secs: f64,
+    /// For a lake in a bucket: how long the writer lease lasts without renewal (seconds); it
+    /// is renewed every quarter of it.
+    #[arg(long, env = "MODELSHARE_LEASE_SECS", default_value_t = modelshare_ingest::bucket::DEFAULT_LEASE_TTL.as_secs())]
+    pub lease_secs: u64,
+}
+
+/// A node's local directory when its lake is in a bucket and none is given.
+pub const DEFAULT_LOCAL_DIR: &str = "./data/node";
+
+impl ServeLakeArgs {
+    /// A local lake at `dir`, with the flags' defaults for the rest.
+    pub fn local(dir: &std::path::Path) -> ServeLakeArgs {
+        ServeLakeArgs {
+            data_dir: dir.display().to_string(),
+            local_dir: PathBuf::from(DEFAULT_LOCAL_DIR),
+            node_id: None,
+            bucket_sync_secs: 30.0,
+            lease_secs: modelshare_ingest::bucket::DEFAULT_LEASE_TTL.as_secs(),
+        }
+    }
 }
 
 /// Ingest tuning.
@@ -127,7 +181,7 @@ impl QueryTuning {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub lake: LakeArgs,
+    pub lake: ServeLakeArgs,
     /// Address to listen on (port 0 picks a free port; the URL is printed).
     #[arg(long, env = "MODELSHARE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -3,7 +3,7 @@
 
 use crate::config::{
     DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, RollupTuning, ServeArgs,
-    SnapshotTuning,
+    ServeLakeArgs, SnapshotTuning,
 };
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -205,9 +205,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {base}/metrics");
     };
     let serve = ServeArgs {
-        lake: LakeArgs {
-            data_dir: args.data_dir,
-        },
+        lake: ServeLakeArgs::local(&args.data_dir),
         listen: args.listen,
         max_body_bytes: modelshare_web::DEFAULT_MAX_BODY_BYTES,
         ingest: IngestTuning {

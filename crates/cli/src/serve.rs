@@ -3,11 +3,14 @@
 use crate::config::ServeArgs;
 use anyhow::Context;
 use modelshare_analytics::Rollups;
+use modelshare_ingest::bucket::{BucketLake, LocalCopy};
+use modelshare_ingest::location::LakeLocation;
 use modelshare_ingest::{Ingester, Lake};
 use modelshare_query::QueryEngine;
 use modelshare_web::AppState;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     run_with_banner(args, |_| {}).await
@@ -20,22 +23,36 @@ pub async fn run_with_banner(
     banner: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<ExitCode> {
     // Dashboards first: an invalid file must stop start-up before anything is opened.
+    let location = LakeLocation::parse(&args.lake.data_dir)?;
+    let (root, bucket) = match &location {
+        LakeLocation::Local(dir) => (dir.clone(), None),
+        LakeLocation::Bucket(b) => {
+            let node = node_id(args.lake.node_id.as_deref())?;
+            anyhow::ensure!(
+                args.lake.lease_secs >= 4,
+                "--lease-secs must be at least 4 (it is renewed every quarter of it)"
+            );
+            let lease = Duration::from_secs(args.lake.lease_secs);
+            (
+                args.lake.local_dir.clone(),
+                Some(Arc::new(BucketLake::new(b.clone(), node, lease)?)),
+            )
+        }
+    };
     let mut registry = modelshare_site::queries::Registry::builtin();
-    let public_apps = Arc::new(modelshare_web::public_apps::PublicAppStore::open(
-        &args.lake.data_dir,
-    ));
-    modelshare_web::site_queries::register(&mut registry, &args.lake.data_dir, &public_apps)
+    let public_apps = Arc::new(modelshare_web::public_apps::PublicAppStore::open(&root));
+    modelshare_web::site_queries::register(&mut registry, &root, &public_apps)
         .context("cannot register the analytics queries")?;
     let site = modelshare_site::Site::load(registry, args.dashboards.as_deref())
         .context("invalid dashboards")?;
-    let lake = Lake::open(&args.lake.data_dir)
-        .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
     let ingest_config = args.ingest.to_config()?;
-    let lake_for_open = lake.clone();
-    let ingester =
-        tokio::task::spawn_blocking(move || Ingester::open(lake_for_open, ingest_config))
+    let (lake, ingester) = {
+        let root = root.clone();
+        let bucket = bucket.clone();
+        tokio::task::spawn_blocking(move || open_lake(&root, bucket, ingest_config))
             .await
-            .context("ingest start-up panicked")??;
+            .context("ingest start-up panicked")??
+    };
     let ingester = Arc::new(ingester);
     let mut query = QueryEngine::new(
         lake.events_dir(),
@@ -59,6 +76,14 @@ pub async fn run_with_banner(
     let keys =
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
+    let bucket_task = match &bucket {
+        Some(b) => Some(spawn_bucket_sync(
+            Arc::clone(b),
+            root.clone(),
+            args.lake.bucket_sync_secs,
+        )?),
+        None => None,
+    };
     let maintenance_task = spawn_maintenance(
         Arc::clone(&ingester),
         query.clone(),
@@ -86,10 +111,7 @@ pub async fn run_with_banner(
     let shutdown = shutdown_signal()?;
     // Tests and scripts read this line to find the port.
     banner(addr);
-    println!(
-        "modelshare listening on http://{addr} (lake: {})",
-        lake.root().display()
-    );
+    println!("modelshare listening on http://{addr} (lake: {location})");
     tracing::info!(
         trust_loopback,
         trusted_proxies = %proxies,
@@ -107,7 +129,156 @@ pub async fn run_with_banner(
     tokio::task::spawn_blocking(move || ingester.shutdown())
         .await
         .context("shutdown panicked")?;
+    if let (Some(task), Some(b)) = (bucket_task, bucket) {
+        task.abort();
+        // The last flush's files are in the bucket already; this carries the rest and lets
+        // the lease go, so another node need not wait for it to expire.
+        tokio::task::spawn_blocking(move || {
+            match b.sync(&root) {
+                Ok(synced) => tracing::info!(put = synced.put, deleted = synced.deleted, lake = %b.url(), "bucket synced at shutdown"),
+                Err(e) => tracing::warn!(error = %e, "bucket sync at shutdown failed; the next start of this node carries it"),
+            }
+            if let Err(e) = b.release_lease() {
+                tracing::warn!(error = %e, "could not release the writer lease; it expires by itself");
+            }
+        })
+        .await
+        .context("shutdown panicked")?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the lake for ingest. For a lake in a bucket, in this order: the local directory's
+/// lock (one process per directory), the writer lease (one node per lake), the local copy
+/// (copied down when empty), then the WAL's replay.
+fn open_lake(
+    root: &std::path::Path,
+    bucket: Option<Arc<BucketLake>>,
+    config: modelshare_ingest::IngestConfig,
+) -> anyhow::Result<(Lake, Ingester)> {
+    let lake =
+        Lake::open(root).with_context(|| format!("cannot open the lake at {}", root.display()))?;
+    let Some(bucket) = bucket else {
+        let ingester = Ingester::open(lake.clone(), config)?;
+        return Ok((lake, ingester));
+    };
+    let lock = lake.lock()?;
+    bucket.acquire_lease()?;
+    let prepared = bucket
+        .prepare_local_copy(root)
+        .with_context(|| format!("cannot prepare the local copy of {}", bucket.url()));
+    if prepared.is_err()
+        && let Err(e) = bucket.release_lease()
+    {
+        tracing::warn!(error = %e, "could not release the writer lease; it expires by itself");
+    }
+    match prepared? {
+        LocalCopy::Kept => {}
+        LocalCopy::Restored(files, bytes) => tracing::info!(
+            files,
+            bytes,
+            lake = %bucket.url(),
+            local = %root.display(),
+            "copied the lake down from the bucket"
+        ),
+    }
+    let lake = lake.with_bucket(bucket);
+    let ingester = Ingester::open_locked(lake.clone(), lock, config)?;
+    Ok((lake, ingester))
+}
+
+/// This node's name in the writer lease: `--node-id`, or the host name.
+fn node_id(given: Option<&str>) -> anyhow::Result<String> {
+    let valid = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(id) = given {
+        anyhow::ensure!(
+            valid(id),
+            "--node-id {id:?}: use 1 to 64 letters, digits, '-' or '_'"
+        );
+        return Ok(id.to_owned());
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    Ok(if valid(&host) {
+        host
+    } else {
+        "node".to_owned()
+    })
+}
+
+/// Renews the writer lease every quarter of its time and makes the bucket equal to the local
+/// copy every `every_secs` (see `modelshare_ingest::bucket`). A pass that fails is logged and
+/// tried again at the next tick; a node that cannot renew stops writing to the bucket.
+fn spawn_bucket_sync(
+    bucket: Arc<BucketLake>,
+    root: std::path::PathBuf,
+    every_secs: f64,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    anyhow::ensure!(
+        every_secs.is_finite() && every_secs > 0.0,
+        "--bucket-sync-secs must be a positive number of seconds"
+    );
+    let every = Duration::from_secs_f64(every_secs);
+    let tick = bucket.lease_ttl() / 4;
+    Ok(tokio::spawn(async move {
+        let mut synced_at = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(tick.min(every));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let sync_due = synced_at.elapsed() + tick.min(every) / 2 >= every;
+            let b = Arc::clone(&bucket);
+            let root = root.clone();
+            let pass = tokio::task::spawn_blocking(move || {
+                if sync_due {
+                    b.sync(&root).map(Some)
+                } else {
+                    b.renew_lease().map(|()| None)
+                }
+            })
+            .await;
+            match pass {
+                Ok(Ok(Some(synced))) => {
+                    synced_at = tokio::time::Instant::now();
+                    if synced.put > 0 || synced.deleted > 0 {
+                        tracing::info!(
+                            put = synced.put,
+                            put_bytes = synced.put_bytes,
+                            deleted = synced.deleted,
+                            deferred = synced.deferred,
+                            "bucket synced with the local copy"
+                        );
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "bucket sync or lease renewal failed; tried again at the next tick")
+                }
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => tracing::error!(error = %e, "bucket sync panicked"),
+            }
+        }
+    }))
 }
 
 /// Registers SIGTERM and Ctrl-C handlers now and returns a future that resolves on either.

@@ -170,6 +170,16 @@ impl Ingester {
     /// commit and flush threads.
     pub fn open(lake: Lake, config: IngestConfig) -> Result<Ingester, IngestError> {
         let lock = lake.lock()?;
+        Self::open_locked(lake, lock, config)
+    }
+
+    /// [`Self::open`] for a caller that took the lake's lock already (to prepare the lake
+    /// first, as a node of a lake in a bucket does).
+    pub fn open_locked(
+        lake: Lake,
+        lock: LakeLock,
+        config: IngestConfig,
+    ) -> Result<Ingester, IngestError> {
         let live = Arc::new(LiveBuffer::new());
         let ids = open_id_index(&lake, config.dedup_window)?;
         let metrics = Arc::new(IngestMetrics::default());
@@ -878,12 +888,23 @@ fn flush_once(shared: &Shared, job: &FlushJob) -> Result<u64, IngestError> {
         .map(|f| f.path.clone())
         .collect();
     let days: Vec<chrono::NaiveDate> = staged.iter().filter_map(|f| f.day()).collect();
+    // A lake in a bucket holds the files before this node does: the WAL segments go only after
+    // both (below). The gate keeps the bucket's sync from listing between the two.
+    let bucket = shared.lake.bucket();
+    let _gate = bucket.map(|b| b.gate());
+    if let Some(b) = bucket
+        && let Err(e) = b.put_staged(shared.lake.root(), &staged)
+    {
+        staged.into_iter().for_each(lake::StagedFile::discard);
+        return Err(e);
+    }
     shared.live.publish_flush(|| {
         lake::publish_all(staged)?;
         // In the same step: a query that sees the new cube files must not use the old cells.
         shared.coverage.cube_changed(days);
         Ok::<(), IngestError>(())
     })?;
+    drop(_gate);
     shared
         .unindexed
         .lock()

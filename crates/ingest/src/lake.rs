@@ -33,10 +33,18 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A lake rooted at a directory.
+/// The lock file of a directory one process writes (the lake's, the snapshot store's).
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The write-ahead log's directory in the lake's (or a node's local) directory.
+pub const WAL_DIR: &str = "wal";
+
+/// A lake rooted at a directory: the lake itself, or a node's local copy of a lake kept in a
+/// bucket (see [`crate::bucket`]).
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: PathBuf,
+    bucket: Option<std::sync::Arc<crate::bucket::BucketLake>>,
 }
 
 /// Held while a process writes the lake; released on drop (or when the process dies).
@@ -48,7 +56,10 @@ pub struct LakeLock {
 impl Lake {
     /// Opens (creating if needed) the lake at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Lake, IngestError> {
-        let lake = Lake { root: root.into() };
+        let lake = Lake {
+            root: root.into(),
+            bucket: None,
+        };
         for dir in [
             lake.root.clone(),
             lake.events_dir(),
@@ -64,13 +75,25 @@ impl Lake {
         &self.root
     }
 
+    /// This directory as the local copy of the lake in `bucket`: flushes put their files there
+    /// before they publish them here.
+    pub fn with_bucket(mut self, bucket: std::sync::Arc<crate::bucket::BucketLake>) -> Lake {
+        self.bucket = Some(bucket);
+        self
+    }
+
+    /// The bucket this directory is the local copy of, if any.
+    pub fn bucket(&self) -> Option<&std::sync::Arc<crate::bucket::BucketLake>> {
+        self.bucket.as_ref()
+    }
+
     /// `<root>/events`, the table the query layer reads.
     pub fn events_dir(&self) -> PathBuf {
         self.root.join("events")
     }
 
     pub fn wal_dir(&self) -> PathBuf {
-        self.root.join("wal")
+        self.root.join(WAL_DIR)
     }
 
     /// The directory of one day's partition.
@@ -129,7 +152,7 @@ impl Lake {
 
     /// Takes the single-writer lock, failing at once if another process holds it.
     pub fn lock(&self) -> Result<LakeLock, IngestError> {
-        let path = self.root.join("LOCK");
+        let path = self.root.join(LOCK_FILE);
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -192,6 +215,11 @@ impl StagedFile {
             rows,
             bytes,
         }
+    }
+
+    /// Where the file is until it is published.
+    pub(crate) fn temp(&self) -> &Path {
+        &self.temp
     }
 
     /// The name the file will have in the lake.

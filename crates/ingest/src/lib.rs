@@ -3,6 +3,9 @@
 //!
 //! Layout:
 //! - [`lake`]: the directory layout, the single-writer lock, atomic Parquet publication.
+//! - [`location`]: where a lake lives: a directory or a prefix of an S3 API bucket.
+//! - [`bucket`]: a lake kept in a bucket: the flush's puts, the sync of the local copy, the
+//!   restore of a lost one, the writer lease.
 //! - [`wal`]: write-ahead log segments, records with checksums, replay.
 //! - [`dedup`]: the filter that makes retried `event_id`s count once (ids not in Parquet yet).
 //! - [`id_index`]: sorted runs of the ids of every flush, on disk, for the rest of the window.
@@ -15,12 +18,14 @@
 //! - [`metrics`]: counters exported on `/metrics`.
 
 pub mod app_days;
+pub mod bucket;
 pub mod compact;
 pub mod dedup;
 pub mod hourly;
 pub mod id_index;
 pub mod ingester;
 pub mod lake;
+pub mod location;
 pub mod metrics;
 pub mod wal;
 pub mod week_presence;
@@ -62,6 +67,26 @@ pub enum IngestError {
     Backpressure(String),
     #[error("ingest is shutting down")]
     ShuttingDown,
+    /// A lake location that cannot be used (a bad URL, an unsupported scheme, a store that
+    /// cannot be configured from the environment).
+    #[error("lake location {0}")]
+    Location(String),
+    /// A call to the bucket of a lake in an object store failed (after the client's retries).
+    #[error("object store: cannot {what}: {source}")]
+    Store {
+        what: String,
+        source: Arc<object_store::Error>,
+    },
+    #[error(
+        "the lake at {lake} is written by node {node} (its lease runs {seconds} s more); stop it, or start this node with its --node-id once it is gone"
+    )]
+    LeaseHeld {
+        lake: String,
+        node: String,
+        seconds: u64,
+    },
+    #[error("{0}")]
+    NotLeaseholder(String),
 }
 
 impl From<arrow::error::ArrowError> for IngestError {
@@ -92,6 +117,13 @@ impl From<parquet::errors::ParquetError> for IngestError {
 }
 
 impl IngestError {
+    pub(crate) fn store(what: &str, source: object_store::Error) -> Self {
+        IngestError::Store {
+            what: what.to_owned(),
+            source: Arc::new(source),
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         IngestError::Io {
             path: path.to_owned(),
@@ -118,6 +150,15 @@ impl IngestError {
         match self {
             IngestError::Backpressure(_) | IngestError::ShuttingDown => true,
             IngestError::Io { source, .. } => is_transient_io(source),
+            // A store that does not answer, or answers with a server error, after retries; a
+            // refused request (credentials, a missing bucket) needs an operator.
+            IngestError::Store { source, .. } => !matches!(
+                **source,
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::NotFound { .. }
+                    | object_store::Error::NotImplemented { .. }
+            ),
             _ => false,
         }
     }

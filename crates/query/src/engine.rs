@@ -32,7 +32,6 @@
 use crate::QueryError;
 use crate::fragments::{FALLBACK, OK_ROWS, POSITION, context_code};
 use crate::hourly::{hourly_schema, hourly_view};
-use crate::location::{Bucket, LakeLocation};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
@@ -43,6 +42,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -54,6 +54,7 @@ use modelshare_event::cube::{
 };
 use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
+use modelshare_ingest::location::{Bucket, LakeLocation};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -193,7 +194,8 @@ impl QueryEngine {
         }
         let runtime = runtime.build_arc()?;
         if let Root::Bucket(b) = &root {
-            runtime.register_object_store(b.store_url.as_ref(), Arc::clone(&b.store));
+            let url = ObjectStoreUrl::parse(b.store_url())?;
+            runtime.register_object_store(url.as_ref(), Arc::clone(&b.store));
         }
         Ok(QueryEngine {
             root,

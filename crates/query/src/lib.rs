@@ -4,7 +4,6 @@
 //! Layout:
 //! - [`engine`]: the session (listing table with date partitions + live rows), SQL with a
 //!   timeout, and the exactly-once view of rows during flushes.
-//! - [`location`]: where a lake is read from: a directory or an S3 API bucket.
 //! - [`period`]: days, ISO weeks and months, and their predecessors.
 //! - [`privacy`]: the publication rule (publishable groups) and the published figures every
 //!   public read is computed from.
@@ -28,7 +27,6 @@ mod fragments;
 pub mod hourly;
 pub mod incidents;
 pub mod leaderboard;
-pub mod location;
 pub mod period;
 pub mod privacy;
 pub mod providers;
@@ -40,7 +38,7 @@ pub mod values;
 
 pub use engine::{FileTable, QueryConfig, QueryEngine};
 pub use leaderboard::{GroupBy, Leaderboard, LeaderboardQuery, Measure, Row, Totals};
-pub use location::LakeLocation;
+pub use modelshare_ingest::location::LakeLocation;
 pub use period::{Period, PeriodKind};
 pub use privacy::{DEFAULT_MIN_APPS, Dim, Scope, Split, publishable};
 pub use providers::{ProviderFigures, ProvidersQuery};
@@ -61,8 +59,4 @@ pub enum QueryError {
     Busy,
     #[error("unexpected result shape: {0}")]
     Shape(String),
-    /// A lake location that cannot be used (a bad URL, an unsupported scheme, a store that
-    /// cannot be configured from the environment).
-    #[error("lake location {0}")]
-    Location(String),
 }

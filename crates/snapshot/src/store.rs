@@ -315,7 +315,7 @@ pub struct SnapshotLock {
 pub fn lock(lake_root: &Path) -> Result<SnapshotLock, SnapshotError> {
     let dir = snapshots_dir(lake_root);
     fs::create_dir_all(&dir).map_err(|e| SnapshotError::io(&dir, e))?;
-    let path = dir.join("LOCK");
+    let path = dir.join(modelshare_ingest::lake::LOCK_FILE);
     let file = File::options()
         .create(true)
         .truncate(false)

@@ -195,6 +195,45 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "Damaged write-ahead log segments moved to wal/quarantine at start.",
             g(&m.wal_quarantined) as f64,
         );
+        if let Some(bucket) = ing.lake().bucket() {
+            let b = bucket.metrics();
+            let g = modelshare_ingest::bucket::BucketMetrics::get;
+            for (name, help, value) in [
+                (
+                    "bucket_puts_total",
+                    "Objects put into the lake's bucket (flushes and syncs).",
+                    g(&b.puts),
+                ),
+                (
+                    "bucket_put_bytes_total",
+                    "Bytes put into the lake's bucket.",
+                    g(&b.put_bytes),
+                ),
+                (
+                    "bucket_deletes_total",
+                    "Objects deleted from the lake's bucket (files compacted, merged or withdrawn here).",
+                    g(&b.deletes),
+                ),
+                (
+                    "bucket_restored_total",
+                    "Objects copied down from the bucket into an empty local directory at start.",
+                    g(&b.restored),
+                ),
+                (
+                    "bucket_failures_total",
+                    "Calls to the bucket that failed after retries.",
+                    g(&b.failures),
+                ),
+            ] {
+                metric(name, "counter", help, value as f64);
+            }
+            metric(
+                "bucket_lease_held",
+                "gauge",
+                "1 while this node holds the lake's writer lease with time to spare, else 0.",
+                f64::from(u8::from(bucket.holds_lease())),
+            );
+        }
         metric(
             "buffered_rows",
             "gauge",

@@ -1,0 +1,827 @@
+//! A lake kept in a bucket of any S3 API (`--data-dir s3://BUCKET/PREFIX`).
+//!
+//! The node works on a local copy of the lake (`--local-dir`): its write-ahead log and the files
+//! of its flushes, compactions and rollups, exactly as a local lake. The bucket is the lake of
+//! record, plain hive-partitioned Parquet that any engine reads:
+//! - a flush puts its files to the bucket *before* it publishes them locally, and the WAL
+//!   segments they came from are deleted only after both: an acknowledged event stays in the
+//!   local WAL until the bucket holds it. While the bucket refuses writes, rows wait in memory
+//!   and the WAL; once the buffer is full, ingest answers 503 with Retry-After;
+//! - [`BucketLake::sync`] (after every maintenance pass, and at shutdown) makes the bucket equal
+//!   to the local copy: files it lacks or holds older are put, then files the node removed
+//!   (compacted, merged, expired, withdrawn) are deleted, so a reader of the bucket sees a day
+//!   twice for at most one pass, never not at all. A directory with a swap in flight (its
+//!   journal present) waits for the next pass;
+//! - a node that starts with an empty local directory first copies the lake down
+//!   ([`BucketLake::restore`]): a lost disk costs only the events acknowledged and not yet
+//!   flushed (the WAL is local);
+//! - one node writes a prefix. It holds a lease, the object `writer.lease` taken with a
+//!   conditional put (`If-None-Match: *`) and renewed with `If-Match` on its ETag; a node that
+//!   cannot renew stops writing to the bucket before the lease can expire (a fence), and
+//!   another node may take an expired lease.
+
+use crate::IngestError;
+use crate::lake::{StagedFile, write_atomically};
+use crate::location::Bucket;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The lease object, at the lake's root in the bucket.
+pub const LEASE_OBJECT: &str = "writer.lease";
+
+/// How long a lease lasts without renewal, by default.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// Lock files (of the local directory, of the snapshot store) are the node's own, like the
+/// WAL: never part of the lake in the bucket.
+const LOCK: &str = crate::lake::LOCK_FILE;
+
+/// A journal of a file swap in flight (see `compact`): its directory waits for the next pass.
+const JOURNAL: &str = crate::compact::JOURNAL;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaseRecord {
+    node: String,
+    /// Milliseconds since the Unix epoch.
+    expires_ms: u64,
+}
+
+/// The lease as this node holds it.
+#[derive(Debug, Clone)]
+struct Held {
+    version: UpdateVersion,
+    expires: SystemTime,
+}
+
+/// What one [`BucketLake::sync`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub put: usize,
+    pub put_bytes: u64,
+    pub deleted: usize,
+    /// Directories left for the next pass (a swap in flight).
+    pub deferred: usize,
+}
+
+/// Counters of the calls to the bucket, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct BucketMetrics {
+    /// Objects put (flushes and syncs) and their bytes.
+    pub puts: AtomicU64,
+    pub put_bytes: AtomicU64,
+    /// Objects deleted by syncs (files the node compacted, merged or withdrew).
+    pub deletes: AtomicU64,
+    /// Objects copied down into an empty local directory.
+    pub restored: AtomicU64,
+    /// Calls that failed after the client's retries.
+    pub failures: AtomicU64,
+}
+
+impl BucketMetrics {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The bucket side of a node's lake; see the module docs.
+pub struct BucketLake {
+    bucket: Bucket,
+    node: String,
+    ttl: Duration,
+    held: Mutex<Option<Held>>,
+    metrics: BucketMetrics,
+    /// Size and modification time of each local file as this process last put or got it: a
+    /// file unchanged since is not put again, whatever the clocks of node and store say.
+    known: Mutex<HashMap<String, FileStamp>>,
+    /// Held by a flush from its puts to its local publication, and by [`Self::sync`] while it
+    /// lists both sides: a flush's file is never seen in the bucket and not yet locally (which
+    /// would make it look removed).
+    gate: Mutex<()>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for BucketLake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BucketLake")
+            .field("bucket", &self.bucket.url_of(""))
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+impl Drop for BucketLake {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; this may run on an async thread at shutdown.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn now_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl BucketLake {
+    /// The bucket side for node `node`, whose lease lasts `ttl` between renewals. Calls block
+    /// the calling thread (never call them from an async task: use `spawn_blocking`).
+    pub fn new(bucket: Bucket, node: String, ttl: Duration) -> Result<BucketLake, IngestError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bucket")
+            .enable_all()
+            .build()
+            .map_err(|e| IngestError::io(Path::new("bucket runtime"), e))?;
+        Ok(BucketLake {
+            bucket,
+            node,
+            ttl,
+            held: Mutex::new(None),
+            metrics: BucketMetrics::default(),
+            known: Mutex::new(HashMap::new()),
+            gate: Mutex::new(()),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `s3://BUCKET/PREFIX/`.
+    pub fn url(&self) -> String {
+        self.bucket.url_of("")
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How long the lease lasts without renewal.
+    pub fn lease_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        match &self.runtime {
+            Some(rt) => rt.block_on(f),
+            None => unreachable!("the runtime lives until drop"),
+        }
+    }
+
+    fn held(&self) -> MutexGuard<'_, Option<Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True while the lease is held with at least a quarter of its time left: the margin in
+    /// which a renewal that fails stops this node's writes before another node may take over.
+    pub fn holds_lease(&self) -> bool {
+        let margin = self.ttl / 4;
+        self.held()
+            .as_ref()
+            .is_some_and(|h| h.expires > SystemTime::now() + margin)
+    }
+
+    fn ensure_lease(&self) -> Result<(), IngestError> {
+        if self.holds_lease() {
+            Ok(())
+        } else {
+            Err(IngestError::NotLeaseholder(format!(
+                "node {} does not hold the lease of {} (not renewed in time); it writes again once it does",
+                self.node,
+                self.url()
+            )))
+        }
+    }
+
+    fn lease_payload(&self, expires: SystemTime) -> PutPayload {
+        let record = LeaseRecord {
+            node: self.node.clone(),
+            expires_ms: now_ms(expires),
+        };
+        PutPayload::from(serde_json::to_vec(&record).unwrap_or_default())
+    }
+
+    /// Takes the lease: creates it, or takes it over when it is this node's or has expired.
+    /// Another node's live lease is [`IngestError::LeaseHeld`].
+    pub fn acquire_lease(&self) -> Result<(), IngestError> {
+        let key = self.bucket.key_of(LEASE_OBJECT);
+        let store = &self.bucket.store;
+        self.block_on(async {
+            let expires = SystemTime::now() + self.ttl;
+            let create = PutOptions::from(PutMode::Create);
+            match store
+                .put_opts(&key, self.lease_payload(expires), create)
+                .await
+            {
+                Ok(r) => {
+                    self.set_held(r.e_tag, r.version, expires);
+                    return Ok(());
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(self.failed("take the writer lease", e)),
+            }
+            let current = store
+                .get(&key)
+                .await
+                .map_err(|e| self.failed("read the writer lease", e))?;
+            let meta = current.meta.clone();
+            let bytes = current
+                .bytes()
+                .await
+                .map_err(|e| self.failed("read the writer lease", e))?;
+            let holder: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
+            if let Some(h) = &holder
+                && h.node != self.node
+                && h.expires_ms > now_ms(SystemTime::now())
+            {
+                return Err(IngestError::LeaseHeld {
+                    lake: self.url(),
+                    node: h.node.clone(),
+                    seconds: (h.expires_ms - now_ms(SystemTime::now())).div_ceil(1000),
+                });
+            }
+            if holder.is_none() {
+                tracing::warn!(lake = %self.url(), "the writer lease is unreadable; taking it over");
+            }
+            let expires = SystemTime::now() + self.ttl;
+            let update = PutOptions::from(PutMode::Update(UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            }));
+            match store
+                .put_opts(&key, self.lease_payload(expires), update)
+                .await
+            {
+                Ok(r) => {
+                    self.set_held(r.e_tag, r.version, expires);
+                    Ok(())
+                }
+                Err(object_store::Error::Precondition { .. }) => Err(IngestError::LeaseHeld {
+                    lake: self.url(),
+                    node: "another node (it took the lease just now)".into(),
+                    seconds: self.ttl.as_secs(),
+                }),
+                Err(e) => Err(self.failed("take over the writer lease", e)),
+            }
+        })
+    }
+
+    fn set_held(&self, e_tag: Option<String>, version: Option<String>, expires: SystemTime) {
+        *self.held() = Some(Held {
+            version: UpdateVersion { e_tag, version },
+            expires,
+        });
+    }
+
+    /// Extends the lease by its time to live. A lease taken over by another node is lost for
+    /// good ([`IngestError::NotLeaseholder`]); a store that does not answer leaves the lease to
+    /// expire (and this node's writes stop before it does).
+    pub fn renew_lease(&self) -> Result<(), IngestError> {
+        let Some(held) = self.held().clone() else {
+            return self.acquire_lease();
+        };
+        let key = self.bucket.key_of(LEASE_OBJECT);
+        let expires = SystemTime::now() + self.ttl;
+        let update = PutOptions::from(PutMode::Update(held.version));
+        let put = self.block_on(self.bucket.store.put_opts(
+            &key,
+            self.lease_payload(expires),
+            update,
+        ));
+        match put {
+            Ok(r) => {
+                self.set_held(r.e_tag, r.version, expires);
+                Ok(())
+            }
+            Err(object_store::Error::Precondition { .. }) => {
+                *self.held() = None;
+                Err(IngestError::NotLeaseholder(format!(
+                    "another node took the lease of {}; node {} stops writing to it",
+                    self.url(),
+                    self.node
+                )))
+            }
+            Err(e) => Err(self.failed("renew the writer lease", e)),
+        }
+    }
+
+    /// Lets the lease go at a clean stop (it is marked expired), so another node need not wait.
+    pub fn release_lease(&self) -> Result<(), IngestError> {
+        let Some(held) = self.held().take() else {
+            return Ok(());
+        };
+        let key = self.bucket.key_of(LEASE_OBJECT);
+        let update = PutOptions::from(PutMode::Update(held.version));
+        self.block_on(
+            self.bucket
+                .store
+                .put_opts(&key, self.lease_payload(UNIX_EPOCH), update),
+        )
+        .map(|_| ())
+        .map_err(|e| self.failed("release the writer lease", e))
+    }
+
+    /// Puts a flush's staged files to the bucket under their final names. Call with the gate
+    /// held ([`Self::gate`]) until the files are published locally.
+    pub(crate) fn put_staged(&self, root: &Path, staged: &[StagedFile]) -> Result<(), IngestError> {
+        self.ensure_lease()?;
+        self.block_on(async {
+            for file in staged {
+                let relative = relative_of(root, &file.path)?;
+                let bytes = fs::read(file.temp()).map_err(|e| IngestError::io(file.temp(), e))?;
+                let stamp = FileStamp {
+                    size: bytes.len() as u64,
+                    // A rename keeps it: the stamp is the published file's too.
+                    modified: fs::metadata(file.temp()).and_then(|m| m.modified()).ok(),
+                };
+                self.put(&relative, bytes).await?;
+                self.known().insert(relative, stamp);
+            }
+            Ok(())
+        })
+    }
+
+    /// Serializes a flush's bucket puts and local publication with [`Self::sync`]'s listing.
+    pub(crate) fn gate(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> &BucketMetrics {
+        &self.metrics
+    }
+
+    /// A failed call to the store, counted.
+    fn failed(&self, what: &str, e: object_store::Error) -> IngestError {
+        BucketMetrics::add(&self.metrics.failures, 1);
+        IngestError::store(what, e)
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashMap<String, FileStamp>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), IngestError> {
+        let key = self.bucket.key_of(relative);
+        let size = bytes.len() as u64;
+        self.bucket
+            .store
+            .put(&key, PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| self.failed(&format!("put {relative}"), e))?;
+        BucketMetrics::add(&self.metrics.puts, 1);
+        BucketMetrics::add(&self.metrics.put_bytes, size);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<BTreeMap<String, ObjectMeta>, IngestError> {
+        let prefix = (!self.bucket.prefix.is_empty()).then(|| self.bucket.key_of(""));
+        let objects: Vec<ObjectMeta> = self
+            .bucket
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| self.failed("list the lake", e))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|meta| {
+                let relative = self.bucket.relative_of(&meta.location)?.to_owned();
+                (relative != LEASE_OBJECT).then_some((relative, meta))
+            })
+            .collect())
+    }
+
+    /// Makes the bucket equal to the local copy at `root` (see the module docs).
+    pub fn sync(&self, root: &Path) -> Result<Synced, IngestError> {
+        self.renew_lease()?;
+        self.ensure_lease()?;
+        let (remote, local, deferred) = {
+            let _gate = self.gate();
+            let remote = self.block_on(self.list())?;
+            let (local, deferred) = local_files(root)?;
+            (remote, local, deferred)
+        };
+        self.block_on(async {
+            let mut synced = Synced {
+                deferred: deferred.len(),
+                ..Synced::default()
+            };
+            for (relative, file) in &local {
+                let unchanged = self.known().get(relative) == Some(&file.stamp);
+                if unchanged && remote.contains_key(relative)
+                    || !file.newer_than(remote.get(relative))
+                {
+                    continue;
+                }
+                let bytes = match fs::read(&file.path) {
+                    Ok(b) => b,
+                    // Removed since the listing (a compaction or merge): the next pass sees it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(IngestError::io(&file.path, e)),
+                };
+                synced.put_bytes += bytes.len() as u64;
+                self.put(relative, bytes).await?;
+                self.known().insert(relative.clone(), file.stamp);
+                synced.put += 1;
+            }
+            for relative in remote.keys() {
+                let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
+                if local.contains_key(relative) || deferred.contains(dir) {
+                    continue;
+                }
+                self.ensure_lease()?;
+                match self
+                    .bucket
+                    .store
+                    .delete(&self.bucket.key_of(relative))
+                    .await
+                {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                        BucketMetrics::add(&self.metrics.deletes, 1);
+                        synced.deleted += 1;
+                    }
+                    Err(e) => return Err(self.failed(&format!("delete {relative}"), e)),
+                }
+            }
+            Ok(synced)
+        })
+    }
+
+    /// Copies every object of the lake in the bucket to `root`; returns (files, bytes).
+    fn restore(&self, root: &Path) -> Result<(usize, u64), IngestError> {
+        self.block_on(async {
+            let remote = self.list().await?;
+            let mut bytes = 0u64;
+            for (relative, meta) in &remote {
+                let path = local_path(root, relative)?;
+                let got = self
+                    .bucket
+                    .store
+                    .get(&self.bucket.key_of(relative))
+                    .await
+                    .map_err(|e| self.failed(&format!("get {relative}"), e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| self.failed(&format!("get {relative}"), e))?;
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
+                }
+                write_atomically(&path, &got)?;
+                let stamp = stamp_restored(&path, meta)?;
+                self.known().insert(relative.clone(), stamp);
+                BucketMetrics::add(&self.metrics.restored, 1);
+                bytes += got.len() as u64;
+            }
+            Ok((remote.len(), bytes))
+        })
+    }
+}
+
+/// The marker of a local copy, hidden (never synced): which lake it copies, and whether the
+/// copy is whole.
+const COPY_MARKER: &str = ".bucket-copy.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CopyMarker {
+    lake: String,
+    complete: bool,
+}
+
+/// How a node's local directory became a copy of the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalCopy {
+    /// It already was one (a restart).
+    Kept,
+    /// It was copied down from the bucket: (files, bytes).
+    Restored(usize, u64),
+}
+
+impl BucketLake {
+    /// Makes `root` a whole copy of the lake before the node writes: kept when it already is
+    /// one, copied down from the bucket when it is empty (a first start, a lost disk) or a copy
+    /// was cut short. A directory with other files in it (a local lake, another bucket's copy)
+    /// is refused: its files would be put into this lake, or this lake's deleted.
+    pub fn prepare_local_copy(&self, root: &Path) -> Result<LocalCopy, IngestError> {
+        let marker_path = root.join(COPY_MARKER);
+        let refuse = |why: String| {
+            IngestError::io(
+                root,
+                std::io::Error::other(format!(
+                    "{why}; give --local-dir an empty directory for the lake at {}",
+                    self.url()
+                )),
+            )
+        };
+        match fs::read(&marker_path) {
+            Ok(text) => {
+                let marker: CopyMarker = serde_json::from_slice(&text)
+                    .map_err(|e| refuse(format!("{COPY_MARKER} is unreadable ({e})")))?;
+                if marker.lake != self.url() {
+                    return Err(refuse(format!("it is the copy of {}", marker.lake)));
+                }
+                if marker.complete {
+                    return Ok(LocalCopy::Kept);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if has_lake_files(root) {
+                    return Err(refuse(
+                        "it holds files that are not a copy of a lake in a bucket".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(IngestError::io(&marker_path, e)),
+        }
+        let write_marker = |complete| {
+            let marker = CopyMarker {
+                lake: self.url(),
+                complete,
+            };
+            write_atomically(
+                &marker_path,
+                &serde_json::to_vec(&marker).unwrap_or_default(),
+            )
+        };
+        fs::create_dir_all(root).map_err(|e| IngestError::io(root, e))?;
+        write_marker(false)?;
+        let (files, bytes) = self.restore(root)?;
+        write_marker(true)?;
+        Ok(LocalCopy::Restored(files, bytes))
+    }
+}
+
+/// True when `root` holds a file other than the local lock.
+fn has_lake_files(root: &Path) -> bool {
+    fn has_file(dir: &Path, top: bool) -> bool {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => has_file(&e.path(), false),
+            _ => !(top && e.file_name() == LOCK),
+        })
+    }
+    has_file(root, true)
+}
+
+/// A local file's size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    size: u64,
+    modified: Option<SystemTime>,
+}
+
+/// A file of the local copy.
+#[derive(Debug)]
+struct LocalFile {
+    path: PathBuf,
+    stamp: FileStamp,
+}
+
+impl LocalFile {
+    /// True when the bucket lacks the file or holds an older version of it.
+    fn newer_than(&self, remote: Option<&ObjectMeta>) -> bool {
+        let Some(remote) = remote else {
+            return true;
+        };
+        remote.size != self.stamp.size
+            || self
+                .stamp
+                .modified
+                .is_some_and(|m| chrono::DateTime::<chrono::Utc>::from(m) > remote.last_modified)
+    }
+}
+
+/// Gives a file copied down from the bucket the object's time as its modification time (so it
+/// is not "newer" than the object) and owner-only permissions (the copy is the node's own; the
+/// key file among it must not become readable by others); returns its stamp.
+fn stamp_restored(path: &Path, meta: &ObjectMeta) -> Result<FileStamp, IngestError> {
+    let modified = SystemTime::from(meta.last_modified);
+    let file = fs::File::options()
+        .write(true)
+        .open(path)
+        .map_err(|e| IngestError::io(path, e))?;
+    file.set_modified(modified)
+        .map_err(|e| IngestError::io(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| IngestError::io(path, e))?;
+    }
+    Ok(FileStamp {
+        size: meta.size,
+        modified: Some(modified),
+    })
+}
+
+/// The lake's files under `root` by path inside the lake (the node's own entries and hidden
+/// files left out), and the directories with a swap in flight.
+fn local_files(
+    root: &Path,
+) -> Result<(BTreeMap<String, LocalFile>, BTreeSet<String>), IngestError> {
+    let mut files = BTreeMap::new();
+    let mut deferred = BTreeSet::new();
+    let mut dirs = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, relative)) = dirs.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(IngestError::io(&dir, e)),
+        };
+        let mut here = Vec::new();
+        let mut swapping = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| IngestError::io(&dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == JOURNAL {
+                swapping = true;
+            }
+            if name.starts_with('.')
+                || name == LOCK
+                || (relative.is_empty() && name == crate::lake::WAL_DIR)
+            {
+                continue;
+            }
+            let child = if relative.is_empty() {
+                name.clone()
+            } else {
+                format!("{relative}/{name}")
+            };
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                dirs.push((entry.path(), child));
+            } else if meta.is_file() {
+                here.push((
+                    child,
+                    LocalFile {
+                        path: entry.path(),
+                        stamp: FileStamp {
+                            size: meta.len(),
+                            modified: meta.modified().ok(),
+                        },
+                    },
+                ));
+            }
+        }
+        // The journal may appear after the entries were read: look again at the end.
+        if swapping || dir.join(JOURNAL).exists() {
+            deferred.insert(relative);
+        } else {
+            files.extend(here);
+        }
+    }
+    Ok((files, deferred))
+}
+
+/// The path inside the lake of `path` (a file under `root`), `/`-separated.
+fn relative_of(root: &Path, path: &Path) -> Result<String, IngestError> {
+    let inside = path.strip_prefix(root).map_err(|_| {
+        IngestError::io(
+            path,
+            std::io::Error::other(format!("not inside the lake at {}", root.display())),
+        )
+    })?;
+    let parts: Vec<String> = inside
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok(parts.join("/"))
+}
+
+/// Where the object at `relative` goes under `root`; names that would leave the directory are
+/// refused (a bucket is not trusted to name local paths).
+fn local_path(root: &Path, relative: &str) -> Result<PathBuf, IngestError> {
+    let mut path = root.to_path_buf();
+    for part in relative.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.contains('\\') {
+            return Err(IngestError::io(
+                root,
+                std::io::Error::other(format!(
+                    "the bucket holds an object with an unsafe name: {relative:?}"
+                )),
+            ));
+        }
+        path.push(part);
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_listing_leaves_out_the_nodes_own_files_and_swaps_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, body) in [
+            ("LOCK", "x"),
+            ("wal/00000001.wal", "x"),
+            ("snapshots/LOCK", ""),
+            ("events/date=2026-11-30/a.parquet", "aa"),
+            ("events/date=2026-11-30/.a.parquet.tmp", "x"),
+            ("events/date=2026-11-29/b.parquet", "b"),
+            ("events/date=2026-11-29/.compaction.json", "{}"),
+            ("keys.json", "{}"),
+        ] {
+            let p = root.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, body).unwrap();
+        }
+        let (files, deferred) = local_files(root).unwrap();
+        let names: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(names, ["events/date=2026-11-30/a.parquet", "keys.json"]);
+        assert_eq!(files["events/date=2026-11-30/a.parquet"].stamp.size, 2);
+        assert_eq!(
+            deferred.into_iter().collect::<Vec<_>>(),
+            ["events/date=2026-11-29"]
+        );
+        assert!(has_lake_files(root));
+        let empty = tempfile::tempdir().unwrap();
+        fs::create_dir_all(empty.path().join("events/date=2026-11-30")).unwrap();
+        fs::write(empty.path().join("LOCK"), "").unwrap();
+        assert!(!has_lake_files(empty.path()));
+        assert!(!has_lake_files(&empty.path().join("missing")));
+    }
+
+    #[test]
+    fn a_file_copied_down_is_not_newer_than_its_object_and_a_rewrite_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        fs::write(&path, b"12345").unwrap();
+        // The object was put an hour ago, by a node whose clock is not this one.
+        let meta = ObjectMeta {
+            location: object_store::path::Path::from("lake/f.parquet"),
+            last_modified: chrono::Utc::now() - chrono::Duration::hours(1),
+            size: 5,
+            e_tag: None,
+            version: None,
+        };
+        let local = |path: &Path| {
+            let m = fs::metadata(path).unwrap();
+            LocalFile {
+                path: path.to_owned(),
+                stamp: FileStamp {
+                    size: m.len(),
+                    modified: m.modified().ok(),
+                },
+            }
+        };
+        assert!(local(&path).newer_than(Some(&meta)), "written now: newer");
+        let stamp = stamp_restored(&path, &meta).unwrap();
+        assert_eq!(local(&path).stamp, stamp);
+        assert!(
+            !local(&path).newer_than(Some(&meta)),
+            "copied down: not newer"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        fs::write(&path, b"54321").unwrap();
+        assert!(local(&path).newer_than(Some(&meta)), "rewritten: newer");
+        assert!(local(&path).newer_than(None), "not in the bucket");
+    }
+
+    #[test]
+    fn object_names_cannot_leave_the_local_directory() {
+        let root = Path::new("/lake");
+        assert_eq!(
+            local_path(root, "events/date=2026-11-30/a.parquet").unwrap(),
+            PathBuf::from("/lake/events/date=2026-11-30/a.parquet")
+        );
+        for bad in [
+            "../etc/passwd",
+            "events/../../x",
+            "a//b",
+            "/abs",
+            "a/./b",
+            "a\\..\\b",
+        ] {
+            assert!(local_path(root, bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            relative_of(root, Path::new("/lake/events/date=2026-11-30/a.parquet")).unwrap(),
+            "events/date=2026-11-30/a.parquet"
+        );
+        assert!(relative_of(root, Path::new("/elsewhere/a")).is_err());
+    }
+}
