@@ -134,15 +134,22 @@ impl S3Server {
     /// `modelshare serve` on the lake at `location` (an `s3://` URL), through `endpoint`, with
     /// the node's local directory `local` and `extra` flags.
     fn serve(&self, endpoint: &str, location: &str, local: &Path, extra: &[&str]) -> Server {
-        let mut args = vec!["--data-dir", location, "--local-dir"];
-        let local_str = local.to_str().unwrap();
-        args.push(local_str);
-        args.extend_from_slice(extra);
-        let env = S3Server::env_via(endpoint);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Server::start_with_env(&args, &env, local)
+        serve_node(endpoint, location, local, extra)
     }
+}
 
+/// [`S3Server::serve`], callable from another thread (a standby blocks until it writes).
+fn serve_node(endpoint: &str, location: &str, local: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--data-dir", location, "--local-dir"];
+    let local_str = local.to_str().unwrap();
+    args.push(local_str);
+    args.extend_from_slice(extra);
+    let env = S3Server::env_via(endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with_env(&args, &env, local)
+}
+
+impl S3Server {
     /// Events in the lake at `location` as the bucket holds it.
     fn count(&self, location: &str) -> u64 {
         let out = self.query(location, "SELECT count(*) AS n FROM events");
@@ -678,4 +685,88 @@ async fn a_store_outage_answers_503_loses_nothing_and_catches_up() {
     assert_eq!((status, &r["accepted"]), (200, &json!(3)), "{r}");
     s3.wait_for_count(BUCKET_LAKE, 8).await;
     node.stop();
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_a_dead_writer_and_the_old_writer_comes_back_to_the_new_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start();
+    s3.create_bucket("lakes").await;
+    let short_lease = |node: &'static str| {
+        let mut flags = node_flags(node);
+        flags.extend(["--lease-secs", "4"]);
+        flags
+    };
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a = s3.serve(&s3.endpoint, BUCKET_LAKE, &a_dir, &short_lease("a"));
+    let (status, r) = a.ndjson(&events()).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(6)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 6).await;
+
+    // b waits as a standby while a holds the lease, and does not listen.
+    let standby = {
+        let (endpoint, b_dir) = (s3.endpoint.clone(), b_dir.clone());
+        std::thread::spawn(move || {
+            let mut flags = short_lease("b");
+            flags.push("--standby");
+            serve_node(&endpoint, BUCKET_LAKE, &b_dir, &flags)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!standby.is_finished(), "b started while a holds the lease");
+
+    // a dies without letting its lease go: b takes over once it expires, from the bucket.
+    let died = Instant::now();
+    a.kill();
+    let b = tokio::task::spawn_blocking(move || standby.join().unwrap())
+        .await
+        .unwrap();
+    let took = died.elapsed();
+    assert!(took < Duration::from_secs(15), "b took over after {took:?}");
+    b.wait_for_cube().await;
+    assert_eq!(b.get_ok(BOARD).await["totals"]["tokens"], 44_272);
+    let late = vec![
+        event(
+            "e7",
+            "2026-11-03T14:00:00Z",
+            "a4",
+            "openai/o3",
+            100,
+            1,
+            0.001,
+        ),
+        event(
+            "e8",
+            "2026-11-03T15:00:00Z",
+            "a5",
+            "openai/o3",
+            200,
+            2,
+            0.002,
+        ),
+    ];
+    let (status, r) = b.ndjson(&late).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(2)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 8).await;
+    b.stop();
+
+    // a comes back with its old copy: b wrote the lake since, so a brings its copy to the
+    // bucket's state first. Its sync then keeps b's files (a stale copy taken as the truth
+    // would delete them), and its answers include b's events.
+    let a = s3.serve(&s3.endpoint, BUCKET_LAKE, &a_dir, &short_lease("a"));
+    a.wait_for_cube().await;
+    assert_eq!(a.get_ok(BOARD).await["totals"]["tokens"], 44_575);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(s3.count(BUCKET_LAKE), 8);
+    // Files carry the name of the node that wrote them (flushes and compactions alike): two
+    // nodes never make the same name.
+    let named = rows(&s3.query(
+        BUCKET_LAKE,
+        "SELECT count(*) AS files, \
+         count(*) FILTER (WHERE f ~ '/w[0-9]+c?-(a|b)-[0-9]+-[0-9]+[.]parquet$') AS named \
+         FROM (SELECT DISTINCT input_file_name() AS f FROM events)",
+    ));
+    assert_eq!(named[0]["files"], named[0]["named"], "{named:?}");
+    assert!(named[0]["files"].as_u64().unwrap() >= 2, "{named:?}");
+    a.stop();
 }

@@ -93,6 +93,10 @@ pub struct ServeLakeArgs {
     /// is renewed every quarter of it.
     #[arg(long, env = "MODELSHARE_LEASE_SECS", default_value_t = modelshare_ingest::bucket::DEFAULT_LEASE_TTL.as_secs())]
     pub lease_secs: u64,
+    /// For a lake in a bucket: wait for the writer lease instead of failing while another node
+    /// holds it, then take over (a standby; it listens once it writes).
+    #[arg(long, env = "MODELSHARE_STANDBY")]
+    pub standby: bool,
 }
 
 /// A node's local directory when its lake is in a bucket and none is given.
@@ -107,6 +111,7 @@ impl ServeLakeArgs {
             node_id: None,
             bucket_sync_secs: 30.0,
             lease_secs: modelshare_ingest::bucket::DEFAULT_LEASE_TTL.as_secs(),
+            standby: false,
         }
     }
 }

@@ -3,9 +3,9 @@
 use crate::config::ServeArgs;
 use anyhow::Context;
 use modelshare_analytics::Rollups;
-use modelshare_ingest::bucket::{BucketLake, LocalCopy};
+use modelshare_ingest::bucket::{BucketLake, LastHolder, LocalCopy};
 use modelshare_ingest::location::LakeLocation;
-use modelshare_ingest::{Ingester, Lake};
+use modelshare_ingest::{IngestError, Ingester, Lake};
 use modelshare_query::QueryEngine;
 use modelshare_web::AppState;
 use std::process::ExitCode;
@@ -49,7 +49,8 @@ pub async fn run_with_banner(
     let (lake, ingester) = {
         let root = root.clone();
         let bucket = bucket.clone();
-        tokio::task::spawn_blocking(move || open_lake(&root, bucket, ingest_config))
+        let standby = args.lake.standby;
+        tokio::task::spawn_blocking(move || open_lake(&root, bucket, standby, ingest_config))
             .await
             .context("ingest start-up panicked")??
     };
@@ -154,6 +155,7 @@ pub async fn run_with_banner(
 fn open_lake(
     root: &std::path::Path,
     bucket: Option<Arc<BucketLake>>,
+    standby: bool,
     config: modelshare_ingest::IngestConfig,
 ) -> anyhow::Result<(Lake, Ingester)> {
     let lake =
@@ -163,9 +165,9 @@ fn open_lake(
         return Ok((lake, ingester));
     };
     let lock = lake.lock()?;
-    bucket.acquire_lease()?;
+    let last = take_lease(&bucket, standby)?;
     let prepared = bucket
-        .prepare_local_copy(root)
+        .prepare_local_copy(root, &last)
         .with_context(|| format!("cannot prepare the local copy of {}", bucket.url()));
     if prepared.is_err()
         && let Err(e) = bucket.release_lease()
@@ -174,17 +176,43 @@ fn open_lake(
     }
     match prepared? {
         LocalCopy::Kept => {}
-        LocalCopy::Restored(files, bytes) => tracing::info!(
+        LocalCopy::Pulled {
             files,
             bytes,
+            removed,
+        } => tracing::info!(
+            files,
+            bytes,
+            removed,
             lake = %bucket.url(),
             local = %root.display(),
-            "copied the lake down from the bucket"
+            last_writer = ?last,
+            "brought the local copy to the bucket's state"
         ),
     }
     let lake = lake.with_bucket(bucket);
     let ingester = Ingester::open_locked(lake.clone(), lock, config)?;
     Ok((lake, ingester))
+}
+
+/// Takes the writer lease; a standby waits for it (until the node holding it stops, or its
+/// lease expires) instead of failing.
+fn take_lease(bucket: &BucketLake, standby: bool) -> anyhow::Result<LastHolder> {
+    loop {
+        match bucket.acquire_lease() {
+            Ok(last) => return Ok(last),
+            Err(IngestError::LeaseHeld { node, seconds, .. }) if standby => {
+                tracing::info!(
+                    writer = %node,
+                    lease_secs_left = seconds,
+                    "standby: waiting for the writer lease"
+                );
+                let wait = Duration::from_secs(seconds.max(1)).min(bucket.lease_ttl() / 4);
+                std::thread::sleep(wait.max(Duration::from_millis(500)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// This node's name in the writer lease: `--node-id`, or the host name.

@@ -12,9 +12,10 @@
 //!   (compacted, merged, expired, withdrawn) are deleted, so a reader of the bucket sees a day
 //!   twice for at most one pass, never not at all. A directory with a swap in flight (its
 //!   journal present) waits for the next pass;
-//! - a node that starts with an empty local directory first copies the lake down
-//!   ([`BucketLake::restore`]): a lost disk costs only the events acknowledged and not yet
-//!   flushed (the WAL is local);
+//! - a node that starts with an empty local directory first copies the lake down, and a node
+//!   that takes the lease over from another one first brings its copy to the bucket's state
+//!   ([`BucketLake::prepare_local_copy`]): a lost disk costs only the events acknowledged and
+//!   not yet flushed (the WAL is local, and replayed when that node runs again);
 //! - one node writes a prefix. It holds a lease, the object `writer.lease` taken with a
 //!   conditional put (`If-None-Match: *`) and renewed with `If-Match` on its ETag; a node that
 //!   cannot renew stops writing to the bucket before the lease can expire (a fence), and
@@ -79,7 +80,8 @@ pub struct BucketMetrics {
     pub put_bytes: AtomicU64,
     /// Objects deleted by syncs (files the node compacted, merged or withdrew).
     pub deletes: AtomicU64,
-    /// Objects copied down into an empty local directory.
+    /// Objects copied down into the local copy at start (an empty directory, or the copy of
+    /// a node another node took over from).
     pub restored: AtomicU64,
     /// Calls that failed after the client's retries.
     pub failures: AtomicU64,
@@ -136,9 +138,11 @@ fn now_ms(t: SystemTime) -> u64 {
 }
 
 impl BucketLake {
-    /// The bucket side for node `node`, whose lease lasts `ttl` between renewals. Calls block
-    /// the calling thread (never call them from an async task: use `spawn_blocking`).
+    /// The bucket side for node `node`, whose lease lasts `ttl` between renewals; from here
+    /// on the files this process names carry the node's name. Calls block the calling thread
+    /// (never call them from an async task: use `spawn_blocking`).
     pub fn new(bucket: Bucket, node: String, ttl: Duration) -> Result<BucketLake, IngestError> {
+        crate::lake::name_files_after_node(&node);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("bucket")
@@ -212,8 +216,9 @@ impl BucketLake {
     }
 
     /// Takes the lease: creates it, or takes it over when it is this node's or has expired.
-    /// Another node's live lease is [`IngestError::LeaseHeld`].
-    pub fn acquire_lease(&self) -> Result<(), IngestError> {
+    /// Another node's live lease is [`IngestError::LeaseHeld`]. Says whether this node held it
+    /// last (then nobody wrote the lake since this node's local copy last did).
+    pub fn acquire_lease(&self) -> Result<LastHolder, IngestError> {
         let key = self.bucket.key_of(LEASE_OBJECT);
         let store = &self.bucket.store;
         self.block_on(async {
@@ -225,7 +230,7 @@ impl BucketLake {
             {
                 Ok(r) => {
                     self.set_held(r.e_tag, r.version, expires);
-                    return Ok(());
+                    return Ok(LastHolder::Unknown);
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(self.failed("take the writer lease", e)),
@@ -258,13 +263,18 @@ impl BucketLake {
                 e_tag: meta.e_tag,
                 version: meta.version,
             }));
+            let last = match &holder {
+                Some(h) if h.node == self.node => LastHolder::ThisNode,
+                Some(h) => LastHolder::Other(h.node.clone()),
+                None => LastHolder::Unknown,
+            };
             match store
                 .put_opts(&key, self.lease_payload(expires), update)
                 .await
             {
                 Ok(r) => {
                     self.set_held(r.e_tag, r.version, expires);
-                    Ok(())
+                    Ok(last)
                 }
                 Err(object_store::Error::Precondition { .. }) => Err(IngestError::LeaseHeld {
                     lake: self.url(),
@@ -288,7 +298,11 @@ impl BucketLake {
     /// expire (and this node's writes stop before it does).
     pub fn renew_lease(&self) -> Result<(), IngestError> {
         let Some(held) = self.held().clone() else {
-            return self.acquire_lease();
+            return Err(IngestError::NotLeaseholder(format!(
+                "node {} does not hold the lease of {}; restart it to take the lease again",
+                self.node,
+                self.url()
+            )));
         };
         let key = self.bucket.key_of(LEASE_OBJECT);
         let expires = SystemTime::now() + self.ttl;
@@ -458,12 +472,46 @@ impl BucketLake {
         })
     }
 
-    /// Copies every object of the lake in the bucket to `root`; returns (files, bytes).
-    fn restore(&self, root: &Path) -> Result<(usize, u64), IngestError> {
+    /// Brings the local copy at `root` to the bucket's state: objects it lacks, or holds in
+    /// another size or older, are copied down; lake files the bucket no longer holds are
+    /// removed, with any swap journal (a swap begun before another node took over is moot).
+    fn pull(&self, root: &Path) -> Result<LocalCopy, IngestError> {
+        let remote = self.block_on(self.list())?;
+        let (local, deferred) = local_files(root)?;
+        let mut removed = 0;
+        for (relative, file) in &local {
+            if !remote.contains_key(relative) {
+                fs::remove_file(&file.path).map_err(|e| IngestError::io(&file.path, e))?;
+                removed += 1;
+            }
+        }
+        if !deferred.is_empty() {
+            for dir in &deferred {
+                let journal = if dir.is_empty() {
+                    root.join(JOURNAL)
+                } else {
+                    local_path(root, dir)?.join(JOURNAL)
+                };
+                match fs::remove_file(&journal) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(IngestError::io(&journal, e)),
+                }
+            }
+            // Those directories' files were left out of the listing: list again.
+            return self.pull(root);
+        }
         self.block_on(async {
-            let remote = self.list().await?;
+            let mut files = 0;
             let mut bytes = 0u64;
             for (relative, meta) in &remote {
+                if let Some(file) = local.get(relative)
+                    && file.stamp.size == meta.size
+                    && !(rewritten_in_place(relative) && is_older(file, meta))
+                {
+                    self.known().insert(relative.clone(), file.stamp);
+                    continue;
+                }
                 let path = local_path(root, relative)?;
                 let got = self
                     .bucket
@@ -481,9 +529,14 @@ impl BucketLake {
                 let stamp = stamp_restored(&path, meta)?;
                 self.known().insert(relative.clone(), stamp);
                 BucketMetrics::add(&self.metrics.restored, 1);
+                files += 1;
                 bytes += got.len() as u64;
             }
-            Ok((remote.len(), bytes))
+            Ok(LocalCopy::Pulled {
+                files,
+                bytes,
+                removed,
+            })
         })
     }
 }
@@ -498,21 +551,42 @@ struct CopyMarker {
     complete: bool,
 }
 
+/// Who held the writer lease before this node took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastHolder {
+    ThisNode,
+    Other(String),
+    /// No lease yet (a new lake), or one that could not be read.
+    Unknown,
+}
+
 /// How a node's local directory became a copy of the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalCopy {
-    /// It already was one (a restart).
+    /// It already was one, and no other node wrote the lake since (a restart).
     Kept,
-    /// It was copied down from the bucket: (files, bytes).
-    Restored(usize, u64),
+    /// It was brought to the bucket's state: files copied down and their bytes, local files
+    /// no longer in the lake removed.
+    Pulled {
+        files: usize,
+        bytes: u64,
+        removed: usize,
+    },
 }
 
 impl BucketLake {
-    /// Makes `root` a whole copy of the lake before the node writes: kept when it already is
-    /// one, copied down from the bucket when it is empty (a first start, a lost disk) or a copy
-    /// was cut short. A directory with other files in it (a local lake, another bucket's copy)
-    /// is refused: its files would be put into this lake, or this lake's deleted.
-    pub fn prepare_local_copy(&self, root: &Path) -> Result<LocalCopy, IngestError> {
+    /// Makes `root` a whole copy of the lake before the node writes, with the lease held
+    /// (`last` is who held it before). Kept when it is a whole copy and this node wrote the
+    /// lake last; otherwise brought to the bucket's state ([`Self::pull`]): an empty directory
+    /// (a first start, a lost disk), a copy cut short, or the copy of a node another node
+    /// took over from (its files may have been compacted away since; putting them back would
+    /// count them twice). A directory with other files in it (a local lake, another bucket's
+    /// copy) is refused: its files would be put into this lake, or this lake's deleted.
+    pub fn prepare_local_copy(
+        &self,
+        root: &Path,
+        last: &LastHolder,
+    ) -> Result<LocalCopy, IngestError> {
         let marker_path = root.join(COPY_MARKER);
         let refuse = |why: String| {
             IngestError::io(
@@ -530,7 +604,7 @@ impl BucketLake {
                 if marker.lake != self.url() {
                     return Err(refuse(format!("it is the copy of {}", marker.lake)));
                 }
-                if marker.complete {
+                if marker.complete && *last == LastHolder::ThisNode {
                     return Ok(LocalCopy::Kept);
                 }
             }
@@ -555,9 +629,9 @@ impl BucketLake {
         };
         fs::create_dir_all(root).map_err(|e| IngestError::io(root, e))?;
         write_marker(false)?;
-        let (files, bytes) = self.restore(root)?;
+        let pulled = self.pull(root)?;
         write_marker(true)?;
-        Ok(LocalCopy::Restored(files, bytes))
+        Ok(pulled)
     }
 }
 
@@ -601,6 +675,19 @@ impl LocalFile {
                 .modified
                 .is_some_and(|m| chrono::DateTime::<chrono::Utc>::from(m) > remote.last_modified)
     }
+}
+
+/// Files rewritten under the same name (keys, consents, manifests: JSON); every other file's
+/// name is new for new contents (Parquet files and id runs), so its size tells enough.
+fn rewritten_in_place(relative: &str) -> bool {
+    relative.ends_with(".json")
+}
+
+/// True when the bucket's object is newer than the local file (written after it).
+fn is_older(file: &LocalFile, meta: &ObjectMeta) -> bool {
+    file.stamp
+        .modified
+        .is_some_and(|m| chrono::DateTime::<chrono::Utc>::from(m) < meta.last_modified)
 }
 
 /// Gives a file copied down from the bucket the object's time as its modification time (so it

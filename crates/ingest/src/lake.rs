@@ -524,10 +524,24 @@ pub(crate) fn stage_one(
     )
 }
 
-/// A fresh file name for this process: `<tag>-<pid>-<n>.parquet`.
+/// The node name new file names carry, once a process writes a lake in a bucket (where nodes
+/// take turns writing, and the same process id on two machines must not make the same name).
+static NODE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every file this process names from now on carry `node` (the first call wins).
+pub fn name_files_after_node(node: &str) {
+    let _ = NODE_NAME.set(node.to_owned());
+}
+
+/// A fresh file name for this process: `<tag>-<pid>-<n>.parquet`, or
+/// `<tag>-<node>-<pid>-<n>.parquet` once a node name is set.
 pub(crate) fn new_file_name(tag: &str) -> String {
     let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}-{}-{n}.parquet", std::process::id())
+    let pid = std::process::id();
+    match NODE_NAME.get() {
+        Some(node) => format!("{tag}-{node}-{pid}-{n}.parquet"),
+        None => format!("{tag}-{pid}-{n}.parquet"),
+    }
 }
 
 /// Writes `batch` as the Parquet file `dir/name` under a temporary name, fsynced, ready to be
