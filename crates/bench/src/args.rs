@@ -90,9 +90,15 @@ pub(crate) struct BenchIngestArgs {
     /// Concurrent client connections.
     #[arg(long, default_value_t = 64)]
     pub(crate) clients: usize,
-    /// Scratch directory (default: a temporary directory).
+    /// Scratch directory (default: a temporary directory); with `--bucket`, the node's local
+    /// directory.
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+    /// Ingest into a lake in an S3 API bucket (`s3://BUCKET/PREFIX`, an empty prefix; the
+    /// store's AWS_* variables from the environment), then time a replacement node that copies
+    /// it down.
+    #[arg(long)]
+    pub(crate) bucket: Option<String>,
     /// The `modelshare` binary to benchmark (default: the one built next to this program).
     #[arg(long, env = "MODELSHARE_BIN")]
     pub(crate) server_bin: Option<PathBuf>,

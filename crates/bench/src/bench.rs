@@ -124,10 +124,16 @@ pub(crate) struct ServerChild {
 
 /// Starts `exe serve` on `dir` with `extra` flags; returns once it prints its address.
 pub(crate) fn start_server(exe: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
+    let mut args = vec!["--data-dir".to_owned(), dir.display().to_string()];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    start_server_with(exe, &args)
+}
+
+/// Starts `exe serve --listen 127.0.0.1:0 ARGS`; returns once it prints its address.
+pub(crate) fn start_server_with(exe: &Path, args: &[String]) -> anyhow::Result<ServerChild> {
     let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(extra)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("MODELSHARE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -258,16 +264,40 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     .await??;
     let body_bytes: usize = batched.iter().map(Vec::len).sum();
 
-    let server = start_server(&server_bin, &dir, &[])?;
+    // A lake in a bucket: the node's local copy is `dir`, the lake of record the bucket.
+    let lake_args = match &args.bucket {
+        Some(url) => vec![
+            "--data-dir".to_owned(),
+            url.clone(),
+            "--local-dir".to_owned(),
+            dir.display().to_string(),
+            "--node-id".to_owned(),
+            "bench".to_owned(),
+        ],
+        None => vec!["--data-dir".to_owned(), dir.display().to_string()],
+    };
+    let server = start_server_with(&server_bin, &lake_args)?;
     let pid = server.child.id();
     let t_batched = blast(&server.url, Arc::new(batched), args.clients.min(8)).await?;
     let t_single = blast(&server.url, Arc::new(single), args.clients).await?;
     let rss = peak_rss(pid).unwrap_or(0);
+    let bucket_puts = match &args.bucket {
+        Some(_) => Some(bucket_counters(&server.url).await?),
+        None => None,
+    };
+    // The flush path (Parquet files, and into a bucket their puts) is off the acknowledgement
+    // path: its own time shows what a bucket costs.
+    let (flushes, flush_secs, flushed_rows) = (
+        metric_value(&server.url, "flushes_total").await?,
+        metric_value(&server.url, "flush_seconds_total").await?,
+        metric_value(&server.url, "flushed_rows_total").await?,
+    );
     stop_server(server)?;
     let events = args.events + args.single_requests;
     let bytes = dir_bytes(&dir.join("events"));
-    let lines = vec![
-        format!("bench ingest on {}", machine()),
+    let lake = args.bucket.as_deref().unwrap_or("a local directory");
+    let mut lines = vec![
+        format!("bench ingest on {} into {lake}", machine()),
         format!(
             "batched: {} events in {}-event requests, {} clients: {:.0} durable events/s ({:.1} s, {:.0} MB/s of NDJSON)",
             args.events,
@@ -289,12 +319,71 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
             bytes as f64 / events as f64
         ),
         format!("server peak RSS: {:.0} MiB", rss as f64 / (1 << 20) as f64),
+        format!(
+            "flushes while the clients ran: {flushes:.0}, {flushed_rows:.0} rows in {flush_secs:.2} s \
+             ({:.0} ms per million rows)",
+            if flushed_rows > 0.0 {
+                flush_secs * 1e9 / flushed_rows
+            } else {
+                0.0
+            }
+        ),
     ];
+    if let (Some(url), Some((puts, put_bytes))) = (&args.bucket, bucket_puts) {
+        lines.push(format!(
+            "bucket: {puts} objects put, {put_bytes} bytes, while ingesting"
+        ));
+        // A node that lost its disk: start on an empty local directory, which copies the lake
+        // down before the server listens.
+        let fresh = dir.with_extension("fresh");
+        let started = Instant::now();
+        let replacement = start_server_with(
+            &server_bin,
+            &[
+                "--data-dir".to_owned(),
+                url.clone(),
+                "--local-dir".to_owned(),
+                fresh.display().to_string(),
+                "--node-id".to_owned(),
+                "bench-replacement".to_owned(),
+            ],
+        )?;
+        let listening = started.elapsed();
+        let restored = metric_value(&replacement.url, "bucket_restored_total").await?;
+        stop_server(replacement)?;
+        lines.push(format!(
+            "replacement node on an empty disk: listening after {:.1} s, {restored:.0} objects \
+             ({:.0} MB) copied down",
+            listening.as_secs_f64(),
+            dir_bytes(&fresh) as f64 / 1e6
+        ));
+        std::fs::remove_dir_all(&fresh).ok();
+    }
     report(&args.out, &lines)?;
     if args.dir.is_none() {
         std::fs::remove_dir_all(&dir).ok();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The value of `modelshare_NAME` on a server's `/metrics`.
+async fn metric_value(url: &str, name: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    let prefix = format!("modelshare_{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .with_context(|| format!("no {name} on /metrics"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{name} is not a number"))
+}
+
+/// Objects and bytes a node has put into its bucket.
+async fn bucket_counters(url: &str) -> anyhow::Result<(u64, u64)> {
+    Ok((
+        metric_value(url, "bucket_puts_total").await? as u64,
+        metric_value(url, "bucket_put_bytes_total").await? as u64,
+    ))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

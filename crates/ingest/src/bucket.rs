@@ -22,17 +22,18 @@
 //!   another node may take an expired lease.
 
 use crate::IngestError;
-use crate::lake::{StagedFile, write_atomically};
+use crate::lake::{StagedFile, sync_dir, write_atomically};
 use crate::location::Bucket;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
 use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The lease object, at the lake's root in the bucket.
@@ -352,13 +353,17 @@ impl BucketLake {
         self.block_on(async {
             for file in staged {
                 let relative = relative_of(root, &file.path)?;
-                let bytes = fs::read(file.temp()).map_err(|e| IngestError::io(file.temp(), e))?;
+                let source =
+                    fs::File::open(file.temp()).map_err(|e| IngestError::io(file.temp(), e))?;
+                let meta = source
+                    .metadata()
+                    .map_err(|e| IngestError::io(file.temp(), e))?;
+                // A rename keeps it: the stamp is the published file's too.
                 let stamp = FileStamp {
-                    size: bytes.len() as u64,
-                    // A rename keeps it: the stamp is the published file's too.
-                    modified: fs::metadata(file.temp()).and_then(|m| m.modified()).ok(),
+                    size: meta.len(),
+                    modified: meta.modified().ok(),
                 };
-                self.put(&relative, bytes).await?;
+                self.put_from(&relative, file.temp(), source).await?;
                 self.known().insert(relative, stamp);
             }
             Ok(())
@@ -385,17 +390,71 @@ impl BucketLake {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), IngestError> {
+    /// Puts a file of the local copy; its size, or `None` when it was removed since the
+    /// listing (a compaction or merge: the next pass sees that).
+    async fn put_file(&self, relative: &str, file: &LocalFile) -> Result<Option<u64>, IngestError> {
+        let source = match fs::File::open(&file.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(IngestError::io(&file.path, e)),
+        };
+        let size = self.put_from(relative, &file.path, source).await?;
+        self.known().insert(relative.to_owned(), file.stamp);
+        Ok(Some(size))
+    }
+
+    /// Streams `source` (the file at `path`) to the object at `relative`, in parts of
+    /// [`PART_BYTES`] (one put when smaller), so a large compacted file is never held whole.
+    async fn put_from(
+        &self,
+        relative: &str,
+        path: &Path,
+        mut source: fs::File,
+    ) -> Result<u64, IngestError> {
+        use std::io::Read;
+        use tokio::io::AsyncWriteExt;
         let key = self.bucket.key_of(relative);
-        let size = bytes.len() as u64;
-        self.bucket
-            .store
-            .put(&key, PutPayload::from(Bytes::from(bytes)))
-            .await
-            .map_err(|e| self.failed(&format!("put {relative}"), e))?;
+        let mut writer = BufWriter::with_capacity(Arc::clone(&self.bucket.store), key, PART_BYTES)
+            .with_max_concurrency(2);
+        let mut size = 0u64;
+        let mut chunk = vec![0u8; PART_BYTES];
+        // Set once the writer is shutting down: from then on it takes no abort (it would panic).
+        let mut finishing = false;
+        let written: Result<(), IngestError> = async {
+            loop {
+                let n = source
+                    .read(&mut chunk)
+                    .map_err(|e| IngestError::io(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                writer
+                    .put(Bytes::copy_from_slice(&chunk[..n]))
+                    .await
+                    .map_err(|e| self.failed(&format!("put {relative}"), e))?;
+            }
+            finishing = true;
+            writer.shutdown().await.map_err(|e| {
+                let e = object_store::Error::Generic {
+                    store: "S3",
+                    source: Box::new(e),
+                };
+                self.failed(&format!("put {relative}"), e)
+            })
+        }
+        .await;
+        if let Err(e) = written {
+            // A multipart upload begun and not finished is taken back; a failed single put
+            // (or a failed completion) leaves nothing to take back.
+            if !finishing {
+                let _ = writer.abort().await;
+            }
+            return Err(e);
+        }
         BucketMetrics::add(&self.metrics.puts, 1);
         BucketMetrics::add(&self.metrics.put_bytes, size);
-        Ok(())
+        Ok(size)
     }
 
     async fn list(&self) -> Result<BTreeMap<String, ObjectMeta>, IngestError> {
@@ -431,23 +490,22 @@ impl BucketLake {
                 deferred: deferred.len(),
                 ..Synced::default()
             };
-            for (relative, file) in &local {
-                let unchanged = self.known().get(relative) == Some(&file.stamp);
-                if unchanged && remote.contains_key(relative)
-                    || !file.newer_than(remote.get(relative))
-                {
-                    continue;
-                }
-                let bytes = match fs::read(&file.path) {
-                    Ok(b) => b,
-                    // Removed since the listing (a compaction or merge): the next pass sees it.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(IngestError::io(&file.path, e)),
-                };
-                synced.put_bytes += bytes.len() as u64;
-                self.put(relative, bytes).await?;
-                self.known().insert(relative.clone(), file.stamp);
+            let changed: Vec<(&String, &LocalFile)> = local
+                .iter()
+                .filter(|(relative, file)| {
+                    let unchanged = self.known().get(*relative) == Some(&file.stamp);
+                    !(unchanged && remote.contains_key(*relative)
+                        || !file.newer_than(remote.get(*relative)))
+                })
+                .collect();
+            let put: Vec<Option<u64>> = futures::stream::iter(changed)
+                .map(|(relative, file)| self.put_file(relative, file))
+                .buffer_unordered(TRANSFERS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            for size in put.into_iter().flatten() {
                 synced.put += 1;
+                synced.put_bytes += size;
             }
             for relative in remote.keys() {
                 let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
@@ -504,34 +562,28 @@ impl BucketLake {
         self.block_on(async {
             let mut files = 0;
             let mut bytes = 0u64;
-            for (relative, meta) in &remote {
-                if let Some(file) = local.get(relative)
-                    && file.stamp.size == meta.size
-                    && !(rewritten_in_place(relative) && is_older(file, meta))
-                {
-                    self.known().insert(relative.clone(), file.stamp);
-                    continue;
-                }
-                let path = local_path(root, relative)?;
-                let got = self
-                    .bucket
-                    .store
-                    .get(&self.bucket.key_of(relative))
-                    .await
-                    .map_err(|e| self.failed(&format!("get {relative}"), e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| self.failed(&format!("get {relative}"), e))?;
-                if let Some(dir) = path.parent() {
-                    fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
-                }
-                write_atomically(&path, &got)?;
-                let stamp = stamp_restored(&path, meta)?;
-                self.known().insert(relative.clone(), stamp);
-                BucketMetrics::add(&self.metrics.restored, 1);
-                files += 1;
-                bytes += got.len() as u64;
-            }
+            let wanted: Vec<(&String, &ObjectMeta)> = remote
+                .iter()
+                .filter(|(relative, meta)| match local.get(*relative) {
+                    Some(file)
+                        if file.stamp.size == meta.size
+                            && !(rewritten_in_place(relative) && is_older(file, meta)) =>
+                    {
+                        self.known().insert((*relative).clone(), file.stamp);
+                        false
+                    }
+                    _ => true,
+                })
+                .collect();
+            // Several gets in flight: a store's latency per object, not its bandwidth, is what
+            // a copy of many files waits for.
+            let fetched: Vec<u64> = futures::stream::iter(wanted)
+                .map(|(relative, meta)| self.fetch(root, relative, meta))
+                .buffer_unordered(TRANSFERS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            files += fetched.len();
+            bytes += fetched.iter().sum::<u64>();
             Ok(LocalCopy::Pulled {
                 files,
                 bytes,
@@ -540,6 +592,73 @@ impl BucketLake {
         })
     }
 }
+
+impl BucketLake {
+    /// Copies the object at `relative` to its place under `root`, stamped as the object;
+    /// returns its size.
+    async fn fetch(
+        &self,
+        root: &Path,
+        relative: &str,
+        meta: &ObjectMeta,
+    ) -> Result<u64, IngestError> {
+        use std::io::Write;
+        let path = local_path(root, relative)?;
+        let dir = path.parent().unwrap_or(root);
+        fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
+        // Streamed into a hidden temporary file (removed at start if a crash leaves it), then
+        // renamed into place: a file of the copy is whole or absent.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = dir.join(format!(".{name}.tmp"));
+        let fetched: Result<u64, IngestError> = async {
+            let mut out = fs::File::create(&temp).map_err(|e| IngestError::io(&temp, e))?;
+            let mut stream = self
+                .bucket
+                .store
+                .get(&self.bucket.key_of(relative))
+                .await
+                .map_err(|e| self.failed(&format!("get {relative}"), e))?
+                .into_stream();
+            let mut size = 0u64;
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| self.failed(&format!("get {relative}"), e))?
+            {
+                out.write_all(&chunk)
+                    .map_err(|e| IngestError::io(&temp, e))?;
+                size += chunk.len() as u64;
+            }
+            out.sync_all().map_err(|e| IngestError::io(&temp, e))?;
+            fs::rename(&temp, &path).map_err(|e| IngestError::io(&path, e))?;
+            Ok(size)
+        }
+        .await;
+        let size = match fetched {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        sync_dir(dir)?;
+        let stamp = stamp_restored(&path, meta)?;
+        self.known().insert(relative.to_owned(), stamp);
+        BucketMetrics::add(&self.metrics.restored, 1);
+        Ok(size)
+    }
+}
+
+/// Objects copied down, or files put, at once by a pull or a sync: a store's latency per
+/// object, not its bandwidth, is what a copy of many files waits for.
+const TRANSFERS_IN_FLIGHT: usize = 8;
+
+/// A put's part (a file smaller than this is one put): with two parts in flight per transfer,
+/// a sync holds at most 8 × 2 × 8 MiB of file contents at once, whatever the files' sizes.
+const PART_BYTES: usize = 8 << 20;
 
 /// The marker of a local copy, hidden (never synced): which lake it copies, and whether the
 /// copy is whole.

@@ -840,7 +840,18 @@ fn flush_loop(shared: &Shared, jobs: Receiver<FlushJob>) {
     for job in jobs {
         let started = Instant::now();
         let rows: usize = job.batches.iter().map(|b| b.num_rows()).sum();
-        let result = flush_once(shared, &job);
+        // A panic (a bug, or a library's) must not end this thread: no flush would run again.
+        // It fails this flush like an I/O error; the rows stay in memory and the WAL.
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| flush_once(shared, &job)))
+                .unwrap_or_else(|_| {
+                    Err(IngestError::io(
+                        shared.lake.root(),
+                        std::io::Error::other(
+                            "the flush panicked; its rows stay in memory and the wal",
+                        ),
+                    ))
+                });
         let metrics = &shared.metrics;
         match &result {
             Ok(bytes) => {
