@@ -216,7 +216,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
                 ),
                 (
                     "bucket_restored_total",
-                    "Objects copied down from the bucket into an empty local directory at start.",
+                    "Objects copied down from the bucket into the local copy at start (an empty directory, or a takeover).",
                     g(&b.restored),
                 ),
                 (
