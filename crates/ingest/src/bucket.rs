@@ -7,8 +7,8 @@
 //!   segments they came from are deleted only after both: an acknowledged event stays in the
 //!   local WAL until the bucket holds it. While the bucket refuses writes, rows wait in memory
 //!   and the WAL; once the buffer is full, ingest answers 503 with Retry-After;
-//! - [`BucketLake::sync`] (after every maintenance pass, and at shutdown) makes the bucket equal
-//!   to the local copy: files it lacks or holds older are put, then files the node removed
+//! - [`BucketLake::sync`] (every `--bucket-sync-secs`, and at a clean stop) makes the bucket
+//!   equal to the local copy: files it lacks or holds older are put, then files the node removed
 //!   (compacted, merged, expired, withdrawn) are deleted, so a reader of the bucket sees a day
 //!   twice for at most one pass, never not at all. A directory with a swap in flight (its
 //!   journal present) waits for the next pass;
