@@ -78,7 +78,7 @@ pub async fn run_with_banner(
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
     let snapshot_task = spawn_snapshot_task(&args, lake.root());
     let bucket_task = match &bucket {
-        Some(b) => Some(spawn_bucket_sync(
+        Some(b) => Some(spawn_bucket_tasks(
             Arc::clone(b),
             root.clone(),
             args.lake.bucket_sync_secs,
@@ -210,6 +210,11 @@ fn take_lease(bucket: &BucketLake, standby: bool) -> anyhow::Result<LastHolder> 
                 let wait = Duration::from_secs(seconds.max(1)).min(bucket.lease_ttl() / 4);
                 std::thread::sleep(wait.max(Duration::from_millis(500)));
             }
+            // A store that does not answer is waited out too: a standby is for outages.
+            Err(e) if standby && e.is_retryable() => {
+                tracing::warn!(error = %e, "standby: cannot read the writer lease; trying again");
+                std::thread::sleep((bucket.lease_ttl() / 4).max(Duration::from_millis(500)));
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -254,59 +259,75 @@ fn node_id(given: Option<&str>) -> anyhow::Result<String> {
     })
 }
 
-/// Renews the writer lease every quarter of its time and makes the bucket equal to the local
-/// copy every `every_secs` (see `modelshare_ingest::bucket`). A pass that fails is logged and
-/// tried again at the next tick; a node that cannot renew stops writing to the bucket.
-fn spawn_bucket_sync(
+/// The bucket's background work, in two tasks so a long sync never delays a renewal: the
+/// writer lease renewed every quarter of its time, and the bucket made equal to the local copy
+/// every `every_secs` (see `modelshare_ingest::bucket`). A failed pass is logged and tried again
+/// at the next tick; a node that cannot renew stops writing to the bucket.
+struct BucketTasks {
+    renew: tokio::task::JoinHandle<()>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl BucketTasks {
+    fn abort(&self) {
+        self.renew.abort();
+        self.sync.abort();
+    }
+}
+
+fn spawn_bucket_tasks(
     bucket: Arc<BucketLake>,
     root: std::path::PathBuf,
     every_secs: f64,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<BucketTasks> {
     anyhow::ensure!(
         every_secs.is_finite() && every_secs > 0.0,
         "--bucket-sync-secs must be a positive number of seconds"
     );
     let every = Duration::from_secs_f64(every_secs);
-    let tick = bucket.lease_ttl() / 4;
-    Ok(tokio::spawn(async move {
-        let mut synced_at = tokio::time::Instant::now();
-        let mut ticker = tokio::time::interval(tick.min(every));
+    let renewer = Arc::clone(&bucket);
+    let renew = repeat_blocking(renewer.lease_ttl() / 4, "lease renewal", move || {
+        renewer.renew_lease()
+    });
+    let sync = repeat_blocking(every, "bucket sync", move || {
+        let synced = bucket.sync(&root)?;
+        if synced.put > 0 || synced.deleted > 0 {
+            tracing::info!(
+                put = synced.put,
+                put_bytes = synced.put_bytes,
+                deleted = synced.deleted,
+                deferred = synced.deferred,
+                "bucket synced with the local copy"
+            );
+        }
+        Ok(())
+    });
+    Ok(BucketTasks { renew, sync })
+}
+
+/// Runs `pass` on the blocking pool every `period` (the first right away), logging failures.
+fn repeat_blocking(
+    period: Duration,
+    what: &'static str,
+    pass: impl Fn() -> Result<(), IngestError> + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let pass = Arc::new(pass);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let sync_due = synced_at.elapsed() + tick.min(every) / 2 >= every;
-            let b = Arc::clone(&bucket);
-            let root = root.clone();
-            let pass = tokio::task::spawn_blocking(move || {
-                if sync_due {
-                    b.sync(&root).map(Some)
-                } else {
-                    b.renew_lease().map(|()| None)
-                }
-            })
-            .await;
-            match pass {
-                Ok(Ok(Some(synced))) => {
-                    synced_at = tokio::time::Instant::now();
-                    if synced.put > 0 || synced.deleted > 0 {
-                        tracing::info!(
-                            put = synced.put,
-                            put_bytes = synced.put_bytes,
-                            deleted = synced.deleted,
-                            deferred = synced.deferred,
-                            "bucket synced with the local copy"
-                        );
-                    }
-                }
-                Ok(Ok(None)) => {}
+            let pass = Arc::clone(&pass);
+            match tokio::task::spawn_blocking(move || pass()).await {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "bucket sync or lease renewal failed; tried again at the next tick")
+                    tracing::warn!(error = %e, "{what} failed; tried again at the next tick")
                 }
                 Err(e) if e.is_cancelled() => return,
-                Err(e) => tracing::error!(error = %e, "bucket sync panicked"),
+                Err(e) => tracing::error!(error = %e, "{what} panicked"),
             }
         }
-    }))
+    })
 }
 
 /// Registers SIGTERM and Ctrl-C handlers now and returns a future that resolves on either.

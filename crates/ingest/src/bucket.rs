@@ -336,23 +336,53 @@ impl BucketLake {
             return Ok(());
         };
         let key = self.bucket.key_of(LEASE_OBJECT);
-        let update = PutOptions::from(PutMode::Update(held.version));
-        self.block_on(
-            self.bucket
-                .store
-                .put_opts(&key, self.lease_payload(UNIX_EPOCH), update),
-        )
-        .map(|_| ())
-        .map_err(|e| self.failed("release the writer lease", e))
+        let store = &self.bucket.store;
+        self.block_on(async {
+            let mut version = held.version;
+            // Twice at most: a renewal still in flight at a stop may have moved the ETag on.
+            for _ in 0..2 {
+                let update = PutOptions::from(PutMode::Update(version));
+                match store
+                    .put_opts(&key, self.lease_payload(UNIX_EPOCH), update)
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(object_store::Error::Precondition { .. }) => {
+                        let current = store
+                            .get(&key)
+                            .await
+                            .map_err(|e| self.failed("read the writer lease", e))?;
+                        let meta = current.meta.clone();
+                        let bytes = current
+                            .bytes()
+                            .await
+                            .map_err(|e| self.failed("read the writer lease", e))?;
+                        let ours = serde_json::from_slice::<LeaseRecord>(&bytes)
+                            .is_ok_and(|r| r.node == self.node);
+                        if !ours {
+                            return Ok(()); // another node holds it now: nothing to let go
+                        }
+                        version = UpdateVersion {
+                            e_tag: meta.e_tag,
+                            version: meta.version,
+                        };
+                    }
+                    Err(e) => return Err(self.failed("release the writer lease", e)),
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Puts a flush's staged files to the bucket under their final names. Call with the gate
     /// held ([`Self::gate`]) until the files are published locally.
     pub(crate) fn put_staged(&self, root: &Path, staged: &[StagedFile]) -> Result<(), IngestError> {
         self.ensure_lease()?;
-        self.block_on(async {
+        let mut put = Vec::with_capacity(staged.len());
+        let result = self.block_on(async {
             for file in staged {
                 let relative = relative_of(root, &file.path)?;
+                put.push(relative.clone());
                 let source =
                     fs::File::open(file.temp()).map_err(|e| IngestError::io(file.temp(), e))?;
                 let meta = source
@@ -367,7 +397,26 @@ impl BucketLake {
                 self.known().insert(relative, stamp);
             }
             Ok(())
-        })
+        });
+        // Puts can take long: the lease is checked again before the caller publishes and lets
+        // the WAL go. A node whose lease ran short meanwhile may have been replaced by one
+        // that listed the bucket without these files and would delete them as removed.
+        let result = result.and_then(|()| self.ensure_lease());
+        if result.is_err() {
+            // Best effort: the rows stay in the WAL and are flushed again under new names, so
+            // objects of this attempt left in the bucket would count twice for its readers.
+            self.block_on(async {
+                for relative in &put {
+                    let _ = self
+                        .bucket
+                        .store
+                        .delete(&self.bucket.key_of(relative))
+                        .await;
+                    self.known().remove(relative);
+                }
+            });
+        }
+        result
     }
 
     /// Serializes a flush's bucket puts and local publication with [`Self::sync`]'s listing.
@@ -477,7 +526,6 @@ impl BucketLake {
 
     /// Makes the bucket equal to the local copy at `root` (see the module docs).
     pub fn sync(&self, root: &Path) -> Result<Synced, IngestError> {
-        self.renew_lease()?;
         self.ensure_lease()?;
         let (remote, local, deferred) = {
             let _gate = self.gate();
@@ -492,10 +540,11 @@ impl BucketLake {
             };
             let changed: Vec<(&String, &LocalFile)> = local
                 .iter()
-                .filter(|(relative, file)| {
-                    let unchanged = self.known().get(*relative) == Some(&file.stamp);
-                    !(unchanged && remote.contains_key(*relative)
-                        || !file.newer_than(remote.get(*relative)))
+                .filter(|(relative, file)| match self.known().get(*relative) {
+                    // This process put or copied the file: it changed if its stamp did, whatever
+                    // the clocks of node and store say.
+                    Some(stamp) => *stamp != file.stamp || !remote.contains_key(*relative),
+                    None => file.newer_than(remote.get(*relative)),
                 })
                 .collect();
             let put: Vec<Option<u64>> = futures::stream::iter(changed)
@@ -565,10 +614,9 @@ impl BucketLake {
             let wanted: Vec<(&String, &ObjectMeta)> = remote
                 .iter()
                 .filter(|(relative, meta)| match local.get(*relative) {
-                    Some(file)
-                        if file.stamp.size == meta.size
-                            && !(rewritten_in_place(relative) && is_older(file, meta)) =>
-                    {
+                    // Files rewritten in place (keys, consents, manifests) are always fetched:
+                    // the same size and clocks apart say nothing of their contents.
+                    Some(file) if file.stamp.size == meta.size && !rewritten_in_place(relative) => {
                         self.known().insert((*relative).clone(), file.stamp);
                         false
                     }
@@ -797,16 +845,10 @@ impl LocalFile {
 }
 
 /// Files rewritten under the same name (keys, consents, manifests: JSON); every other file's
-/// name is new for new contents (Parquet files and id runs), so its size tells enough.
+/// name is new for new contents (Parquet files and id runs), so its size tells enough. They are
+/// small, and a pull always fetches them.
 fn rewritten_in_place(relative: &str) -> bool {
     relative.ends_with(".json")
-}
-
-/// True when the bucket's object is newer than the local file (written after it).
-fn is_older(file: &LocalFile, meta: &ObjectMeta) -> bool {
-    file.stamp
-        .modified
-        .is_some_and(|m| chrono::DateTime::<chrono::Utc>::from(m) < meta.last_modified)
 }
 
 /// Gives a file copied down from the bucket the object's time as its modification time (so it
