@@ -459,6 +459,12 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     // One node writes a lake: another is refused while n1's lease runs.
     let refused = serve_refused(&s3, BUCKET_LAKE, &dir.path().join("node3"), "n3");
     assert!(refused.contains("is written by node n1"), "{refused}");
+    // The same node name on another local copy is another process, not n1's restart.
+    let refused = serve_refused(&s3, BUCKET_LAKE, &dir.path().join("node3"), "n1");
+    assert!(
+        refused.contains("is written by node n1 (another process"),
+        "{refused}"
+    );
     node1.stop();
 
     // A new node with an empty disk (n1 let its lease go at its clean stop): the lake is copied
@@ -510,6 +516,7 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     // then loses its disk loses nothing.
     let mut no_sync = node_flags("n2");
     no_sync[5] = "3600";
+    no_sync.extend(["--lease-secs", "4"]);
     let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &no_sync);
     let one = [event(
         "e9",
@@ -525,7 +532,11 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     s3.wait_for_count(BUCKET_LAKE, 9).await;
     node2.kill();
     std::fs::remove_dir_all(&node2_dir).unwrap();
-    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
+    // On a new disk the node cannot tell itself from another process with its name: it waits
+    // for its old lease to expire (a standby), then copies the lake down.
+    let mut replaced = node_flags("n2");
+    replaced.extend(["--lease-secs", "4", "--standby"]);
+    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &replaced);
     node2.wait_for_cube().await;
     assert_eq!(node2.get_ok(BOARD).await["totals"]["tokens"], 44_878);
     node2.stop();

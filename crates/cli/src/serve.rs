@@ -165,6 +165,7 @@ fn open_lake(
         return Ok((lake, ingester));
     };
     let lock = lake.lock()?;
+    bucket.adopt_copy(root);
     let last = take_lease(&bucket, standby)?;
     let prepared = bucket
         .prepare_local_copy(root, &last)

@@ -52,6 +52,10 @@ const JOURNAL: &str = crate::compact::JOURNAL;
 #[derive(Debug, Serialize, Deserialize)]
 struct LeaseRecord {
     node: String,
+    /// The holder's local copy (see [`CopyMarker::copy`]): the same node name on another copy
+    /// is another process, not a restart.
+    #[serde(default)]
+    copy: String,
     /// Milliseconds since the Unix epoch.
     expires_ms: u64,
 }
@@ -104,6 +108,8 @@ pub struct BucketLake {
     node: String,
     ttl: Duration,
     held: Mutex<Option<Held>>,
+    /// The id of the local copy this process works on ([`Self::adopt_copy`]).
+    copy: Mutex<String>,
     metrics: BucketMetrics,
     /// Size and modification time of each local file as this process last put or got it: a
     /// file unchanged since is not put again, whatever the clocks of node and store say.
@@ -144,6 +150,7 @@ impl BucketLake {
     /// (never call them from an async task: use `spawn_blocking`).
     pub fn new(bucket: Bucket, node: String, ttl: Duration) -> Result<BucketLake, IngestError> {
         crate::lake::name_files_after_node(&node);
+        let copy = new_copy_id(&node);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("bucket")
@@ -155,6 +162,7 @@ impl BucketLake {
             node,
             ttl,
             held: Mutex::new(None),
+            copy: Mutex::new(copy),
             metrics: BucketMetrics::default(),
             known: Mutex::new(HashMap::new()),
             gate: Mutex::new(()),
@@ -169,6 +177,24 @@ impl BucketLake {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    fn copy_id(&self) -> String {
+        self.copy.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes the id of the local copy at `root` when it is a copy of this lake (a restart on
+    /// the same disk); a directory without one keeps the fresh id this process made. Call
+    /// before taking the lease: the lease names the copy, so that the same node name on
+    /// another copy is told from a restart.
+    pub fn adopt_copy(&self, root: &Path) {
+        let marker = fs::read(root.join(COPY_MARKER))
+            .ok()
+            .and_then(|text| serde_json::from_slice::<CopyMarker>(&text).ok())
+            .filter(|m| m.lake == self.url() && !m.copy.is_empty());
+        if let Some(m) = marker {
+            *self.copy.lock().unwrap_or_else(|p| p.into_inner()) = m.copy;
+        }
     }
 
     /// How long the lease lasts without renewal.
@@ -211,6 +237,7 @@ impl BucketLake {
     fn lease_payload(&self, expires: SystemTime) -> PutPayload {
         let record = LeaseRecord {
             node: self.node.clone(),
+            copy: self.copy_id(),
             expires_ms: now_ms(expires),
         };
         PutPayload::from(serde_json::to_vec(&record).unwrap_or_default())
@@ -246,13 +273,19 @@ impl BucketLake {
                 .await
                 .map_err(|e| self.failed("read the writer lease", e))?;
             let holder: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
+            let ours = |h: &LeaseRecord| h.node == self.node && h.copy == self.copy_id();
             if let Some(h) = &holder
-                && h.node != self.node
+                && !ours(h)
                 && h.expires_ms > now_ms(SystemTime::now())
             {
+                let node = if h.node == self.node {
+                    format!("{} (another process, on another local copy, with this --node-id)", h.node)
+                } else {
+                    h.node.clone()
+                };
                 return Err(IngestError::LeaseHeld {
                     lake: self.url(),
-                    node: h.node.clone(),
+                    node,
                     seconds: (h.expires_ms - now_ms(SystemTime::now())).div_ceil(1000),
                 });
             }
@@ -265,7 +298,7 @@ impl BucketLake {
                 version: meta.version,
             }));
             let last = match &holder {
-                Some(h) if h.node == self.node => LastHolder::ThisNode,
+                Some(h) if ours(h) => LastHolder::ThisNode,
                 Some(h) => LastHolder::Other(h.node.clone()),
                 None => LastHolder::Unknown,
             };
@@ -358,7 +391,7 @@ impl BucketLake {
                             .await
                             .map_err(|e| self.failed("read the writer lease", e))?;
                         let ours = serde_json::from_slice::<LeaseRecord>(&bytes)
-                            .is_ok_and(|r| r.node == self.node);
+                            .is_ok_and(|r| r.node == self.node && r.copy == self.copy_id());
                         if !ours {
                             return Ok(()); // another node holds it now: nothing to let go
                         }
@@ -716,6 +749,23 @@ const COPY_MARKER: &str = ".bucket-copy.json";
 struct CopyMarker {
     lake: String,
     complete: bool,
+    /// Made when the copy is made; named in the lease by the process working on it.
+    #[serde(default)]
+    copy: String,
+}
+
+/// A fresh copy id: the node, the time and the process, hashed with a random key.
+fn new_copy_id(node: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(node.as_bytes());
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
 }
 
 /// Who held the writer lease before this node took it.
@@ -788,6 +838,7 @@ impl BucketLake {
             let marker = CopyMarker {
                 lake: self.url(),
                 complete,
+                copy: self.copy_id(),
             };
             write_atomically(
                 &marker_path,
