@@ -680,6 +680,7 @@ async fn a_store_outage_answers_503_loses_nothing_and_catches_up() {
     // The store is back: the buffered rows reach the bucket, and the refused batch is taken.
     link.mend();
     s3.wait_for_count(BUCKET_LAKE, 5).await;
+    common::wait_until(async || metric(&node, "buffered_rows").await == 0.0).await;
     let (status, r) = node.ndjson(&rest).await;
     assert_eq!((status, &r["accepted"]), (200, &json!(3)), "{r}");
     s3.wait_for_count(BUCKET_LAKE, 8).await;
