@@ -263,17 +263,8 @@ impl BucketLake {
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(self.failed("take the writer lease", e)),
             }
-            let current = store
-                .get(&key)
-                .await
-                .map_err(|e| self.failed("read the writer lease", e))?;
-            let meta = current.meta.clone();
-            let bytes = current
-                .bytes()
-                .await
-                .map_err(|e| self.failed("read the writer lease", e))?;
-            let holder: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
-            let ours = |h: &LeaseRecord| h.node == self.node && h.copy == self.copy_id();
+            let (holder, current) = self.read_lease().await?;
+            let ours = |h: &LeaseRecord| self.is_ours(h);
             if let Some(h) = &holder
                 && !ours(h)
                 && h.expires_ms > now_ms(SystemTime::now())
@@ -293,10 +284,7 @@ impl BucketLake {
                 tracing::warn!(lake = %self.url(), "the writer lease is unreadable; taking it over");
             }
             let expires = SystemTime::now() + self.ttl;
-            let update = PutOptions::from(PutMode::Update(UpdateVersion {
-                e_tag: meta.e_tag,
-                version: meta.version,
-            }));
+            let update = PutOptions::from(PutMode::Update(current));
             let last = match &holder {
                 Some(h) if ours(h) => LastHolder::ThisNode,
                 Some(h) => LastHolder::Other(h.node.clone()),
@@ -318,6 +306,30 @@ impl BucketLake {
                 Err(e) => Err(self.failed("take over the writer lease", e)),
             }
         })
+    }
+
+    /// The lease as the bucket holds it (`None`: unreadable), and its version.
+    async fn read_lease(&self) -> Result<(Option<LeaseRecord>, UpdateVersion), IngestError> {
+        let current = self
+            .bucket
+            .store
+            .get(&self.bucket.key_of(LEASE_OBJECT))
+            .await
+            .map_err(|e| self.failed("read the writer lease", e))?;
+        let version = UpdateVersion {
+            e_tag: current.meta.e_tag.clone(),
+            version: current.meta.version.clone(),
+        };
+        let bytes = current
+            .bytes()
+            .await
+            .map_err(|e| self.failed("read the writer lease", e))?;
+        Ok((serde_json::from_slice(&bytes).ok(), version))
+    }
+
+    /// True for a lease this process's node took on this local copy.
+    fn is_ours(&self, lease: &LeaseRecord) -> bool {
+        lease.node == self.node && lease.copy == self.copy_id()
     }
 
     fn set_held(&self, e_tag: Option<String>, version: Option<String>, expires: SystemTime) {
@@ -381,24 +393,11 @@ impl BucketLake {
                 {
                     Ok(_) => return Ok(()),
                     Err(object_store::Error::Precondition { .. }) => {
-                        let current = store
-                            .get(&key)
-                            .await
-                            .map_err(|e| self.failed("read the writer lease", e))?;
-                        let meta = current.meta.clone();
-                        let bytes = current
-                            .bytes()
-                            .await
-                            .map_err(|e| self.failed("read the writer lease", e))?;
-                        let ours = serde_json::from_slice::<LeaseRecord>(&bytes)
-                            .is_ok_and(|r| r.node == self.node && r.copy == self.copy_id());
-                        if !ours {
+                        let (holder, current) = self.read_lease().await?;
+                        if !holder.is_some_and(|h| self.is_ours(&h)) {
                             return Ok(()); // another node holds it now: nothing to let go
                         }
-                        version = UpdateVersion {
-                            e_tag: meta.e_tag,
-                            version: meta.version,
-                        };
+                        version = current;
                     }
                     Err(e) => return Err(self.failed("release the writer lease", e)),
                 }
