@@ -130,15 +130,11 @@ impl S3Server {
             .output()
             .unwrap()
     }
-
-    /// `modelshare serve` on the lake at `location` (an `s3://` URL), through `endpoint`, with
-    /// the node's local directory `local` and `extra` flags.
-    fn serve(&self, endpoint: &str, location: &str, local: &Path, extra: &[&str]) -> Server {
-        serve_node(endpoint, location, local, extra)
-    }
 }
 
-/// [`S3Server::serve`], callable from another thread (a standby blocks until it writes).
+/// `modelshare serve` on the lake at `location` (an `s3://` URL), through `endpoint` (the
+/// store, or a proxy in front of it), with the node's local directory `local` and `extra`
+/// flags. A standby blocks here until it writes: call it from another thread.
 fn serve_node(endpoint: &str, location: &str, local: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--data-dir", location, "--local-dir"];
     let local_str = local.to_str().unwrap();
@@ -450,7 +446,7 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
 
     // Node n1 ingests into the bucket: the flush puts the files, the leaderboard is the same.
     let node1_dir = dir.path().join("node1");
-    let node1 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node1_dir, &node_flags("n1"));
+    let node1 = serve_node(&s3.endpoint, BUCKET_LAKE, &node1_dir, &node_flags("n1"));
     let (status, r) = node1.ndjson(&events()).await;
     assert_eq!((status, &r["accepted"]), (200, &json!(6)), "{r}");
     s3.wait_for_count(BUCKET_LAKE, 6).await;
@@ -470,7 +466,7 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     // A new node with an empty disk (n1 let its lease go at its clean stop): the lake is copied
     // down, the answers are the same, and the events it has stored are known as duplicates.
     let node2_dir = dir.path().join("node2");
-    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
+    let node2 = serve_node(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
     node2.wait_for_cube().await;
     assert_eq!(node2.get_ok(BOARD).await, want);
     let restored = metric(&node2, "bucket_restored_total").await;
@@ -484,14 +480,14 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     // are in node2's local WAL only. Its restart replays them into the bucket.
     let mut slow = node_flags("n2");
     slow[3] = "3600";
-    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &slow);
+    let node2 = serve_node(&s3.endpoint, BUCKET_LAKE, &node2_dir, &slow);
     let late = late_events();
     let (status, r) = node2.ndjson(&late).await;
     assert_eq!((status, &r["accepted"]), (200, &json!(2)), "{r}");
     node2.kill();
     assert_eq!(s3.count(BUCKET_LAKE), 6);
     // The same node takes its own lease back at once, though it has not expired.
-    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
+    let node2 = serve_node(&s3.endpoint, BUCKET_LAKE, &node2_dir, &node_flags("n2"));
     s3.wait_for_count(BUCKET_LAKE, 8).await;
     node2.wait_for_cube().await;
     assert_eq!(node2.get_ok(BOARD).await["totals"]["tokens"], 44_575);
@@ -517,7 +513,7 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     let mut no_sync = node_flags("n2");
     no_sync[5] = "3600";
     no_sync.extend(["--lease-secs", "4"]);
-    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &no_sync);
+    let node2 = serve_node(&s3.endpoint, BUCKET_LAKE, &node2_dir, &no_sync);
     let one = [event(
         "e9",
         "2026-11-03T16:00:00Z",
@@ -536,7 +532,7 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
     // for its old lease to expire (a standby), then copies the lake down.
     let mut replaced = node_flags("n2");
     replaced.extend(["--lease-secs", "4", "--standby"]);
-    let node2 = s3.serve(&s3.endpoint, BUCKET_LAKE, &node2_dir, &replaced);
+    let node2 = serve_node(&s3.endpoint, BUCKET_LAKE, &node2_dir, &replaced);
     node2.wait_for_cube().await;
     assert_eq!(node2.get_ok(BOARD).await["totals"]["tokens"], 44_878);
     node2.stop();
@@ -548,7 +544,7 @@ async fn serve_on_a_bucket_answers_as_a_local_lake_across_restarts_and_lost_disk
         refused.contains("holds files that are not a copy of a lake in a bucket"),
         "{refused}"
     );
-    let node6 = s3.serve(
+    let node6 = serve_node(
         &s3.endpoint,
         BUCKET_LAKE,
         &dir.path().join("node6"),
@@ -640,7 +636,7 @@ async fn a_store_outage_answers_503_loses_nothing_and_catches_up() {
     let link = Link::start(&s3.endpoint);
     let mut flags = node_flags("n1");
     flags.extend(["--max-buffered-rows", "4"]);
-    let node = s3.serve(
+    let node = serve_node(
         &link.endpoint,
         BUCKET_LAKE,
         &dir.path().join("node"),
@@ -698,7 +694,7 @@ async fn a_standby_takes_over_a_dead_writer_and_the_old_writer_comes_back_to_the
         flags
     };
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a = s3.serve(&s3.endpoint, BUCKET_LAKE, &a_dir, &short_lease("a"));
+    let a = serve_node(&s3.endpoint, BUCKET_LAKE, &a_dir, &short_lease("a"));
     let (status, r) = a.ndjson(&events()).await;
     assert_eq!((status, &r["accepted"]), (200, &json!(6)), "{r}");
     s3.wait_for_count(BUCKET_LAKE, 6).await;
@@ -734,7 +730,7 @@ async fn a_standby_takes_over_a_dead_writer_and_the_old_writer_comes_back_to_the
     // a comes back with its old copy: b wrote the lake since, so a brings its copy to the
     // bucket's state first. Its sync then keeps b's files (a stale copy taken as the truth
     // would delete them), and its answers include b's events.
-    let a = s3.serve(&s3.endpoint, BUCKET_LAKE, &a_dir, &short_lease("a"));
+    let a = serve_node(&s3.endpoint, BUCKET_LAKE, &a_dir, &short_lease("a"));
     a.wait_for_cube().await;
     assert_eq!(a.get_ok(BOARD).await["totals"]["tokens"], 44_575);
     tokio::time::sleep(Duration::from_millis(1_500)).await;

@@ -87,7 +87,7 @@ pub struct ServeLakeArgs {
     pub node_id: Option<String>,
     /// For a lake in a bucket: how often the bucket is made equal to the local copy (seconds);
     /// flushes put their files at once, this carries compactions, rollups and snapshots.
-    #[arg(long, env = "MODELSHARE_BUCKET_SYNC_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "MODELSHARE_BUCKET_SYNC_SECS", default_value_t = DEFAULT_BUCKET_SYNC_SECS)]
     pub bucket_sync_secs: f64,
     /// For a lake in a bucket: how long the writer lease lasts without renewal (seconds); it
     /// is renewed every quarter of it.
@@ -102,6 +102,9 @@ pub struct ServeLakeArgs {
 /// A node's local directory when its lake is in a bucket and none is given.
 pub const DEFAULT_LOCAL_DIR: &str = "./data/node";
 
+/// Default `--bucket-sync-secs`.
+pub const DEFAULT_BUCKET_SYNC_SECS: f64 = 30.0;
+
 impl ServeLakeArgs {
     /// A local lake at `dir`, with the flags' defaults for the rest.
     pub fn local(dir: &std::path::Path) -> ServeLakeArgs {
@@ -109,7 +112,7 @@ impl ServeLakeArgs {
             data_dir: dir.display().to_string(),
             local_dir: PathBuf::from(DEFAULT_LOCAL_DIR),
             node_id: None,
-            bucket_sync_secs: 30.0,
+            bucket_sync_secs: DEFAULT_BUCKET_SYNC_SECS,
             lease_secs: modelshare_ingest::bucket::DEFAULT_LEASE_TTL.as_secs(),
             standby: false,
         }

@@ -22,7 +22,6 @@ pub async fn run_with_banner(
     args: ServeArgs,
     banner: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<ExitCode> {
-    // Dashboards first: an invalid file must stop start-up before anything is opened.
     let location = LakeLocation::parse(&args.lake.data_dir)?;
     let (root, bucket) = match &location {
         LakeLocation::Local(dir) => (dir.clone(), None),
@@ -39,6 +38,7 @@ pub async fn run_with_banner(
             )
         }
     };
+    // Dashboards before the lake: an invalid file must stop start-up before the lake is opened.
     let mut registry = modelshare_site::queries::Registry::builtin();
     let public_apps = Arc::new(modelshare_web::public_apps::PublicAppStore::open(&root));
     modelshare_web::site_queries::register(&mut registry, &root, &public_apps)

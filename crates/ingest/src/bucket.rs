@@ -175,10 +175,6 @@ impl BucketLake {
         self.bucket.url_of("")
     }
 
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     fn copy_id(&self) -> String {
         self.copy.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -562,8 +558,10 @@ impl BucketLake {
         let (remote, local, deferred) = {
             let _gate = self.gate();
             let remote = self.block_on(self.list())?;
-            let (local, deferred) = local_files(root)?;
-            (remote, local, deferred)
+            let Listing {
+                files, deferred, ..
+            } = local_files(root)?;
+            (remote, files, deferred)
         };
         self.block_on(async {
             let mut synced = Synced {
@@ -616,7 +614,15 @@ impl BucketLake {
     /// removed, with any swap journal (a swap begun before another node took over is moot).
     fn pull(&self, root: &Path) -> Result<LocalCopy, IngestError> {
         let remote = self.block_on(self.list())?;
-        let (local, deferred) = local_files(root)?;
+        let Listing {
+            files: local,
+            deferred,
+            temps,
+        } = local_files(root)?;
+        // Nothing writes the copy while it is pulled: what a cut-short copy or write left goes.
+        for temp in temps {
+            let _ = fs::remove_file(temp);
+        }
         let mut removed = 0;
         for (relative, file) in &local {
             if !remote.contains_key(relative) {
@@ -686,13 +692,13 @@ impl BucketLake {
         let path = local_path(root, relative)?;
         let dir = path.parent().unwrap_or(root);
         fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
-        // Streamed into a hidden temporary file (removed at start if a crash leaves it), then
-        // renamed into place: a file of the copy is whole or absent.
+        // Streamed into a hidden temporary file (the next pull removes it if a crash leaves
+        // it), then renamed into place: a file of the copy is whole or absent.
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let temp = dir.join(format!(".{name}.tmp"));
+        let temp = crate::lake::temp_path(dir, &name);
         let fetched: Result<u64, IngestError> = async {
             let mut out = fs::File::create(&temp).map_err(|e| IngestError::io(&temp, e))?;
             let mut stream = self
@@ -924,13 +930,21 @@ fn stamp_restored(path: &Path, meta: &ObjectMeta) -> Result<FileStamp, IngestErr
     })
 }
 
-/// The lake's files under `root` by path inside the lake (the node's own entries and hidden
-/// files left out), and the directories with a swap in flight.
-fn local_files(
-    root: &Path,
-) -> Result<(BTreeMap<String, LocalFile>, BTreeSet<String>), IngestError> {
-    let mut files = BTreeMap::new();
-    let mut deferred = BTreeSet::new();
+/// What a walk of the local copy found.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The lake's files by path inside the lake (the node's own entries and hidden files left
+    /// out).
+    files: BTreeMap<String, LocalFile>,
+    /// Directories with a swap in flight (their files are left out too).
+    deferred: BTreeSet<String>,
+    /// Temporary files of writes that never finished (see `lake::temp_path`).
+    temps: Vec<PathBuf>,
+}
+
+/// Walks the local copy at `root`.
+fn local_files(root: &Path) -> Result<Listing, IngestError> {
+    let mut listing = Listing::default();
     let mut dirs = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, relative)) = dirs.pop() {
         let entries = match fs::read_dir(&dir) {
@@ -946,6 +960,9 @@ fn local_files(
             if name == JOURNAL {
                 swapping = true;
             }
+            if crate::lake::is_temp_name(&name) {
+                listing.temps.push(entry.path());
+            }
             if name.starts_with('.')
                 || name == LOCK
                 || (relative.is_empty() && name == crate::lake::WAL_DIR)
@@ -957,8 +974,12 @@ fn local_files(
             } else {
                 format!("{relative}/{name}")
             };
-            let Ok(meta) = entry.metadata() else {
-                continue;
+            // A file that cannot be looked at must not look removed (the sync would delete it
+            // from the bucket); one removed since the directory was read is.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(IngestError::io(&entry.path(), e)),
             };
             if meta.is_dir() {
                 dirs.push((entry.path(), child));
@@ -977,12 +998,12 @@ fn local_files(
         }
         // The journal may appear after the entries were read: look again at the end.
         if swapping || dir.join(JOURNAL).exists() {
-            deferred.insert(relative);
+            listing.deferred.insert(relative);
         } else {
-            files.extend(here);
+            listing.files.extend(here);
         }
     }
-    Ok((files, deferred))
+    Ok(listing)
 }
 
 /// The path inside the lake of `path` (a file under `root`), `/`-separated.
@@ -1041,7 +1062,12 @@ mod tests {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, body).unwrap();
         }
-        let (files, deferred) = local_files(root).unwrap();
+        let Listing {
+            files,
+            deferred,
+            temps,
+        } = local_files(root).unwrap();
+        assert_eq!(temps, [root.join("events/date=2026-11-30/.a.parquet.tmp")]);
         let names: Vec<&str> = files.keys().map(String::as_str).collect();
         assert_eq!(names, ["events/date=2026-11-30/a.parquet", "keys.json"]);
         assert_eq!(files["events/date=2026-11-30/a.parquet"].stamp.size, 2);

@@ -157,7 +157,7 @@ pub(crate) fn stage_run(
     fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
     let name = format!("{}.ids", name.trim_end_matches(".parquet"));
     let path = dir.join(&name);
-    let temp = dir.join(format!(".{name}.tmp"));
+    let temp = lake::temp_path(&dir, &name);
     if let Err(e) = write_run(&temp, hashes.iter().map(|h| Ok(*h)), now_secs()) {
         let _ = fs::remove_file(&temp);
         return Err(IngestError::io(&temp, e));
@@ -178,7 +178,7 @@ impl IdIndex {
             let path = entry.map_err(|e| IngestError::io(&dir, e))?.path();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             let Some(name) = name else { continue };
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if lake::is_temp_name(&name) {
                 let _ = fs::remove_file(&path);
                 continue;
             }
@@ -261,7 +261,7 @@ impl IdIndex {
         let name = lake::new_file_name("merged");
         let name = format!("{}.ids", name.trim_end_matches(".parquet"));
         let path = self.dir.join(&name);
-        let temp = self.dir.join(format!(".{name}.tmp"));
+        let temp = lake::temp_path(&self.dir, &name);
         let written = group.iter().map(|r| r.written).max().unwrap_or(0);
         let merged = (|| -> std::io::Result<()> {
             let mut inputs = Vec::new();

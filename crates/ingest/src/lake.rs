@@ -291,13 +291,23 @@ pub fn remove_stale_temps(lake: &Lake) -> usize {
         for f in files.flatten() {
             let name = f.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') && name.ends_with(".tmp") && fs::remove_file(f.path()).is_ok()
-            {
+            if is_temp_name(&name) && fs::remove_file(f.path()).is_ok() {
                 removed += 1;
             }
         }
     }
     removed
+}
+
+/// The hidden temporary name beside `dir/name` that a file is written under before it is
+/// renamed into place; what a crash leaves is recognised by [`is_temp_name`] and removed.
+pub(crate) fn temp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.tmp"))
+}
+
+/// True for a name made by [`temp_path`].
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 /// Writes `bytes` to `path` so that it appears whole or not at all: a temporary file beside it
@@ -309,7 +319,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IngestError> {
         .file_name()
         .ok_or_else(|| IngestError::io(path, std::io::Error::other("not a file path")))?
         .to_string_lossy();
-    let temp = dir.join(format!(".{name}.tmp"));
+    let temp = temp_path(dir, &name);
     let written = File::create(&temp)
         .and_then(|mut f| std::io::Write::write_all(&mut f, bytes).and_then(|()| f.sync_all()))
         .and_then(|()| fs::rename(&temp, path));
@@ -554,7 +564,7 @@ pub(crate) fn stage_parquet(
 ) -> Result<StagedFile, IngestError> {
     fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
     let path = dir.join(name);
-    let temp = dir.join(format!(".{name}.tmp"));
+    let temp = temp_path(dir, name);
     let file = File::create(&temp).map_err(|e| IngestError::io(&temp, e))?;
     let result = (|| {
         let sink = PositionalWriter {
