@@ -12,6 +12,11 @@
 //!   (compacted, merged, expired, withdrawn) are deleted, so a reader of the bucket sees a day
 //!   twice for at most one pass, never not at all. A directory with a swap in flight (its
 //!   journal present) waits for the next pass;
+//! - a pass that deletes objects first records what it will put and delete (the object
+//!   `sync.journal`), and removes the record once done. A node that takes over after a writer
+//!   died in the middle of a pass finishes it (every object it was putting is there: the
+//!   deletions are made) or undoes it (some are not: the ones there are deleted), so a day
+//!   compacted in that pass is never copied down twice, old files and new;
 //! - a node that starts with an empty local directory first copies the lake down, and a node
 //!   that takes the lease over from another one first brings its copy to the bucket's state
 //!   ([`BucketLake::prepare_local_copy`]): a lost disk costs only the events acknowledged and
@@ -32,12 +37,34 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The lease object, at the lake's root in the bucket.
 pub const LEASE_OBJECT: &str = "writer.lease";
+
+/// The record of a sync pass that deletes objects, at the lake's root in the bucket.
+pub const SYNC_JOURNAL: &str = "sync.journal";
+
+/// What a sync pass is about to do: the objects it puts that the bucket did not hold, and the
+/// objects it deletes after them.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct SyncJournal {
+    put: Vec<String>,
+    delete: Vec<String>,
+}
+
+/// How a pass a writer left unfinished was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// No pass was left unfinished.
+    Nothing,
+    /// Every object the pass put is there: its deletions were made.
+    Finished { deleted: usize },
+    /// Some object it put is not: the ones that are were deleted.
+    Undone { deleted: usize },
+}
 
 /// How long a lease lasts without renewal, by default.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -118,6 +145,9 @@ pub struct BucketLake {
     /// lists both sides: a flush's file is never seen in the bucket and not yet locally (which
     /// would make it look removed).
     gate: Mutex<()>,
+    /// Whether the bucket may hold a [`SYNC_JOURNAL`] (true until this process knows better):
+    /// a pass ends by deleting it.
+    journal_may_exist: AtomicBool,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -166,6 +196,7 @@ impl BucketLake {
             metrics: BucketMetrics::default(),
             known: Mutex::new(HashMap::new()),
             gate: Mutex::new(()),
+            journal_may_exist: AtomicBool::new(true),
             runtime: Some(runtime),
         })
     }
@@ -547,7 +578,7 @@ impl BucketLake {
             .into_iter()
             .filter_map(|meta| {
                 let relative = self.bucket.relative_of(&meta.location)?.to_owned();
-                (relative != LEASE_OBJECT).then_some((relative, meta))
+                (relative != LEASE_OBJECT && relative != SYNC_JOURNAL).then_some((relative, meta))
             })
             .collect())
     }
@@ -577,6 +608,33 @@ impl BucketLake {
                     None => file.newer_than(remote.get(*relative)),
                 })
                 .collect();
+            let deletes: Vec<&String> = remote
+                .keys()
+                .filter(|relative| {
+                    let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
+                    !local.contains_key(*relative) && !deferred.contains(dir)
+                })
+                .collect();
+            // A pass that deletes is recorded first: a writer that dies between its puts and its
+            // deletions leaves a lake the next writer can settle (finish or undo).
+            if !deletes.is_empty() {
+                let journal = SyncJournal {
+                    put: changed
+                        .iter()
+                        .filter(|(relative, _)| !remote.contains_key(*relative))
+                        .map(|(relative, _)| (*relative).clone())
+                        .collect(),
+                    delete: deletes.iter().map(|r| (*r).clone()).collect(),
+                };
+                self.ensure_lease()?;
+                let body = serde_json::to_vec(&journal).unwrap_or_default();
+                self.journal_may_exist.store(true, Ordering::Release);
+                self.bucket
+                    .store
+                    .put(&self.bucket.key_of(SYNC_JOURNAL), PutPayload::from(body))
+                    .await
+                    .map_err(|e| self.failed("record the sync pass", e))?;
+            }
             let put: Vec<Option<u64>> = futures::stream::iter(changed)
                 .map(|(relative, file)| self.put_file(relative, file))
                 .buffer_unordered(TRANSFERS_IN_FLIGHT)
@@ -586,11 +644,7 @@ impl BucketLake {
                 synced.put += 1;
                 synced.put_bytes += size;
             }
-            for relative in remote.keys() {
-                let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
-                if local.contains_key(relative) || deferred.contains(dir) {
-                    continue;
-                }
+            for relative in &deletes {
                 self.ensure_lease()?;
                 match self
                     .bucket
@@ -605,14 +659,91 @@ impl BucketLake {
                     Err(e) => return Err(self.failed(&format!("delete {relative}"), e)),
                 }
             }
+            // The pass is whole: nothing to finish or undo after it.
+            if self.journal_may_exist.load(Ordering::Acquire) {
+                self.delete_object(SYNC_JOURNAL).await?;
+                self.journal_may_exist.store(false, Ordering::Release);
+            }
             Ok(synced)
         })
     }
 
-    /// Brings the local copy at `root` to the bucket's state: objects it lacks, or holds in
-    /// another size or older, are copied down; lake files the bucket no longer holds are
-    /// removed, with any swap journal (a swap begun before another node took over is moot).
+    /// Deletes the object at `relative` (gone already is fine).
+    async fn delete_object(&self, relative: &str) -> Result<(), IngestError> {
+        match self
+            .bucket
+            .store
+            .delete(&self.bucket.key_of(relative))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.failed(&format!("delete {relative}"), e)),
+        }
+    }
+
+    /// Finishes or undoes the sync pass a writer left unfinished (see the module docs). Called
+    /// by the node that holds the lease, before it copies the lake down.
+    pub fn settle_unfinished_sync(&self) -> Result<Settled, IngestError> {
+        self.block_on(async {
+            let key = self.bucket.key_of(SYNC_JOURNAL);
+            let text = match self.bucket.store.get(&key).await {
+                Ok(got) => got
+                    .bytes()
+                    .await
+                    .map_err(|e| self.failed("read the sync journal", e))?,
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.journal_may_exist.store(false, Ordering::Release);
+                    return Ok(Settled::Nothing);
+                }
+                Err(e) => return Err(self.failed("read the sync journal", e)),
+            };
+            let journal: SyncJournal = serde_json::from_slice(&text).map_err(|e| {
+                IngestError::UnreadableSyncJournal(format!(
+                    "{}/{SYNC_JOURNAL} is unreadable ({e}); it records a sync that did not                      finish: an operator must look at it before a node writes this lake",
+                    self.url()
+                ))
+            })?;
+            let mut present = Vec::new();
+            for relative in &journal.put {
+                match self.bucket.store.head(&self.bucket.key_of(relative)).await {
+                    Ok(_) => present.push(relative),
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.failed(&format!("look at {relative}"), e)),
+                }
+            }
+            let settled = if present.len() == journal.put.len() {
+                for relative in &journal.delete {
+                    self.delete_object(relative).await?;
+                }
+                Settled::Finished {
+                    deleted: journal.delete.len(),
+                }
+            } else {
+                for relative in &present {
+                    self.delete_object(relative).await?;
+                }
+                Settled::Undone {
+                    deleted: present.len(),
+                }
+            };
+            self.delete_object(SYNC_JOURNAL).await?;
+            self.journal_may_exist.store(false, Ordering::Release);
+            tracing::warn!(?settled, lake = %self.url(), "a sync pass the last writer left unfinished was settled");
+            Ok(settled)
+        })
+    }
+
+    /// Brings the local copy at `root` to the bucket's state, after settling a sync pass the
+    /// last writer left unfinished: objects it lacks, or holds in another size or older, are
+    /// copied down; lake files the bucket no longer holds are removed, with any swap journal (a
+    /// swap begun before another node took over is moot).
     fn pull(&self, root: &Path) -> Result<LocalCopy, IngestError> {
+        self.settle_unfinished_sync()?;
+        self.pull_settled(root)
+    }
+
+    /// [`Self::pull`] of a bucket with no unfinished pass.
+    fn pull_settled(&self, root: &Path) -> Result<LocalCopy, IngestError> {
         let remote = self.block_on(self.list())?;
         let Listing {
             files: local,
@@ -644,7 +775,7 @@ impl BucketLake {
                 }
             }
             // Those directories' files were left out of the listing: list again.
-            return self.pull(root);
+            return self.pull_settled(root);
         }
         self.block_on(async {
             let mut files = 0;
@@ -1043,6 +1174,7 @@ fn local_path(root: &Path, relative: &str) -> Result<PathBuf, IngestError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use object_store::ObjectStore;
 
     #[test]
     fn local_listing_leaves_out_the_nodes_own_files_and_swaps_in_flight() {
@@ -1123,6 +1255,252 @@ mod tests {
         fs::write(&path, b"54321").unwrap();
         assert!(local(&path).newer_than(Some(&meta)), "rewritten: newer");
         assert!(local(&path).newer_than(None), "not in the bucket");
+    }
+
+    /// An in-memory store that refuses puts and deletes of paths containing a given text: a
+    /// writer whose store fails, or who dies, between two calls of a pass.
+    #[derive(Debug)]
+    struct Refusing {
+        inner: object_store::memory::InMemory,
+        refuse: Mutex<Option<&'static str>>,
+    }
+
+    impl std::fmt::Display for Refusing {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Refusing({})", self.inner)
+        }
+    }
+
+    impl Refusing {
+        fn check(&self, path: &object_store::path::Path) -> object_store::Result<()> {
+            match *self.refuse.lock().unwrap() {
+                Some(text) if path.as_ref().contains(text) => Err(object_store::Error::Generic {
+                    store: "Refusing",
+                    source: format!("{path} refused").into(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for Refusing {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.check(location)?;
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.check(location)?;
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            >,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+        {
+            let refuse = *self.refuse.lock().unwrap();
+            let inner = self.inner.clone();
+            locations
+                .then(move |path| {
+                    let inner = inner.clone();
+                    async move {
+                        let path = path?;
+                        if let Some(text) = refuse
+                            && path.as_ref().contains(text)
+                        {
+                            return Err(object_store::Error::Generic {
+                                store: "Refusing",
+                                source: format!("{path} refused").into(),
+                            });
+                        }
+                        inner.delete(&path).await.map(|()| path)
+                    }
+                })
+                .boxed()
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    const DAY: &str = "events/date=2026-11-30";
+
+    /// Node `node` of the lake `prod` in `store`, holding the lease; who held it before.
+    fn writer(store: &Arc<Refusing>, node: &str) -> (BucketLake, LastHolder) {
+        let bucket = Bucket {
+            name: "lakes".into(),
+            prefix: "prod".into(),
+            store: Arc::clone(store) as Arc<dyn object_store::ObjectStore>,
+        };
+        // A short lease: the next writer takes over once it has run out.
+        let lake = BucketLake::new(bucket, node.into(), Duration::from_secs(2)).unwrap();
+        let last = lake.acquire_lease().unwrap();
+        (lake, last)
+    }
+
+    fn objects(store: &Refusing) -> Vec<String> {
+        let listed: Vec<ObjectMeta> =
+            futures::executor::block_on(store.inner.list(None).try_collect()).unwrap();
+        let mut names: Vec<String> = listed
+            .into_iter()
+            .map(|m| m.location.as_ref().trim_start_matches("prod/").to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn lake_files(root: &Path) -> Vec<String> {
+        local_files(root).unwrap().files.into_keys().collect()
+    }
+
+    /// The first writer puts a day's two files, then compacts them into one and syncs with its
+    /// store failing `failing` (the pass stops there, as if the node died); then it is gone
+    /// and another node takes over. Answers the bucket after the failed pass, and the second
+    /// node's copy (the bucket's lake files once it has taken over: the same).
+    fn compaction_cut_short(failing: &'static str) -> (Vec<String>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Refusing {
+            inner: object_store::memory::InMemory::new(),
+            refuse: Mutex::new(None),
+        });
+        let root = dir.path().join("n1");
+        let (first, last) = writer(&store, "n1");
+        first.prepare_local_copy(&root, &last).unwrap();
+        fs::create_dir_all(root.join(DAY)).unwrap();
+        fs::write(root.join(DAY).join("a.parquet"), "a").unwrap();
+        fs::write(root.join(DAY).join("b.parquet"), "b").unwrap();
+        first.sync(&root).unwrap();
+        // The compaction: two files become one (and a second output, so a pass has two puts).
+        fs::remove_file(root.join(DAY).join("a.parquet")).unwrap();
+        fs::remove_file(root.join(DAY).join("b.parquet")).unwrap();
+        fs::write(root.join(DAY).join("ab.parquet"), "ab").unwrap();
+        fs::write(root.join("rollup.json"), "{}").unwrap();
+        *store.refuse.lock().unwrap() = Some(failing);
+        assert!(first.sync(&root).is_err());
+        *store.refuse.lock().unwrap() = None;
+        let after_failure = objects(&store);
+        drop(first);
+        std::thread::sleep(Duration::from_millis(2_100));
+
+        let (second, last) = writer(&store, "n2");
+        assert_eq!(last, LastHolder::Other("n1".into()));
+        // Taking over settles the pass before copying the lake down.
+        let copy = second
+            .prepare_local_copy(&dir.path().join("n2"), &last)
+            .unwrap();
+        assert!(matches!(copy, LocalCopy::Pulled { .. }), "{copy:?}");
+        assert_eq!(second.settle_unfinished_sync().unwrap(), Settled::Nothing);
+        let mut after = objects(&store);
+        after.retain(|name| name != LEASE_OBJECT);
+        assert_eq!(after, lake_files(&dir.path().join("n2")));
+        (after_failure, after)
+    }
+
+    #[test]
+    fn a_sync_cut_short_between_its_puts_and_deletes_is_finished_by_the_next_writer() {
+        let (after_failure, copy) = compaction_cut_short("/b.parquet");
+        // The pass put the new files and recorded itself, then its deletions failed midway.
+        assert!(
+            after_failure.contains(&SYNC_JOURNAL.to_owned()),
+            "{after_failure:?}"
+        );
+        assert!(after_failure.contains(&format!("{DAY}/ab.parquet")));
+        assert!(after_failure.contains(&format!("{DAY}/b.parquet")));
+        // The next writer's copy holds the day once: the compacted file only.
+        assert_eq!(
+            copy,
+            [format!("{DAY}/ab.parquet"), "rollup.json".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_sync_cut_short_among_its_puts_is_undone_by_the_next_writer() {
+        let (after_failure, copy) = compaction_cut_short("rollup.json");
+        assert!(
+            after_failure.contains(&SYNC_JOURNAL.to_owned()),
+            "{after_failure:?}"
+        );
+        assert!(!after_failure.contains(&"rollup.json".to_owned()));
+        // The day as it was before the pass: both old files, not the half-put compaction.
+        assert_eq!(
+            copy,
+            [format!("{DAY}/a.parquet"), format!("{DAY}/b.parquet")]
+        );
+    }
+
+    #[test]
+    fn a_whole_pass_leaves_no_record_and_an_unreadable_record_stops_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Refusing {
+            inner: object_store::memory::InMemory::new(),
+            refuse: Mutex::new(None),
+        });
+        let root = dir.path().join("n1");
+        let (first, last) = writer(&store, "n1");
+        first.prepare_local_copy(&root, &last).unwrap();
+        fs::create_dir_all(root.join(DAY)).unwrap();
+        fs::write(root.join(DAY).join("a.parquet"), "a").unwrap();
+        first.sync(&root).unwrap();
+        fs::remove_file(root.join(DAY).join("a.parquet")).unwrap();
+        fs::write(root.join(DAY).join("c.parquet"), "c").unwrap();
+        let synced = first.sync(&root).unwrap();
+        assert_eq!((synced.put, synced.deleted), (1, 1));
+        assert_eq!(
+            objects(&store),
+            [format!("{DAY}/c.parquet"), LEASE_OBJECT.to_owned()]
+        );
+        futures::executor::block_on(store.inner.put(
+            &object_store::path::Path::from(format!("prod/{SYNC_JOURNAL}")),
+            PutPayload::from_static(b"{not json"),
+        ))
+        .unwrap();
+        let err = first.settle_unfinished_sync().unwrap_err().to_string();
+        assert!(
+            err.contains("sync.journal is unreadable") && err.contains("operator"),
+            "{err}"
+        );
     }
 
     #[test]

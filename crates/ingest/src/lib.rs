@@ -87,6 +87,10 @@ pub enum IngestError {
     },
     #[error("{0}")]
     NotLeaseholder(String),
+    /// The record of an unfinished sync pass in a bucket cannot be read: a node must not guess
+    /// which of the lake's files are current.
+    #[error("{0}")]
+    UnreadableSyncJournal(String),
 }
 
 impl From<arrow::error::ArrowError> for IngestError {
