@@ -2,8 +2,9 @@
 # The test command (README quick start; `.ci/run` calls exactly this). On a fresh machine it
 # first installs what the suite needs beyond a Rust toolchain: cargo-nextest, Debian's chromium
 # and chromedriver (browser test), fiu-utils (fault-injection matrix) and moto from PyPI (an S3
-# API server for the bucket tests). Extra arguments go to
-# nextest, e.g. `scripts/test.sh --test faults`.
+# API server for the bucket tests). Then the whole suite, and the cluster tests in a build with
+# the `ballista` feature. Extra arguments go to nextest instead (one run, the default build),
+# e.g. `scripts/test.sh --test faults`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,10 @@ if [ ! -x "$S3_VENV/bin/moto_server" ]; then
   "$S3_VENV/bin/pip" install --quiet 'moto[server]>=5,<6'
 fi
 export MODELSHARE_MOTO_SERVER="$S3_VENV/bin/moto_server"
-exec cargo nextest run --workspace --locked --no-fail-fast "$@"
+if (($#)); then
+  exec cargo nextest run --workspace --locked --no-fail-fast "$@"
+fi
+cargo nextest run --workspace --locked --no-fail-fast
+# Queries on a Ballista cluster (feature `ballista`: the Ballista crates over the same DataFusion
+# build, see crates/workspace-hack): a scheduler and executors as processes over a bucket.
+cargo nextest run --locked --no-fail-fast --features modelshare/ballista --test ballista

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod s3;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_modelshare");
 
 #[derive(Debug)]

@@ -26,6 +26,38 @@ pub(crate) enum BenchCommand {
     Scale(BenchScaleArgs),
     /// Bytes per event of one events file rewritten in other row orders and writer settings.
     Encodings(BenchEncodingsArgs),
+    /// The same cold raw-event queries on one node and on a Ballista cluster (a scheduler and
+    /// executors started here), next to DuckDB; needs a `modelshare` built with
+    /// `--features ballista`.
+    Cluster(BenchClusterArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchClusterArgs {
+    /// The lake (a directory, or `s3://BUCKET/PREFIX` with the store's AWS_* variables set);
+    /// `modelshare generate` or `modelshare-bench scale` makes one.
+    #[arg(long)]
+    pub(crate) lake: String,
+    /// Executors in the cluster (they share this machine's cores with the scheduler).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) executors: usize,
+    /// Task slots per executor.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) slots: usize,
+    /// Runs of each query on each engine (each one a new client process: cold).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) runs: usize,
+    /// The `modelshare` binary, built with `--features ballista` (default: the one built next
+    /// to this program).
+    #[arg(long, env = "MODELSHARE_BIN")]
+    pub(crate) server_bin: Option<PathBuf>,
+    /// Python interpreter with the `duckdb` module (skipped with a note if missing; local
+    /// lakes only).
+    #[arg(long, default_value = "python3")]
+    pub(crate) python: String,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-cluster.txt")]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,6 +27,7 @@ pub(crate) async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Analytics(a) => crate::analytics::run(a).await,
         BenchCommand::Scale(a) => crate::scale::run(a).await,
         BenchCommand::Encodings(a) => crate::encodings::run(a),
+        BenchCommand::Cluster(a) => crate::cluster::run(a),
     }
 }
 

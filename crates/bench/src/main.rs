@@ -8,10 +8,12 @@
 //! - [`analytics`]: the preference-index and retention benchmark.
 //! - [`scale`]: the public reads at a router's volume, start-up, memory, a mixed load.
 //! - [`encodings`]: bytes per event of an events file in other orders and writer settings.
+//! - [`cluster`]: the same cold raw-event queries on one node and on a Ballista cluster.
 
 mod analytics;
 mod args;
 mod bench;
+mod cluster;
 mod encodings;
 mod scale;
 

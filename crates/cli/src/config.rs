@@ -44,7 +44,76 @@ pub enum Command {
     Apps(AppsArgs),
     /// Inspect the write-ahead log and recover what damaged segments still hold.
     Wal(WalArgs),
+    /// Run a scheduler or an executor of an Apache DataFusion Ballista cluster over the lake,
+    /// for `query --ballista` and `serve --ballista` (in builds with `--features ballista`).
+    #[command(subcommand)]
+    Cluster(ClusterRole),
 }
+
+/// The Ballista scheduler a command sends its raw-event SQL to.
+#[derive(Debug, Clone, Args)]
+pub struct BallistaArgs {
+    /// Run ad-hoc SQL on the Apache DataFusion Ballista cluster whose scheduler is at this
+    /// address (`df://HOST:PORT`, see `modelshare cluster`) instead of in this process; the
+    /// cluster reads the lake's files (`--data-dir`). Needs a build with `--features ballista`.
+    #[arg(long, env = "MODELSHARE_BALLISTA", value_name = "df://HOST:PORT")]
+    pub ballista: Option<String>,
+}
+
+/// A member of a Ballista cluster.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterRole {
+    /// The scheduler: plans the statements clients send and hands their tasks to executors.
+    Scheduler(SchedulerArgs),
+    /// An executor: takes tasks from a scheduler and runs them over the lake's files.
+    Executor(ExecutorArgs),
+}
+
+/// `modelshare cluster scheduler`.
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// The lake the cluster reads: `s3://BUCKET/PREFIX` (AWS_* variables as for `serve`), or a
+    /// directory every executor sees at the same path.
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
+    /// Address the scheduler listens on (gRPC); clients and executors are given it as
+    /// `df://HOST:PORT`. Port 0 picks a free port (the address is printed).
+    #[arg(long, env = "MODELSHARE_CLUSTER_LISTEN", default_value = DEFAULT_SCHEDULER_LISTEN)]
+    pub listen: SocketAddr,
+}
+
+/// `modelshare cluster executor`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecutorArgs {
+    /// The lake the cluster reads (the scheduler's `--data-dir`).
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
+    /// The scheduler to take tasks from.
+    #[arg(long, env = "MODELSHARE_BALLISTA", default_value = DEFAULT_SCHEDULER_URL, value_name = "df://HOST:PORT")]
+    pub scheduler: String,
+    /// Address of this executor's Arrow Flight service, where the other members and the
+    /// clients read the rows its tasks produce.
+    #[arg(long, env = "MODELSHARE_CLUSTER_LISTEN", default_value = DEFAULT_EXECUTOR_LISTEN)]
+    pub listen: SocketAddr,
+    /// The host name the others reach `--listen` by, when it is not its address (0.0.0.0,
+    /// a container, a NAT).
+    #[arg(long)]
+    pub advertise_host: Option<String>,
+    /// Tasks run at once (default: the cores of this machine).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Directory for the shuffle files of running queries (default: a new temporary
+    /// directory); the executor removes what it wrote when it stops.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// `modelshare cluster scheduler --listen` when none is given (Ballista's default port).
+pub const DEFAULT_SCHEDULER_LISTEN: &str = "127.0.0.1:50050";
+/// `modelshare cluster executor --scheduler` when none is given.
+pub const DEFAULT_SCHEDULER_URL: &str = "df://127.0.0.1:50050";
+/// `modelshare cluster executor --listen` when none is given (Ballista's default port).
+pub const DEFAULT_EXECUTOR_LISTEN: &str = "127.0.0.1:50051";
 
 /// The lake's directory when none is given.
 pub const DEFAULT_DATA_DIR: &str = "./data/lake";
@@ -212,6 +281,8 @@ pub struct ServeArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub ballista: BallistaArgs,
     /// Website: read dashboard files (*.toml) from this directory instead of the built-in
     /// ones; an invalid file stops start-up.
     #[arg(long, env = "MODELSHARE_DASHBOARDS")]
@@ -679,6 +750,11 @@ pub struct QueryArgs {
     /// Cancel the query after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+    /// Run the statement on the Apache DataFusion Ballista cluster whose scheduler is at this
+    /// address (`df://HOST:PORT`, see `modelshare cluster`); the cluster reads `--data-dir`.
+    /// Needs a build with `--features ballista`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub ballista: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -228,6 +228,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         limits: crate::config::LimitArgs::default(),
         connections: crate::config::ConnectionArgs::default(),
         trust: crate::config::TrustArgs::default(),
+        ballista: crate::config::BallistaArgs { ballista: None },
         dashboards: None,
     };
     crate::serve::run_with_banner(serve, banner).await

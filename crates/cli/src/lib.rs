@@ -10,8 +10,11 @@
 //! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 //! - [`keys`]: `modelshare keys create|list|revoke`.
 //! - [`wal`]: `modelshare wal check|salvage`, for an operator after a damaged log.
+//! - [`cluster`]: `modelshare cluster scheduler|executor` and the `--ballista` client (feature
+//!   `ballista`).
 
 pub mod apps;
+pub mod cluster;
 pub mod config;
 pub mod export;
 pub mod generate;
@@ -52,6 +55,7 @@ pub fn run() -> ExitCode {
             Command::Keys(args) => keys::run(args),
             Command::Apps(args) => apps::run(args),
             Command::Wal(args) => wal::run(args),
+            Command::Cluster(role) => cluster::run(role).await,
         }
     });
     match result {

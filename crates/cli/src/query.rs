@@ -16,15 +16,24 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let config = QueryConfig {
-        timeout: Duration::from_secs(args.timeout_secs.max(1)),
-        ..Default::default()
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let batches = match &args.ballista {
+        Some(scheduler) => crate::cluster::query(scheduler, &location, &args.sql, timeout)
+            .await
+            .with_context(|| {
+                format!("query on the cluster at {scheduler} over the lake at {location}")
+            })?,
+        None => {
+            let config = QueryConfig {
+                timeout,
+                ..Default::default()
+            };
+            QueryEngine::at(&location, config)?
+                .sql(&args.sql)
+                .await
+                .with_context(|| format!("query over the lake at {location}"))?
+        }
     };
-    let engine = QueryEngine::at(&location, config)?;
-    let batches = engine
-        .sql(&args.sql)
-        .await
-        .with_context(|| format!("query over the lake at {location}"))?;
     let mut out = Vec::new();
     match args.format {
         OutputFormat::Table => {

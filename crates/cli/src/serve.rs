@@ -93,6 +93,12 @@ pub async fn run_with_banner(
             .interval()?
             .map(|every| (every, args.compaction.grace())),
     );
+    // Ad-hoc SQL on a cluster reads the lake of record (the bucket), which every executor sees;
+    // the public reads stay on this node's cube.
+    let query = match &args.ballista.ballista {
+        Some(scheduler) => crate::cluster::route_sql(query, scheduler, &location)?,
+        None => query,
+    };
     let state = AppState::new(Some(Arc::clone(&ingester)), query, args.max_body_bytes)
         .with_rollups(rollups)
         .with_snapshots(lake.root())
@@ -332,7 +338,8 @@ fn repeat_blocking(
 }
 
 /// Registers SIGTERM and Ctrl-C handlers now and returns a future that resolves on either.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal()
+-> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;

@@ -98,6 +98,8 @@ pub struct QueryEngine {
     pub(crate) stats: Arc<QueryStats>,
     /// Answers shared by the reads of one unit of work (see [`QueryEngine::sharing_answers`]).
     pub(crate) shared: Option<Arc<SharedAnswers>>,
+    /// Where ad-hoc SQL runs instead of this process, when set (see [`crate::sandbox`]).
+    pub(crate) remote: Option<Arc<dyn crate::sandbox::RemoteSql>>,
 }
 
 /// Answers of identical queries (same SQL, parameters and weeks) asked within one unit of work,
@@ -205,6 +207,7 @@ impl QueryEngine {
             config,
             stats: Arc::new(QueryStats::default()),
             shared: None,
+            remote: None,
         })
     }
 
@@ -270,7 +273,7 @@ impl QueryEngine {
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
-        ctx.register_table("lake", self.root.events()?)?;
+        self.register_file_tables(&ctx, "lake")?;
         let mut live_days = BTreeSet::new();
         let live_rows = live_batches
             .iter()
@@ -278,27 +281,6 @@ impl QueryEngine {
             .collect::<Result<Vec<_>, _>>()?;
         let live = MemTable::try_new(table_schema(), vec![live_rows])?;
         ctx.register_table("live", Arc::new(live))?;
-        let root = &self.root;
-        ctx.register_table(
-            "app_days",
-            root.table(APP_DAYS_DIR, app_days_schema(), "date")?,
-        )?;
-        ctx.register_table(
-            "day_groups",
-            root.table(GROUPS_DIR, groups_schema(), "date")?,
-        )?;
-        ctx.register_table(
-            "day_group_presence",
-            root.table(GROUP_PRESENCE_DIR, group_presence_schema(), "date")?,
-        )?;
-        ctx.register_table(
-            "week_presence",
-            root.table(WEEK_PRESENCE_DIR, week_presence_schema(), "week")?,
-        )?;
-        ctx.register_table(
-            "hour_files",
-            root.table(HOURLY_DIR, hourly_schema(), "date")?,
-        )?;
         ctx.register_udf(app_key_udf());
         // Views, so filters on `date` reach the listing tables and prune partitions.
         ctx.sql("CREATE VIEW events AS SELECT * FROM lake UNION ALL SELECT * FROM live")
@@ -340,6 +322,37 @@ impl QueryEngine {
         let (from_files, computed) = in_and_out(&hour_days);
         ctx.sql(&hourly_view(&from_files, &computed)).await?;
         Ok(ctx)
+    }
+
+    /// Registers the tables read straight from the lake's files in `ctx`: the events (named
+    /// `events_table`), the cube's day, group, presence and week files, and the hourly files.
+    pub(crate) fn register_file_tables(
+        &self,
+        ctx: &SessionContext,
+        events_table: &str,
+    ) -> Result<(), QueryError> {
+        let root = &self.root;
+        ctx.register_table(events_table, root.events()?)?;
+        for (name, dir, schema, partition) in [
+            ("app_days", APP_DAYS_DIR, app_days_schema(), "date"),
+            ("day_groups", GROUPS_DIR, groups_schema(), "date"),
+            (
+                "day_group_presence",
+                GROUP_PRESENCE_DIR,
+                group_presence_schema(),
+                "date",
+            ),
+            (
+                "week_presence",
+                WEEK_PRESENCE_DIR,
+                week_presence_schema(),
+                "week",
+            ),
+            ("hour_files", HOURLY_DIR, hourly_schema(), "date"),
+        ] {
+            ctx.register_table(name, root.table(dir, schema, partition)?)?;
+        }
+        Ok(())
     }
 
     /// Runs one read-only SQL statement against table `events`.
@@ -618,7 +631,7 @@ fn optional_table(
 }
 
 /// `app_key(app_id)`: the key distinct apps are counted on (`modelshare_event::cube::app_key`).
-fn app_key_udf() -> datafusion::logical_expr::ScalarUDF {
+pub(crate) fn app_key_udf() -> datafusion::logical_expr::ScalarUDF {
     use arrow::array::UInt64Array;
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     let hash = Arc::new(|args: &[ColumnarValue]| {

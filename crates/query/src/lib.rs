@@ -18,10 +18,15 @@
 //! - [`incidents`]: spans in which most of a provider's attempts failed, to the minute.
 //! - [`apps`]: per-app rows the analyses read (never published as such).
 //! - [`values`]: reading typed values out of Arrow columns.
-//! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`).
+//! - [`sandbox`]: ad-hoc admin SQL with memory, time and row caps (`POST /v1/sql`), here or on
+//!   a cluster.
+//! - `distributed` (feature `ballista`): the Ballista scheduler and executor processes that know
+//!   this lake, and the client that runs ad-hoc SQL on them.
 
 pub mod agents;
 pub mod apps;
+#[cfg(feature = "ballista")]
+pub mod distributed;
 pub mod engine;
 mod fragments;
 pub mod hourly;
@@ -59,4 +64,11 @@ pub enum QueryError {
     Busy,
     #[error("unexpected result shape: {0}")]
     Shape(String),
+    /// The query cluster (a Ballista scheduler or executor) cannot be reached: transient.
+    #[error("the query cluster cannot be reached: {0}")]
+    Unreachable(String),
+    /// A cluster that cannot be set up or used as asked (an address that is not one, a process
+    /// that cannot start): permanent.
+    #[error("{0}")]
+    Cluster(String),
 }

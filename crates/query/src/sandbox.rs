@@ -5,15 +5,22 @@
 //! `presence`), a memory
 //! pool of its own, a time limit, and a row cap that stops the query once enough rows have
 //! arrived.
+//!
+//! With a [`RemoteSql`] set (a Ballista cluster, `serve --ballista`), the statement runs there
+//! instead, over the lake's files in the bucket (tables `events`, `app_days`, `day_groups`,
+//! `day_group_presence`, `week_presence`, `hour_files`; no live rows, no views), under the same
+//! time limit and row cap; the cluster's executors have their own memory pools.
 
 use crate::{QueryEngine, QueryError};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SQLOptions;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +53,28 @@ pub fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// An engine elsewhere that runs a read-only statement over this lake's files.
+pub trait RemoteSql: std::fmt::Debug + Send + Sync {
+    /// Plans `sql` and starts it, answering its rows as they come.
+    fn stream<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> BoxFuture<'a, Result<SendableRecordBatchStream, QueryError>>;
+
+    /// The kind of a failure met while reading the stream (a member of the cluster that cannot
+    /// be reached is transient).
+    fn classify(&self, e: QueryError) -> QueryError {
+        e
+    }
+}
+
 impl QueryEngine {
+    /// This engine, running ad-hoc SQL ([`sql_capped`](Self::sql_capped)) on `remote`.
+    pub fn with_remote_sql(mut self, remote: Arc<dyn RemoteSql>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
     /// A copy of this engine whose queries share a memory pool of `limits.memory_bytes`.
     pub fn sandboxed(&self, limits: SqlLimits) -> Result<QueryEngine, QueryError> {
         let cache = CacheManagerConfig::default().with_list_files_cache_limit(0);
@@ -78,6 +106,19 @@ impl QueryEngine {
     }
 
     async fn capped_inner(&self, sql: &str, max_rows: usize) -> Result<SqlAnswer, QueryError> {
+        match &self.remote {
+            Some(remote) => {
+                let stream = remote.stream(sql).await?;
+                first_rows(stream, max_rows)
+                    .await
+                    .map_err(|e| remote.classify(e))
+            }
+            None => first_rows(self.stream_here(sql).await?, max_rows).await,
+        }
+    }
+
+    /// Plans `sql` in this process over the lake and the live rows, and starts it.
+    async fn stream_here(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
         let pin = match &self.live {
             Some(live) => Some(live.pin().await),
             None => None,
@@ -90,25 +131,32 @@ impl QueryEngine {
             .create_physical_plan()
             .await?;
         drop(pin);
-        let schema = plan.schema();
-        let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
-        let mut out = Vec::new();
-        let mut rows = 0usize;
-        let mut truncated = false;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if rows + batch.num_rows() > max_rows {
-                out.push(batch.slice(0, max_rows - rows));
-                truncated = true;
-                break;
-            }
-            rows += batch.num_rows();
-            out.push(batch);
-        }
-        Ok(SqlAnswer {
-            schema,
-            batches: out,
-            truncated,
-        })
+        Ok(execute_stream(plan, ctx.task_ctx())?)
     }
+}
+
+/// The first `max_rows` rows of `stream`; the rest is not read.
+async fn first_rows(
+    mut stream: SendableRecordBatchStream,
+    max_rows: usize,
+) -> Result<SqlAnswer, QueryError> {
+    let schema = stream.schema();
+    let mut out = Vec::new();
+    let mut rows = 0usize;
+    let mut truncated = false;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if rows + batch.num_rows() > max_rows {
+            out.push(batch.slice(0, max_rows - rows));
+            truncated = true;
+            break;
+        }
+        rows += batch.num_rows();
+        out.push(batch);
+    }
+    Ok(SqlAnswer {
+        schema,
+        batches: out,
+        truncated,
+    })
 }

@@ -123,6 +123,10 @@ impl From<QueryError> for ApiError {
             QueryError::Busy => {
                 ApiError::Unavailable("the server is busy with other queries; retry shortly".into())
             }
+            QueryError::Unreachable(why) => {
+                tracing::warn!(error = %why, "the query cluster cannot be reached");
+                ApiError::Unavailable("the query cluster cannot be reached; retry shortly".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
