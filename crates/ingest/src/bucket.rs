@@ -391,6 +391,16 @@ impl BucketLake {
                 Ok(())
             }
             Err(object_store::Error::Precondition { .. }) => {
+                // The client retries a renewal that timed out or got a 5xx; when the first try
+                // had landed, the retry finds the new ETag and is refused. The lease then holds
+                // exactly what this renewal wrote: it is still this node's.
+                if let Ok((Some(lease), version)) = self.block_on(self.read_lease())
+                    && self.is_ours(&lease)
+                    && lease.expires_ms == now_ms(expires)
+                {
+                    self.set_held(version.e_tag, version.version, expires);
+                    return Ok(());
+                }
                 *self.held() = None;
                 Err(IngestError::NotLeaseholder(format!(
                     "another node took the lease of {}; node {} stops writing to it",
@@ -1263,6 +1273,9 @@ mod tests {
     struct Refusing {
         inner: object_store::memory::InMemory,
         refuse: Mutex<Option<&'static str>>,
+        /// Puts of paths containing this text land, then answer 412, as a retried request
+        /// whose first try landed does.
+        land_then_refuse: Mutex<Option<&'static str>>,
     }
 
     impl std::fmt::Display for Refusing {
@@ -1272,6 +1285,14 @@ mod tests {
     }
 
     impl Refusing {
+        fn new() -> Arc<Refusing> {
+            Arc::new(Refusing {
+                inner: object_store::memory::InMemory::new(),
+                refuse: Mutex::new(None),
+                land_then_refuse: Mutex::new(None),
+            })
+        }
+
         fn check(&self, path: &object_store::path::Path) -> object_store::Result<()> {
             match *self.refuse.lock().unwrap() {
                 Some(text) if path.as_ref().contains(text) => Err(object_store::Error::Generic {
@@ -1292,7 +1313,16 @@ mod tests {
             opts: PutOptions,
         ) -> object_store::Result<object_store::PutResult> {
             self.check(location)?;
-            self.inner.put_opts(location, payload, opts).await
+            let landed = self.inner.put_opts(location, payload, opts).await?;
+            match *self.land_then_refuse.lock().unwrap() {
+                Some(text) if location.as_ref().contains(text) => {
+                    Err(object_store::Error::Precondition {
+                        path: location.to_string(),
+                        source: "the retry found the first try's ETag".into(),
+                    })
+                }
+                _ => Ok(landed),
+            }
         }
 
         async fn put_multipart_opts(
@@ -1380,6 +1410,16 @@ mod tests {
         (lake, last)
     }
 
+    /// The lake's first writer, n1, on the copy `root`, with a day's file `a.parquet` written
+    /// there (not synced yet).
+    fn first_writer(store: &Arc<Refusing>, root: &Path) -> BucketLake {
+        let (first, last) = writer(store, "n1");
+        first.prepare_local_copy(root, &last).unwrap();
+        fs::create_dir_all(root.join(DAY)).unwrap();
+        fs::write(root.join(DAY).join("a.parquet"), "a").unwrap();
+        first
+    }
+
     fn objects(store: &Refusing) -> Vec<String> {
         let listed: Vec<ObjectMeta> =
             futures::executor::block_on(store.inner.list(None).try_collect()).unwrap();
@@ -1401,15 +1441,9 @@ mod tests {
     /// node's copy (the bucket's lake files once it has taken over: the same).
     fn compaction_cut_short(failing: &'static str) -> (Vec<String>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Refusing {
-            inner: object_store::memory::InMemory::new(),
-            refuse: Mutex::new(None),
-        });
+        let store = Refusing::new();
         let root = dir.path().join("n1");
-        let (first, last) = writer(&store, "n1");
-        first.prepare_local_copy(&root, &last).unwrap();
-        fs::create_dir_all(root.join(DAY)).unwrap();
-        fs::write(root.join(DAY).join("a.parquet"), "a").unwrap();
+        let first = first_writer(&store, &root);
         fs::write(root.join(DAY).join("b.parquet"), "b").unwrap();
         first.sync(&root).unwrap();
         // The compaction: two files become one (and a second output, so a pass has two puts).
@@ -1473,15 +1507,9 @@ mod tests {
     #[test]
     fn a_whole_pass_leaves_no_record_and_an_unreadable_record_stops_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Refusing {
-            inner: object_store::memory::InMemory::new(),
-            refuse: Mutex::new(None),
-        });
+        let store = Refusing::new();
         let root = dir.path().join("n1");
-        let (first, last) = writer(&store, "n1");
-        first.prepare_local_copy(&root, &last).unwrap();
-        fs::create_dir_all(root.join(DAY)).unwrap();
-        fs::write(root.join(DAY).join("a.parquet"), "a").unwrap();
+        let first = first_writer(&store, &root);
         first.sync(&root).unwrap();
         fs::remove_file(root.join(DAY).join("a.parquet")).unwrap();
         fs::write(root.join(DAY).join("c.parquet"), "c").unwrap();
@@ -1501,6 +1529,27 @@ mod tests {
             err.contains("sync.journal is unreadable") && err.contains("operator"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_renewal_whose_retry_is_refused_after_its_first_try_landed_keeps_the_lease() {
+        let store = Refusing::new();
+        let (lake, _) = writer(&store, "n1");
+        *store.land_then_refuse.lock().unwrap() = Some(LEASE_OBJECT);
+        lake.renew_lease().unwrap();
+        assert!(lake.holds_lease());
+        // The ETag it keeps is the lease's current one: the next renewal goes through.
+        *store.land_then_refuse.lock().unwrap() = None;
+        lake.renew_lease().unwrap();
+        // A lease another node took is lost for good.
+        let (other, _) = {
+            std::thread::sleep(Duration::from_millis(2_100));
+            writer(&store, "n2")
+        };
+        assert!(other.holds_lease());
+        let err = lake.renew_lease().unwrap_err().to_string();
+        assert!(err.contains("another node took the lease"), "{err}");
+        assert!(!lake.holds_lease());
     }
 
     #[test]
