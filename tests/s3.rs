@@ -14,12 +14,12 @@
 
 mod common;
 
-use common::s3::{S3Server, events, rows, serve_node};
+use common::s3::{PER_MODEL, S3Server, events, per_model_answer, rows, serve_node};
 use common::{BIN, Server, event};
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,21 +31,9 @@ async fn query_reads_a_lake_in_a_bucket_as_it_reads_a_directory() {
     let s3 = S3Server::start();
     s3.upload("lakes", "prod/lake", &lake).await;
 
-    let per_model = "SELECT model, count(*) AS requests, \
-                     sum(input_tokens + output_tokens) AS tokens, \
-                     count(DISTINCT app_id) AS apps \
-                     FROM events WHERE status = 'ok' GROUP BY model ORDER BY model";
+    let per_model = PER_MODEL;
     let from_bucket = rows(&s3.query("s3://lakes/prod/lake", per_model));
-    assert_eq!(
-        from_bucket,
-        json!([
-            {"model": "anthropic/claude-haiku-4.5", "requests": 2, "tokens": 1_212, "apps": 2},
-            {"model": "openai/o3", "requests": 3, "tokens": 43_060, "apps": 3},
-        ])
-        .as_array()
-        .unwrap()
-        .clone()
-    );
+    assert_eq!(from_bucket, per_model_answer());
     let local = rows(&s3.query(lake.to_str().unwrap(), per_model));
     assert_eq!(from_bucket, local);
     // The date partitions prune the same way, and the app-day cube is read from the bucket too.
@@ -89,12 +77,11 @@ fn bad_locations_are_refused_with_the_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{location}: {stderr}");
     }
-    // Commands that work on a local lake refuse a URL, and say which ones take it.
+    // Commands that work on a local lake only refuse a URL, and say which ones take it.
     for command in [
-        "rollup --data-dir s3://lakes/prod",
-        "export --data-dir s3://lakes/prod",
         "keys --data-dir s3://lakes/prod list",
         "wal check --data-dir s3://lakes/prod",
+        "apps --data-dir s3://lakes/prod list",
     ] {
         let out = Command::new(BIN)
             .args(command.split(' '))
@@ -104,10 +91,188 @@ fn bad_locations_are_refused_with_the_reason() {
         assert!(!out.status.success(), "{command}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("is a URL") && stderr.contains("modelshare serve --data-dir s3://"),
+            stderr.contains("is a URL")
+                && stderr.contains("`generate`, `ingest`, `rollup` and `export`"),
             "{command}: {stderr}"
         );
     }
+}
+
+/// `modelshare ARGS` with the store's variables; its output.
+fn command(s3: &S3Server, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("MODELSHARE_LOG", "warn")
+        .envs(S3Server::env_via(&s3.endpoint))
+        .output()
+        .unwrap()
+}
+
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The keys of the objects under `prefix` in `bucket`.
+async fn object_keys(s3: &S3Server, bucket: &str, prefix: &str) -> Vec<String> {
+    let body = reqwest::get(format!(
+        "{}/{bucket}?list-type=2&prefix={prefix}&max-keys=1000",
+        s3.endpoint
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split_once("</Key>").map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start();
+    s3.create_bucket("lakes").await;
+    let local = dir.path().join("local");
+    let (local_str, bucket) = (local.to_str().unwrap(), "s3://lakes/gen");
+    // The same synthetic traffic into a directory and into the bucket.
+    let generate = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--data-dir",
+            to,
+            "--events",
+            "4000",
+            "--apps",
+            "60",
+            "--days",
+            "15",
+            "--start",
+            "2026-10-05",
+            "--seed",
+            "11",
+        ];
+        args.extend_from_slice(extra);
+        succeeded(&command(&s3, &args))
+    };
+    generate(local_str, &[]);
+    let out = generate(bucket, &["--node-id", "gen1"]);
+    assert!(out.contains("into s3://lakes/gen/"), "{out}");
+    let per_model = "SELECT model, count(*) AS n, sum(output_tokens) AS output FROM events \
+                     GROUP BY model ORDER BY model";
+    let from_bucket = rows(&s3.query(bucket, per_model));
+    assert_eq!(from_bucket, rows(&s3.query(local_str, per_model)));
+    assert_eq!(s3.count(bucket), 4_000);
+    // The node's name is in the files the command wrote.
+    let files = object_keys(&s3, "lakes", "gen/events/").await;
+    assert!(
+        !files.is_empty() && files.iter().all(|k| k.contains("-gen1-")),
+        "{files:?}"
+    );
+
+    // NDJSON through the durable path, into the bucket.
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, common::ndjson(&events())).unwrap();
+    let out = succeeded(&command(
+        &s3,
+        &[
+            "ingest",
+            "--data-dir",
+            bucket,
+            "--node-id",
+            "gen1",
+            file.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("put "), "{out}");
+    assert_eq!(s3.count(bucket), 4_006);
+
+    // The rollup is built on the copy and put into the bucket; the copy given is kept.
+    let copy = dir.path().join("copy");
+    succeeded(&command(
+        &s3,
+        &[
+            "rollup",
+            "--data-dir",
+            bucket,
+            "--local-dir",
+            copy.to_str().unwrap(),
+            "--node-id",
+            "gen1",
+        ],
+    ));
+    let rollups = object_keys(&s3, "lakes", "gen/rollups/").await;
+    assert!(!rollups.is_empty(), "no rollup objects");
+    assert!(copy.join("rollups").is_dir());
+
+    // A closed week's public snapshot: the same rows as from the directory, and published in
+    // the bucket.
+    let export = |lake: &str, out: &Path| {
+        let args = [
+            "export",
+            "--data-dir",
+            lake,
+            "--week",
+            "2026-W42",
+            "--min-apps",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        succeeded(&command(&s3, &args))
+    };
+    let from_dir = export(local_str, &dir.path().join("w42-local.parquet"));
+    let from_bucket = export(bucket, &dir.path().join("w42-bucket.parquet"));
+    let rows_of = |line: &str| {
+        line.split(" rows")
+            .next()
+            .and_then(|l| l.rsplit('(').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        rows_of(&from_dir),
+        rows_of(&from_bucket),
+        "{from_dir} / {from_bucket}"
+    );
+    assert!(
+        from_bucket.contains("wrote snapshot 2026-W42"),
+        "{from_bucket}"
+    );
+    let snapshots = object_keys(&s3, "lakes", "gen/snapshots/").await;
+    assert!(
+        snapshots.iter().any(|k| k.contains("2026-W42")),
+        "{snapshots:?}"
+    );
+
+    // While a server writes the lake, the commands are refused and say by whom.
+    let node = serve_node(
+        &s3.endpoint,
+        bucket,
+        &dir.path().join("node"),
+        &["--node-id", "n1"],
+    );
+    let refused = command(&s3, &["rollup", "--data-dir", bucket, "--node-id", "gen1"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is written by node n1"), "{stderr}");
+    // The server has the lake the commands wrote.
+    let (status, answer) = node
+        .post_to(
+            "/v1/sql",
+            "application/json",
+            &[],
+            json!({"sql": "SELECT count(*) AS n FROM events"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"][0]["n"], 4_006, "{answer}");
+    node.stop();
 }
 
 /// The value of `modelshare_NAME` on the server's `/metrics`.

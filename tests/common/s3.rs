@@ -226,3 +226,17 @@ pub fn events() -> Vec<Value> {
         ),
     ]
 }
+
+/// Per model over the `ok` events of [`events`]: requests, tokens and distinct apps.
+pub const PER_MODEL: &str = "SELECT model, count(*) AS requests, \
+                             sum(input_tokens + output_tokens) AS tokens, \
+                             count(DISTINCT app_id) AS apps \
+                             FROM events WHERE status = 'ok' GROUP BY model ORDER BY model";
+
+/// [`PER_MODEL`]'s answer over [`events`].
+pub fn per_model_answer() -> Vec<Value> {
+    vec![
+        json!({"model": "anthropic/claude-haiku-4.5", "requests": 2, "tokens": 1_212, "apps": 2}),
+        json!({"model": "openai/o3", "requests": 3, "tokens": 43_060, "apps": 3}),
+    ]
+}

@@ -131,11 +131,41 @@ fn local_lake_dir(dir: &str) -> Result<PathBuf, String> {
     if dir.contains("://") {
         return Err(format!(
             "{dir:?} is a URL: this command works on a local lake directory. A lake in a bucket \
-             is written by `modelshare serve --data-dir s3://BUCKET/PREFIX` and read by \
-             `modelshare query --data-dir s3://BUCKET/PREFIX`"
+             is written by `modelshare serve`, `generate`, `ingest`, `rollup` and `export` \
+             and read by `query` with `--data-dir s3://BUCKET/PREFIX`"
         ));
     }
     Ok(PathBuf::from(dir))
+}
+
+/// Where the lake of `generate`, `ingest`, `rollup` and `export` lives: a directory, or a bucket
+/// the command works on through a local copy (see [`crate::lake_copy`]).
+#[derive(Debug, Clone, Args)]
+pub struct CommandLakeArgs {
+    /// Lake directory, or `s3://BUCKET/PREFIX` for a lake in an S3 API bucket (AWS_* variables
+    /// as for `serve`): the command then takes the writer lease (refused while a server writes
+    /// the lake), works on a local copy and puts what it changed into the bucket.
+    #[arg(long, env = "MODELSHARE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
+    /// For a lake in a bucket: the local copy to work on (kept and brought up to date on the
+    /// next run; default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub local_dir: Option<PathBuf>,
+    /// For a lake in a bucket: the name in the writer lease and in the files written (default:
+    /// the host name).
+    #[arg(long, env = "MODELSHARE_NODE_ID")]
+    pub node_id: Option<String>,
+}
+
+impl CommandLakeArgs {
+    /// A local lake at `dir`.
+    pub fn local(dir: &std::path::Path) -> CommandLakeArgs {
+        CommandLakeArgs {
+            data_dir: dir.display().to_string(),
+            local_dir: None,
+            node_id: None,
+        }
+    }
 }
 
 /// Where the server's lake lives: a directory, or a bucket with a local copy on this node.
@@ -669,7 +699,7 @@ impl Default for SnapshotTuning {
 #[derive(Debug, Clone, Args)]
 pub struct RollupArgs {
     #[command(flatten)]
-    pub lake: LakeArgs,
+    pub lake: CommandLakeArgs,
     /// Rebuild every closed week, not only missing or outdated ones.
     #[arg(long)]
     pub rebuild: bool,
@@ -681,7 +711,7 @@ pub struct RollupArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    pub lake: LakeArgs,
+    pub lake: CommandLakeArgs,
     /// The ISO week, e.g. 2026-W47.
     #[arg(long)]
     pub week: String,
@@ -721,7 +751,7 @@ pub struct DemoArgs {
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
     #[command(flatten)]
-    pub lake: LakeArgs,
+    pub lake: CommandLakeArgs,
     /// NDJSON files to load; `-` reads standard input.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -760,7 +790,7 @@ pub struct QueryArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
-    pub lake: LakeArgs,
+    pub lake: CommandLakeArgs,
     /// Events to generate.
     #[arg(long, default_value_t = 3_000_000)]
     pub events: u64,

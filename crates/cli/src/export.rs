@@ -5,19 +5,21 @@
 use crate::config::ExportArgs;
 use anyhow::Context;
 use modelshare_snapshot::{BuildOutcome, IsoWeek, SnapshotError, build_week, ensure_closed};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let week: IsoWeek = args.week.parse()?;
-    tokio::task::spawn_blocking(move || export(&args, week))
-        .await
-        .context("export panicked")??;
+    tokio::task::spawn_blocking(move || {
+        crate::lake_copy::with_lake(&args.lake, |root| export(root, &args, week))
+    })
+    .await
+    .context("export panicked")??;
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(args: &ExportArgs, week: IsoWeek) -> anyhow::Result<()> {
-    let root = &args.lake.data_dir;
+fn export(root: &Path, args: &ExportArgs, week: IsoWeek) -> anyhow::Result<()> {
     anyhow::ensure!(
         root.join("events").is_dir(),
         "no lake at {} (no events directory); pass --data-dir",

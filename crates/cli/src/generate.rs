@@ -2,7 +2,7 @@
 //! `modelshare demo` (generate once, then serve).
 
 use crate::config::{
-    DemoArgs, GenerateArgs, IngestTuning, LakeArgs, QueryTuning, RollupTuning, ServeArgs,
+    CommandLakeArgs, DemoArgs, GenerateArgs, IngestTuning, QueryTuning, RollupTuning, ServeArgs,
     ServeLakeArgs, SnapshotTuning,
 };
 use anyhow::Context;
@@ -58,10 +58,12 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let cfg = gen_config(&args);
     match &args.to {
         None => {
-            let dir = args.lake.data_dir.clone();
-            tokio::task::spawn_blocking(move || generate_into(&dir, &cfg))
-                .await
-                .context("generator panicked")??;
+            let lake = args.lake.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::lake_copy::with_lake(&lake, |root| generate_into(root, &cfg))
+            })
+            .await
+            .context("generator panicked")??;
         }
         Some(url) => stream_to_server(url, &cfg, args.batch).await?,
     }
@@ -144,9 +146,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.data_dir.display()
         );
         let gen_args = GenerateArgs {
-            lake: LakeArgs {
-                data_dir: args.data_dir.clone(),
-            },
+            lake: CommandLakeArgs::local(&args.data_dir),
             events: args.events,
             apps: GenConfig::default().apps,
             days: GenConfig::default().days,

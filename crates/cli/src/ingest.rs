@@ -7,19 +7,22 @@ use modelshare_event::Validator;
 use modelshare_ingest::ingester::Submission;
 use modelshare_ingest::{IngestConfig, Ingester, Lake};
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::ExitCode;
 
 const BATCH: usize = 50_000;
 const SHOWN_ERRORS: usize = 20;
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    tokio::task::spawn_blocking(move || run_blocking(&args))
-        .await
-        .context("ingest panicked")?
+    tokio::task::spawn_blocking(move || {
+        crate::lake_copy::with_lake(&args.lake, |root| run_blocking(root, &args))
+    })
+    .await
+    .context("ingest panicked")?
 }
 
-fn run_blocking(args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let lake = Lake::open(&args.lake.data_dir)?;
+fn run_blocking(root: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let lake = Lake::open(root)?;
     let ingester = Ingester::open(lake, IngestConfig::default())?;
     let validator = Validator::now();
     let (mut stored, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);

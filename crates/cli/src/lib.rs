@@ -9,6 +9,8 @@
 //! - [`generate`]: synthetic traffic into a lake or to a server; `demo` on top of it.
 //! - [`export`]: a closed week's public snapshot or raw events to a Parquet file.
 //! - [`keys`]: `modelshare keys create|list|revoke`.
+//! - [`lake_copy`]: `generate`, `ingest`, `rollup` and `export` on a lake in a bucket, through a
+//!   local copy under the writer lease.
 //! - [`wal`]: `modelshare wal check|salvage`, for an operator after a damaged log.
 //! - [`cluster`]: `modelshare cluster scheduler|executor` and the `--ballista` client (feature
 //!   `ballista`).
@@ -20,6 +22,7 @@ pub mod export;
 pub mod generate;
 pub mod ingest;
 pub mod keys;
+pub mod lake_copy;
 pub mod query;
 pub mod rollup;
 pub mod serve;

@@ -6,12 +6,23 @@ use anyhow::Context;
 use modelshare_analytics::Rollups;
 use modelshare_ingest::Lake;
 use modelshare_query::{QueryConfig, QueryEngine};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 pub async fn run(args: RollupArgs) -> anyhow::Result<ExitCode> {
-    let lake = Lake::open(&args.lake.data_dir)
-        .with_context(|| format!("cannot open the lake at {}", args.lake.data_dir.display()))?;
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        crate::lake_copy::with_lake(&args.lake, |root| handle.block_on(rollup(root, &args)))
+    })
+    .await
+    .context("rollup panicked")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rollup(root: &Path, args: &RollupArgs) -> anyhow::Result<()> {
+    let lake =
+        Lake::open(root).with_context(|| format!("cannot open the lake at {}", root.display()))?;
     // The server keeps the rollup itself; two builders at once would race on generations.
     let _lock = lake.lock().context(
         "the lake is in use (is `modelshare serve` running on it? it refreshes the rollup itself)",
@@ -40,7 +51,7 @@ pub async fn run(args: RollupArgs) -> anyhow::Result<ExitCode> {
         report.current,
         rollups.dir().display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Refreshes the rollup now and then every `interval`, logging failures and carrying on (the

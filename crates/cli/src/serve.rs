@@ -228,7 +228,7 @@ fn take_lease(bucket: &BucketLake, standby: bool) -> anyhow::Result<LastHolder> 
 }
 
 /// This node's name in the writer lease: `--node-id`, or the host name.
-fn node_id(given: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn node_id(given: Option<&str>) -> anyhow::Result<String> {
     let valid = |id: &str| {
         !id.is_empty()
             && id.len() <= 64

@@ -1,0 +1,105 @@
+//! `generate`, `ingest`, `rollup` and `export` on a lake in a bucket. A command works on a local
+//! lake; given `s3://BUCKET/PREFIX` it works as a node does (`modelshare_ingest::bucket`): it
+//! takes the writer lease (refused, naming the holder, while a server writes the lake), brings a
+//! local copy to the bucket's state, runs on the copy, puts what changed into the bucket and lets
+//! the lease go. The lease is renewed while the command runs; a command that loses it puts
+//! nothing and fails.
+
+use crate::config::CommandLakeArgs;
+use anyhow::Context;
+use modelshare_ingest::bucket::{BucketLake, DEFAULT_LEASE_TTL};
+use modelshare_ingest::location::LakeLocation;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Runs `work` on the lake of `args` (its directory, or a local copy of its bucket) and, for a
+/// bucket, puts what it changed. Blocks: call it from a blocking thread.
+pub fn with_lake<T>(
+    args: &CommandLakeArgs,
+    work: impl FnOnce(&Path) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let bucket = match LakeLocation::parse(&args.data_dir)? {
+        LakeLocation::Local(dir) => return work(&dir),
+        LakeLocation::Bucket(bucket) => bucket,
+    };
+    let node = crate::serve::node_id(args.node_id.as_deref())?;
+    let lake = Arc::new(BucketLake::new(bucket, node, DEFAULT_LEASE_TTL)?);
+    // Kept until the end, then removed with the copy.
+    let (root, _temporary) = match &args.local_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("modelshare-copy-")
+                .tempdir()
+                .context("cannot create a directory for the local copy")?;
+            (dir.path().to_owned(), Some(dir))
+        }
+    };
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    lake.adopt_copy(&root);
+    let last = lake.acquire_lease()?;
+    let renewals = Renewals::start(Arc::clone(&lake));
+    let result = (|| {
+        lake.prepare_local_copy(&root, &last)
+            .with_context(|| format!("cannot prepare the local copy of {}", lake.url()))?;
+        let out = work(&root)?;
+        let synced = lake
+            .sync(&root)
+            .with_context(|| format!("cannot put the changes into {}", lake.url()))?;
+        println!(
+            "put {} files ({} bytes) into {} and deleted {}",
+            synced.put,
+            synced.put_bytes,
+            lake.url(),
+            synced.deleted
+        );
+        Ok(out)
+    })();
+    renewals.stop();
+    if let Err(e) = lake.release_lease() {
+        tracing::warn!(error = %e, "could not release the writer lease; it expires by itself");
+    }
+    result
+}
+
+/// Renews a lease every quarter of its time on a thread of its own until stopped.
+struct Renewals {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Renewals {
+    fn start(lake: Arc<BucketLake>) -> Renewals {
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = lake.lease_ttl() / 4;
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100).min(every));
+                    if last.elapsed() < every {
+                        continue;
+                    }
+                    last = Instant::now();
+                    if let Err(e) = lake.renew_lease() {
+                        tracing::warn!(error = %e, "cannot renew the writer lease");
+                    }
+                }
+            })
+        };
+        Renewals {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
