@@ -39,4 +39,5 @@ fi
 cargo nextest run --workspace --locked --no-fail-fast
 # Queries on a Ballista cluster (feature `ballista`: the Ballista crates over the same DataFusion
 # build, see crates/workspace-hack): a scheduler and executors as processes over a bucket.
-cargo nextest run --locked --no-fail-fast --features modelshare/ballista --test ballista
+cargo nextest run --locked --no-fail-fast --features modelshare/ballista \
+  -p modelshare -p modelshare-query --test ballista --lib

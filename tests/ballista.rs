@@ -44,7 +44,7 @@ fn a_build_without_ballista_says_how_to_get_one() {
 
 #[cfg(feature = "ballista")]
 mod on_a_cluster {
-    use super::common::s3::{S3Server, events, rows, serve_node};
+    use super::common::s3::{PER_MODEL, S3Server, events, per_model_answer, rows, serve_node};
     use super::common::{self, BIN};
     use serde_json::json;
     use std::io::{BufRead, BufReader};
@@ -227,21 +227,9 @@ mod on_a_cluster {
         let location = "s3://lakes/prod/lake";
         let cluster = Cluster::start(&s3, location, 2, dir.path());
 
-        let per_model = "SELECT model, count(*) AS requests, \
-                         sum(input_tokens + output_tokens) AS tokens, \
-                         count(DISTINCT app_id) AS apps \
-                         FROM events WHERE status = 'ok' GROUP BY model ORDER BY model";
+        let per_model = PER_MODEL;
         let on_cluster = rows(&query(&s3, location, Some(&cluster.url), per_model));
-        assert_eq!(
-            on_cluster,
-            json!([
-                {"model": "anthropic/claude-haiku-4.5", "requests": 2, "tokens": 1_212, "apps": 2},
-                {"model": "openai/o3", "requests": 3, "tokens": 43_060, "apps": 3},
-            ])
-            .as_array()
-            .unwrap()
-            .clone()
-        );
+        assert_eq!(on_cluster, per_model_answer());
         assert_eq!(on_cluster, rows(&query(&s3, location, None, per_model)));
         for sql in SAME_ANSWERS {
             let one_node = rows(&query(&s3, location, None, sql));
@@ -409,6 +397,10 @@ mod on_a_cluster {
             (
                 vec!["executor", "--scheduler", "df://:1"],
                 "is not a scheduler address",
+            ),
+            (
+                vec!["executor", "--listen", "0.0.0.0:50051"],
+                "needs --advertise-host",
             ),
             (
                 vec!["scheduler", "--data-dir", "gs://lakes/lake"],

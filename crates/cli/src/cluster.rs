@@ -82,6 +82,11 @@ mod with_ballista {
             args.listen.port() != 0,
             "--listen needs a port: the executor tells the scheduler where to reach it"
         );
+        anyhow::ensure!(
+            !args.listen.ip().is_unspecified() || args.advertise_host.is_some(),
+            "--listen {} needs --advertise-host: the others cannot reach a wildcard address",
+            args.listen
+        );
         // Kept until the executor stops, then removed with what is left in it.
         let (work_dir, _temporary) = match args.work_dir {
             Some(dir) => {

@@ -71,14 +71,30 @@ impl FromStr for SchedulerUrl {
             .strip_prefix("df://")
             .ok_or_else(|| bad("no df:// scheme"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| bad("the port is not a number"))?;
-                (host, port)
+        // `HOST`, `HOST:PORT`, `[IPV6]` or `[IPV6]:PORT`.
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => {
+                let (addr, after) = v6.split_once(']').ok_or_else(|| bad("no closing ]"))?;
+                let port = match after {
+                    "" => None,
+                    after => Some(
+                        after
+                            .strip_prefix(':')
+                            .ok_or_else(|| bad("text after the ]"))?,
+                    ),
+                };
+                (&rest[..addr.len() + 2], port)
             }
-            _ => (rest, DEFAULT_SCHEDULER_PORT),
+            None => match rest.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            },
+        };
+        let port = match port {
+            Some(port) => port
+                .parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))?,
+            None => DEFAULT_SCHEDULER_PORT,
         };
         let host_ok = !host.is_empty()
             && host.len() <= 253
@@ -331,6 +347,13 @@ mod tests {
         assert_eq!(url.grpc(), "http://10.0.0.7:50060");
         let url: SchedulerUrl = "df://scheduler.internal/".parse().unwrap();
         assert_eq!(url.port, DEFAULT_SCHEDULER_PORT);
+        let url: SchedulerUrl = "df://[::1]:7".parse().unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("[::1]", 7));
+        let url: SchedulerUrl = "df://[fd00::5]".parse().unwrap();
+        assert_eq!(
+            (url.host.as_str(), url.port),
+            ("[fd00::5]", DEFAULT_SCHEDULER_PORT)
+        );
         for (bad, why) in [
             ("http://h:1", "no df:// scheme"),
             ("df://h:port", "the port is not a number"),
@@ -338,6 +361,8 @@ mod tests {
             ("df://:50050", "no host"),
             ("df://h/../x:1", "no host"),
             ("df://h:0", "port 0"),
+            ("df://[::1:5", "no closing ]"),
+            ("df://[::1]5", "text after the ]"),
             ("", "no df:// scheme"),
         ] {
             let err = bad.parse::<SchedulerUrl>().unwrap_err().to_string();
