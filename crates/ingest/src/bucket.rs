@@ -391,15 +391,26 @@ impl BucketLake {
                 Ok(())
             }
             Err(object_store::Error::Precondition { .. }) => {
-                // The client retries a renewal that timed out or got a 5xx; when the first try
-                // had landed, the retry finds the new ETag and is refused. The lease then holds
-                // exactly what this renewal wrote: it is still this node's.
-                if let Ok((Some(lease), version)) = self.block_on(self.read_lease())
-                    && self.is_ours(&lease)
-                    && lease.expires_ms == now_ms(expires)
-                {
-                    self.set_held(version.e_tag, version.version, expires);
-                    return Ok(());
+                // A renewal whose request the client retried (or an earlier renewal that failed
+                // after its write had landed) finds an ETag this node does not know. Only this
+                // process writes this node's record on this copy: if the lease still holds it,
+                // nobody took it, and the renewal is made again on the current ETag.
+                let (lease, version) = self.block_on(self.read_lease())?;
+                if lease.as_ref().is_some_and(|l| self.is_ours(l)) {
+                    let update = PutOptions::from(PutMode::Update(version));
+                    let again = self.block_on(self.bucket.store.put_opts(
+                        &key,
+                        self.lease_payload(expires),
+                        update,
+                    ));
+                    match again {
+                        Ok(r) => {
+                            self.set_held(r.e_tag, r.version, expires);
+                            return Ok(());
+                        }
+                        Err(object_store::Error::Precondition { .. }) => {}
+                        Err(e) => return Err(self.failed("renew the writer lease", e)),
+                    }
                 }
                 *self.held() = None;
                 Err(IngestError::NotLeaseholder(format!(
@@ -626,7 +637,14 @@ impl BucketLake {
                 })
                 .collect();
             // A pass that deletes is recorded first: a writer that dies between its puts and its
-            // deletions leaves a lake the next writer can settle (finish or undo).
+            // deletions leaves a lake the next writer can settle (finish or undo). A record left
+            // by an earlier pass goes before this pass puts anything: settled against this
+            // pass's objects it would finish or undo the wrong pass.
+            if deletes.is_empty() && self.journal_may_exist.load(Ordering::Acquire) {
+                self.ensure_lease()?;
+                self.delete_object(SYNC_JOURNAL).await?;
+                self.journal_may_exist.store(false, Ordering::Release);
+            }
             if !deletes.is_empty() {
                 let journal = SyncJournal {
                     put: changed
@@ -646,10 +664,25 @@ impl BucketLake {
                     .map_err(|e| self.failed("record the sync pass", e))?;
             }
             let put: Vec<Option<u64>> = futures::stream::iter(changed)
-                .map(|(relative, file)| self.put_file(relative, file))
+                .map(|(relative, file)| async move {
+                    // A writer whose lease ran out puts nothing more (another may have settled).
+                    self.ensure_lease()?;
+                    self.put_file(relative, file).await
+                })
                 .buffer_unordered(TRANSFERS_IN_FLIGHT)
                 .try_collect()
                 .await?;
+            // A file that vanished locally since the listing (compacted again) was not put: the
+            // record names it, so this pass must not delete anything (a settle would undo the
+            // pass and take the puts that landed, with their old files already gone). The next
+            // pass lists again.
+            if put.iter().any(Option::is_none) {
+                for size in put.into_iter().flatten() {
+                    synced.put += 1;
+                    synced.put_bytes += size;
+                }
+                return Ok(synced);
+            }
             for size in put.into_iter().flatten() {
                 synced.put += 1;
                 synced.put_bytes += size;
@@ -721,7 +754,17 @@ impl BucketLake {
                     Err(e) => return Err(self.failed(&format!("look at {relative}"), e)),
                 }
             }
-            let settled = if present.len() == journal.put.len() {
+            // Deletions had begun (one of them is gone): the puts were all made then, so the
+            // pass is finished whatever is missing now.
+            let mut deleting = false;
+            for relative in &journal.delete {
+                match self.bucket.store.head(&self.bucket.key_of(relative)).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => deleting = true,
+                    Err(e) => return Err(self.failed(&format!("look at {relative}"), e)),
+                }
+            }
+            let settled = if deleting || present.len() == journal.put.len() {
                 for relative in &journal.delete {
                     self.delete_object(relative).await?;
                 }
@@ -1273,8 +1316,8 @@ mod tests {
     struct Refusing {
         inner: object_store::memory::InMemory,
         refuse: Mutex<Option<&'static str>>,
-        /// Puts of paths containing this text land, then answer 412, as a retried request
-        /// whose first try landed does.
+        /// The next put of a path containing this text lands, then answers 412, as a retried
+        /// request whose first try landed does.
         land_then_refuse: Mutex<Option<&'static str>>,
     }
 
@@ -1314,8 +1357,10 @@ mod tests {
         ) -> object_store::Result<object_store::PutResult> {
             self.check(location)?;
             let landed = self.inner.put_opts(location, payload, opts).await?;
-            match *self.land_then_refuse.lock().unwrap() {
+            let mut once = self.land_then_refuse.lock().unwrap();
+            match *once {
                 Some(text) if location.as_ref().contains(text) => {
+                    *once = None;
                     Err(object_store::Error::Precondition {
                         path: location.to_string(),
                         source: "the retry found the first try's ETag".into(),
@@ -1539,7 +1584,6 @@ mod tests {
         lake.renew_lease().unwrap();
         assert!(lake.holds_lease());
         // The ETag it keeps is the lease's current one: the next renewal goes through.
-        *store.land_then_refuse.lock().unwrap() = None;
         lake.renew_lease().unwrap();
         // A lease another node took is lost for good.
         let (other, _) = {
