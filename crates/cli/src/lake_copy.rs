@@ -38,12 +38,22 @@ pub fn with_lake<T>(
         }
     };
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    lake.adopt_copy(&root);
+    // A directory a server (or another command) works on is refused. The command does not adopt
+    // the copy's id: a lease held on this copy by another process is that process's, never
+    // this command's to take over; so a command's copy is brought to the bucket's state each
+    // run (only what changed is fetched).
+    let local = modelshare_ingest::Lake::open(&root)
+        .with_context(|| format!("cannot open {}", root.display()))?;
+    let lock = local
+        .lock()
+        .with_context(|| format!("{} is in use by another modelshare process", root.display()))?;
     let last = lake.acquire_lease()?;
     let renewals = Renewals::start(Arc::clone(&lake));
     let result = (|| {
         lake.prepare_local_copy(&root, &last)
             .with_context(|| format!("cannot prepare the local copy of {}", lake.url()))?;
+        // The command takes the directory's lock itself.
+        drop(lock);
         let out = work(&root)?;
         let synced = lake
             .sync(&root)
