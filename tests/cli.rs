@@ -160,7 +160,7 @@ fn help_lists_the_product_commands_and_no_benchmarks() {
         commands,
         [
             "serve", "demo", "ingest", "query", "generate", "rollup", "export", "keys", "apps",
-            "wal", "help"
+            "wal", "cluster", "help"
         ],
         "{out}"
     );

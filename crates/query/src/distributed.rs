@@ -71,7 +71,7 @@ impl FromStr for SchedulerUrl {
             .strip_prefix("df://")
             .ok_or_else(|| bad("no df:// scheme"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        // `HOST`, `HOST:PORT`, `[IPV6]` or `[IPV6]:PORT`.
+        // `HOST`, `HOST:PORT`, `[IPV6]` or `[IPV6]:PORT`; the host is kept without brackets.
         let (host, port) = match rest.strip_prefix('[') {
             Some(v6) => {
                 let (addr, after) = v6.split_once(']').ok_or_else(|| bad("no closing ]"))?;
@@ -83,7 +83,7 @@ impl FromStr for SchedulerUrl {
                             .ok_or_else(|| bad("text after the ]"))?,
                     ),
                 };
-                (&rest[..addr.len() + 2], port)
+                (addr, port)
             }
             None => match rest.rsplit_once(':') {
                 Some((host, port)) => (host, Some(port)),
@@ -96,11 +96,12 @@ impl FromStr for SchedulerUrl {
                 .map_err(|_| bad("the port is not a number"))?,
             None => DEFAULT_SCHEDULER_PORT,
         };
+        let v6 = rest.starts_with('[');
         let host_ok = !host.is_empty()
             && host.len() <= 253
             && host
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-') || (v6 && c == ':'));
         if !host_ok {
             return Err(bad(
                 "no host, or a host with characters a host name cannot have",
@@ -118,14 +119,23 @@ impl FromStr for SchedulerUrl {
 
 impl fmt::Display for SchedulerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "df://{}:{}", self.host, self.port)
+        write!(f, "df://{}:{}", self.host_in_url(), self.port)
     }
 }
 
 impl SchedulerUrl {
     /// The gRPC endpoint Ballista's clients are given.
     fn grpc(&self) -> String {
-        format!("http://{}:{}", self.host, self.port)
+        format!("http://{}:{}", self.host_in_url(), self.port)
+    }
+
+    /// The host as a URL writes it (an IPv6 address in brackets).
+    fn host_in_url(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
     }
 }
 
@@ -192,7 +202,7 @@ pub struct ExecutorSettings {
     pub advertise_host: Option<String>,
     /// Tasks run at once.
     pub slots: usize,
-    /// Where shuffle files are written; removed when the executor stops.
+    /// Where shuffle files are written; the executor removes its jobs' files when it stops.
     pub work_dir: PathBuf,
 }
 
@@ -252,7 +262,7 @@ impl BallistaSql {
     /// Runs `sql` and collects its rows, within `timeout`.
     pub async fn sql(&self, sql: &str, timeout: Duration) -> Result<Vec<RecordBatch>, QueryError> {
         let run = async {
-            let stream = self.start(sql).await?;
+            let stream = self.start(sql).await.map_err(classify)?;
             stream.try_collect().await.map_err(|e| classify(e.into()))
         };
         tokio::time::timeout(timeout, run)
@@ -314,8 +324,13 @@ fn classify(e: QueryError) -> QueryError {
     let QueryError::DataFusion(df) = &e else {
         return e;
     };
+    // Ballista reports a refused submission as a plan error, and failures of its own calls as
+    // execution or internal errors.
     let text = match df.find_root() {
-        DataFusionError::Execution(m) | DataFusionError::Internal(m) => m.as_str(),
+        DataFusionError::Execution(m) | DataFusionError::Internal(m) | DataFusionError::Plan(m) => {
+            m.clone()
+        }
+        DataFusionError::External(inner) => inner.to_string(),
         _ => return e,
     };
     const TRANSPORT: [&str; 3] = [
@@ -324,7 +339,7 @@ fn classify(e: QueryError) -> QueryError {
         "Connection refused",
     ];
     if TRANSPORT.iter().any(|t| text.contains(t)) {
-        QueryError::Unreachable(text.to_owned())
+        QueryError::Unreachable(text)
     } else {
         e
     }
@@ -348,11 +363,12 @@ mod tests {
         let url: SchedulerUrl = "df://scheduler.internal/".parse().unwrap();
         assert_eq!(url.port, DEFAULT_SCHEDULER_PORT);
         let url: SchedulerUrl = "df://[::1]:7".parse().unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("[::1]", 7));
+        assert_eq!((url.host.as_str(), url.port), ("::1", 7));
+        assert_eq!(url.to_string(), "df://[::1]:7");
         let url: SchedulerUrl = "df://[fd00::5]".parse().unwrap();
         assert_eq!(
             (url.host.as_str(), url.port),
-            ("[fd00::5]", DEFAULT_SCHEDULER_PORT)
+            ("fd00::5", DEFAULT_SCHEDULER_PORT)
         );
         for (bad, why) in [
             ("http://h:1", "no df:// scheme"),
@@ -363,6 +379,8 @@ mod tests {
             ("df://h:0", "port 0"),
             ("df://[::1:5", "no closing ]"),
             ("df://[::1]5", "text after the ]"),
+            ("df://fe80::1", "a host name cannot have"),
+            ("df://fe80::1:50050", "a host name cannot have"),
             ("", "no df:// scheme"),
         ] {
             let err = bad.parse::<SchedulerUrl>().unwrap_err().to_string();

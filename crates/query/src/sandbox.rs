@@ -108,7 +108,7 @@ impl QueryEngine {
     async fn capped_inner(&self, sql: &str, max_rows: usize) -> Result<SqlAnswer, QueryError> {
         match &self.remote {
             Some(remote) => {
-                let stream = remote.stream(sql).await?;
+                let stream = remote.stream(sql).await.map_err(|e| remote.classify(e))?;
                 first_rows(stream, max_rows)
                     .await
                     .map_err(|e| remote.classify(e))
