@@ -321,19 +321,13 @@ mod on_a_cluster {
         let before = cluster.tasks()[0];
         assert!(before > 0, "the executor ran no task");
         // The cluster has the lake's files, not the node's views over its live rows.
-        let (status, answer) = node
-            .post_to(
-                "/v1/sql",
-                "application/json",
-                &[],
-                json!({"sql": "SELECT count(*) FROM cell_apps"}).to_string(),
-            )
-            .await;
+        let (status, answer) = node.post_sql("SELECT count(*) FROM cell_apps").await;
         assert_eq!(status, 400, "{answer}");
         assert!(answer.to_string().contains("cell_apps"), "{answer}");
         // The row cap holds on the cluster too.
-        let body = json!({"sql": "SELECT event_id FROM events ORDER BY event_id"}).to_string();
-        let (status, answer) = node.post_to("/v1/sql", "application/json", &[], body).await;
+        let (status, answer) = node
+            .post_sql("SELECT event_id FROM events ORDER BY event_id")
+            .await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["row_count"], 6, "{answer}");
 
@@ -344,14 +338,7 @@ mod on_a_cluster {
             .await;
         assert_eq!(board["totals"]["tokens"], 44_272, "{board}");
         cluster.scheduler.stop();
-        let (status, answer) = node
-            .post_to(
-                "/v1/sql",
-                "application/json",
-                &[],
-                json!({ "sql": per_model }).to_string(),
-            )
-            .await;
+        let (status, answer) = node.post_sql(per_model).await;
         assert_eq!(status, 503, "{answer}");
         assert!(
             answer.to_string().contains("cluster cannot be reached"),

@@ -262,14 +262,7 @@ async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("is written by node n1"), "{stderr}");
     // The server has the lake the commands wrote.
-    let (status, answer) = node
-        .post_to(
-            "/v1/sql",
-            "application/json",
-            &[],
-            json!({"sql": "SELECT count(*) AS n FROM events"}).to_string(),
-        )
-        .await;
+    let (status, answer) = node.post_sql("SELECT count(*) AS n FROM events").await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["rows"][0]["n"], 4_006, "{answer}");
     node.stop();

@@ -129,6 +129,12 @@ impl Server {
         )
     }
 
+    /// `POST /v1/sql` of `query` as JSON, from loopback: status and answer.
+    pub async fn post_sql(&self, query: &str) -> (u16, Value) {
+        let body = json!({ "sql": query }).to_string();
+        self.post_to("/v1/sql", "application/json", &[], body).await
+    }
+
     /// Rows of a `POST /v1/sql` query that must succeed.
     pub async fn sql_rows(&self, headers: &[(&str, &str)], query: &str) -> Vec<Value> {
         let body = json!({ "sql": query }).to_string();
