@@ -676,31 +676,19 @@ impl BucketLake {
             // record names it, so this pass must not delete anything (a settle would undo the
             // pass and take the puts that landed, with their old files already gone). The next
             // pass lists again.
-            if put.iter().any(Option::is_none) {
-                for size in put.into_iter().flatten() {
-                    synced.put += 1;
-                    synced.put_bytes += size;
-                }
-                return Ok(synced);
-            }
+            let vanished = put.iter().any(Option::is_none);
             for size in put.into_iter().flatten() {
                 synced.put += 1;
                 synced.put_bytes += size;
             }
+            if vanished {
+                return Ok(synced);
+            }
             for relative in &deletes {
                 self.ensure_lease()?;
-                match self
-                    .bucket
-                    .store
-                    .delete(&self.bucket.key_of(relative))
-                    .await
-                {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                        BucketMetrics::add(&self.metrics.deletes, 1);
-                        synced.deleted += 1;
-                    }
-                    Err(e) => return Err(self.failed(&format!("delete {relative}"), e)),
-                }
+                self.delete_object(relative).await?;
+                BucketMetrics::add(&self.metrics.deletes, 1);
+                synced.deleted += 1;
             }
             // The pass is whole: nothing to finish or undo after it.
             if self.journal_may_exist.load(Ordering::Acquire) {
