@@ -88,20 +88,8 @@ mod with_ballista {
             args.listen
         );
         // Kept until the executor stops, then removed with what is left in it.
-        let (work_dir, _temporary) = match args.work_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                (dir, None)
-            }
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("modelshare-executor-")
-                    .tempdir()
-                    .context("cannot create a work directory")?;
-                (dir.path().to_owned(), Some(dir))
-            }
-        };
+        let (work_dir, _temporary) =
+            crate::dir_or_temporary(args.work_dir, "modelshare-executor-")?;
         let slots = args
             .slots
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

@@ -27,17 +27,7 @@ pub fn with_lake<T>(
     let node = crate::serve::node_id(args.node_id.as_deref())?;
     let lake = Arc::new(BucketLake::new(bucket, node, DEFAULT_LEASE_TTL)?);
     // Kept until the end, then removed with the copy.
-    let (root, _temporary) = match &args.local_dir {
-        Some(dir) => (dir.clone(), None),
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("modelshare-copy-")
-                .tempdir()
-                .context("cannot create a directory for the local copy")?;
-            (dir.path().to_owned(), Some(dir))
-        }
-    };
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let (root, _temporary) = crate::dir_or_temporary(args.local_dir.clone(), "modelshare-copy-")?;
     // A directory a server (or another command) works on is refused. The command does not adopt
     // the copy's id: a lease held on this copy by another process is that process's, never
     // this command's to take over; so a command's copy is brought to the bucket's state each

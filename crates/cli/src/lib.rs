@@ -86,3 +86,26 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// `dir`, created if missing; or, when none is given, a new temporary directory named after
+/// `prefix`, removed with what is in it when the returned guard drops.
+pub(crate) fn dir_or_temporary(
+    dir: Option<std::path::PathBuf>,
+    prefix: &str,
+) -> anyhow::Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
+    use anyhow::Context;
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Ok((dir, None))
+        }
+        None => {
+            let temporary = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            Ok((temporary.path().to_owned(), Some(temporary)))
+        }
+    }
+}
