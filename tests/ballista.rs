@@ -32,8 +32,7 @@ fn a_build_without_ballista_says_how_to_get_one() {
         vec!["cluster", "executor", "--data-dir", "s3://lakes/prod"],
     ] {
         let out = Command::new(common::BIN).args(&args).output().unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = common::stderr_of_failure(&out, &format!("{args:?}"));
         assert!(
             stderr.contains("built without Ballista")
                 && stderr.contains("cargo build --release --features ballista"),
@@ -45,7 +44,7 @@ fn a_build_without_ballista_says_how_to_get_one() {
 #[cfg(feature = "ballista")]
 mod on_a_cluster {
     use super::common::s3::{PER_MODEL, S3Server, events, per_model_answer, rows, serve_node};
-    use super::common::{self, BIN};
+    use super::common::{self, BIN, stderr_of_failure};
     use serde_json::json;
     use std::io::{BufRead, BufReader};
     use std::net::{Ipv4Addr, TcpListener};
@@ -265,8 +264,7 @@ mod on_a_cluster {
             Some(&cluster.url),
             "INSERT INTO events SELECT * FROM events",
         );
-        assert!(!refused.status.success());
-        let stderr = String::from_utf8_lossy(&refused.stderr);
+        let stderr = stderr_of_failure(&refused, "the write");
         assert!(
             stderr.contains("not supported") || stderr.contains("DML"),
             "{stderr}"
@@ -275,8 +273,7 @@ mod on_a_cluster {
         // Without its scheduler the cluster is reported unreachable, not the statement wrong.
         cluster.scheduler.stop();
         let out = query(&s3, location, Some(&cluster.url), per_model);
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr_of_failure(&out, "the run");
         assert!(
             stderr.contains("cannot be reached") && stderr.contains(&cluster.url),
             "{stderr}"
@@ -369,8 +366,7 @@ mod on_a_cluster {
             Some("http://127.0.0.1:50050"),
             "SELECT 1",
         );
-        assert!(!bad_url.status.success());
-        let stderr = String::from_utf8_lossy(&bad_url.stderr);
+        let stderr = stderr_of_failure(&bad_url, "the query");
         assert!(
             stderr.contains("is not a scheduler address")
                 && stderr.contains("expected df://HOST:PORT"),
@@ -400,8 +396,7 @@ mod on_a_cluster {
                 .envs(S3Server::env_via(&s3.endpoint))
                 .output()
                 .unwrap();
-            assert!(!out.status.success(), "{args:?}");
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr_of_failure(&out, &format!("{args:?}"));
             assert!(stderr.contains(needle), "{args:?}: {stderr}");
         }
         // A scheduler whose port is taken says so.
@@ -419,8 +414,7 @@ mod on_a_cluster {
             .envs(S3Server::env_via(&s3.endpoint))
             .output()
             .unwrap();
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr_of_failure(&out, "the run");
         assert!(
             stderr.contains(&format!("cannot listen on {addr}")),
             "{stderr}"

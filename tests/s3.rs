@@ -15,7 +15,7 @@
 mod common;
 
 use common::s3::{PER_MODEL, S3Server, events, per_model_answer, rows, serve_node};
-use common::{BIN, Server, event};
+use common::{BIN, Server, event, stderr_of_failure, stdout_of_success};
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
@@ -55,8 +55,7 @@ async fn query_reads_a_lake_in_a_bucket_as_it_reads_a_directory() {
         vec![json!({"n": 0})]
     );
     let missing = s3.query("s3://no-such-bucket/lake", "SELECT count(*) FROM events");
-    assert!(!missing.status.success());
-    let stderr = String::from_utf8_lossy(&missing.stderr);
+    let stderr = stderr_of_failure(&missing, "the query");
     assert!(stderr.contains("s3://no-such-bucket/lake/"), "{stderr}");
 }
 
@@ -73,8 +72,7 @@ fn bad_locations_are_refused_with_the_reason() {
             .env("MODELSHARE_LOG", "warn")
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{location}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr_of_failure(&out, location);
         assert!(stderr.contains(needle), "{location}: {stderr}");
     }
     // Commands that work on a local lake only refuse a URL, and say which ones take it.
@@ -88,8 +86,7 @@ fn bad_locations_are_refused_with_the_reason() {
             .env("MODELSHARE_LOG", "warn")
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{command}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr_of_failure(&out, command);
         assert!(
             stderr.contains("is a URL")
                 && stderr.contains("`generate`, `ingest`, `rollup` and `export`"),
@@ -106,15 +103,6 @@ fn command(s3: &S3Server, args: &[&str]) -> Output {
         .envs(S3Server::env_via(&s3.endpoint))
         .output()
         .unwrap()
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The keys of the objects under `prefix` in `bucket`.
@@ -159,7 +147,7 @@ async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
             "11",
         ];
         args.extend_from_slice(extra);
-        succeeded(&command(&s3, &args))
+        stdout_of_success(&command(&s3, &args))
     };
     generate(local_str, &[]);
     let out = generate(bucket, &["--node-id", "gen1"]);
@@ -179,7 +167,7 @@ async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
     // NDJSON through the durable path, into the bucket.
     let file = dir.path().join("events.ndjson");
     std::fs::write(&file, common::ndjson(&events())).unwrap();
-    let out = succeeded(&command(
+    let out = stdout_of_success(&command(
         &s3,
         &[
             "ingest",
@@ -195,7 +183,7 @@ async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
 
     // The rollup is built on the copy and put into the bucket; the copy given is kept.
     let copy = dir.path().join("copy");
-    succeeded(&command(
+    stdout_of_success(&command(
         &s3,
         &[
             "rollup",
@@ -225,7 +213,7 @@ async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
             "-o",
             out.to_str().unwrap(),
         ];
-        succeeded(&command(&s3, &args))
+        stdout_of_success(&command(&s3, &args))
     };
     let from_dir = export(local_str, &dir.path().join("w42-local.parquet"));
     let from_bucket = export(bucket, &dir.path().join("w42-bucket.parquet"));
@@ -258,8 +246,7 @@ async fn generate_ingest_rollup_and_export_work_on_a_lake_in_a_bucket() {
         &["--node-id", "n1"],
     );
     let refused = command(&s3, &["rollup", "--data-dir", bucket, "--node-id", "gen1"]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = stderr_of_failure(&refused, "rollup");
     assert!(stderr.contains("is written by node n1"), "{stderr}");
     // The server has the lake the commands wrote.
     let (status, answer) = node.post_sql("SELECT count(*) AS n FROM events").await;

@@ -314,12 +314,24 @@ where
         .env("MODELSHARE_LOG", "warn")
         .output()
         .unwrap();
+    stdout_of_success(&out)
+}
+
+/// The standard output of a run that must have succeeded (its standard error is the panic's
+/// message otherwise).
+pub fn stdout_of_success(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The standard error of a run that must have failed; `what` names the run in the panic.
+pub fn stderr_of_failure(out: &std::process::Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs `modelshare keys ARGS` on the lake at `dir`; its trimmed standard output (for `create`,

@@ -163,12 +163,7 @@ impl Drop for S3Server {
 }
 
 pub fn rows(out: &Output) -> Vec<Value> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&super::stdout_of_success(out)).unwrap()
 }
 
 /// Two days, three apps, two models: 5 `ok` requests and a failure.
