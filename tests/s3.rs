@@ -674,3 +674,138 @@ async fn a_standby_takes_over_a_dead_writer_and_the_old_writer_comes_back_to_the
     assert!(named[0]["files"].as_u64().unwrap() >= 2, "{named:?}");
     a.stop();
 }
+
+/// `{"node": …}` of the writer lease in the bucket.
+async fn lease_holder(s3: &S3Server) -> String {
+    let body = reqwest::get(format!("{}/lakes/prod/writer.lease", s3.endpoint))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lease: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    lease["node"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits (30 s at most) until `server`'s week leaderboard counts `tokens`, its cube checked.
+async fn wait_for_tokens(server: &Server, tokens: u64, who: &str) {
+    let started = Instant::now();
+    loop {
+        let board = server.get_ok(BOARD).await;
+        let health = server.get_ok("/healthz").await;
+        if board["totals"]["tokens"] == tokens && health["cube"]["raw_days"] == json!([]) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{who}: the leaderboard counts {} tokens, not {tokens} ({})",
+            board["totals"]["tokens"],
+            health["cube"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_ingesting_at_once_count_disjoint_and_overlapping_events_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start();
+    s3.create_bucket("lakes").await;
+    // Both nodes join: a takes the lease (it comes first), b writes beside it. Closed days are
+    // compacted at once.
+    let joined = |node: &'static str| {
+        let mut flags = node_flags(node);
+        flags.extend([
+            "--join",
+            "--lease-secs",
+            "4",
+            "--compact-interval-secs",
+            "0.5",
+            "--compact-grace-secs",
+            "0",
+        ]);
+        flags
+    };
+    let a = serve_node(
+        &s3.endpoint,
+        BUCKET_LAKE,
+        &dir.path().join("a"),
+        &joined("a"),
+    );
+    let b = serve_node(
+        &s3.endpoint,
+        BUCKET_LAKE,
+        &dir.path().join("b"),
+        &joined("b"),
+    );
+    assert_eq!(lease_holder(&s3).await, "a");
+
+    // b takes e4 and e5 (which a takes too: a router that retried them elsewhere) and e7, e8;
+    // a takes e1..e6. Sent at once, neither node has the other's ids yet.
+    let all = events();
+    let late = late_events();
+    let to_b: Vec<Value> = all[3..5].iter().chain(&late).cloned().collect();
+    let ((status_a, ra), (status_b, rb)) = tokio::join!(a.ndjson(&all), b.ndjson(&to_b));
+    assert_eq!((status_a, status_b), (200, 200), "{ra} {rb}");
+    let taken = |r: &Value| r["accepted"].as_u64().unwrap() + r["duplicates"].as_u64().unwrap();
+    assert_eq!((taken(&ra), taken(&rb)), (6, 4), "{ra} {rb}");
+
+    // The lake holds each event once: a copied b's files down, compacted the closed days
+    // (dropping the second copy of e4 and e5), and b's copy followed.
+    s3.wait_for_count(BUCKET_LAKE, 8).await;
+    let distinct = rows(&s3.query(
+        BUCKET_LAKE,
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM events",
+    ));
+    assert_eq!(distinct, vec![json!({"n": 8, "ids": 8})]);
+    let per_model = "SELECT model, count(*) AS requests, \
+                     sum(input_tokens + output_tokens) AS tokens FROM events \
+                     WHERE status = 'ok' GROUP BY model ORDER BY model";
+    let expected = vec![
+        json!({"model": "anthropic/claude-haiku-4.5", "requests": 2, "tokens": 1_212}),
+        json!({"model": "openai/o3", "requests": 5, "tokens": 43_363}),
+    ];
+    assert_eq!(rows(&s3.query(BUCKET_LAKE, per_model)), expected);
+    // Both nodes answer the public leaderboard as one lake of the eight events does, from
+    // their cubes (b reads the cube a rebuilt after dropping the repeats).
+    wait_for_tokens(&a, 44_575, "a").await;
+    wait_for_tokens(&b, 44_575, "b").await;
+    for (node, server) in [("a", &a), ("b", &b)] {
+        let answer = server.sql_rows(&[], per_model).await;
+        assert_eq!(answer, expected, "{node}");
+    }
+
+    // Once b has a's id runs, a retry of a's event to b is a duplicate at ingest.
+    let (status, r) = b.ndjson(&all[..1]).await;
+    assert_eq!(
+        (status, &r["accepted"], &r["duplicates"]),
+        (200, &json!(0), &json!(1)),
+        "{r}"
+    );
+
+    // a stops (letting its lease go): b takes the lease over and does the upkeep from then on;
+    // an event b takes after that is in the lake once.
+    a.stop();
+    let started = Instant::now();
+    while lease_holder(&s3).await != "b" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "b did not take the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let one_more = vec![event(
+        "e9",
+        "2026-11-03T16:00:00Z",
+        "a6",
+        "openai/o3",
+        1_000,
+        0,
+        0.001,
+    )];
+    let (status, r) = b.ndjson(&one_more).await;
+    assert_eq!((status, &r["accepted"]), (200, &json!(1)), "{r}");
+    s3.wait_for_count(BUCKET_LAKE, 9).await;
+    wait_for_tokens(&b, 45_575, "b, holding the lease").await;
+    b.stop();
+}

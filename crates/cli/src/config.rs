@@ -196,6 +196,13 @@ pub struct ServeLakeArgs {
     /// holds it, then take over (a standby; it listens once it writes).
     #[arg(long, env = "MODELSHARE_STANDBY")]
     pub standby: bool,
+    /// For a lake in a bucket: ingest here too while another node holds the writer lease.
+    /// Every node flushes its own files to the bucket and copies down the others'; the node
+    /// holding the lease does what must happen once (compaction, which also drops an event two
+    /// nodes both took, the cube's merges and summaries, rollups, snapshots), and a joined node
+    /// takes the lease over when it is let go or expires.
+    #[arg(long, env = "MODELSHARE_JOIN", conflicts_with = "standby")]
+    pub join: bool,
 }
 
 /// A node's local directory when its lake is in a bucket and none is given.
@@ -214,6 +221,7 @@ impl ServeLakeArgs {
             bucket_sync_secs: DEFAULT_BUCKET_SYNC_SECS,
             lease_secs: modelshare_ingest::bucket::DEFAULT_LEASE_TTL.as_secs(),
             standby: false,
+            join: false,
         }
     }
 }

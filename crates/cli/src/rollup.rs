@@ -61,12 +61,16 @@ pub fn spawn_refresher(
     engine: QueryEngine,
     interval: Duration,
     grace: Duration,
+    upkeep: impl Fn() -> bool + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            if !upkeep() {
+                continue;
+            }
             match rollups.refresh(&engine, chrono::Utc::now(), grace).await {
                 Ok(r) if !r.built.is_empty() => {
                     tracing::info!(weeks = r.built.len(), "app-week rollup refreshed");

@@ -49,8 +49,14 @@ pub async fn run_with_banner(
     let (lake, ingester) = {
         let root = root.clone();
         let bucket = bucket.clone();
-        let standby = args.lake.standby;
-        tokio::task::spawn_blocking(move || open_lake(&root, bucket, standby, ingest_config))
+        let taking = if args.lake.join {
+            Taking::Join
+        } else if args.lake.standby {
+            Taking::Wait
+        } else {
+            Taking::Now
+        };
+        tokio::task::spawn_blocking(move || open_lake(&root, bucket, taking, ingest_config))
             .await
             .context("ingest start-up panicked")??
     };
@@ -69,6 +75,7 @@ pub async fn run_with_banner(
         query.clone(),
         args.rollup.interval()?,
         args.rollup.grace(),
+        upkeep(&ingester),
     );
     let (limits, sql_limits) = args.limits.to_configs()?;
     let connections = args.connections.to_config()?;
@@ -76,10 +83,11 @@ pub async fn run_with_banner(
     let proxies = args.trust.trusted_proxies.clone();
     let keys =
         modelshare_web::keys::KeyStore::open(lake.root()).context("cannot read the key file")?;
-    let snapshot_task = spawn_snapshot_task(&args, lake.root());
+    let snapshot_task = spawn_snapshot_task(&args, lake.root(), upkeep(&ingester));
     let bucket_task = match &bucket {
         Some(b) => Some(spawn_bucket_tasks(
             Arc::clone(b),
+            Arc::clone(&ingester),
             root.clone(),
             args.lake.bucket_sync_secs,
         )?),
@@ -155,13 +163,31 @@ pub async fn run_with_banner(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How a node of a lake in a bucket takes the writer lease at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taking {
+    /// Now, or fail naming the node that holds it.
+    Now,
+    /// Wait until it is free (`--standby`).
+    Wait,
+    /// Take it if it is free, else write beside the node that holds it (`--join`).
+    Join,
+}
+
+/// Whether this node does the lake's work that must happen once (see
+/// [`Ingester::may_maintain`]), asked at each pass: a joined node may take the lease later.
+fn upkeep(ingester: &Arc<Ingester>) -> impl Fn() -> bool + Send + 'static {
+    let ingester = Arc::clone(ingester);
+    move || ingester.may_maintain()
+}
+
 /// Opens the lake for ingest. For a lake in a bucket, in this order: the local directory's
-/// lock (one process per directory), the writer lease (one node per lake), the local copy
-/// (copied down when empty), then the WAL's replay.
+/// lock (one process per directory), the writer lease (one node per lake, unless nodes join),
+/// the local copy (copied down when empty), then the WAL's replay.
 fn open_lake(
     root: &std::path::Path,
     bucket: Option<Arc<BucketLake>>,
-    standby: bool,
+    taking: Taking,
     config: modelshare_ingest::IngestConfig,
 ) -> anyhow::Result<(Lake, Ingester)> {
     let lake =
@@ -172,10 +198,26 @@ fn open_lake(
     };
     let lock = lake.lock()?;
     bucket.adopt_copy(root);
-    let last = take_lease(&bucket, standby)?;
-    let prepared = bucket
-        .prepare_local_copy(root, &last)
-        .with_context(|| format!("cannot prepare the local copy of {}", bucket.url()));
+    if taking == Taking::Join {
+        bucket.share_writes();
+    }
+    let last = if taking == Taking::Join {
+        match bucket.acquire_lease() {
+            Ok(last) => Some(last),
+            Err(IngestError::LeaseHeld { node, .. }) => {
+                tracing::info!(writer = %node, lake = %bucket.url(), "joining the lake beside the node that holds its lease");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Some(take_lease(&bucket, taking == Taking::Wait)?)
+    };
+    let prepared = match &last {
+        Some(last) => bucket.prepare_local_copy(root, last),
+        None => bucket.prepare_member_copy(root),
+    }
+    .with_context(|| format!("cannot prepare the local copy of {}", bucket.url()));
     if prepared.is_err()
         && let Err(e) = bucket.release_lease()
     {
@@ -284,6 +326,7 @@ impl BucketTasks {
 
 fn spawn_bucket_tasks(
     bucket: Arc<BucketLake>,
+    ingester: Arc<Ingester>,
     root: std::path::PathBuf,
     every_secs: f64,
 ) -> anyhow::Result<BucketTasks> {
@@ -294,9 +337,16 @@ fn spawn_bucket_tasks(
     let every = Duration::from_secs_f64(every_secs);
     let renewer = Arc::clone(&bucket);
     let renew = repeat_blocking(renewer.lease_ttl() / 4, "lease renewal", move || {
+        // A joined node without the lease has nothing to renew; the sync task takes it over.
+        if renewer.writes_are_shared() && !renewer.lease_taken() {
+            return Ok(());
+        }
         renewer.renew_lease()
     });
     let sync = repeat_blocking(every, "bucket sync", move || {
+        if bucket.writes_are_shared() && !bucket.lease_taken() {
+            return join_pass(&bucket, &ingester);
+        }
         let synced = bucket.sync(&root)?;
         if synced.put > 0 || synced.deleted > 0 {
             tracing::info!(
@@ -307,9 +357,42 @@ fn spawn_bucket_tasks(
                 "bucket synced with the local copy"
             );
         }
+        if bucket.writes_are_shared() {
+            log_refresh(&ingester.refresh_from_bucket(false)?);
+        }
         Ok(())
     });
     Ok(BucketTasks { renew, sync })
+}
+
+/// The bucket pass of a joined node without the lease: it takes the lease when it is free
+/// (settling what the last holder left unfinished, then bringing its copy to the bucket's
+/// state) and does the lake's upkeep from then on; otherwise it copies down what the other
+/// nodes wrote.
+fn join_pass(bucket: &BucketLake, ingester: &Ingester) -> Result<(), IngestError> {
+    match bucket.acquire_lease() {
+        Ok(last) => {
+            tracing::info!(last_writer = ?last, lake = %bucket.url(), "took the writer lease: this node now does the lake's upkeep");
+            bucket.settle_unfinished_sync()?;
+            log_refresh(&ingester.refresh_from_bucket(true)?);
+            Ok(())
+        }
+        Err(IngestError::LeaseHeld { .. }) => {
+            log_refresh(&ingester.refresh_from_bucket(false)?);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn log_refresh(refreshed: &modelshare_ingest::bucket::Refreshed) {
+    if !refreshed.is_empty() {
+        tracing::info!(
+            fetched = refreshed.fetched.len(),
+            removed = refreshed.removed.len(),
+            "copied down what other nodes wrote"
+        );
+    }
 }
 
 /// Runs `pass` on the blocking pool every `period` (the first right away), logging failures.
@@ -357,6 +440,7 @@ pub(crate) fn shutdown_signal()
 fn spawn_snapshot_task(
     args: &ServeArgs,
     lake_root: &std::path::Path,
+    upkeep: impl Fn() -> bool + Send + 'static,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let every = args.snapshots.snapshot_interval_secs;
     if !(every.is_finite() && every > 0.0) {
@@ -371,6 +455,10 @@ fn spawn_snapshot_task(
     let mut refresher = modelshare_snapshot::Refresher::new(lake_root, args.query.min_apps, grace);
     Some(tokio::spawn(async move {
         loop {
+            if !upkeep() {
+                tokio::time::sleep(every).await;
+                continue;
+            }
             let pass = tokio::task::spawn_blocking(move || {
                 let result = refresher.refresh(chrono::Utc::now());
                 (refresher, result)
@@ -420,12 +508,22 @@ fn spawn_maintenance(
         let mut compacted_at: Option<tokio::time::Instant> = None;
         loop {
             ticker.tick().await;
+            // A node of a lake in a bucket without the writer lease does none of the work that
+            // must happen once: it learns from the holder's files what the cube answers for.
+            let maintains = ingester.may_maintain();
             if due(cube_at, cube_every) {
                 cube_at = Some(tokio::time::Instant::now());
                 let ing = Arc::clone(&ingester);
                 let started = std::time::Instant::now();
                 let ids = Arc::clone(&ingester);
-                match tokio::task::spawn_blocking(move || ing.maintain_cube()).await {
+                let pass = move || {
+                    if maintains {
+                        ing.maintain_cube()
+                    } else {
+                        ing.observe_cube()
+                    }
+                };
+                match tokio::task::spawn_blocking(pass).await {
                     Ok(Ok(pass)) => {
                         if pass.checked > 0 || !pass.rebuilt.is_empty() {
                             tracing::info!(
@@ -443,6 +541,9 @@ fn spawn_maintenance(
                     // The runtime is shutting down: not a fault.
                     Err(e) if e.is_cancelled() => return,
                     Err(e) => tracing::error!(error = %e, "app-day cube upkeep panicked"),
+                }
+                if !maintains {
+                    continue;
                 }
                 // Runs past the duplicate window dropped, small ones merged: a lookup reads one
                 // block per run, so their number must not grow with every flush.
@@ -468,7 +569,7 @@ fn spawn_maintenance(
                     }
                 }
             }
-            let Some((every, grace)) = compaction else {
+            let Some((every, grace)) = compaction.filter(|_| maintains) else {
                 continue;
             };
             if !due(compacted_at, every) {
@@ -486,6 +587,7 @@ fn spawn_maintenance(
                             bytes_before = c.bytes_before,
                             bytes_after = c.bytes_after,
                             rows = c.rows,
+                            duplicates = c.duplicates,
                             "compacted a closed day"
                         );
                     }

@@ -343,6 +343,23 @@ impl Coverage {
         }
     }
 
+    /// Records whether `day` must be read raw, once the lake is checked (a node that writes no
+    /// cube file found another node's files for the day).
+    pub fn set_raw(&self, day: NaiveDate, raw: bool) {
+        if let Some(days) = self
+            .raw_days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            if raw {
+                days.insert(day);
+            } else {
+                days.remove(&day);
+            }
+        }
+    }
+
     /// Records that `day`'s cube now summarizes its events exactly.
     pub fn rebuilt(&self, day: NaiveDate) {
         if let Some(raw) = self

@@ -690,8 +690,78 @@ pub fn maintain(
             done.summarized += 1;
         }
     }
-    done.weeks = crate::week_presence::ensure_weeks(lake, live, coverage, &all, today, verify)?;
+    done.weeks =
+        crate::week_presence::ensure_weeks(lake, live, coverage, &all, today, verify, true)?;
     Ok(done)
+}
+
+/// The cube pass of a node that does not hold the lease of a lake in a bucket. It writes no
+/// cube file but its flushes', so it learns from the files the holder wrote which days the cube
+/// answers for, and which days' groups, hourly and week presence files are current; it writes
+/// nothing. `changed`: the days whose files a refresh changed; `None` checks every day, once
+/// (later passes leave the coverage to the refreshes).
+pub fn observe(
+    lake: &Lake,
+    live: &LiveBuffer,
+    coverage: &Coverage,
+    changed: Option<&BTreeSet<NaiveDate>>,
+) -> Result<Maintained, IngestError> {
+    let mut done = Maintained::default();
+    let all = days(lake)?;
+    let looked_at: Vec<NaiveDate> = match (changed, coverage.raw_days()) {
+        (None, Some(_)) => return Ok(done),
+        (Some(changed), Some(_)) => {
+            for day in changed {
+                coverage.set_raw(*day, !check_day(lake, live, *day)?);
+            }
+            changed.iter().copied().collect()
+        }
+        (_, None) => {
+            let mut raw = BTreeSet::new();
+            for day in &all {
+                if !check_day(lake, live, *day)? {
+                    raw.insert(*day);
+                }
+            }
+            coverage.checked(raw);
+            all.clone()
+        }
+    };
+    done.checked = looked_at.len();
+    for day in looked_at {
+        if groups_current(lake, live, day)? {
+            coverage.summaries_written(day);
+            done.summarized += 1;
+        }
+    }
+    let today = chrono::Utc::now().date_naive();
+    // Marks the days whose hourly file is current; the jobs are the holder's.
+    crate::hourly::pending(lake, live, coverage, today)?;
+    done.weeks =
+        crate::week_presence::ensure_weeks(lake, live, coverage, &all, today, true, false)?;
+    Ok(done)
+}
+
+/// Whether `date`'s cube is one file that its groups and group presence files summarize
+/// (each decoding).
+fn groups_current(lake: &Lake, live: &LiveBuffer, date: NaiveDate) -> Result<bool, IngestError> {
+    let (_, cube) = list_day(lake, live, date)?;
+    let [only] = cube.as_slice() else {
+        return Ok(false);
+    };
+    let name = only
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for dir in [
+        lake.groups_partition_dir(date),
+        lake.group_presence_partition_dir(date),
+    ] {
+        if !holds_current(&existing_day_files(&dir)?, &name, true) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Removes the summary directories of older layouts ([`RETIRED_DIRS`]): no read uses them, and

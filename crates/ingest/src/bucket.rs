@@ -31,6 +31,8 @@ use crate::lake::{StagedFile, sync_dir, write_atomically};
 use crate::location::Bucket;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use modelshare_event::cube::Coverage;
+use modelshare_event::live::LiveBuffer;
 use object_store::buffered::BufWriter;
 use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
@@ -48,17 +50,44 @@ pub const LEASE_OBJECT: &str = "writer.lease";
 pub const SYNC_JOURNAL: &str = "sync.journal";
 
 /// What a sync pass is about to do: the objects it puts that the bucket did not hold, and the
-/// objects it deletes after them.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// objects it deletes after them. The record stays once the pass is over, marked `done`: its
+/// number tells a node that lists the bucket whether a pass began or ended while it listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct SyncJournal {
+    /// One more than the pass before (0 for a record of an older layout).
+    #[serde(default)]
+    seq: u64,
     put: Vec<String>,
     delete: Vec<String>,
+    /// The pass put and deleted everything it names (or was settled by the next writer).
+    #[serde(default)]
+    done: bool,
 }
+
+impl SyncJournal {
+    /// What tells one state of the record from another.
+    fn mark(journal: Option<&SyncJournal>) -> Option<(u64, bool)> {
+        journal.map(|j| (j.seq, j.done))
+    }
+}
+
+/// The bucket's state as a node that does not hold the lease reads it: its objects, with a
+/// sync pass under way seen either before or after (see [`BucketLake::consistent_listing`]).
+type Objects = BTreeMap<String, ObjectMeta>;
+
+/// How often [`BucketLake::consistent_listing`] lists again when a sync pass began or ended
+/// while it listed.
+const LISTING_TRIES: usize = 5;
+
+/// The objects this node knows the bucket holds, as it last put, copied or listed them, kept in
+/// the local copy (hidden, never synced): after a restart, a lake file the node removed is
+/// told from another node's new object, which the node must copy down and never delete.
+const KNOWN_OBJECTS: &str = ".bucket-known.json";
 
 /// How a pass a writer left unfinished was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled {
-    /// No pass was left unfinished.
+    /// No pass was left unfinished (no record, or one marked done).
     Nothing,
     /// Every object the pass put is there: its deletions were made.
     Finished { deleted: usize },
@@ -145,9 +174,16 @@ pub struct BucketLake {
     /// lists both sides: a flush's file is never seen in the bucket and not yet locally (which
     /// would make it look removed).
     gate: Mutex<()>,
-    /// Whether the bucket may hold a [`SYNC_JOURNAL`] (true until this process knows better):
-    /// a pass ends by deleting it.
+    /// Whether the bucket may hold a [`SYNC_JOURNAL`] not marked done (true until this process
+    /// knows better): a pass ends by marking it done.
     journal_may_exist: AtomicBool,
+    /// The number of the last record of a sync pass, once this process has read or written it.
+    journal_seq: Mutex<Option<u64>>,
+    /// Several nodes write the lake at once (`serve --join`): a flush puts its own files
+    /// whether or not this node holds the lease (their names carry the node, no other node
+    /// writes or deletes them before it has copied them down), and the work that must happen
+    /// once (compaction, the cube's merges and summaries, deletions) waits for the lease.
+    shared_writes: AtomicBool,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -197,6 +233,8 @@ impl BucketLake {
             known: Mutex::new(HashMap::new()),
             gate: Mutex::new(()),
             journal_may_exist: AtomicBool::new(true),
+            journal_seq: Mutex::new(None),
+            shared_writes: AtomicBool::new(false),
             runtime: Some(runtime),
         })
     }
@@ -224,6 +262,17 @@ impl BucketLake {
         }
     }
 
+    /// Lets this node's flushes put their files while another node holds the lease (see
+    /// [`Self::shared_writes`]).
+    pub fn share_writes(&self) {
+        self.shared_writes.store(true, Ordering::Release);
+    }
+
+    /// Whether several nodes write the lake at once ([`Self::share_writes`]).
+    pub fn writes_are_shared(&self) -> bool {
+        self.shared_writes.load(Ordering::Acquire)
+    }
+
     /// How long the lease lasts without renewal.
     pub fn lease_ttl(&self) -> Duration {
         self.ttl
@@ -247,6 +296,21 @@ impl BucketLake {
         self.held()
             .as_ref()
             .is_some_and(|h| h.expires > SystemTime::now() + margin)
+    }
+
+    /// A flush may put its files: with the lease, or always when writes are shared (its files
+    /// are its own; nobody deletes them before copying them down).
+    fn ensure_may_flush(&self) -> Result<(), IngestError> {
+        if self.writes_are_shared() {
+            Ok(())
+        } else {
+            self.ensure_lease()
+        }
+    }
+
+    /// Whether this process took the lease and has not lost it (it may be running short).
+    pub fn lease_taken(&self) -> bool {
+        self.held().is_some()
     }
 
     fn ensure_lease(&self) -> Result<(), IngestError> {
@@ -457,7 +521,7 @@ impl BucketLake {
     /// Puts a flush's staged files to the bucket under their final names. Call with the gate
     /// held ([`Self::gate`]) until the files are published locally.
     pub(crate) fn put_staged(&self, root: &Path, staged: &[StagedFile]) -> Result<(), IngestError> {
-        self.ensure_lease()?;
+        self.ensure_may_flush()?;
         let mut put = Vec::with_capacity(staged.len());
         let result = self.block_on(async {
             for file in staged {
@@ -481,7 +545,9 @@ impl BucketLake {
         // Puts can take long: the lease is checked again before the caller publishes and lets
         // the WAL go. A node whose lease ran short meanwhile may have been replaced by one
         // that listed the bucket without these files and would delete them as removed.
-        let result = result.and_then(|()| self.ensure_lease());
+        let result = result
+            .and_then(|()| self.ensure_may_flush())
+            .and_then(|()| self.save_known(root));
         if result.is_err() {
             // Best effort: the rows stay in the WAL and are flushed again under new names, so
             // objects of this attempt left in the bucket would count twice for its readers.
@@ -629,39 +695,51 @@ impl BucketLake {
                     None => file.newer_than(remote.get(*relative)),
                 })
                 .collect();
-            let deletes: Vec<&String> = remote
-                .keys()
-                .filter(|relative| {
-                    let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
-                    !local.contains_key(*relative) && !deferred.contains(dir)
-                })
-                .collect();
+            // Only objects this node knew (it put them, copied them down, or found them when it
+            // took the lease) and removed since: an object it does not know is another node's
+            // new file, which it copies down ([`Self::refresh`]) and never deletes.
+            let deletes: Vec<&String> = {
+                let known = self.known();
+                remote
+                    .keys()
+                    .filter(|relative| {
+                        let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
+                        known.contains_key(*relative)
+                            && !local.contains_key(*relative)
+                            && !deferred.contains(dir)
+                    })
+                    .collect()
+            };
             // A pass that deletes is recorded first: a writer that dies between its puts and its
             // deletions leaves a lake the next writer can settle (finish or undo). A record left
-            // by an earlier pass goes before this pass puts anything: settled against this
-            // pass's objects it would finish or undo the wrong pass.
+            // unfinished by an earlier pass is marked done before this pass puts anything:
+            // settled against this pass's objects it would finish or undo the wrong pass.
             if deletes.is_empty() && self.journal_may_exist.load(Ordering::Acquire) {
                 self.ensure_lease()?;
-                self.delete_object(SYNC_JOURNAL).await?;
+                if let Some(mut stale) = self.read_journal().await?
+                    && !stale.done
+                {
+                    stale.done = true;
+                    self.write_journal(&stale).await?;
+                }
                 self.journal_may_exist.store(false, Ordering::Release);
             }
+            let mut journal = None;
             if !deletes.is_empty() {
-                let journal = SyncJournal {
+                self.ensure_lease()?;
+                let record = SyncJournal {
+                    seq: self.last_journal_seq().await? + 1,
                     put: changed
                         .iter()
                         .filter(|(relative, _)| !remote.contains_key(*relative))
                         .map(|(relative, _)| (*relative).clone())
                         .collect(),
                     delete: deletes.iter().map(|r| (*r).clone()).collect(),
+                    done: false,
                 };
-                self.ensure_lease()?;
-                let body = serde_json::to_vec(&journal).unwrap_or_default();
                 self.journal_may_exist.store(true, Ordering::Release);
-                self.bucket
-                    .store
-                    .put(&self.bucket.key_of(SYNC_JOURNAL), PutPayload::from(body))
-                    .await
-                    .map_err(|e| self.failed("record the sync pass", e))?;
+                self.write_journal(&record).await?;
+                journal = Some(record);
             }
             let put: Vec<Option<u64>> = futures::stream::iter(changed)
                 .map(|(relative, file)| async move {
@@ -687,16 +765,86 @@ impl BucketLake {
             for relative in &deletes {
                 self.ensure_lease()?;
                 self.delete_object(relative).await?;
+                self.known().remove(*relative);
                 BucketMetrics::add(&self.metrics.deletes, 1);
                 synced.deleted += 1;
             }
             // The pass is whole: nothing to finish or undo after it.
-            if self.journal_may_exist.load(Ordering::Acquire) {
-                self.delete_object(SYNC_JOURNAL).await?;
+            if let Some(mut record) = journal {
+                record.done = true;
+                self.write_journal(&record).await?;
                 self.journal_may_exist.store(false, Ordering::Release);
             }
             Ok(synced)
         })
+        .and_then(|synced| {
+            self.save_known(root)?;
+            Ok(synced)
+        })
+    }
+
+    /// The record of the last sync pass (`None`: there is none).
+    async fn read_journal(&self) -> Result<Option<SyncJournal>, IngestError> {
+        let key = self.bucket.key_of(SYNC_JOURNAL);
+        let text = match self.bucket.store.get(&key).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(|e| self.failed("read the sync journal", e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.failed("read the sync journal", e)),
+        };
+        let journal: SyncJournal = serde_json::from_slice(&text).map_err(|e| {
+            IngestError::UnreadableSyncJournal(format!(
+                "{}/{SYNC_JOURNAL} is unreadable ({e}); it records a sync that did not finish: an operator must look at it before a node writes this lake",
+                self.url()
+            ))
+        })?;
+        *self.journal_seq.lock().unwrap_or_else(|p| p.into_inner()) = Some(journal.seq);
+        Ok(Some(journal))
+    }
+
+    async fn write_journal(&self, journal: &SyncJournal) -> Result<(), IngestError> {
+        let body = serde_json::to_vec(journal).unwrap_or_default();
+        self.bucket
+            .store
+            .put(&self.bucket.key_of(SYNC_JOURNAL), PutPayload::from(body))
+            .await
+            .map_err(|e| self.failed("record the sync pass", e))?;
+        *self.journal_seq.lock().unwrap_or_else(|p| p.into_inner()) = Some(journal.seq);
+        Ok(())
+    }
+
+    /// The number of the last pass's record (read once, then kept).
+    async fn last_journal_seq(&self) -> Result<u64, IngestError> {
+        let known = *self.journal_seq.lock().unwrap_or_else(|p| p.into_inner());
+        match known {
+            Some(seq) => Ok(seq),
+            None => Ok(self.read_journal().await?.map_or(0, |j| j.seq)),
+        }
+    }
+
+    /// Writes the objects this node knows the bucket holds into the local copy at `root`
+    /// ([`KNOWN_OBJECTS`]).
+    fn save_known(&self, root: &Path) -> Result<(), IngestError> {
+        let known: BTreeMap<String, FileStamp> =
+            self.known().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let body = serde_json::to_vec(&known).unwrap_or_default();
+        write_atomically(&root.join(KNOWN_OBJECTS), &body)
+    }
+
+    /// Reads what [`Self::save_known`] wrote; false when there is nothing readable.
+    fn load_known(&self, root: &Path) -> bool {
+        let known = fs::read(root.join(KNOWN_OBJECTS))
+            .ok()
+            .and_then(|text| serde_json::from_slice::<HashMap<String, FileStamp>>(&text).ok());
+        match known {
+            Some(known) => {
+                *self.known() = known;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Deletes the object at `relative` (gone already is fine).
@@ -716,24 +864,13 @@ impl BucketLake {
     /// by the node that holds the lease, before it copies the lake down.
     pub fn settle_unfinished_sync(&self) -> Result<Settled, IngestError> {
         self.block_on(async {
-            let key = self.bucket.key_of(SYNC_JOURNAL);
-            let text = match self.bucket.store.get(&key).await {
-                Ok(got) => got
-                    .bytes()
-                    .await
-                    .map_err(|e| self.failed("read the sync journal", e))?,
-                Err(object_store::Error::NotFound { .. }) => {
+            let journal = match self.read_journal().await? {
+                Some(journal) if !journal.done => journal,
+                _ => {
                     self.journal_may_exist.store(false, Ordering::Release);
                     return Ok(Settled::Nothing);
                 }
-                Err(e) => return Err(self.failed("read the sync journal", e)),
             };
-            let journal: SyncJournal = serde_json::from_slice(&text).map_err(|e| {
-                IngestError::UnreadableSyncJournal(format!(
-                    "{}/{SYNC_JOURNAL} is unreadable ({e}); it records a sync that did not                      finish: an operator must look at it before a node writes this lake",
-                    self.url()
-                ))
-            })?;
             let mut present = Vec::new();
             for relative in &journal.put {
                 match self.bucket.store.head(&self.bucket.key_of(relative)).await {
@@ -767,7 +904,11 @@ impl BucketLake {
                     deleted: present.len(),
                 }
             };
-            self.delete_object(SYNC_JOURNAL).await?;
+            self.write_journal(&SyncJournal {
+                done: true,
+                ..journal
+            })
+            .await?;
             self.journal_may_exist.store(false, Ordering::Release);
             tracing::warn!(?settled, lake = %self.url(), "a sync pass the last writer left unfinished was settled");
             Ok(settled)
@@ -780,12 +921,18 @@ impl BucketLake {
     /// swap begun before another node took over is moot).
     fn pull(&self, root: &Path) -> Result<LocalCopy, IngestError> {
         self.settle_unfinished_sync()?;
-        self.pull_settled(root)
+        self.pull_settled(root, false)
     }
 
-    /// [`Self::pull`] of a bucket with no unfinished pass.
-    fn pull_settled(&self, root: &Path) -> Result<LocalCopy, IngestError> {
-        let remote = self.block_on(self.list())?;
+    /// [`Self::pull`] of a bucket with no unfinished pass, or (`member`: a node that does not
+    /// hold the lease, which never settles another node's pass) as a consistent listing shows
+    /// it.
+    fn pull_settled(&self, root: &Path, member: bool) -> Result<LocalCopy, IngestError> {
+        let remote = if member {
+            self.block_on(self.consistent_listing())?
+        } else {
+            self.block_on(self.list())?
+        };
         let Listing {
             files: local,
             deferred,
@@ -816,7 +963,7 @@ impl BucketLake {
                 }
             }
             // Those directories' files were left out of the listing: list again.
-            return self.pull_settled(root);
+            return self.pull_settled(root, member);
         }
         self.block_on(async {
             let mut files = 0;
@@ -851,6 +998,14 @@ impl BucketLake {
     }
 }
 
+/// An object copied down beside its place in the local copy, not published yet.
+struct Fetched {
+    relative: String,
+    temp: PathBuf,
+    path: PathBuf,
+    meta: ObjectMeta,
+}
+
 impl BucketLake {
     /// Copies the object at `relative` to its place under `root`, stamped as the object;
     /// returns its size.
@@ -860,12 +1015,26 @@ impl BucketLake {
         relative: &str,
         meta: &ObjectMeta,
     ) -> Result<u64, IngestError> {
+        let fetched = self.fetch_beside(root, relative, meta).await?;
+        let size = fetched.meta.size;
+        self.publish_fetched(std::slice::from_ref(&fetched))?;
+        self.stamp_fetched(&[fetched])?;
+        Ok(size)
+    }
+
+    /// Streams the object at `relative` into a hidden temporary file beside its place under
+    /// `root`, fsynced (the next start removes it if a crash leaves it): a file of the copy is
+    /// whole or absent.
+    async fn fetch_beside(
+        &self,
+        root: &Path,
+        relative: &str,
+        meta: &ObjectMeta,
+    ) -> Result<Fetched, IngestError> {
         use std::io::Write;
         let path = local_path(root, relative)?;
         let dir = path.parent().unwrap_or(root);
         fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
-        // Streamed into a hidden temporary file (the next pull removes it if a crash leaves
-        // it), then renamed into place: a file of the copy is whole or absent.
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -891,22 +1060,238 @@ impl BucketLake {
                 size += chunk.len() as u64;
             }
             out.sync_all().map_err(|e| IngestError::io(&temp, e))?;
-            fs::rename(&temp, &path).map_err(|e| IngestError::io(&path, e))?;
             Ok(size)
         }
         .await;
-        let size = match fetched {
-            Ok(size) => size,
+        match fetched {
+            Ok(size) => Ok(Fetched {
+                relative: relative.to_owned(),
+                temp,
+                path,
+                // The size copied, which is the object's unless it was rewritten meanwhile.
+                meta: ObjectMeta {
+                    size,
+                    ..meta.clone()
+                },
+            }),
             Err(e) => {
                 let _ = fs::remove_file(&temp);
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    /// Renames fetched files into place (the ones not renamed yet go back on failure).
+    fn publish_fetched(&self, fetched: &[Fetched]) -> Result<(), IngestError> {
+        for (i, f) in fetched.iter().enumerate() {
+            if let Err(e) = fs::rename(&f.temp, &f.path) {
+                for rest in &fetched[i..] {
+                    let _ = fs::remove_file(&rest.temp);
+                }
+                return Err(IngestError::io(&f.path, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes fetched files durable in their directories and stamps them as their objects.
+    fn stamp_fetched(&self, fetched: &[Fetched]) -> Result<(), IngestError> {
+        let dirs: BTreeSet<&Path> = fetched.iter().filter_map(|f| f.path.parent()).collect();
+        for dir in dirs {
+            sync_dir(dir)?;
+        }
+        for f in fetched {
+            let stamp = stamp_restored(&f.path, &f.meta)?;
+            self.known().insert(f.relative.clone(), stamp);
+            BucketMetrics::add(&self.metrics.restored, 1);
+        }
+        Ok(())
+    }
+
+    /// The bucket's objects as a node without the lease must see them: a sync pass of the
+    /// holder that is under way is seen before it (its new objects left out) or after it (its
+    /// deletions made), never half-way, where a compacted day would count twice or not at
+    /// all. The pass's record is read before and after the listing; when a pass began or
+    /// ended in between, the bucket is listed again.
+    async fn consistent_listing(&self) -> Result<Objects, IngestError> {
+        for _ in 0..LISTING_TRIES {
+            let before = self.read_journal().await?;
+            let mut objects = self.list().await?;
+            let after = self.read_journal().await?;
+            if SyncJournal::mark(before.as_ref()) != SyncJournal::mark(after.as_ref()) {
+                continue;
+            }
+            let Some(pass) = after.filter(|j| !j.done) else {
+                return Ok(objects);
+            };
+            // A pass deletes only once all its puts are made: one deletion made, or every put
+            // there, and it is seen after; otherwise before.
+            let deleting = pass.delete.iter().any(|d| !objects.contains_key(d));
+            if deleting || pass.put.iter().all(|p| objects.contains_key(p)) {
+                for relative in &pass.put {
+                    if !objects.contains_key(relative) {
+                        let meta = self
+                            .bucket
+                            .store
+                            .head(&self.bucket.key_of(relative))
+                            .await
+                            .map_err(|e| self.failed(&format!("look at {relative}"), e))?;
+                        objects.insert(relative.clone(), meta);
+                    }
+                }
+                for relative in &pass.delete {
+                    objects.remove(relative);
+                }
+            } else {
+                for relative in &pass.put {
+                    objects.remove(relative);
+                }
+            }
+            return Ok(objects);
+        }
+        Err(self.failed(
+            "list the lake",
+            object_store::Error::Generic {
+                store: "S3",
+                source: format!(
+                    "a sync pass began or ended during each of {LISTING_TRIES} listings; the next refresh lists again"
+                )
+                .into(),
+            },
+        ))
+    }
+
+    /// Brings what other nodes wrote into the local copy at `root` of a running node, in one
+    /// step under the live buffer's gate (a query sees the copy before or after):
+    /// - `mirror` (a node without the lease): the copy becomes the bucket's state as
+    ///   [`Self::consistent_listing`] shows it: objects it lacks or holds in another size are
+    ///   copied down, files the bucket no longer holds (compacted, merged, expired by the node
+    ///   holding the lease) are removed. Such a node writes nothing but its flushes, which are
+    ///   in the bucket before they are in the copy;
+    /// - otherwise (the holder): objects it never knew (other nodes' flushes) are copied down;
+    ///   what it removed itself is the sync's to delete.
+    ///
+    /// `coverage` learns which days' cube changed, in the same step.
+    pub fn refresh(
+        &self,
+        root: &Path,
+        mirror: bool,
+        live: &LiveBuffer,
+        coverage: &Coverage,
+    ) -> Result<Refreshed, IngestError> {
+        let (remote, local) = {
+            let _gate = self.gate();
+            let remote = if mirror {
+                self.block_on(self.consistent_listing())?
+            } else {
+                self.block_on(self.list())?
+            };
+            (remote, local_files(root)?)
         };
-        sync_dir(dir)?;
-        let stamp = stamp_restored(&path, meta)?;
-        self.known().insert(relative.to_owned(), stamp);
-        BucketMetrics::add(&self.metrics.restored, 1);
-        Ok(size)
+        let in_swap = |relative: &str| {
+            local
+                .deferred
+                .contains(relative.rsplit_once('/').map_or("", |(d, _)| d))
+        };
+        let wanted: Vec<(&String, &ObjectMeta)> = {
+            let known = self.known();
+            remote
+                .iter()
+                .filter(|(relative, meta)| {
+                    !in_swap(relative)
+                        && match local.files.get(*relative) {
+                            None => mirror || !known.contains_key(*relative),
+                            Some(file) => {
+                                mirror
+                                    && (file.stamp.size != meta.size
+                                        || (rewritten_in_place(relative)
+                                            && file.stamp.modified
+                                                != Some(SystemTime::from(meta.last_modified))))
+                            }
+                        }
+                })
+                .collect()
+        };
+        let removed: Vec<(&String, &LocalFile)> = if mirror {
+            local
+                .files
+                .iter()
+                .filter(|(relative, _)| !remote.contains_key(*relative) && !in_swap(relative))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if wanted.is_empty() && removed.is_empty() {
+            return Ok(Refreshed::default());
+        }
+        let fetched: Vec<Fetched> = self.block_on(
+            futures::stream::iter(wanted)
+                .map(|(relative, meta)| self.fetch_beside(root, relative, meta))
+                .buffer_unordered(TRANSFERS_IN_FLIGHT)
+                .try_collect(),
+        )?;
+        let refreshed = Refreshed {
+            fetched: fetched.iter().map(|f| f.relative.clone()).collect(),
+            removed: removed.iter().map(|(r, _)| (*r).clone()).collect(),
+        };
+        live.swap_files(|| {
+            self.publish_fetched(&fetched)?;
+            for (_, file) in &removed {
+                match fs::remove_file(&file.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(IngestError::io(&file.path, e)),
+                }
+            }
+            coverage.cube_changed(refreshed.days());
+            Ok(())
+        })?;
+        self.stamp_fetched(&fetched)?;
+        {
+            let mut known = self.known();
+            for relative in &refreshed.removed {
+                known.remove(relative);
+            }
+        }
+        self.save_known(root)?;
+        Ok(refreshed)
+    }
+}
+
+/// What a [`BucketLake::refresh`] changed in the local copy (paths inside the lake).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Objects copied down.
+    pub fetched: Vec<String>,
+    /// Local files the bucket no longer holds, removed.
+    pub removed: Vec<String>,
+}
+
+impl Refreshed {
+    pub fn is_empty(&self) -> bool {
+        self.fetched.is_empty() && self.removed.is_empty()
+    }
+
+    /// The days whose events or cube files changed.
+    pub fn days(&self) -> BTreeSet<chrono::NaiveDate> {
+        self.fetched
+            .iter()
+            .chain(&self.removed)
+            .filter(|r| r.starts_with("events/") || r.starts_with("rollups/app_days/"))
+            .filter_map(|r| {
+                r.split('/')
+                    .find_map(|part| part.strip_prefix("date="))
+                    .and_then(|d| d.parse().ok())
+            })
+            .collect()
+    }
+
+    /// Whether runs of the id index came or went.
+    pub fn touches_ids(&self) -> bool {
+        self.fetched
+            .iter()
+            .chain(&self.removed)
+            .any(|r| r.starts_with("ids/"))
     }
 }
 
@@ -981,6 +1366,18 @@ impl BucketLake {
         root: &Path,
         last: &LastHolder,
     ) -> Result<LocalCopy, IngestError> {
+        self.prepare(root, Some(last))
+    }
+
+    /// Makes `root` a whole copy of the lake for a node that writes it while another node
+    /// holds the lease (`serve --join`): always brought to the bucket's state as a consistent
+    /// listing shows it, never settling the holder's sync pass.
+    pub fn prepare_member_copy(&self, root: &Path) -> Result<LocalCopy, IngestError> {
+        self.prepare(root, None)
+    }
+
+    /// `last`: who held the lease before this node took it; `None` for a node without it.
+    fn prepare(&self, root: &Path, last: Option<&LastHolder>) -> Result<LocalCopy, IngestError> {
         let marker_path = root.join(COPY_MARKER);
         let refuse = |why: String| {
             IngestError::io(
@@ -998,7 +1395,9 @@ impl BucketLake {
                 if marker.lake != self.url() {
                     return Err(refuse(format!("it is the copy of {}", marker.lake)));
                 }
-                if marker.complete && *last == LastHolder::ThisNode {
+                // Kept only with the record of what the bucket held: without it, a file this
+                // node removed could not be told from another node's new one.
+                if marker.complete && last == Some(&LastHolder::ThisNode) && self.load_known(root) {
                     return Ok(LocalCopy::Kept);
                 }
             }
@@ -1024,7 +1423,11 @@ impl BucketLake {
         };
         fs::create_dir_all(root).map_err(|e| IngestError::io(root, e))?;
         write_marker(false)?;
-        let pulled = self.pull(root)?;
+        let pulled = match last {
+            Some(_) => self.pull(root)?,
+            None => self.pull_settled(root, true)?,
+        };
+        self.save_known(root)?;
         write_marker(true)?;
         Ok(pulled)
     }
@@ -1045,7 +1448,7 @@ fn has_lake_files(root: &Path) -> bool {
 }
 
 /// A local file's size and modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct FileStamp {
     size: u64,
     modified: Option<SystemTime>,
@@ -1431,14 +1834,18 @@ mod tests {
     const DAY: &str = "events/date=2026-11-30";
 
     /// Node `node` of the lake `prod` in `store`, holding the lease; who held it before.
-    fn writer(store: &Arc<Refusing>, node: &str) -> (BucketLake, LastHolder) {
+    fn bucket_lake(store: &Arc<Refusing>, node: &str, lease: Duration) -> BucketLake {
         let bucket = Bucket {
             name: "lakes".into(),
             prefix: "prod".into(),
             store: Arc::clone(store) as Arc<dyn object_store::ObjectStore>,
         };
+        BucketLake::new(bucket, node.into(), lease).unwrap()
+    }
+
+    fn writer(store: &Arc<Refusing>, node: &str) -> (BucketLake, LastHolder) {
         // A short lease: the next writer takes over once it has run out.
-        let lake = BucketLake::new(bucket, node.into(), Duration::from_secs(2)).unwrap();
+        let lake = bucket_lake(store, node, Duration::from_secs(2));
         let last = lake.acquire_lease().unwrap();
         (lake, last)
     }
@@ -1500,7 +1907,7 @@ mod tests {
         assert!(matches!(copy, LocalCopy::Pulled { .. }), "{copy:?}");
         assert_eq!(second.settle_unfinished_sync().unwrap(), Settled::Nothing);
         let mut after = objects(&store);
-        after.retain(|name| name != LEASE_OBJECT);
+        after.retain(|name| name != LEASE_OBJECT && name != SYNC_JOURNAL);
         assert_eq!(after, lake_files(&dir.path().join("n2")));
         (after_failure, after)
     }
@@ -1537,8 +1944,196 @@ mod tests {
         );
     }
 
+    /// The record of the last sync pass, as the bucket holds it.
+    fn journal(store: &Refusing) -> SyncJournal {
+        let key = object_store::path::Path::from(format!("prod/{SYNC_JOURNAL}"));
+        let got = futures::executor::block_on(store.inner.get(&key)).unwrap();
+        serde_json::from_slice(&futures::executor::block_on(got.bytes()).unwrap()).unwrap()
+    }
+
+    /// Puts the file `name` of the day as a flush of `node` does (staged, put, published).
+    fn flush(node: &BucketLake, root: &Path, name: &str) {
+        let dir = root.join(DAY);
+        fs::create_dir_all(&dir).unwrap();
+        let temp = crate::lake::temp_path(&dir, name);
+        fs::write(&temp, name).unwrap();
+        let staged = StagedFile::new(temp, dir.join(name), 1, name.len() as u64);
+        let _gate = node.gate();
+        node.put_staged(root, std::slice::from_ref(&staged))
+            .unwrap();
+        staged.publish().unwrap();
+    }
+
+    /// A node that writes beside the holder of the lease, on the copy `root`.
+    fn member(store: &Arc<Refusing>, node: &str, root: &Path) -> BucketLake {
+        let lake = bucket_lake(store, node, LONG_LEASE);
+        lake.share_writes();
+        let refused = lake.acquire_lease().unwrap_err().to_string();
+        assert!(refused.contains("written by node n1"), "{refused}");
+        lake.prepare_member_copy(root).unwrap();
+        lake
+    }
+
+    /// A lease that does not run out during a test.
+    const LONG_LEASE: Duration = Duration::from_secs(600);
+
+    /// n1 holding a long lease, on the copy `root`, writes are shared.
+    fn holder(store: &Arc<Refusing>, root: &Path) -> BucketLake {
+        let lake = bucket_lake(store, "n1", LONG_LEASE);
+        lake.share_writes();
+        lake.adopt_copy(root);
+        let last = lake.acquire_lease().unwrap();
+        lake.prepare_local_copy(root, &last).unwrap();
+        lake
+    }
+
     #[test]
-    fn a_whole_pass_leaves_no_record_and_an_unreadable_record_stops_the_next_writer() {
+    fn nodes_writing_at_once_copy_each_others_files_and_delete_only_their_own_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Refusing::new();
+        let (one, two) = (dir.path().join("n1"), dir.path().join("n2"));
+        let first = holder(&store, &one);
+        fs::create_dir_all(one.join(DAY)).unwrap();
+        fs::write(one.join(DAY).join("a.parquet"), "a").unwrap();
+        first.sync(&one).unwrap();
+        let second = member(&store, "n2", &two);
+        assert_eq!(lake_files(&two), [format!("{DAY}/a.parquet")]);
+        // n2 flushes without the lease; n1's sync never saw that object and must not delete it.
+        flush(&second, &two, "b.parquet");
+        let synced = first.sync(&one).unwrap();
+        assert_eq!((synced.put, synced.deleted), (0, 0));
+        assert!(objects(&store).contains(&format!("{DAY}/b.parquet")));
+        // n1 copies it down (the holder takes only what it never knew).
+        let (live, coverage) = (LiveBuffer::new(), Coverage::unchecked());
+        let got = first.refresh(&one, false, &live, &coverage).unwrap();
+        assert_eq!(got.fetched, [format!("{DAY}/b.parquet")]);
+        assert!(got.removed.is_empty());
+        assert_eq!(got.days(), BTreeSet::from(["2026-11-30".parse().unwrap()]));
+        // n1 compacts both nodes' files into one; its sync deletes them, recording the pass.
+        fs::remove_file(one.join(DAY).join("a.parquet")).unwrap();
+        fs::remove_file(one.join(DAY).join("b.parquet")).unwrap();
+        fs::write(one.join(DAY).join("ab.parquet"), "ab").unwrap();
+        let synced = first.sync(&one).unwrap();
+        assert_eq!((synced.put, synced.deleted), (1, 2));
+        let record = journal(&store);
+        assert!(record.done && record.seq == 1, "{record:?}");
+        assert_eq!(record.put, [format!("{DAY}/ab.parquet")]);
+        // n2's copy follows: the compacted file in, both old files out.
+        let got = second.refresh(&two, true, &live, &coverage).unwrap();
+        assert_eq!(got.fetched, [format!("{DAY}/ab.parquet")]);
+        assert_eq!(
+            got.removed,
+            [format!("{DAY}/a.parquet"), format!("{DAY}/b.parquet")]
+        );
+        assert_eq!(lake_files(&two), [format!("{DAY}/ab.parquet")]);
+        assert_eq!(
+            second.refresh(&two, true, &live, &coverage).unwrap(),
+            Refreshed::default()
+        );
+        // n1 removes ab (compacted again) and stops before its sync; n2 flushes c meanwhile.
+        fs::remove_file(one.join(DAY).join("ab.parquet")).unwrap();
+        fs::write(one.join(DAY).join("abd.parquet"), "abd").unwrap();
+        drop(first);
+        flush(&second, &two, "c.parquet");
+        // Restarted on its copy, n1 keeps it and still tells its own removal (ab: deleted)
+        // from n2's new object (c: kept, then copied down).
+        let again = holder(&store, &one);
+        let synced = again.sync(&one).unwrap();
+        assert_eq!((synced.put, synced.deleted), (1, 1));
+        let in_bucket = objects(&store);
+        assert!(
+            in_bucket.contains(&format!("{DAY}/c.parquet")),
+            "{in_bucket:?}"
+        );
+        assert!(
+            !in_bucket.contains(&format!("{DAY}/ab.parquet")),
+            "{in_bucket:?}"
+        );
+        let got = again.refresh(&one, false, &live, &coverage).unwrap();
+        assert_eq!(got.fetched, [format!("{DAY}/c.parquet")]);
+        assert_eq!(
+            lake_files(&one),
+            [format!("{DAY}/abd.parquet"), format!("{DAY}/c.parquet")]
+        );
+    }
+
+    #[test]
+    fn a_node_without_the_lease_sees_a_pass_under_way_before_or_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Refusing::new();
+        let one = dir.path().join("n1");
+        let first = first_writer(&store, &one);
+        fs::write(one.join(DAY).join("b.parquet"), "b").unwrap();
+        first.sync(&one).unwrap();
+        let second = member(&store, "n2", &dir.path().join("n2"));
+        let view = |second: &BucketLake| -> Vec<String> {
+            let mut names: Vec<String> = second
+                .block_on(second.consistent_listing())
+                .unwrap()
+                .into_keys()
+                .collect();
+            names.sort();
+            names
+        };
+        let put = |name: &str| {
+            futures::executor::block_on(store.inner.put(
+                &object_store::path::Path::from(format!("prod/{name}")),
+                PutPayload::from(name.as_bytes().to_vec()),
+            ))
+            .unwrap();
+        };
+        let delete = |name: &str| {
+            futures::executor::block_on(
+                store
+                    .inner
+                    .delete(&object_store::path::Path::from(format!("prod/{name}"))),
+            )
+            .unwrap();
+        };
+        let (a, b, ab, rollup) = (
+            format!("{DAY}/a.parquet"),
+            format!("{DAY}/b.parquet"),
+            format!("{DAY}/ab.parquet"),
+            "rollup.json".to_owned(),
+        );
+        // A pass compacting a and b into ab, with a rollup, recorded and under way.
+        let record = SyncJournal {
+            seq: 7,
+            put: vec![ab.clone(), rollup.clone()],
+            delete: vec![a.clone(), b.clone()],
+            done: false,
+        };
+        futures::executor::block_on(second.write_journal(&record)).unwrap();
+        assert_eq!(view(&second), [a.clone(), b.clone()], "nothing put yet");
+        put(&ab);
+        assert_eq!(
+            view(&second),
+            [a.clone(), b.clone()],
+            "one of two puts: before"
+        );
+        put(&rollup);
+        assert_eq!(
+            view(&second),
+            [ab.clone(), rollup.clone()],
+            "puts made: after"
+        );
+        delete(&a);
+        assert_eq!(
+            view(&second),
+            [ab.clone(), rollup.clone()],
+            "deleting: after"
+        );
+        delete(&b);
+        futures::executor::block_on(second.write_journal(&SyncJournal {
+            done: true,
+            ..record
+        }))
+        .unwrap();
+        assert_eq!(view(&second), [ab, rollup], "done: the listing as it is");
+    }
+
+    #[test]
+    fn a_whole_pass_leaves_a_finished_record_and_an_unreadable_record_stops_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
         let store = Refusing::new();
         let root = dir.path().join("n1");
@@ -1550,8 +2145,23 @@ mod tests {
         assert_eq!((synced.put, synced.deleted), (1, 1));
         assert_eq!(
             objects(&store),
-            [format!("{DAY}/c.parquet"), LEASE_OBJECT.to_owned()]
+            [
+                format!("{DAY}/c.parquet"),
+                SYNC_JOURNAL.to_owned(),
+                LEASE_OBJECT.to_owned()
+            ]
         );
+        let record = journal(&store);
+        assert_eq!(
+            record,
+            SyncJournal {
+                seq: 1,
+                put: vec![format!("{DAY}/c.parquet")],
+                delete: vec![format!("{DAY}/a.parquet")],
+                done: true,
+            }
+        );
+        assert_eq!(first.settle_unfinished_sync().unwrap(), Settled::Nothing);
         futures::executor::block_on(store.inner.put(
             &object_store::path::Path::from(format!("prod/{SYNC_JOURNAL}")),
             PutPayload::from_static(b"{not json"),

@@ -31,6 +31,7 @@ use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,9 @@ pub struct Compacted {
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub rows: u64,
+    /// Rows dropped as repeats of an `(app_id, event_id)` already in the day (an event two
+    /// nodes of a lake in a bucket both took).
+    pub duplicates: u64,
 }
 
 pub(crate) fn day_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
@@ -169,9 +173,18 @@ pub fn compact_day(
         .unwrap_or(0);
     let tag = format!("{}c", lake::flush_file_tag(tag));
 
+    let repeated = repeated_ids(&files)?;
+    let mut seen = HashSet::new();
+    let mut duplicates = 0u64;
     let mut staged: Vec<StagedFile> = Vec::new();
     for run in &runs {
-        let written = read_rows(run).and_then(|batch| lake::stage_one(lake, date, &batch, &tag));
+        let written = read_rows(run)
+            .and_then(|batch| {
+                let kept = keep_first(&batch, &repeated, &mut seen)?;
+                duplicates += (batch.num_rows() - kept.num_rows()) as u64;
+                Ok(kept)
+            })
+            .and_then(|batch| lake::stage_one(lake, date, &batch, &tag));
         match written {
             Ok(f) => staged.push(f),
             Err(e) => {
@@ -192,7 +205,48 @@ pub fn compact_day(
         bytes_before,
         bytes_after,
         rows,
+        duplicates,
     }))
+}
+
+/// Most id hashes held at once while looking for repeats (512 MiB); a larger day is read in
+/// that many passes, each keeping the hashes of one residue.
+const HASHES_IN_MEMORY: usize = 64 << 20;
+
+/// The id hashes ([`crate::dedup::id_hash`]) that occur more than once among the rows of
+/// `files`. One node stores an id once (its duplicate filter and id index); two nodes writing
+/// one lake in a bucket may both take a retried event, and compaction keeps one.
+fn repeated_ids(files: &[(PathBuf, usize)]) -> Result<HashSet<u64>, IngestError> {
+    let rows: usize = files.iter().map(|(_, n)| n).sum();
+    let passes = rows.div_ceil(HASHES_IN_MEMORY).max(1) as u64;
+    let mut repeated = HashSet::new();
+    for pass in 0..passes {
+        let mut hashes = Vec::new();
+        for (path, _) in files {
+            let ids = crate::lake::read_id_hashes(path)?;
+            hashes.extend(ids.into_iter().filter(|h| h % passes == pass));
+        }
+        hashes.sort_unstable();
+        repeated.extend(hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]));
+    }
+    Ok(repeated)
+}
+
+/// The rows of `batch` but the repeats of an id among `repeated` already kept (`seen`).
+fn keep_first(
+    batch: &RecordBatch,
+    repeated: &HashSet<u64>,
+    seen: &mut HashSet<u64>,
+) -> Result<RecordBatch, IngestError> {
+    if repeated.is_empty() {
+        return Ok(batch.clone());
+    }
+    let hashes = crate::lake::id_hashes(std::slice::from_ref(batch))?;
+    let keep: arrow::array::BooleanArray = hashes
+        .iter()
+        .map(|h| Some(!repeated.contains(h) || seen.insert(*h)))
+        .collect();
+    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 
 /// Replaces the files `old` of the directory `dir` by the `staged` ones, crash-safe and atomic
@@ -364,6 +418,58 @@ mod tests {
             .collect();
         all.sort();
         all
+    }
+
+    #[test]
+    fn an_event_two_nodes_both_took_is_kept_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        // Two nodes' flushes of one day: e0..e9 and e6..e15 (e6..e9 taken by both, one of
+        // them with another model: the first kept is the one in the earlier file).
+        let first: Vec<Event> = (0..10).map(|i| event(i, "a/a")).collect();
+        let second: Vec<Event> = (6..16).map(|i| event(i, "b/b")).collect();
+        for (n, events) in [first, second].iter().enumerate() {
+            write_batches(
+                &lake,
+                &[events_to_batch(events)],
+                &lake::flush_file_tag(n as u64 + 1),
+                IdRun::RowsAnd(&[]),
+            )
+            .unwrap();
+        }
+        let day = "2026-11-17".parse().unwrap();
+        let c = compact_day(&lake, &LiveBuffer::new(), day)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.files_before, c.files_after), (2, 1));
+        assert_eq!((c.rows, c.duplicates), (16, 4));
+        let keys = keys(&lake);
+        let ids: Vec<String> = keys.iter().map(|(_, id)| id.clone()).collect();
+        let mut expected: Vec<String> = (0..16).map(|i| format!("e{i}")).collect();
+        expected.sort();
+        let mut got = ids.clone();
+        got.sort();
+        assert_eq!(got, expected);
+        assert_eq!(ids.len(), 16);
+        // Compacting again finds nothing to drop (and nothing to gain).
+        assert_eq!(compact_day(&lake, &LiveBuffer::new(), day).unwrap(), None);
+        // The repeats kept the first file's rows: model a/a for e6..e9.
+        let file = lake.event_files().unwrap().remove(0);
+        let batch = read_rows(&[file]).unwrap();
+        let models = arrow::compute::cast(
+            batch.column_by_name("model").unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let models = models
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap()
+            .iter()
+            .flatten()
+            .filter(|m| *m == "a/a")
+            .count();
+        assert_eq!(models, 10);
     }
 
     #[test]

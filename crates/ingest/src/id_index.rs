@@ -113,6 +113,35 @@ pub struct IdIndex {
     runs: RwLock<Vec<Arc<Run>>>,
 }
 
+/// Opens every run in `dir` (footers only), moving aside the ones that cannot be read;
+/// `remove_temps`: temporary files of runs never published go (at start, when none is staged).
+fn open_runs(dir: &Path, remove_temps: bool) -> Result<Vec<Arc<Run>>, IngestError> {
+    fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
+    let mut runs = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| IngestError::io(dir, e))? {
+        let path = entry.map_err(|e| IngestError::io(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let Some(name) = name else { continue };
+        if lake::is_temp_name(&name) {
+            if remove_temps {
+                let _ = fs::remove_file(&path);
+            }
+            continue;
+        }
+        if !name.ends_with(".ids") {
+            continue;
+        }
+        match Run::open(&path) {
+            Ok(run) => runs.push(Arc::new(run)),
+            Err(e) => {
+                tracing::warn!(error = %e, "an id index run cannot be read; moving it aside");
+                let _ = fs::rename(&path, path.with_extension("damaged"));
+            }
+        }
+    }
+    Ok(runs)
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -172,31 +201,20 @@ impl IdIndex {
     /// nothing else is lost.
     pub fn open(lake: &Lake) -> Result<IdIndex, IngestError> {
         let dir = lake.ids_dir();
-        fs::create_dir_all(&dir).map_err(|e| IngestError::io(&dir, e))?;
-        let mut runs = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| IngestError::io(&dir, e))? {
-            let path = entry.map_err(|e| IngestError::io(&dir, e))?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let Some(name) = name else { continue };
-            if lake::is_temp_name(&name) {
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            if !name.ends_with(".ids") {
-                continue;
-            }
-            match Run::open(&path) {
-                Ok(run) => runs.push(Arc::new(run)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "an id index run cannot be read; moving it aside");
-                    let _ = fs::rename(&path, path.with_extension("damaged"));
-                }
-            }
-        }
+        let runs = open_runs(&dir, true)?;
         Ok(IdIndex {
             dir,
             runs: RwLock::new(runs),
         })
+    }
+
+    /// Reads the runs under `ids/` again, after the local copy of a lake in a bucket took in
+    /// other nodes' runs or lost runs the node holding the lease merged or dropped.
+    pub(crate) fn reload(&self) -> Result<(), IngestError> {
+        // A flush may be staging a run here: its temporary file stays.
+        let runs = open_runs(&self.dir, false)?;
+        *self.runs.write().unwrap_or_else(|p| p.into_inner()) = runs;
+        Ok(())
     }
 
     fn runs(&self) -> Vec<Arc<Run>> {

@@ -244,6 +244,62 @@ impl Ingester {
         Ok(self.shared.ids.stats())
     }
 
+    /// Whether this process may do the lake's work that must happen once (compaction, the
+    /// cube's merges and summaries, id index merges, rollups, snapshots): always on a local
+    /// lake; on a lake in a bucket, while it holds the writer lease.
+    pub fn may_maintain(&self) -> bool {
+        self.shared
+            .lake
+            .bucket()
+            .is_none_or(|bucket| bucket.holds_lease())
+    }
+
+    /// Brings what other nodes wrote into this node's copy of a lake in a bucket (blocking; see
+    /// [`crate::bucket::BucketLake::refresh`]); nothing for a local lake. A node without the
+    /// lease then learns from the files which days the cube answers for
+    /// ([`Self::observe_cube`]), since it writes no cube file but its flushes'.
+    /// `takeover`: the node has just taken the lease, and its copy becomes the bucket's state
+    /// as a node without it would see it.
+    pub fn refresh_from_bucket(
+        &self,
+        takeover: bool,
+    ) -> Result<crate::bucket::Refreshed, IngestError> {
+        let Some(bucket) = self.shared.lake.bucket() else {
+            return Ok(crate::bucket::Refreshed::default());
+        };
+        let mirror = takeover || !bucket.holds_lease();
+        let refreshed = bucket.refresh(
+            self.shared.lake.root(),
+            mirror,
+            &self.shared.live,
+            &self.shared.coverage,
+        )?;
+        if refreshed.touches_ids() {
+            self.shared.ids.reload()?;
+        }
+        if mirror && !refreshed.is_empty() {
+            crate::app_days::observe(
+                &self.shared.lake,
+                &self.shared.live,
+                &self.shared.coverage,
+                Some(&refreshed.days()),
+            )?;
+        }
+        Ok(refreshed)
+    }
+
+    /// The cube pass of a node that does not hold the lease (blocking; see
+    /// [`crate::app_days::observe`]): which days the cube and its summaries answer for, read
+    /// from the files, writing none.
+    pub fn observe_cube(&self) -> Result<crate::app_days::Maintained, IngestError> {
+        crate::app_days::observe(
+            &self.shared.lake,
+            &self.shared.live,
+            &self.shared.coverage,
+            None,
+        )
+    }
+
     /// The days of the lake (with events or cube files).
     pub fn cube_days(&self) -> Result<Vec<chrono::NaiveDate>, IngestError> {
         crate::app_days::days(&self.shared.lake)
@@ -314,6 +370,12 @@ impl Ingester {
             }
             if let Some(c) = crate::compact::compact_day(&self.shared.lake, &self.shared.live, day)?
             {
+                if c.duplicates > 0 {
+                    // The day's cube counted the dropped rows: fold it again from the events.
+                    tracing::info!(%day, rows = c.duplicates, "compaction dropped events two nodes both took; rebuilding the day's cube");
+                    crate::app_days::rebuild_day(&self.shared.lake, &self.shared.live, day)?;
+                    self.shared.coverage.cube_changed([day]);
+                }
                 done.push(c);
             }
         }
@@ -514,8 +576,7 @@ fn remember_unindexed_flushes(
     let mut unindexed = Vec::new();
     for (file, tag) in flushed {
         if *tag >= oldest_segment {
-            let keys = lake::read_event_keys(file)?;
-            unindexed.extend(keys.iter().map(|(app, id)| id_hash(app, id)));
+            unindexed.extend(lake::read_id_hashes(file)?);
         }
     }
     if unindexed.is_empty() {

@@ -434,7 +434,7 @@ fn id_columns(
 }
 
 /// The duplicate-filter hashes of the rows of `batches`.
-fn id_hashes(batches: &[RecordBatch]) -> Result<Vec<u64>, IngestError> {
+pub(crate) fn id_hashes(batches: &[RecordBatch]) -> Result<Vec<u64>, IngestError> {
     let mut out = Vec::new();
     for batch in batches {
         let (ids, apps) = id_columns(batch)?;
@@ -627,6 +627,21 @@ impl std::io::Write for PositionalWriter<'_> {
 
 /// Reads the `(app_id, event_id)` pairs of a Parquet file (to rebuild the duplicate filter on
 /// start).
+/// The duplicate-filter hashes of the rows of the events file at `path` (reading only the two
+/// id columns).
+pub(crate) fn read_id_hashes(path: &Path) -> Result<Vec<u64>, IngestError> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id", "app_id"]);
+    let mut hashes = Vec::new();
+    for batch in builder.with_projection(mask).build()? {
+        hashes.extend(id_hashes(&[batch?]).map_err(|e| e.in_file(path))?);
+    }
+    Ok(hashes)
+}
+
 pub fn read_event_keys(path: &Path) -> Result<Vec<(String, String)>, IngestError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
