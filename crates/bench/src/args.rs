@@ -30,6 +30,32 @@ pub(crate) enum BenchCommand {
     /// executors started here), next to DuckDB; needs a `modelshare` built with
     /// `--features ballista`.
     Cluster(BenchClusterArgs),
+    /// A closed day written by two nodes (flush files, some events in both) compacted as the
+    /// node holding the lease does it, next to DuckDB keeping one row per id on the same files.
+    Compaction(BenchCompactionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchCompactionArgs {
+    /// A day's directory of a lake (`…/events/date=YYYY-MM-DD`, e.g. from `modelshare
+    /// generate`): its rows become the flush files of two nodes.
+    #[arg(long)]
+    pub(crate) day: PathBuf,
+    /// Flush files per node.
+    #[arg(long, default_value_t = 48)]
+    pub(crate) flushes: usize,
+    /// Percent of the day's events the second node took too.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) repeat_percent: f64,
+    /// Where the two nodes' lake is written (emptied first).
+    #[arg(long)]
+    pub(crate) work: PathBuf,
+    /// Python interpreter with the `duckdb` module (skipped with a note if missing).
+    #[arg(long, default_value = "python3")]
+    pub(crate) python: String,
+    /// Append the figures to this file.
+    #[arg(long, default_value = "target/bench-compaction.txt")]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -28,6 +28,7 @@ pub(crate) async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Scale(a) => crate::scale::run(a).await,
         BenchCommand::Encodings(a) => crate::encodings::run(a),
         BenchCommand::Cluster(a) => crate::cluster::run(a),
+        BenchCommand::Compaction(a) => crate::compaction::run(a),
     }
 }
 

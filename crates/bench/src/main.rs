@@ -9,11 +9,13 @@
 //! - [`scale`]: the public reads at a router's volume, start-up, memory, a mixed load.
 //! - [`encodings`]: bytes per event of an events file in other orders and writer settings.
 //! - [`cluster`]: the same cold raw-event queries on one node and on a Ballista cluster.
+//! - [`compaction`]: a day two nodes wrote, some events in both, compacted to one row per id.
 
 mod analytics;
 mod args;
 mod bench;
 mod cluster;
+mod compaction;
 mod encodings;
 mod scale;
 

@@ -214,9 +214,9 @@ pub fn compact_day(
 const HASHES_IN_MEMORY: usize = 64 << 20;
 
 /// The id hashes ([`crate::dedup::id_hash`]) that occur more than once among the rows of
-/// `files`. One node stores an id once (its duplicate filter and id index); two nodes writing
+/// `files` (with their row counts). One node stores an id once (its duplicate filter and id index); two nodes writing
 /// one lake in a bucket may both take a retried event, and compaction keeps one.
-fn repeated_ids(files: &[(PathBuf, usize)]) -> Result<HashSet<u64>, IngestError> {
+pub fn repeated_ids(files: &[(PathBuf, usize)]) -> Result<HashSet<u64>, IngestError> {
     let rows: usize = files.iter().map(|(_, n)| n).sum();
     let passes = rows.div_ceil(HASHES_IN_MEMORY).max(1) as u64;
     let mut repeated = HashSet::new();
