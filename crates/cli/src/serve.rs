@@ -149,7 +149,9 @@ pub async fn run_with_banner(
         // The last flush's files are in the bucket already; this carries the rest and lets
         // the lease go, so another node need not wait for it to expire.
         tokio::task::spawn_blocking(move || {
-            match b.sync(&root) {
+            // A joined node without the lease has nothing to put but its flushes (made).
+            let holder = !b.writes_are_shared() || (b.lease_taken() && !b.takeover_pending());
+            match if holder { b.sync(&root) } else { Ok(Default::default()) } {
                 Ok(synced) => tracing::info!(put = synced.put, deleted = synced.deleted, lake = %b.url(), "bucket synced at shutdown"),
                 Err(e) => tracing::warn!(error = %e, "bucket sync at shutdown failed; the next start of this node carries it"),
             }
@@ -344,7 +346,7 @@ fn spawn_bucket_tasks(
         renewer.renew_lease()
     });
     let sync = repeat_blocking(every, "bucket sync", move || {
-        if bucket.writes_are_shared() && !bucket.lease_taken() {
+        if bucket.writes_are_shared() && (!bucket.lease_taken() || bucket.takeover_pending()) {
             return join_pass(&bucket, &ingester);
         }
         let synced = bucket.sync(&root)?;
@@ -370,11 +372,20 @@ fn spawn_bucket_tasks(
 /// state) and does the lake's upkeep from then on; otherwise it copies down what the other
 /// nodes wrote.
 fn join_pass(bucket: &BucketLake, ingester: &Ingester) -> Result<(), IngestError> {
-    match bucket.acquire_lease() {
+    let taken = if bucket.takeover_pending() {
+        // An earlier tick took the lease and could not finish the takeover: again.
+        Ok(LastHolder::ThisNode)
+    } else {
+        bucket.acquire_lease()
+    };
+    match taken {
         Ok(last) => {
+            // No upkeep and no sync until the copy is the bucket's state under this lease.
+            bucket.set_takeover_pending(true);
             tracing::info!(last_writer = ?last, lake = %bucket.url(), "took the writer lease: this node now does the lake's upkeep");
             bucket.settle_unfinished_sync()?;
             log_refresh(&ingester.refresh_from_bucket(true)?);
+            bucket.set_takeover_pending(false);
             Ok(())
         }
         Err(IngestError::LeaseHeld { .. }) => {

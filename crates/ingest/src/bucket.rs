@@ -177,6 +177,9 @@ pub struct BucketLake {
     /// Whether the bucket may hold a [`SYNC_JOURNAL`] not marked done (true until this process
     /// knows better): a pass ends by marking it done.
     journal_may_exist: AtomicBool,
+    /// Set from the moment a joined node takes the lease until it has settled the last
+    /// holder's pass and brought its copy to the bucket's state: no upkeep and no sync before.
+    takeover_pending: AtomicBool,
     /// The number of the last record of a sync pass, once this process has read or written it.
     journal_seq: Mutex<Option<u64>>,
     /// Several nodes write the lake at once (`serve --join`): a flush puts its own files
@@ -234,6 +237,7 @@ impl BucketLake {
             gate: Mutex::new(()),
             journal_may_exist: AtomicBool::new(true),
             journal_seq: Mutex::new(None),
+            takeover_pending: AtomicBool::new(false),
             shared_writes: AtomicBool::new(false),
             runtime: Some(runtime),
         })
@@ -306,6 +310,16 @@ impl BucketLake {
         } else {
             self.ensure_lease()
         }
+    }
+
+    /// Marks the start (`true`) or the end of a takeover of the lease by a joined node.
+    pub fn set_takeover_pending(&self, pending: bool) {
+        self.takeover_pending.store(pending, Ordering::Release);
+    }
+
+    /// True between a joined node's taking of the lease and its copy's catching up.
+    pub fn takeover_pending(&self) -> bool {
+        self.takeover_pending.load(Ordering::Acquire)
     }
 
     /// Whether this process took the lease and has not lost it (it may be running short).
@@ -523,9 +537,20 @@ impl BucketLake {
     pub(crate) fn put_staged(&self, root: &Path, staged: &[StagedFile]) -> Result<(), IngestError> {
         self.ensure_may_flush()?;
         let mut put = Vec::with_capacity(staged.len());
+        // The cube files first, the events next, the id run last: another node lists `events/`
+        // before `rollups/`, so one that sees an events file sees its cube file too.
+        let mut ordered: Vec<(String, &StagedFile)> = staged
+            .iter()
+            .map(|f| Ok((relative_of(root, &f.path)?, f)))
+            .collect::<Result<_, IngestError>>()?;
+        ordered.sort_by_key(|(relative, _)| {
+            (
+                !relative.starts_with("rollups/"),
+                relative.starts_with("ids/"),
+            )
+        });
         let result = self.block_on(async {
-            for file in staged {
-                let relative = relative_of(root, &file.path)?;
+            for (relative, file) in ordered {
                 put.push(relative.clone());
                 let source =
                     fs::File::open(file.temp()).map_err(|e| IngestError::io(file.temp(), e))?;
@@ -548,7 +573,10 @@ impl BucketLake {
         let result = result
             .and_then(|()| self.ensure_may_flush())
             .and_then(|()| self.save_known(root));
-        if result.is_err() {
+        // When nodes write at once, another node may have copied these objects down already:
+        // they stay (the rows, flushed again under new names, are a repeat that compaction
+        // drops), since deleting them could make another node's record of a pass wrong.
+        if result.is_err() && !self.writes_are_shared() {
             // Best effort: the rows stay in the WAL and are flushed again under new names, so
             // objects of this attempt left in the bucket would count twice for its readers.
             self.block_on(async {
@@ -695,6 +723,16 @@ impl BucketLake {
                     None => file.newer_than(remote.get(*relative)),
                 })
                 .collect();
+            // A file the bucket holds as it is here is known from now on (a copy made before a
+            // crash that kept it from the record): removed later, it is deleted.
+            {
+                let mut known = self.known();
+                for (relative, file) in &local {
+                    if !known.contains_key(relative) && !file.newer_than(remote.get(relative)) {
+                        known.insert(relative.clone(), file.stamp);
+                    }
+                }
+            }
             // Only objects this node knew (it put them, copied them down, or found them when it
             // took the lease) and removed since: an object it does not know is another node's
             // new file, which it copies down ([`Self::refresh`]) and never deletes.
@@ -727,13 +765,22 @@ impl BucketLake {
             let mut journal = None;
             if !deletes.is_empty() {
                 self.ensure_lease()?;
+                let mut put: BTreeSet<String> = changed
+                    .iter()
+                    .filter(|(relative, _)| !remote.contains_key(*relative))
+                    .map(|(relative, _)| (*relative).clone())
+                    .collect();
+                // An earlier pass of this node that did not finish may have put some of the new
+                // objects these deletions go with: they are this pass's too (an undo takes them).
+                if self.journal_may_exist.load(Ordering::Acquire)
+                    && let Some(earlier) = self.read_journal().await?
+                    && !earlier.done
+                {
+                    put.extend(earlier.put.into_iter().filter(|p| local.contains_key(p)));
+                }
                 let record = SyncJournal {
                     seq: self.last_journal_seq().await? + 1,
-                    put: changed
-                        .iter()
-                        .filter(|(relative, _)| !remote.contains_key(*relative))
-                        .map(|(relative, _)| (*relative).clone())
-                        .collect(),
+                    put: put.into_iter().collect(),
                     delete: deletes.iter().map(|r| (*r).clone()).collect(),
                     done: false,
                 };
@@ -741,11 +788,22 @@ impl BucketLake {
                 self.write_journal(&record).await?;
                 journal = Some(record);
             }
+            let remote = &remote;
             let put: Vec<Option<u64>> = futures::stream::iter(changed)
                 .map(|(relative, file)| async move {
                     // A writer whose lease ran out puts nothing more (another may have settled).
                     self.ensure_lease()?;
-                    self.put_file(relative, file).await
+                    let size = self.put_file(relative, file).await?;
+                    // A long put may outlast the lease: a new object that lands after another
+                    // node may have settled this pass is taken back.
+                    if let Err(e) = self.ensure_lease() {
+                        if !remote.contains_key(relative) {
+                            self.delete_object(relative).await?;
+                            self.known().remove(relative);
+                        }
+                        return Err(e);
+                    }
+                    Ok(size)
                 })
                 .buffer_unordered(TRANSFERS_IN_FLIGHT)
                 .try_collect()
@@ -771,6 +829,7 @@ impl BucketLake {
             }
             // The pass is whole: nothing to finish or undo after it.
             if let Some(mut record) = journal {
+                self.ensure_lease()?;
                 record.done = true;
                 self.write_journal(&record).await?;
                 self.journal_may_exist.store(false, Ordering::Release);
@@ -1272,12 +1331,12 @@ impl Refreshed {
         self.fetched.is_empty() && self.removed.is_empty()
     }
 
-    /// The days whose events or cube files changed.
+    /// The days whose events, cube or summary files changed.
     pub fn days(&self) -> BTreeSet<chrono::NaiveDate> {
         self.fetched
             .iter()
             .chain(&self.removed)
-            .filter(|r| r.starts_with("events/") || r.starts_with("rollups/app_days/"))
+            .filter(|r| r.starts_with("events/") || r.starts_with("rollups/"))
             .filter_map(|r| {
                 r.split('/')
                     .find_map(|part| part.strip_prefix("date="))

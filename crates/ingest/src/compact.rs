@@ -31,7 +31,7 @@ use modelshare_event::live::LiveBuffer;
 use modelshare_event::schema::event_schema;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -174,7 +174,7 @@ pub fn compact_day(
     let tag = format!("{}c", lake::flush_file_tag(tag));
 
     let repeated = repeated_ids(&files)?;
-    let mut seen = HashSet::new();
+    let mut seen = HashMap::new();
     let mut duplicates = 0u64;
     let mut staged: Vec<StagedFile> = Vec::new();
     for run in &runs {
@@ -232,19 +232,37 @@ pub fn repeated_ids(files: &[(PathBuf, usize)]) -> Result<HashSet<u64>, IngestEr
     Ok(repeated)
 }
 
-/// The rows of `batch` but the repeats of an id among `repeated` already kept (`seen`).
+/// The `(app_id, event_id)` pairs kept so far whose hash is repeated in the day.
+type Kept = HashMap<u64, Vec<(String, String)>>;
+
+/// The rows of `batch` but the repeats of a pair already kept (`seen`). A row is dropped only
+/// when its very pair was kept, not merely its hash (two events may share one).
 fn keep_first(
     batch: &RecordBatch,
     repeated: &HashSet<u64>,
-    seen: &mut HashSet<u64>,
+    seen: &mut Kept,
 ) -> Result<RecordBatch, IngestError> {
     if repeated.is_empty() {
         return Ok(batch.clone());
     }
     let hashes = crate::lake::id_hashes(std::slice::from_ref(batch))?;
+    let (ids, apps) = crate::lake::id_columns(batch)?;
     let keep: arrow::array::BooleanArray = hashes
         .iter()
-        .map(|h| Some(!repeated.contains(h) || seen.insert(*h)))
+        .enumerate()
+        .map(|(i, h)| {
+            if !repeated.contains(h) {
+                return Some(true);
+            }
+            let pair = (apps.value(i), ids.value(i));
+            let kept = seen.entry(*h).or_default();
+            if kept.iter().any(|(a, e)| (a.as_str(), e.as_str()) == pair) {
+                Some(false)
+            } else {
+                kept.push((pair.0.to_owned(), pair.1.to_owned()));
+                Some(true)
+            }
+        })
         .collect();
     Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }

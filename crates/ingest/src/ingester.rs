@@ -251,7 +251,7 @@ impl Ingester {
         self.shared
             .lake
             .bucket()
-            .is_none_or(|bucket| bucket.holds_lease())
+            .is_none_or(|bucket| bucket.holds_lease() && !bucket.takeover_pending())
     }
 
     /// Brings what other nodes wrote into this node's copy of a lake in a bucket (blocking; see
@@ -277,7 +277,10 @@ impl Ingester {
         if refreshed.touches_ids() {
             self.shared.ids.reload()?;
         }
-        if mirror && !refreshed.is_empty() {
+        // The holder checks the days too: a flush of another node copied down without its cube
+        // file (listed between its puts), or a day the holder rebuilt before one arrived, is
+        // read raw until the next pass rebuilds it.
+        if !refreshed.is_empty() {
             crate::app_days::observe(
                 &self.shared.lake,
                 &self.shared.live,
@@ -371,10 +374,13 @@ impl Ingester {
             if let Some(c) = crate::compact::compact_day(&self.shared.lake, &self.shared.live, day)?
             {
                 if c.duplicates > 0 {
-                    // The day's cube counted the dropped rows: fold it again from the events.
+                    // The day's cube counted the dropped rows: the day is read raw until the cube
+                    // is folded again from the events (by the next pass, if this one fails).
                     tracing::info!(%day, rows = c.duplicates, "compaction dropped events two nodes both took; rebuilding the day's cube");
-                    crate::app_days::rebuild_day(&self.shared.lake, &self.shared.live, day)?;
+                    self.shared.coverage.set_raw(day, true);
                     self.shared.coverage.cube_changed([day]);
+                    crate::app_days::rebuild_day(&self.shared.lake, &self.shared.live, day)?;
+                    self.shared.coverage.rebuilt(day);
                 }
                 done.push(c);
             }

@@ -419,7 +419,7 @@ pub fn stage_batches(
 }
 
 /// The `event_id` and `app_id` columns of a batch of events.
-fn id_columns(
+pub(crate) fn id_columns(
     batch: &RecordBatch,
 ) -> Result<(&arrow::array::StringArray, &arrow::array::StringArray), IngestError> {
     let column = |name: &str| {
