@@ -38,16 +38,21 @@ pub(crate) enum BenchCommand {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchCompactionArgs {
     /// A day's directory of a lake (`…/events/date=YYYY-MM-DD`, e.g. from `modelshare
-    /// generate`): its rows become the flush files of two nodes.
+    /// generate`): its rows become the flush files of two nodes. Default: a day of `--events`
+    /// generated under `--work` (kept for the next run).
     #[arg(long)]
-    pub(crate) day: PathBuf,
+    pub(crate) day: Option<PathBuf>,
+    /// Events of the generated day (12 M: a day of the 1 B-event lake).
+    #[arg(long, default_value_t = 12_000_000)]
+    pub(crate) events: u64,
     /// Flush files per node.
     #[arg(long, default_value_t = 48)]
     pub(crate) flushes: usize,
     /// Percent of the day's events the second node took too.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) repeat_percent: f64,
-    /// Where the two nodes' lake is written (emptied first).
+    /// Where the two nodes' lake is written (`lake`, emptied first) and the generated day kept
+    /// (`source`).
     #[arg(long)]
     pub(crate) work: PathBuf,
     /// Python interpreter with the `duckdb` module (skipped with a note if missing).

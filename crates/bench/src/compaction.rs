@@ -13,6 +13,7 @@ use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use chrono::NaiveDate;
 use modelshare_event::live::LiveBuffer;
+use modelshare_gen::GenConfig;
 use modelshare_ingest::lake::{IdRun, Lake, write_batches};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
@@ -140,16 +141,44 @@ print(json.dumps({{"ms": took * 1e3, "rows": rows, "version": duckdb.__version__
     ))
 }
 
-pub(crate) fn run(args: BenchCompactionArgs) -> anyhow::Result<ExitCode> {
-    let date = date_of(&args.day)?;
-    if args.work.exists() {
-        std::fs::remove_dir_all(&args.work)
-            .with_context(|| format!("cannot empty {}", args.work.display()))?;
+/// A day of `events` generated under `work/source` (reused when it is there).
+fn generated_day(work: &Path, events: u64) -> anyhow::Result<PathBuf> {
+    let cfg = GenConfig {
+        seed: modelshare_gen::DEMO_SEED,
+        start: NaiveDate::from_ymd_opt(2026, 11, 17).context("a date")?,
+        days: 1,
+        apps: 20_000,
+        events,
+    };
+    let source = work.join("source");
+    let day = source.join("events").join(format!("date={}", cfg.start));
+    if !source.join("manifest.json").exists() {
+        if source.exists() {
+            std::fs::remove_dir_all(&source)?;
+        }
+        println!(
+            "generating a day of {events} events into {} ...",
+            source.display()
+        );
+        modelshare_gen::generate_to_lake(&Lake::open(&source)?, &cfg, &|_| {})?;
     }
-    let lake = Lake::open(args.work.join("lake"))?;
+    Ok(day)
+}
+
+pub(crate) fn run(args: BenchCompactionArgs) -> anyhow::Result<ExitCode> {
+    let day = match &args.day {
+        Some(day) => day.clone(),
+        None => generated_day(&args.work, args.events)?,
+    };
+    let date = date_of(&day)?;
+    let lake_dir = args.work.join("lake");
+    if lake_dir.exists() {
+        std::fs::remove_dir_all(&lake_dir)
+            .with_context(|| format!("cannot empty {}", lake_dir.display()))?;
+    }
+    let lake = Lake::open(&lake_dir)?;
     let started = Instant::now();
-    let (rows, repeats) =
-        two_nodes_day(&args.day, &lake, args.flushes, args.repeat_percent / 100.0)?;
+    let (rows, repeats) = two_nodes_day(&day, &lake, args.flushes, args.repeat_percent / 100.0)?;
     let setup = started.elapsed();
     let dir = lake.partition_dir(date);
     let files = parquet_files(&dir)?;
