@@ -581,18 +581,9 @@ pub fn ensure_groups(
     date: NaiveDate,
     verify: bool,
 ) -> Result<bool, IngestError> {
-    let (_, cube) = list_day(lake, live, date)?;
-    let [only] = cube.as_slice() else {
+    let Some(SummaryTarget { only, name, dirs }) = summary_target(lake, live, date)? else {
         return Ok(false);
     };
-    let name = only
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let dirs = [
-        lake.groups_partition_dir(date),
-        lake.group_presence_partition_dir(date),
-    ];
     let existing = dirs
         .iter()
         .map(|d| existing_day_files(d))
@@ -600,7 +591,7 @@ pub fn ensure_groups(
     let current = existing.iter().all(|e| holds_current(e, &name, verify));
     let mut staged = Vec::new();
     if !current {
-        let s = groups_of(only)?;
+        let s = groups_of(&only)?;
         for (dir, batch) in dirs.iter().zip([&s.groups, &s.presence]) {
             match lake::stage_parquet(dir, &name, batch, writer_properties(0)) {
                 Ok(f) => staged.push(f),
@@ -745,23 +736,47 @@ pub fn observe(
 /// Whether `date`'s cube is one file that its groups and group presence files summarize
 /// (each decoding).
 fn groups_current(lake: &Lake, live: &LiveBuffer, date: NaiveDate) -> Result<bool, IngestError> {
+    let Some(target) = summary_target(lake, live, date)? else {
+        return Ok(false);
+    };
+    for dir in &target.dirs {
+        if !holds_current(&existing_day_files(dir)?, &target.name, true) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A day whose cube is one file: that file, the name its summaries carry, and the groups and
+/// group presence directories.
+struct SummaryTarget {
+    only: PathBuf,
+    name: String,
+    dirs: [PathBuf; 2],
+}
+
+/// The day's [`SummaryTarget`], or `None` while its cube is not one file.
+fn summary_target(
+    lake: &Lake,
+    live: &LiveBuffer,
+    date: NaiveDate,
+) -> Result<Option<SummaryTarget>, IngestError> {
     let (_, cube) = list_day(lake, live, date)?;
     let [only] = cube.as_slice() else {
-        return Ok(false);
+        return Ok(None);
     };
     let name = only
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for dir in [
-        lake.groups_partition_dir(date),
-        lake.group_presence_partition_dir(date),
-    ] {
-        if !holds_current(&existing_day_files(&dir)?, &name, true) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(Some(SummaryTarget {
+        only: only.clone(),
+        name,
+        dirs: [
+            lake.groups_partition_dir(date),
+            lake.group_presence_partition_dir(date),
+        ],
+    }))
 }
 
 /// Removes the summary directories of older layouts ([`RETIRED_DIRS`]): no read uses them, and
