@@ -181,7 +181,7 @@ pub struct ServeLakeArgs {
     #[arg(long, env = "MODELSHARE_LOCAL_DIR", default_value = DEFAULT_LOCAL_DIR)]
     pub local_dir: PathBuf,
     /// For a lake in a bucket: this node's name in the writer lease (letters, digits, `-`,
-    /// `_`; default: the host name). One node writes a lake; another waits for its lease.
+    /// `_`; default: the host name). File names carry it; the writer lease names it.
     #[arg(long, env = "MODELSHARE_NODE_ID")]
     pub node_id: Option<String>,
     /// For a lake in a bucket: how often the bucket is made equal to the local copy (seconds);

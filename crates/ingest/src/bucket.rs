@@ -21,10 +21,16 @@
 //!   that takes the lease over from another one first brings its copy to the bucket's state
 //!   ([`BucketLake::prepare_local_copy`]): a lost disk costs only the events acknowledged and
 //!   not yet flushed (the WAL is local, and replayed when that node runs again);
-//! - one node writes a prefix. It holds a lease, the object `writer.lease` taken with a
-//!   conditional put (`If-None-Match: *`) and renewed with `If-Match` on its ETag; a node that
-//!   cannot renew stops writing to the bucket before the lease can expire (a fence), and
-//!   another node may take an expired lease.
+//! - one node at a time holds a lease, the object `writer.lease` taken with a conditional put
+//!   (`If-None-Match: *`) and renewed with `If-Match` on its ETag; a node that cannot renew
+//!   stops writing to the bucket before the lease can expire (a fence), and another node may
+//!   take an expired lease. Without shared writes the holder is the lake's one writer;
+//! - with shared writes ([`BucketLake::share_writes`], `serve --join`) every node flushes its
+//!   own files whatever the lease, and copies the others' down ([`BucketLake::refresh`]); the
+//!   holder alone does what must happen once (compaction, the cube's upkeep, deletions). A
+//!   sync deletes only objects this node knew (put, copied down, or found when it took the
+//!   lease; kept in the hidden file `.bucket-known.json` across restarts), so another node's new
+//!   file is never deleted before the holder has copied it down.
 
 use crate::IngestError;
 use crate::lake::{StagedFile, sync_dir, write_atomically};

@@ -534,8 +534,8 @@ pub(crate) fn stage_one(
     )
 }
 
-/// The node name new file names carry, once a process writes a lake in a bucket (where nodes
-/// take turns writing, and the same process id on two machines must not make the same name).
+/// The node name new file names carry, once a process writes a lake in a bucket (where several
+/// nodes write, and the same process id on two machines must not make the same name).
 static NODE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Makes every file this process names from now on carry `node` (the first call wins).
