@@ -75,6 +75,21 @@ fn bad_locations_are_refused_with_the_reason() {
         let stderr = stderr_of_failure(&out, location);
         assert!(stderr.contains(needle), "{location}: {stderr}");
     }
+    // Nodes share a lake in a bucket only.
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--join", "--standby"] {
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", flag, "--data-dir"])
+            .arg(dir.path())
+            .env("MODELSHARE_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = stderr_of_failure(&out, flag);
+        assert!(
+            stderr.contains("are for a lake in a bucket"),
+            "{flag}: {stderr}"
+        );
+    }
     // Commands that work on a local lake only refuse a URL, and say which ones take it.
     for command in [
         "keys --data-dir s3://lakes/prod list",

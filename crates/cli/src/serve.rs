@@ -24,7 +24,14 @@ pub async fn run_with_banner(
 ) -> anyhow::Result<ExitCode> {
     let location = LakeLocation::parse(&args.lake.data_dir)?;
     let (root, bucket) = match &location {
-        LakeLocation::Local(dir) => (dir.clone(), None),
+        LakeLocation::Local(dir) => {
+            anyhow::ensure!(
+                !args.lake.join && !args.lake.standby,
+                "--join and --standby are for a lake in a bucket (--data-dir s3://BUCKET/PREFIX); \
+                 a lake in a directory has one writer, which holds its LOCK"
+            );
+            (dir.clone(), None)
+        }
         LakeLocation::Bucket(b) => {
             let node = node_id(args.lake.node_id.as_deref())?;
             anyhow::ensure!(
