@@ -210,8 +210,13 @@ pub(crate) fn run(args: BenchCompactionArgs) -> anyhow::Result<ExitCode> {
     let repeated = modelshare_ingest::compact::repeated_ids(&with_rows)?;
     let search = search.elapsed();
     let compaction = Instant::now();
-    let done = modelshare_ingest::compact::compact_day(&lake, &LiveBuffer::new(), date)?
-        .context("compaction found nothing to do")?;
+    let done = modelshare_ingest::compact::compact_day(
+        &lake,
+        &LiveBuffer::new(),
+        date,
+        modelshare_ingest::compact::Repeats::Drop,
+    )?
+    .context("compaction found nothing to do")?;
     let compaction = compaction.elapsed();
     lines.push(format!(
         "modelshare: search for repeats {:.0} ms ({} ids repeated); compaction (search included) {:.0} ms: {} files -> {}, {} rows kept, {} repeats dropped, {:.1} MB -> {:.1} MB",

@@ -134,12 +134,35 @@ fn remove_journal(dir: &Path) -> Result<(), IngestError> {
     sync_dir(dir)
 }
 
+/// Whether a compaction keeps one row per `(app_id, event_id)` of the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeats {
+    /// Rows are kept as they are: a local lake's one writer stores an id once already (rows
+    /// copied in by hand count as they are).
+    Keep,
+    /// The first row of each id is kept: a lake in a bucket, which several nodes may write,
+    /// each of which may have taken an event a router sent to more than one.
+    Drop,
+}
+
+impl Repeats {
+    /// What compaction does with repeats in `lake`.
+    pub fn of(lake: &Lake) -> Repeats {
+        if lake.bucket().is_some() {
+            Repeats::Drop
+        } else {
+            Repeats::Keep
+        }
+    }
+}
+
 /// Compacts the day `date` when it has more files than compaction would leave. Returns `None`
 /// when there is nothing to gain.
 pub fn compact_day(
     lake: &Lake,
     live: &LiveBuffer,
     date: NaiveDate,
+    repeats: Repeats,
 ) -> Result<Option<Compacted>, IngestError> {
     let dir = lake.partition_dir(date);
     if dir.join(JOURNAL).exists() {
@@ -173,7 +196,10 @@ pub fn compact_day(
         .unwrap_or(0);
     let tag = format!("{}c", lake::flush_file_tag(tag));
 
-    let repeated = repeated_ids(&files)?;
+    let repeated = match repeats {
+        Repeats::Drop => repeated_ids(&files)?,
+        Repeats::Keep => HashSet::new(),
+    };
     let mut seen = HashMap::new();
     let mut duplicates = 0u64;
     let mut staged: Vec<StagedFile> = Vec::new();
@@ -456,7 +482,7 @@ mod tests {
             .unwrap();
         }
         let day = "2026-11-17".parse().unwrap();
-        let c = compact_day(&lake, &LiveBuffer::new(), day)
+        let c = compact_day(&lake, &LiveBuffer::new(), day, Repeats::Drop)
             .unwrap()
             .unwrap();
         assert_eq!((c.files_before, c.files_after), (2, 1));
@@ -470,7 +496,10 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(ids.len(), 16);
         // Compacting again finds nothing to drop (and nothing to gain).
-        assert_eq!(compact_day(&lake, &LiveBuffer::new(), day).unwrap(), None);
+        assert_eq!(
+            compact_day(&lake, &LiveBuffer::new(), day, Repeats::Drop).unwrap(),
+            None
+        );
         // The repeats kept the first file's rows: model a/a for e6..e9.
         let file = lake.event_files().unwrap().remove(0);
         let batch = read_rows(&[file]).unwrap();
@@ -496,7 +525,7 @@ mod tests {
         let lake = Lake::open(dir.path()).unwrap();
         let day = five_flushes(&lake);
         let before = keys(&lake);
-        let done = compact_day(&lake, &LiveBuffer::new(), day)
+        let done = compact_day(&lake, &LiveBuffer::new(), day, Repeats::Keep)
             .unwrap()
             .unwrap();
         assert_eq!((done.files_before, done.files_after, done.rows), (5, 1, 50));
@@ -514,7 +543,10 @@ mod tests {
         assert_eq!(&ids[..3], ["e2", "e4", "e8"]);
         assert!(!lake.partition_dir(day).join(JOURNAL).exists());
         // A second pass has nothing to gain.
-        assert_eq!(compact_day(&lake, &LiveBuffer::new(), day).unwrap(), None);
+        assert_eq!(
+            compact_day(&lake, &LiveBuffer::new(), day, Repeats::Keep).unwrap(),
+            None
+        );
     }
 
     fn journal_of(lake: &Lake, day: NaiveDate) -> (PathBuf, Vec<PathBuf>) {

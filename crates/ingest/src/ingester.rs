@@ -371,7 +371,9 @@ impl Ingester {
             if closes.is_none_or(|end| end + grace > now) {
                 continue;
             }
-            if let Some(c) = crate::compact::compact_day(&self.shared.lake, &self.shared.live, day)?
+            let repeats = crate::compact::Repeats::of(&self.shared.lake);
+            if let Some(c) =
+                crate::compact::compact_day(&self.shared.lake, &self.shared.live, day, repeats)?
             {
                 if c.duplicates > 0 {
                     // The day's cube counted the dropped rows: the day is read raw until the cube
