@@ -759,10 +759,11 @@ async fn sigkill_at_random_moments_under_io_faults() {
     ];
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut slowest_restart = Duration::ZERO;
-    // Four rounds, and more (up to twelve) while no write has been refused yet: the faults are
-    // random, and a short round can miss them all.
+    // Four rounds, and more (up to twenty) while no write has been refused yet: the faults are
+    // random, and a short round (a busy machine sends fewer batches before the kill) can miss
+    // them all.
     let mut round = 0;
-    while round < 4 || (round < 12 && ledger.lock().unwrap().refused_batches == 0) {
+    while round < 4 || (round < 20 && ledger.lock().unwrap().refused_batches == 0) {
         round += 1;
         let server = Server::start_via(&launcher, "127.0.0.1:0", dir.path(), &flags);
         inject(&server, "posix/io/rw/pwrite", 0.05, EIO);
