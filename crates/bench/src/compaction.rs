@@ -126,7 +126,7 @@ fn duckdb(python: &str, dir: &Path, out: &Path) -> anyhow::Result<(f64, u64, Str
     let script = format!(
         r#"
 import duckdb, json, time
-con = duckdb.connect(); con.execute("SET threads = 2")
+con = duckdb.connect(); con.execute("SET threads = 2"); con.execute("SET enable_progress_bar = false")
 t = time.perf_counter(); con.execute({sql:?}); took = time.perf_counter() - t
 rows = con.execute("SELECT count(*) FROM read_parquet('{}')").fetchone()[0]
 print(json.dumps({{"ms": took * 1e3, "rows": rows, "version": duckdb.__version__}}))
