@@ -24,8 +24,7 @@ use std::time::Instant;
 fn date_of(day: &Path) -> anyhow::Result<NaiveDate> {
     day.file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("date="))
-        .and_then(|d| d.parse().ok())
+        .and_then(modelshare_ingest::lake::partition_day)
         .with_context(|| format!("{} is not a date=YYYY-MM-DD directory", day.display()))
 }
 

@@ -1343,11 +1343,7 @@ impl Refreshed {
             .iter()
             .chain(&self.removed)
             .filter(|r| r.starts_with("events/") || r.starts_with("rollups/"))
-            .filter_map(|r| {
-                r.split('/')
-                    .find_map(|part| part.strip_prefix("date="))
-                    .and_then(|d| d.parse().ok())
-            })
+            .filter_map(|r| r.split('/').find_map(crate::lake::partition_day))
             .collect()
     }
 

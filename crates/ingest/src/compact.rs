@@ -401,8 +401,7 @@ pub(crate) fn days_in(tree: &Path) -> Result<Vec<NaiveDate>, IngestError> {
         let date = dir
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("date="))
-            .and_then(|d| d.parse::<NaiveDate>().ok());
+            .and_then(lake::partition_day);
         if let Some(d) = date.filter(|_| dir.is_dir()) {
             out.push(d);
         }

@@ -199,13 +199,7 @@ pub struct StagedFile {
 impl StagedFile {
     /// The day of the partition the file goes to, if it goes to one.
     pub(crate) fn day(&self) -> Option<NaiveDate> {
-        self.path
-            .parent()?
-            .file_name()?
-            .to_str()?
-            .strip_prefix("date=")?
-            .parse()
-            .ok()
+        partition_day(self.path.parent()?.file_name()?.to_str()?)
     }
 
     pub(crate) fn new(temp: PathBuf, path: PathBuf, rows: usize, bytes: u64) -> StagedFile {
@@ -627,30 +621,36 @@ impl std::io::Write for PositionalWriter<'_> {
 
 /// Reads the `(app_id, event_id)` pairs of a Parquet file (to rebuild the duplicate filter on
 /// start).
-/// The duplicate-filter hashes of the rows of the events file at `path` (reading only the two
-/// id columns).
-pub(crate) fn read_id_hashes(path: &Path) -> Result<Vec<u64>, IngestError> {
+/// The day of a partition directory named `date=YYYY-MM-DD`.
+pub fn partition_day(name: &str) -> Option<NaiveDate> {
+    name.strip_prefix("date=")?.parse().ok()
+}
+
+/// The batches of the events file at `path`, with only its two id columns.
+fn id_batches(
+    path: &Path,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, IngestError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id", "app_id"]);
+    Ok(builder.with_projection(mask).build()?)
+}
+
+/// The duplicate-filter hashes of the rows of the events file at `path` (reading only the two
+/// id columns).
+pub(crate) fn read_id_hashes(path: &Path) -> Result<Vec<u64>, IngestError> {
     let mut hashes = Vec::new();
-    for batch in builder.with_projection(mask).build()? {
+    for batch in id_batches(path)? {
         hashes.extend(id_hashes(&[batch?]).map_err(|e| e.in_file(path))?);
     }
     Ok(hashes)
 }
 
 pub fn read_event_keys(path: &Path) -> Result<Vec<(String, String)>, IngestError> {
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id", "app_id"]);
-    let reader = builder.with_projection(mask).build()?;
     let mut keys = Vec::new();
-    for batch in reader {
+    for batch in id_batches(path)? {
         let batch = batch?;
         let (ids, apps) = id_columns(&batch)?;
         keys.extend((0..ids.len()).map(|i| (apps.value(i).to_owned(), ids.value(i).to_owned())));
