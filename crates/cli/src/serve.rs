@@ -157,8 +157,7 @@ pub async fn run_with_banner(
         // the lease go, so another node need not wait for it to expire.
         tokio::task::spawn_blocking(move || {
             // A joined node without the lease has nothing to put but its flushes (made).
-            let holder = !b.writes_are_shared() || (b.lease_taken() && !b.takeover_pending());
-            match if holder { b.sync(&root) } else { Ok(Default::default()) } {
+            match if b.syncs_as_holder() { b.sync(&root) } else { Ok(Default::default()) } {
                 Ok(synced) => tracing::info!(put = synced.put, deleted = synced.deleted, lake = %b.url(), "bucket synced at shutdown"),
                 Err(e) => tracing::warn!(error = %e, "bucket sync at shutdown failed; the next start of this node carries it"),
             }
@@ -353,7 +352,7 @@ fn spawn_bucket_tasks(
         renewer.renew_lease()
     });
     let sync = repeat_blocking(every, "bucket sync", move || {
-        if bucket.writes_are_shared() && (!bucket.lease_taken() || bucket.takeover_pending()) {
+        if !bucket.syncs_as_holder() {
             return join_pass(&bucket, &ingester);
         }
         let synced = bucket.sync(&root)?;

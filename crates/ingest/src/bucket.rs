@@ -328,6 +328,12 @@ impl BucketLake {
         self.takeover_pending.load(Ordering::Acquire)
     }
 
+    /// Whether this process syncs the lake as its writer: always when writes are not shared;
+    /// when they are, once it has taken the lease and finished taking it over.
+    pub fn syncs_as_holder(&self) -> bool {
+        !self.writes_are_shared() || (self.lease_taken() && !self.takeover_pending())
+    }
+
     /// Whether this process took the lease and has not lost it (it may be running short).
     pub fn lease_taken(&self) -> bool {
         self.held().is_some()
